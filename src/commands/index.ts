@@ -1,0 +1,40 @@
+import { Builtins, Cli } from "clipanion";
+import { buildInfo } from "../version.js";
+import { EsCommand } from "./es.js";
+import { PgCommand } from "./pg.js";
+import { RedisCommand } from "./redis.js";
+import { VersionCommand } from "./version.js";
+
+export function buildCli(): Cli {
+  const cli = new Cli({
+    binaryLabel: "capsule — backup and restore for PostgreSQL, Redis and Elasticsearch",
+    binaryName: "capsule",
+    binaryVersion: buildInfo.version,
+  });
+  cli.register(Builtins.HelpCommand);
+  cli.register(Builtins.VersionCommand);
+  cli.register(VersionCommand);
+  cli.register(PgCommand);
+  cli.register(RedisCommand);
+  cli.register(EsCommand);
+  return cli;
+}
+
+/** Runs the CLI with the process' streams; resolves to the exit code. */
+export async function runCli(
+  argv: string[],
+  context: {
+    stdin?: NodeJS.ReadableStream;
+    stdout?: NodeJS.WritableStream;
+    stderr?: NodeJS.WritableStream;
+    env?: NodeJS.ProcessEnv;
+  } = {},
+): Promise<number> {
+  const cli = buildCli();
+  return cli.run(argv, {
+    stdin: (context.stdin ?? process.stdin) as NodeJS.ReadStream,
+    stdout: (context.stdout ?? process.stdout) as NodeJS.WriteStream,
+    stderr: (context.stderr ?? process.stderr) as NodeJS.WriteStream,
+    env: context.env ?? process.env,
+  } as Parameters<Cli["run"]>[1]);
+}

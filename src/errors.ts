@@ -1,0 +1,60 @@
+/**
+ * The three kinds of failure (STYLE §5):
+ * - the user's mistake: a clipanion `UsageError` (message + usage), thrown from commands;
+ * - an expected operational failure: a `CapsuleError` with a stable code, printed as one line without a stack;
+ * - a bug: anything else, printed with its stack.
+ */
+
+/** Stable error codes. Never renumber or reuse one: scripts and alerts match on them. */
+export const ErrorCode = {
+  Config: "CAPSULE_CONFIG",
+  InvalidBucketUrl: "CAPSULE_INVALID_BUCKET_URL",
+  StoreUnreachable: "CAPSULE_STORE_UNREACHABLE",
+  StoreAccessDenied: "CAPSULE_STORE_ACCESS_DENIED",
+  StoreNoSuchBucket: "CAPSULE_STORE_NO_SUCH_BUCKET",
+  StoreError: "CAPSULE_STORE_ERROR",
+  NotFound: "CAPSULE_NOT_FOUND",
+  PreconditionFailed: "CAPSULE_PRECONDITION_FAILED",
+  InvalidStatefile: "CAPSULE_INVALID_STATEFILE",
+  NotRestorable: "CAPSULE_NOT_RESTORABLE",
+  ChecksumMismatch: "CAPSULE_CHECKSUM_MISMATCH",
+  FingerprintMismatch: "CAPSULE_FINGERPRINT_MISMATCH",
+  ToolMissing: "CAPSULE_TOOL_MISSING",
+  ToolFailed: "CAPSULE_TOOL_FAILED",
+  DatabaseError: "CAPSULE_DATABASE_ERROR",
+  Refused: "CAPSULE_REFUSED",
+  NotImplemented: "CAPSULE_NOT_IMPLEMENTED",
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export class CapsuleError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "CapsuleError";
+  }
+}
+
+export class NotFoundError extends CapsuleError {
+  constructor(message: string) {
+    super(ErrorCode.NotFound, message);
+    this.name = "NotFoundError";
+  }
+}
+
+/** A conditional write lost its race: someone else changed the object since we read it. */
+export class PreconditionFailedError extends CapsuleError {
+  constructor(message: string) {
+    super(ErrorCode.PreconditionFailed, message);
+    this.name = "PreconditionFailedError";
+  }
+}
+
+/** The message of any thrown value, for places that must turn an unknown into one line. */
+export function messageOf(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

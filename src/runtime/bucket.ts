@@ -1,0 +1,31 @@
+import { CapsuleError, ErrorCode } from "../errors.js";
+import { BackupStore } from "../storage/backup-store.js";
+import { openBucket, type S3Overrides } from "../storage/open-store.js";
+
+export interface BucketFlags {
+  readonly bucket?: string | undefined;
+  readonly endpoint?: string | undefined;
+  readonly region?: string | undefined;
+}
+
+/** The backup store named by `--bucket` (or `CAPSULE_BUCKET`), with flag overrides over the AWS environment. */
+export function openBackupStore(flags: BucketFlags, env: NodeJS.ProcessEnv): BackupStore {
+  const url = flags.bucket ?? env["CAPSULE_BUCKET"];
+  if (!url) {
+    throw new CapsuleError(
+      ErrorCode.Config,
+      "no bucket: pass --bucket s3://bucket/prefix (or file:///dir), or set CAPSULE_BUCKET",
+    );
+  }
+  const overrides: S3Overrides = {
+    ...(flags.endpoint ? { endpoint: flags.endpoint } : {}),
+    ...(flags.region ? { region: flags.region } : {}),
+  };
+  const { store, prefix } = openBucket(url, overrides, env);
+  return new BackupStore(store, prefix);
+}
+
+/** `--cluster`, else `CAPSULE_CLUSTER`, else `local`. */
+export function clusterFrom(flag: string | undefined, env: NodeJS.ProcessEnv): string {
+  return flag ?? env["CAPSULE_CLUSTER"] ?? "local";
+}

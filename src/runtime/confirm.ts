@@ -1,0 +1,23 @@
+import { createInterface } from "node:readline/promises";
+import { CapsuleError, ErrorCode } from "../errors.js";
+
+/**
+ * Asks before a destructive action. `--yes` skips the question; without a terminal to ask on, the action is refused
+ * rather than assumed.
+ */
+export async function confirm(
+  question: string,
+  options: { yes: boolean; stdin: NodeJS.ReadStream; stderr: NodeJS.WriteStream },
+): Promise<void> {
+  if (options.yes) return;
+  if (!options.stdin.isTTY) {
+    throw new CapsuleError(ErrorCode.Refused, `${question} — refused: no terminal to confirm on; pass --yes`);
+  }
+  const rl = createInterface({ input: options.stdin, output: options.stderr });
+  try {
+    const answer = await rl.question(`${question} [y/N] `);
+    if (!/^y(es)?$/i.test(answer.trim())) throw new CapsuleError(ErrorCode.Refused, "cancelled");
+  } finally {
+    rl.close();
+  }
+}

@@ -1,0 +1,395 @@
+/**
+ * The domain layer over the object store (velero's BackupStore): backups, not bytes. Every write follows the commit
+ * protocol of DESIGN §7 — `running` statefile before the first byte, heartbeats while running, artifact uploaded while
+ * hashed, `succeeded` with size and digest last — and every read tolerates what a crash or a stranger left behind.
+ */
+import { type Readable, Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import pLimit from "p-limit";
+import { CapsuleError, ErrorCode, NotFoundError, PreconditionFailedError, messageOf } from "../errors.js";
+import { redact } from "../redact.js";
+import { DigestStream, VerifyingStream } from "../util/digest-stream.js";
+import {
+  type BackupRef,
+  type Engine,
+  assertSafeSegment,
+  backupIdTime,
+  layout,
+  newBackupId,
+} from "./layout.js";
+import { getBytes, type ObjectStore } from "./object-store.js";
+import {
+  type Artifact,
+  type BackupState,
+  DEFAULT_ABANDONED_AFTER_MS,
+  STATEFILE_VERSION,
+  type Statefile,
+  deriveState,
+  parseStatefile,
+  serializeStatefile,
+} from "./statefile.js";
+
+export interface BackupEntry {
+  readonly ref: BackupRef;
+  /** The statefile's key. */
+  readonly key: string;
+  readonly state: BackupState;
+  /** Absent when the statefile could not be read or parsed (`state` is then `corrupt`). */
+  readonly statefile?: Statefile;
+  readonly etag?: string;
+  /** Why the entry is corrupt. */
+  readonly problem?: string;
+}
+
+export interface BeginRun {
+  readonly cluster: string;
+  readonly target: string;
+  readonly engine: Engine;
+  readonly trigger: Statefile["trigger"];
+  readonly source: Statefile["source"];
+  readonly tool: Record<string, string>;
+}
+
+export interface BackupStoreOptions {
+  /** A running statefile with an older heartbeat is reported as abandoned. */
+  readonly abandonedAfterMs?: number;
+  /** Parallel statefile reads when listing. @default 32 */
+  readonly readConcurrency?: number;
+  readonly now?: () => Date;
+}
+
+const STATEFILE_CONTENT_TYPE = "application/json";
+/** Attempts for a read-modify-write of a statefile that loses an ETag race. */
+const UPDATE_ATTEMPTS = 5;
+
+export class BackupStore {
+  private readonly abandonedAfterMs: number;
+  private readonly readConcurrency: number;
+  readonly now: () => Date;
+
+  constructor(
+    readonly objects: ObjectStore,
+    readonly prefix: string,
+    options: BackupStoreOptions = {},
+  ) {
+    this.abandonedAfterMs = options.abandonedAfterMs ?? DEFAULT_ABANDONED_AFTER_MS;
+    this.readConcurrency = options.readConcurrency ?? 32;
+    this.now = options.now ?? (() => new Date());
+  }
+
+  /** Starts a run: writes its `running` statefile before any data is read from the database. */
+  async begin(init: BeginRun): Promise<BackupRun> {
+    assertSafeSegment(init.cluster, "cluster");
+    assertSafeSegment(init.target, "target");
+    const started = this.now();
+    const ref: BackupRef = {
+      cluster: init.cluster,
+      engine: init.engine,
+      backupId: newBackupId(init.engine, started),
+    };
+    const statefile: Statefile = {
+      statefileVersion: STATEFILE_VERSION,
+      backupId: ref.backupId,
+      cluster: init.cluster,
+      target: init.target,
+      engine: init.engine,
+      trigger: init.trigger,
+      status: "running",
+      phase: "starting",
+      startedAt: started.toISOString(),
+      heartbeatAt: started.toISOString(),
+      source: init.source,
+      tool: init.tool,
+      verification: { status: "unverified" },
+      restores: [],
+    };
+    const key = layout.statefileKey(this.prefix, ref);
+    const { etag } = await this.objects.put(key, serializeStatefile(statefile), {
+      contentType: STATEFILE_CONTENT_TYPE,
+      ifNoneMatch: "*",
+    });
+    return new BackupRun(this, ref, statefile, etag);
+  }
+
+  /** Backups of one cluster (optionally one engine and target), newest first. Corrupt statefiles are included. */
+  async list(filter: { cluster: string; engine?: Engine; target?: string }): Promise<BackupEntry[]> {
+    const prefix = filter.engine
+      ? layout.enginePrefix(this.prefix, filter.cluster, filter.engine)
+      : layout.clusterPrefix(this.prefix, filter.cluster);
+    const found: Array<{ ref: BackupRef; key: string }> = [];
+    for await (const object of this.objects.list(prefix)) {
+      const ref = layout.parseStatefileKey(this.prefix, object.key);
+      if (ref && ref.cluster === filter.cluster) found.push({ ref, key: object.key });
+    }
+    const limit = pLimit(this.readConcurrency);
+    const entries = await Promise.all(found.map(({ ref }) => limit(() => this.read(ref))));
+    return entries.filter((e) => !filter.target || e.statefile?.target === filter.target).sort(newestFirst);
+  }
+
+  /** Cluster ids that have anything under the prefix. */
+  async listClusters(): Promise<string[]> {
+    const clusters = new Set<string>();
+    for await (const object of this.objects.list(`${this.prefix}/`)) {
+      const cluster = layout.clusterOfKey(this.prefix, object.key);
+      if (cluster) clusters.add(cluster);
+    }
+    return [...clusters].sort();
+  }
+
+  /** One backup; rejects with `NotFoundError` when it has no statefile. */
+  async get(ref: BackupRef): Promise<BackupEntry> {
+    const entry = await this.read(ref);
+    if (entry.state === "corrupt" && entry.problem === MISSING) {
+      throw new NotFoundError(`no backup ${ref.backupId} for cluster ${ref.cluster} (${ref.engine})`);
+    }
+    return entry;
+  }
+
+  /**
+   * The artifact's bytes, checked against the recorded sha256 and size as they stream: the stream fails at its end
+   * on a mismatch, so a consumer must not commit anything before the stream ends cleanly.
+   */
+  async openArtifact(entry: BackupEntry): Promise<Readable> {
+    const artifact = requireArtifact(entry);
+    const raw = await this.objects.get(layout.artifactKey(this.prefix, entry.ref, artifact.name));
+    const verifying = new VerifyingStream(
+      artifact,
+      (actual) =>
+        new CapsuleError(
+          ErrorCode.ChecksumMismatch,
+          `${entry.ref.backupId}: artifact checksum mismatch (recorded sha256 ${artifact.sha256.slice(0, 12)}… ` +
+            `${artifact.sizeBytes} bytes, stored ${actual.sha256.slice(0, 12)}… ${actual.sizeBytes} bytes)`,
+        ),
+    );
+    raw.on("error", (error) => verifying.destroy(error));
+    return raw.pipe(verifying);
+  }
+
+  /** Reads the whole artifact and checks it against the statefile. */
+  async verifyArtifact(entry: BackupEntry): Promise<{ sha256: string; sizeBytes: number }> {
+    const artifact = requireArtifact(entry);
+    const raw = await this.objects.get(layout.artifactKey(this.prefix, entry.ref, artifact.name));
+    const digest = new DigestStream();
+    await pipeline(raw, digest, discard());
+    if (digest.sha256 !== artifact.sha256 || digest.bytes !== artifact.sizeBytes) {
+      throw new CapsuleError(
+        ErrorCode.ChecksumMismatch,
+        `${entry.ref.backupId}: artifact checksum mismatch (recorded ${artifact.sizeBytes} bytes sha256 ` +
+          `${artifact.sha256.slice(0, 12)}…, stored ${digest.bytes} bytes sha256 ${digest.sha256.slice(0, 12)}…)`,
+      );
+    }
+    return { sha256: digest.sha256, sizeBytes: digest.bytes };
+  }
+
+  /**
+   * Read-modify-write of a statefile with optimistic concurrency (ETag), retried when another writer got there
+   * first. Used for restore records and verification results on finished backups.
+   */
+  async update(ref: BackupRef, mutate: (statefile: Statefile) => void): Promise<Statefile> {
+    for (let attempt = 1; ; attempt++) {
+      const entry = await this.get(ref);
+      if (!entry.statefile)
+        throw new CapsuleError(ErrorCode.InvalidStatefile, `${entry.key}: ${entry.problem}`);
+      const next = structuredClone(entry.statefile);
+      mutate(next);
+      try {
+        await this.objects.put(entry.key, serializeStatefile(next), {
+          contentType: STATEFILE_CONTENT_TYPE,
+          ...(entry.etag ? { ifMatch: entry.etag } : {}),
+        });
+        return next;
+      } catch (error) {
+        if (!(error instanceof PreconditionFailedError) || attempt >= UPDATE_ATTEMPTS) throw error;
+      }
+    }
+  }
+
+  /**
+   * Deletes a backup so that a crash at any point leaves nothing that looks good: first the statefile is marked
+   * `deleting`, then the artifacts go, then the statefile. Re-running a delete finishes a half-done one.
+   */
+  async delete(ref: BackupRef): Promise<void> {
+    const entry = await this.get(ref);
+    if (entry.statefile && entry.statefile.status !== "deleting") {
+      await this.update(ref, (s) => {
+        s.status = "deleting";
+        s.phase = "deleting";
+      });
+    }
+    const statefileKey = layout.statefileKey(this.prefix, ref);
+    for await (const object of this.objects.list(layout.backupPrefix(this.prefix, ref))) {
+      if (object.key !== statefileKey) await this.objects.delete(object.key);
+    }
+    await this.objects.delete(statefileKey);
+  }
+
+  /** Reads one statefile into an entry; never throws for a bad statefile, only for an unreachable store. */
+  private async read(ref: BackupRef): Promise<BackupEntry> {
+    const key = layout.statefileKey(this.prefix, ref);
+    let bytes: Buffer;
+    let etag: string | undefined;
+    try {
+      // head then get: the ETag must describe the bytes we parse, and a statefile is tiny.
+      const info = await this.objects.head(key);
+      if (!info) return { ref, key, state: "corrupt", problem: MISSING };
+      etag = info.etag;
+      bytes = await getBytes(this.objects, key);
+    } catch (error) {
+      if (error instanceof NotFoundError) return { ref, key, state: "corrupt", problem: MISSING };
+      throw error;
+    }
+    try {
+      const statefile = parseStatefile(bytes, key);
+      if (
+        statefile.backupId !== ref.backupId ||
+        statefile.cluster !== ref.cluster ||
+        statefile.engine !== ref.engine
+      ) {
+        return { ref, key, state: "corrupt", problem: `${key}: statefile describes another backup` };
+      }
+      return {
+        ref,
+        key,
+        state: deriveState(statefile, this.now(), this.abandonedAfterMs),
+        statefile,
+        ...(etag ? { etag } : {}),
+      };
+    } catch (error) {
+      return { ref, key, state: "corrupt", problem: messageOf(error) };
+    }
+  }
+}
+
+const MISSING = "statefile missing";
+
+/** One run in progress, owned by the process that began it. */
+export class BackupRun {
+  private writes: Promise<unknown> = Promise.resolve();
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly store: BackupStore,
+    readonly ref: BackupRef,
+    private current: Statefile,
+    private etag: string | undefined,
+  ) {}
+
+  get statefile(): Readonly<Statefile> {
+    return this.current;
+  }
+
+  /** Records progress and proves the run is alive. */
+  heartbeat(phase?: string): Promise<void> {
+    return this.write((s) => {
+      if (phase) s.phase = phase;
+    });
+  }
+
+  /** Heartbeats every `intervalMs` until the run commits or fails. Errors are reported, not thrown. */
+  startHeartbeat(intervalMs: number, onError: (error: unknown) => void): void {
+    this.heartbeatTimer = setInterval(() => {
+      this.heartbeat().catch(onError);
+    }, intervalMs);
+    this.heartbeatTimer.unref();
+  }
+
+  /** Streams an artifact into the store, hashing and counting it on the way. Failed multipart uploads are aborted. */
+  async uploadArtifact(
+    name: string,
+    data: Readable,
+    options: { sizeHint?: number } = {},
+  ): Promise<{ sizeBytes: number; sha256: string }> {
+    assertSafeSegment(name, "artifact name");
+    const digest = new DigestStream();
+    const key = layout.artifactKey(this.store.prefix, this.ref, name);
+    data.on("error", (error) => digest.destroy(error));
+    await this.store.objects.put(key, data.pipe(digest), {
+      ...(options.sizeHint ? { sizeHint: options.sizeHint } : {}),
+      contentType: "application/octet-stream",
+    });
+    return { sizeBytes: digest.bytes, sha256: digest.sha256 };
+  }
+
+  /** The commit marker: only now does the backup count as good. */
+  async commit(result: {
+    artifact: Artifact;
+    fingerprint?: Record<string, unknown>;
+    source?: Partial<Statefile["source"]>;
+    tool?: Record<string, string>;
+  }): Promise<Statefile> {
+    this.stopHeartbeat();
+    await this.write((s) => {
+      s.status = "succeeded";
+      s.phase = "committed";
+      s.finishedAt = this.store.now().toISOString();
+      s.artifact = result.artifact;
+      if (result.fingerprint) s.fingerprint = result.fingerprint;
+      if (result.source) s.source = { ...s.source, ...result.source };
+      if (result.tool) s.tool = { ...s.tool, ...result.tool };
+    });
+    return this.current;
+  }
+
+  /** Marks the run failed with a redacted message; the artifact, if any was written, is left for retention. */
+  async fail(phase: string, error: unknown): Promise<Statefile> {
+    this.stopHeartbeat();
+    await this.write((s) => {
+      s.status = "failed";
+      s.phase = phase;
+      s.finishedAt = this.store.now().toISOString();
+      s.error = { phase, message: redact(messageOf(error)) };
+    });
+    return this.current;
+  }
+
+  private stopHeartbeat(): void {
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = undefined;
+  }
+
+  /** Statefile writes of one run are serialized and conditional on the last ETag we wrote. */
+  private write(mutate: (statefile: Statefile) => void): Promise<void> {
+    const next = this.writes.then(async () => {
+      const statefile = structuredClone(this.current);
+      mutate(statefile);
+      statefile.heartbeatAt = this.store.now().toISOString();
+      const key = layout.statefileKey(this.store.prefix, this.ref);
+      const { etag } = await this.store.objects.put(key, serializeStatefile(statefile), {
+        contentType: STATEFILE_CONTENT_TYPE,
+        ...(this.etag ? { ifMatch: this.etag } : {}),
+      });
+      this.current = statefile;
+      this.etag = etag;
+    });
+    this.writes = next.catch(() => undefined);
+    return next;
+  }
+}
+
+function requireArtifact(entry: BackupEntry): Artifact {
+  const artifact = entry.statefile?.artifact;
+  if (!artifact) {
+    throw new CapsuleError(
+      ErrorCode.NotRestorable,
+      `${entry.ref.backupId} has no artifact (state: ${entry.state})`,
+    );
+  }
+  return artifact;
+}
+
+function newestFirst(a: BackupEntry, b: BackupEntry): number {
+  // A corrupt entry has no startedAt; its id still carries the time it began.
+  const at = a.statefile?.startedAt ?? backupIdTime(a.ref.backupId);
+  const bt = b.statefile?.startedAt ?? backupIdTime(b.ref.backupId);
+  if (at !== bt) return at < bt ? 1 : -1;
+  return a.ref.backupId < b.ref.backupId ? 1 : a.ref.backupId > b.ref.backupId ? -1 : 0;
+}
+
+/** A sink that drops what it is given: for reads done only for their digest. */
+function discard(): Writable {
+  return new Writable({
+    write(_chunk, _encoding, callback) {
+      callback();
+    },
+  });
+}

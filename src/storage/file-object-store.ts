@@ -1,0 +1,143 @@
+/**
+ * A local directory as an object store (`file:///path`), with the same key layout as S3: for laptops, demos, tests
+ * and air-gapped copies. Writes are atomic: a temp file in the same directory, fsync, then rename, so a reader never
+ * sees half an object and a crash leaves at most a stray `.capsule-tmp-*` file.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream, createWriteStream } from "node:fs";
+import { mkdir, open, readdir, rename, rm, rmdir, stat } from "node:fs/promises";
+import path from "node:path";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { CapsuleError, ErrorCode, NotFoundError, PreconditionFailedError } from "../errors.js";
+import type { ObjectInfo, ObjectStore, PutOptions, PutResult } from "./object-store.js";
+
+const TMP_MARK = ".capsule-tmp-";
+
+export class FileObjectStore implements ObjectStore {
+  readonly description: string;
+  private readonly root: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+    this.description = `file://${this.root}`;
+  }
+
+  async put(key: string, body: Readable | Uint8Array | string, options: PutOptions = {}): Promise<PutResult> {
+    const target = this.pathOf(key);
+    if (options.ifMatch || options.ifNoneMatch) {
+      // Same-process check-then-rename: good enough for a single writer on a local disk, which is what a
+      // file:// store serves. Concurrent writers belong on S3.
+      const current = await this.head(key);
+      if (options.ifNoneMatch && current)
+        throw new PreconditionFailedError(`${this.description}: ${key} exists`);
+      if (options.ifMatch && current?.etag !== options.ifMatch) {
+        throw new PreconditionFailedError(`${this.description}: ${key} changed since it was read`);
+      }
+    }
+    await mkdir(path.dirname(target), { recursive: true });
+    const tmp = `${target}${TMP_MARK}${randomBytes(6).toString("hex")}`;
+    try {
+      const source = body instanceof Readable ? body : Readable.from([Buffer.from(body)]);
+      await pipeline(source, createWriteStream(tmp, { flags: "wx" }));
+      const handle = await open(tmp, "r");
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(tmp, target);
+    } catch (error) {
+      await rm(tmp, { force: true });
+      throw error;
+    }
+    const info = await this.head(key);
+    return info?.etag ? { etag: info.etag } : {};
+  }
+
+  async get(key: string): Promise<Readable> {
+    const file = this.pathOf(key);
+    // Open first so a missing object rejects here, not later inside the consumer's pipeline.
+    const handle = await open(file, "r").catch((error: NodeJS.ErrnoException) => {
+      if (error.code === "ENOENT") throw new NotFoundError(`${this.description}: get ${key}: not found`);
+      throw error;
+    });
+    return createReadStream("", { fd: handle });
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    try {
+      const s = await stat(this.pathOf(key));
+      if (!s.isFile()) return undefined;
+      return { key, size: s.size, etag: etagOf(s.size, s.mtimeMs, s.ino), lastModified: s.mtime };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw error;
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    await this.check();
+    // Walk only the directory that can hold matches, then filter by the full prefix (S3 prefix semantics).
+    const slash = prefix.lastIndexOf("/");
+    const baseKey = slash >= 0 ? prefix.slice(0, slash + 1) : "";
+    const keys: string[] = [];
+    await this.walk(baseKey, keys);
+    keys.sort();
+    for (const key of keys) {
+      if (!key.startsWith(prefix)) continue;
+      const info = await this.head(key);
+      if (info) yield info;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    await rm(this.pathOf(key), { force: true });
+    // Remove directories the delete emptied, so deleted backups leave no folders behind.
+    let dir = path.dirname(this.pathOf(key));
+    while (dir.startsWith(this.root) && dir !== this.root) {
+      try {
+        await rmdir(dir);
+      } catch {
+        break;
+      }
+      dir = path.dirname(dir);
+    }
+  }
+
+  async check(): Promise<void> {
+    try {
+      const s = await stat(this.root);
+      if (!s.isDirectory()) throw new Error("not a directory");
+    } catch {
+      throw new CapsuleError(ErrorCode.StoreNoSuchBucket, `${this.description}: directory does not exist`);
+    }
+  }
+
+  private async walk(dirKey: string, out: string[]): Promise<void> {
+    let entries;
+    try {
+      entries = await readdir(this.pathOf(dirKey), { withFileTypes: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw error;
+    }
+    for (const entry of entries) {
+      const key = `${dirKey}${entry.name}`;
+      if (entry.isDirectory()) await this.walk(`${key}/`, out);
+      else if (entry.isFile() && !entry.name.includes(TMP_MARK)) out.push(key);
+    }
+  }
+
+  private pathOf(key: string): string {
+    const resolved = path.resolve(this.root, key);
+    if (resolved !== this.root && !resolved.startsWith(this.root + path.sep)) {
+      throw new CapsuleError(ErrorCode.StoreError, `${this.description}: key escapes the store: ${key}`);
+    }
+    return resolved;
+  }
+}
+
+function etagOf(size: number, mtimeMs: number, ino: number): string {
+  return `"${createHash("sha1").update(`${size}:${mtimeMs}:${ino}`).digest("hex").slice(0, 16)}"`;
+}

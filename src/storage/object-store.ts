@@ -1,0 +1,54 @@
+import type { Readable } from "node:stream";
+
+/**
+ * The raw object store: bytes under keys, nothing about backups. Two implementations: S3 (any S3-compatible server)
+ * and a local directory (`file:///path`) with the same key layout. Keys always use "/" and never start with one.
+ */
+export interface ObjectInfo {
+  readonly key: string;
+  readonly size: number;
+  readonly etag?: string;
+  readonly lastModified?: Date;
+}
+
+export interface PutOptions {
+  /** Expected total size, used to pick a multipart part size that cannot hit the 10,000-part cap. */
+  readonly sizeHint?: number;
+  readonly contentType?: string;
+  /** Write only if the current object still has this ETag (optimistic concurrency). */
+  readonly ifMatch?: string;
+  /** Write only if no object exists under the key. */
+  readonly ifNoneMatch?: "*";
+}
+
+export interface PutResult {
+  readonly etag?: string;
+}
+
+export interface ObjectStore {
+  /** Where this store points, for messages; never holds credentials. */
+  readonly description: string;
+  put(key: string, body: Readable | Uint8Array | string, options?: PutOptions): Promise<PutResult>;
+  /** A stream of the object's bytes; rejects with `NotFoundError` if there is none. */
+  get(key: string): Promise<Readable>;
+  /** The object's metadata, or `undefined` if there is none. */
+  head(key: string): Promise<ObjectInfo | undefined>;
+  /** Every object whose key starts with `prefix`, in key order, paging internally. */
+  list(prefix: string, options?: { pageSize?: number }): AsyncIterable<ObjectInfo>;
+  /** Deletes the object; deleting a missing object succeeds. */
+  delete(key: string): Promise<void>;
+  /** Checks that the store exists and answers, with a clear error if not. */
+  check(): Promise<void>;
+}
+
+export async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream)
+    chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
+  return Buffer.concat(chunks);
+}
+
+/** The object's bytes in memory: only for small objects such as statefiles. */
+export async function getBytes(store: ObjectStore, key: string): Promise<Buffer> {
+  return readAll(await store.get(key));
+}

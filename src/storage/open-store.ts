@@ -1,0 +1,74 @@
+/**
+ * Turns a bucket URL (`s3://bucket/prefix` or `file:///dir`) plus settings into an object store and the key prefix
+ * under which capsule keeps its backups. S3 settings come from explicit options first, then the standard AWS
+ * environment variables; credentials are left to the AWS chain unless given.
+ */
+import { CapsuleError, ErrorCode } from "../errors.js";
+import { redact, registerSecret } from "../redact.js";
+import { FileObjectStore } from "./file-object-store.js";
+import type { ObjectStore } from "./object-store.js";
+import { S3ObjectStore, type S3StoreConfig } from "./s3-object-store.js";
+import { DEFAULT_PREFIX, assertSafeSegment } from "./layout.js";
+
+export interface BucketLocation {
+  readonly store: ObjectStore;
+  /** Key prefix under which all clusters live, without a trailing slash. */
+  readonly prefix: string;
+}
+
+export type S3Overrides = Partial<Omit<S3StoreConfig, "bucket">>;
+
+export function openBucket(
+  url: string,
+  overrides: S3Overrides = {},
+  env: NodeJS.ProcessEnv = process.env,
+): BucketLocation {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw invalid(url, "not a URL");
+  }
+  if (parsed.protocol === "file:") {
+    if (parsed.host) throw invalid(url, "a file URL has no host: write file:///absolute/path");
+    const dir = decodeURIComponent(parsed.pathname).replace(/\/+$/, "");
+    if (!dir) throw invalid(url, "give a directory");
+    return { store: new FileObjectStore(dir), prefix: DEFAULT_PREFIX };
+  }
+  if (parsed.protocol === "s3:") {
+    const bucket = parsed.host;
+    if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket))
+      throw invalid(url, `"${bucket}" is not a valid bucket name`);
+    if (parsed.username || parsed.password) throw invalid(url, "credentials do not belong in the bucket URL");
+    const prefix = parsed.pathname.replace(/^\/+|\/+$/g, "") || DEFAULT_PREFIX;
+    for (const segment of prefix.split("/")) assertSafeSegment(segment, "bucket prefix");
+    return { store: new S3ObjectStore({ bucket, ...s3SettingsFromEnv(env), ...overrides }), prefix };
+  }
+  throw invalid(url, `unsupported scheme "${parsed.protocol}" (use s3:// or file://)`);
+}
+
+function s3SettingsFromEnv(env: NodeJS.ProcessEnv): Omit<S3StoreConfig, "bucket"> {
+  registerSecret(env["AWS_SECRET_ACCESS_KEY"]);
+  registerSecret(env["AWS_SESSION_TOKEN"]);
+  const endpoint = env["AWS_ENDPOINT_URL_S3"] || env["AWS_ENDPOINT_URL"] || undefined;
+  const region = env["AWS_REGION"] || env["AWS_DEFAULT_REGION"] || undefined;
+  const pathStyle = env["CAPSULE_S3_PATH_STYLE"];
+  const checksum = env["CAPSULE_S3_CHECKSUM"];
+  if (checksum !== undefined && checksum !== "when_required" && checksum !== "when_supported") {
+    throw new CapsuleError(
+      ErrorCode.Config,
+      `CAPSULE_S3_CHECKSUM must be when_required or when_supported (got ${JSON.stringify(checksum)})`,
+    );
+  }
+  return {
+    ...(endpoint ? { endpoint } : {}),
+    ...(region ? { region } : {}),
+    ...(pathStyle ? { forcePathStyle: pathStyle === "true" } : {}),
+    ...(checksum ? { checksumMode: checksum } : {}),
+    ...(env["CAPSULE_S3_INSECURE_SKIP_TLS_VERIFY"] === "true" ? { insecureSkipTlsVerify: true } : {}),
+  };
+}
+
+function invalid(url: string, why: string): CapsuleError {
+  return new CapsuleError(ErrorCode.InvalidBucketUrl, redact(`--bucket ${JSON.stringify(url)}: ${why}`));
+}

@@ -1,0 +1,183 @@
+/**
+ * statefile.json v1: the self-describing record of one backup run, kept beside its artifact. It is the commit marker
+ * (STYLE §9): data first, checksum recorded, the statefile's final status last. It never holds a credential.
+ */
+import { CapsuleError, ErrorCode } from "../errors.js";
+import { createAjv, formatAjvErrors } from "../util/ajv.js";
+import { ENGINES, type Engine } from "./layout.js";
+
+export const STATEFILE_VERSION = 1;
+
+/** What is written. `deleting` marks a delete in progress so a crash half-way never leaves a "good" husk. */
+export type WrittenStatus = "running" | "succeeded" | "failed" | "deleting";
+/** What is reported: the written status, or a state derived when reading. */
+export type BackupState = WrittenStatus | "abandoned" | "corrupt";
+
+export type TriggerType = "schedule" | "manual" | "request";
+export type VerificationStatus = "unverified" | "verified" | "failed";
+
+export interface Statefile {
+  statefileVersion: 1;
+  backupId: string;
+  cluster: string;
+  target: string;
+  engine: Engine;
+  trigger: { type: TriggerType; requestId?: string; requestedBy?: string };
+  status: WrittenStatus;
+  /** What the run is doing or last did, e.g. "dumping", "uploading", "committed". */
+  phase: string;
+  startedAt: string;
+  heartbeatAt: string;
+  finishedAt?: string;
+  /** Where the data came from. Never credentials. */
+  source: {
+    host?: string;
+    port?: number;
+    database?: string;
+    indices?: string[];
+    serverVersion?: string;
+    sizeBytes?: number;
+  };
+  artifact?: Artifact;
+  /** Versions of the tools that produced the artifact, e.g. { capsule: "0.1.0", pg_dump: "15.18" }. */
+  tool: Record<string, string>;
+  /** What verification compares, e.g. per-table row counts. Engine-specific. */
+  fingerprint?: Record<string, unknown>;
+  verification: {
+    status: VerificationStatus;
+    at?: string;
+    method?: string;
+    details?: string;
+  };
+  restores: RestoreRecord[];
+  error?: { phase: string; message: string };
+}
+
+export interface Artifact {
+  /** The artifact's object name, relative to the backup's folder, so a bucket copied under another prefix restores. */
+  name: string;
+  /** e.g. "pg_dump-custom", "rdb", "es-ndjson". */
+  format: string;
+  formatVersion?: string;
+  compression: "none" | "zstd" | "gzip";
+  encryption: { type: "none" } | { type: "age"; recipients: string[] };
+  sizeBytes: number;
+  /** Hex sha256 of the stored bytes. */
+  sha256: string;
+}
+
+export interface RestoreRecord {
+  at: string;
+  to: string;
+  result: "succeeded" | "failed";
+  message?: string;
+}
+
+const isoDate = { type: "string", format: "date-time" } as const;
+
+export const statefileSchema = {
+  $id: "https://capsule.cnvrg.io/schemas/statefile-v1.json",
+  type: "object",
+  additionalProperties: true, // newer capsules may add fields; an older reader must still restore
+  required: [
+    "statefileVersion",
+    "backupId",
+    "cluster",
+    "target",
+    "engine",
+    "trigger",
+    "status",
+    "phase",
+    "startedAt",
+    "heartbeatAt",
+    "source",
+    "tool",
+    "verification",
+    "restores",
+  ],
+  properties: {
+    statefileVersion: { const: STATEFILE_VERSION },
+    backupId: { type: "string", minLength: 1 },
+    cluster: { type: "string", minLength: 1 },
+    target: { type: "string", minLength: 1 },
+    engine: { enum: [...ENGINES] },
+    trigger: {
+      type: "object",
+      required: ["type"],
+      properties: {
+        type: { enum: ["schedule", "manual", "request"] },
+        requestId: { type: "string" },
+        requestedBy: { type: "string" },
+      },
+    },
+    status: { enum: ["running", "succeeded", "failed", "deleting"] },
+    phase: { type: "string" },
+    startedAt: isoDate,
+    heartbeatAt: isoDate,
+    finishedAt: isoDate,
+    source: { type: "object" },
+    artifact: {
+      type: "object",
+      required: ["name", "format", "compression", "encryption", "sizeBytes", "sha256"],
+      properties: {
+        name: { type: "string", minLength: 1, pattern: "^[^/]+$" },
+        format: { type: "string" },
+        formatVersion: { type: "string" },
+        compression: { enum: ["none", "zstd", "gzip"] },
+        encryption: { type: "object", required: ["type"], properties: { type: { enum: ["none", "age"] } } },
+        sizeBytes: { type: "integer", minimum: 0 },
+        sha256: { type: "string", pattern: "^[0-9a-f]{64}$" },
+      },
+    },
+    tool: { type: "object", additionalProperties: { type: "string" } },
+    fingerprint: { type: "object" },
+    verification: {
+      type: "object",
+      required: ["status"],
+      properties: { status: { enum: ["unverified", "verified", "failed"] }, at: isoDate },
+    },
+    restores: { type: "array", items: { type: "object", required: ["at", "to", "result"] } },
+    error: { type: "object", required: ["phase", "message"] },
+  },
+  // A succeeded run without its artifact record could never be restored: reject it as corrupt.
+  if: { properties: { status: { const: "succeeded" } } },
+  then: { required: ["artifact", "finishedAt"] },
+} as const;
+
+const validate = createAjv().compile(statefileSchema);
+
+/** Parses and validates statefile bytes; throws a `CapsuleError` naming the key and the first problems. */
+export function parseStatefile(bytes: Buffer | string, key: string): Statefile {
+  let data: unknown;
+  try {
+    data = JSON.parse(bytes.toString());
+  } catch (error) {
+    throw new CapsuleError(
+      ErrorCode.InvalidStatefile,
+      `${key}: not valid JSON (${(error as Error).message})`,
+    );
+  }
+  if (!validate(data)) {
+    const problems = formatAjvErrors(key, validate.errors, data);
+    throw new CapsuleError(ErrorCode.InvalidStatefile, problems.slice(0, 3).join("; "));
+  }
+  return data;
+}
+
+export function serializeStatefile(statefile: Statefile): string {
+  return JSON.stringify(statefile, null, 2) + "\n";
+}
+
+/** A running statefile whose heartbeat is older than this is reported as abandoned. */
+export const DEFAULT_ABANDONED_AFTER_MS = 10 * 60 * 1000;
+
+/** The reported state: `abandoned` is derived from a stale heartbeat, never written. */
+export function deriveState(
+  statefile: Statefile,
+  now: Date = new Date(),
+  abandonedAfterMs: number = DEFAULT_ABANDONED_AFTER_MS,
+): BackupState {
+  if (statefile.status !== "running") return statefile.status;
+  const beat = Date.parse(statefile.heartbeatAt);
+  return now.getTime() - beat > abandonedAfterMs ? "abandoned" : "running";
+}

@@ -1,0 +1,54 @@
+/**
+ * The one place ajv is constructed. Under NodeNext, `import Ajv from "ajv"` yields the module namespace rather than
+ * the class (ajv issue 2132); the workaround lives here and nowhere else.
+ */
+import AjvModule, { type ErrorObject, type ValidateFunction } from "ajv";
+import addFormatsModule from "ajv-formats";
+
+type AjvClass = typeof AjvModule.default;
+const Ajv = ((AjvModule as unknown as { default?: AjvClass }).default ?? AjvModule) as AjvClass;
+type AddFormats = typeof addFormatsModule.default;
+const addFormats = ((addFormatsModule as unknown as { default?: AddFormats }).default ??
+  addFormatsModule) as AddFormats;
+
+export type { ErrorObject, ValidateFunction };
+
+export function createAjv(): InstanceType<AjvClass> {
+  const ajv = new Ajv({ allErrors: true, strict: true, strictRequired: false, useDefaults: false });
+  addFormats(ajv);
+  return ajv;
+}
+
+/** `source: /json/pointer message (got value)` — one line per error, naming where and what. */
+export function formatAjvErrors(
+  source: string,
+  errors: ErrorObject[] | null | undefined,
+  data: unknown,
+): string[] {
+  return (errors ?? []).map((error) => {
+    let pointer = error.instancePath || "/";
+    let message = error.message ?? "is invalid";
+    if (error.keyword === "additionalProperties") {
+      const extra = (error.params as { additionalProperty: string }).additionalProperty;
+      pointer = `${error.instancePath}/${extra}`;
+      message = "is not a known field";
+      return `${source}: ${pointer} ${message}`;
+    }
+    if (error.keyword === "required") {
+      const missing = (error.params as { missingProperty: string }).missingProperty;
+      return `${source}: ${error.instancePath}/${missing} is required`;
+    }
+    const got = valueAt(data, error.instancePath);
+    return `${source}: ${pointer} ${message} (got ${JSON.stringify(got)})`;
+  });
+}
+
+function valueAt(data: unknown, pointer: string): unknown {
+  let current: unknown = data;
+  for (const raw of pointer.split("/").slice(1)) {
+    const part = raw.replace(/~1/g, "/").replace(/~0/g, "~");
+    if (current === null || typeof current !== "object") return undefined;
+    current = (current as Record<string, unknown>)[part];
+  }
+  return current;
+}

@@ -1,0 +1,61 @@
+import { createHash, type Hash } from "node:crypto";
+import { Transform, type TransformCallback } from "node:stream";
+
+/** A pass-through that counts bytes and computes their sha256 on the way, so hashing costs no extra read. */
+export class DigestStream extends Transform {
+  private readonly hash: Hash = createHash("sha256");
+  private count = 0;
+  private digestHex: string | undefined;
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.hash.update(chunk);
+    this.count += chunk.length;
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.digestHex = this.hash.digest("hex");
+    callback();
+  }
+
+  get bytes(): number {
+    return this.count;
+  }
+
+  /** The hex sha256 of everything that passed, available once the stream has ended. */
+  get sha256(): string {
+    if (this.digestHex === undefined) throw new Error("DigestStream: sha256 read before the stream ended");
+    return this.digestHex;
+  }
+}
+
+/**
+ * A pass-through that fails the stream at its end when the bytes do not hash to `expected`, so a consumer that
+ * streams straight into a database sees an error before it commits anything.
+ */
+export class VerifyingStream extends Transform {
+  private readonly hash: Hash = createHash("sha256");
+  private count = 0;
+
+  constructor(
+    private readonly expected: { sha256: string; sizeBytes: number },
+    private readonly onMismatch: (actual: { sha256: string; sizeBytes: number }) => Error,
+  ) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.hash.update(chunk);
+    this.count += chunk.length;
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    const actual = { sha256: this.hash.digest("hex"), sizeBytes: this.count };
+    if (actual.sha256 !== this.expected.sha256 || actual.sizeBytes !== this.expected.sizeBytes) {
+      callback(this.onMismatch(actual));
+      return;
+    }
+    callback();
+  }
+}
