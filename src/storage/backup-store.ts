@@ -217,7 +217,10 @@ export class BackupStore {
       });
     }
     const statefileKey = layout.statefileKey(this.prefix, ref);
-    for await (const object of this.objects.list(layout.backupPrefix(this.prefix, ref))) {
+    const backupPrefix = layout.backupPrefix(this.prefix, ref);
+    // A run killed mid-upload leaves a multipart upload that no listing shows; abort it with its backup.
+    await this.objects.abortIncompleteUploads?.(backupPrefix);
+    for await (const object of this.objects.list(backupPrefix)) {
       if (object.key !== statefileKey) await this.objects.delete(object.key);
     }
     await this.objects.delete(statefileKey);

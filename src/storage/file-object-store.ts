@@ -13,6 +13,9 @@ import { CapsuleError, ErrorCode, NotFoundError, PreconditionFailedError } from 
 import type { ObjectInfo, ObjectStore, PutOptions, PutResult } from "./object-store.js";
 
 const TMP_MARK = ".capsule-tmp-";
+const LOCK_SUFFIX = ".capsule-lock";
+/** A lock older than this was left by a crashed writer and is taken over. */
+const STALE_LOCK_MS = 30_000;
 
 export class FileObjectStore implements ObjectStore {
   readonly description: string;
@@ -25,17 +28,24 @@ export class FileObjectStore implements ObjectStore {
 
   async put(key: string, body: Readable | Uint8Array | string, options: PutOptions = {}): Promise<PutResult> {
     const target = this.pathOf(key);
-    if (options.ifMatch || options.ifNoneMatch) {
-      // Same-process check-then-rename: good enough for a single writer on a local disk, which is what a
-      // file:// store serves. Concurrent writers belong on S3.
+    await mkdir(path.dirname(target), { recursive: true });
+    if (!options.ifMatch && !options.ifNoneMatch) return this.write(key, target, body);
+    // Check-and-write under a lock file, so conditional writes are atomic across processes on this disk.
+    const release = await acquireLock(`${target}${LOCK_SUFFIX}`);
+    try {
       const current = await this.head(key);
       if (options.ifNoneMatch && current)
         throw new PreconditionFailedError(`${this.description}: ${key} exists`);
       if (options.ifMatch && current?.etag !== options.ifMatch) {
         throw new PreconditionFailedError(`${this.description}: ${key} changed since it was read`);
       }
+      return await this.write(key, target, body);
+    } finally {
+      await release();
     }
-    await mkdir(path.dirname(target), { recursive: true });
+  }
+
+  private async write(key: string, target: string, body: Readable | Uint8Array | string): Promise<PutResult> {
     const tmp = `${target}${TMP_MARK}${randomBytes(6).toString("hex")}`;
     try {
       const source = body instanceof Readable ? body : Readable.from([Buffer.from(body)]);
@@ -125,7 +135,8 @@ export class FileObjectStore implements ObjectStore {
     for (const entry of entries) {
       const key = `${dirKey}${entry.name}`;
       if (entry.isDirectory()) await this.walk(`${key}/`, out);
-      else if (entry.isFile() && !entry.name.includes(TMP_MARK)) out.push(key);
+      else if (entry.isFile() && !entry.name.includes(TMP_MARK) && !entry.name.endsWith(LOCK_SUFFIX))
+        out.push(key);
     }
   }
 
@@ -135,6 +146,24 @@ export class FileObjectStore implements ObjectStore {
       throw new CapsuleError(ErrorCode.StoreError, `${this.description}: key escapes the store: ${key}`);
     }
     return resolved;
+  }
+}
+
+async function acquireLock(file: string): Promise<() => Promise<void>> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const handle = await open(file, "wx");
+      await handle.close();
+      return () => rm(file, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      const age = await stat(file).then(
+        (s) => Date.now() - s.mtimeMs,
+        () => 0,
+      );
+      if (age > STALE_LOCK_MS) await rm(file, { force: true });
+      else await new Promise((r) => setTimeout(r, Math.min(5 * 2 ** Math.min(attempt, 6), 200)));
+    }
   }
 }
 

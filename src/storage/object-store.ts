@@ -39,6 +39,11 @@ export interface ObjectStore {
   delete(key: string): Promise<void>;
   /** Checks that the store exists and answers, with a clear error if not. */
   check(): Promise<void>;
+  /**
+   * Aborts multipart uploads begun under `prefix` and never finished (a killed process leaves them, and they are
+   * billed). Stores without multipart uploads do not implement it. Resolves to how many were aborted.
+   */
+  abortIncompleteUploads?(prefix: string): Promise<number>;
 }
 
 export async function readAll(stream: Readable): Promise<Buffer> {

@@ -60,7 +60,15 @@ function s3SettingsFromEnv(env: NodeJS.ProcessEnv): Omit<S3StoreConfig, "bucket"
       `CAPSULE_S3_CHECKSUM must be when_required or when_supported (got ${JSON.stringify(checksum)})`,
     );
   }
+  // Keys from the given environment are passed explicitly so an injected env (tests, the daemon's per-cluster
+  // secrets) is honoured; without them the SDK's chain finds profiles, web identity (IRSA) or an instance role.
+  const accessKeyId = env["AWS_ACCESS_KEY_ID"];
+  const secretAccessKey = env["AWS_SECRET_ACCESS_KEY"];
+  const sessionToken = env["AWS_SESSION_TOKEN"];
   return {
+    ...(accessKeyId && secretAccessKey
+      ? { credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) } }
+      : {}),
     ...(endpoint ? { endpoint } : {}),
     ...(region ? { region } : {}),
     ...(pathStyle ? { forcePathStyle: pathStyle === "true" } : {}),

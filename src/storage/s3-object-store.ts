@@ -55,6 +55,10 @@ export interface S3StoreConfig {
   readonly uploadConcurrency?: number;
 }
 
+// The SDK warns on every process under Node < 22 through process.emitWarning, which would break capsule's
+// one-line error contract on stderr. The runtime is pinned to Node 20 by the Kubernetes client (DESIGN §13).
+process.env["AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"] ??= "true";
+
 const CONNECT_TIMEOUT_MS = 5_000;
 /** Socket idle time after which a request is abandoned (and retried). */
 const IDLE_TIMEOUT_MS = 60_000;
@@ -63,6 +67,11 @@ export class S3ObjectStore implements ObjectStore {
   readonly description: string;
   private readonly client: S3Client;
   private readonly bucket: string;
+  /**
+   * How this server wants the ETag in `If-Match`. HTTP says quoted, and AWS accepts that; Ceph radosgw 16 only
+   * matches the bare hex. Learned on the first conditional write that a quoted tag fails and a bare one passes.
+   */
+  private etagStyle: "quoted" | "bare" | undefined;
 
   constructor(private readonly config: S3StoreConfig) {
     this.bucket = config.bucket;
@@ -104,21 +113,42 @@ export class S3ObjectStore implements ObjectStore {
         return out.ETag ? { etag: out.ETag } : {};
       }
       const bytes = typeof body === "string" ? Buffer.from(body) : body;
-      const out = await this.client.send(
-        new PutObjectCommand({
-          Bucket: this.bucket,
-          Key: key,
-          Body: bytes,
-          ContentLength: bytes.byteLength,
-          ContentType: options.contentType,
-          ...(options.ifMatch ? { IfMatch: options.ifMatch } : {}),
-          ...(options.ifNoneMatch ? { IfNoneMatch: options.ifNoneMatch } : {}),
-          ...sse,
-        }),
-      );
+      const send = (ifMatch: string | undefined) =>
+        this.client.send(
+          new PutObjectCommand({
+            Bucket: this.bucket,
+            Key: key,
+            Body: bytes,
+            ContentLength: bytes.byteLength,
+            ContentType: options.contentType,
+            ...(ifMatch ? { IfMatch: ifMatch } : {}),
+            ...(options.ifNoneMatch ? { IfNoneMatch: options.ifNoneMatch } : {}),
+            ...sse,
+          }),
+        );
+      const out = options.ifMatch ? await this.putIfMatch(options.ifMatch, send) : await send(undefined);
       return out.ETag ? { etag: out.ETag } : {};
     } catch (error) {
       throw this.translate(error, `put ${key}`);
+    }
+  }
+
+  /**
+   * A conditional put in the ETag style the server understands. A bare retry after a quoted 412 cannot turn a
+   * real conflict into a success: a changed object fails both forms.
+   */
+  private async putIfMatch<T>(etag: string, send: (ifMatch: string) => Promise<T>): Promise<T> {
+    const bare = etag.replace(/^"|"$/g, "");
+    if (this.etagStyle === "bare") return send(bare);
+    try {
+      const out = await send(`"${bare}"`);
+      this.etagStyle = "quoted";
+      return out;
+    } catch (error) {
+      if (this.etagStyle === "quoted" || !isPreconditionFailed(error)) throw error;
+      const out = await send(bare);
+      this.etagStyle = "bare";
+      return out;
     }
   }
 
@@ -209,14 +239,19 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async abortIncompleteUpload(key: string, uploadId: string): Promise<void> {
-    try {
-      await this.client.send(
-        new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }),
-      );
-    } catch (error) {
-      throw this.translate(error, `abort upload ${key}`);
+  async abortIncompleteUploads(prefix: string): Promise<number> {
+    const uploads = await this.listIncompleteUploads(prefix);
+    for (const { key, uploadId } of uploads) {
+      try {
+        await this.client.send(
+          new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }),
+        );
+      } catch (error) {
+        const translated = this.translate(error, `abort upload ${key}`);
+        if (!(translated instanceof NotFoundError)) throw translated;
+      }
     }
+    return uploads.length;
   }
 
   destroy(): void {
@@ -294,4 +329,9 @@ export class S3ObjectStore implements ObjectStore {
       cause: error,
     });
   }
+}
+
+function isPreconditionFailed(error: unknown): boolean {
+  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e.name === "PreconditionFailed" || e.$metadata?.httpStatusCode === 412;
 }
