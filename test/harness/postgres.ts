@@ -89,20 +89,18 @@ export async function startPostgres(): Promise<PostgresServer> {
 
   let daemon: ReturnType<typeof startDaemon> | undefined;
   try {
-    await run(
-      join(binDir, "initdb"),
-      [
-        "-D", dataDir,
-        "-U", PG_USER,
-        "--pwfile", pwFile,
-        "--auth-local=trust",
-        "--auth-host=scram-sha-256",
-        "-E", "UTF8",
-        "--locale=C",
-        "--no-sync",
-      ],
-      { ...ids, env, cwd: dir, timeoutMs: 120_000 },
-    );
+    // prettier-ignore
+    const initdbArgs = [
+      "-D", dataDir,
+      "-U", PG_USER,
+      "--pwfile", pwFile,
+      "--auth-local=trust",
+      "--auth-host=scram-sha-256",
+      "-E", "UTF8",
+      "--locale=C",
+      "--no-sync",
+    ];
+    await run(join(binDir, "initdb"), initdbArgs, { ...ids, env, cwd: dir, timeoutMs: 120_000 });
     writeFileSync(
       join(dataDir, "pg_hba.conf"),
       [
@@ -116,21 +114,26 @@ export async function startPostgres(): Promise<PostgresServer> {
     );
     if (account) chownSync(join(dataDir, "pg_hba.conf"), account.uid, account.gid);
 
+    const settings = {
+      listen_addresses: host,
+      unix_socket_directories: socketDir,
+      fsync: "off",
+      synchronous_commit: "off",
+      full_page_writes: "off",
+      password_encryption: "scram-sha-256",
+      logging_collector: "off",
+      max_connections: "100",
+      wal_level: "replica",
+      max_wal_senders: "10",
+    };
     daemon = startDaemon(
       join(binDir, "postgres"),
       [
-        "-D", dataDir,
-        "-p", String(port),
-        "-c", `listen_addresses=${host}`,
-        "-c", `unix_socket_directories=${socketDir}`,
-        "-c", "fsync=off",
-        "-c", "synchronous_commit=off",
-        "-c", "full_page_writes=off",
-        "-c", "password_encryption=scram-sha-256",
-        "-c", "logging_collector=off",
-        "-c", "max_connections=100",
-        "-c", "wal_level=replica",
-        "-c", "max_wal_senders=10",
+        "-D",
+        dataDir,
+        "-p",
+        String(port),
+        ...Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`]),
       ],
       {
         name: "postgres",

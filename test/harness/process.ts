@@ -7,7 +7,16 @@
  * never leaves a server behind.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { accessSync, closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import {
+  accessSync,
+  closeSync,
+  constants,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+} from "node:fs";
 import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { delimiter, isAbsolute, join } from "node:path";
@@ -114,11 +123,30 @@ export function run(cmd: string, args: readonly string[], options: RunOptions = 
       timedOut = true;
       killQuietly(-(child.pid ?? 0), "SIGKILL");
     }, timeoutMs);
+    // Interrupted mid-command (initdb, ceph osd new, ...): the command goes too.
+    const unregister = registerTeardown({
+      name: cmd,
+      stop: () => {
+        killQuietly(-(child.pid ?? 0), "SIGKILL");
+        return Promise.resolve();
+      },
+      killSync: () => {
+        killQuietly(-(child.pid ?? 0), "SIGKILL");
+        return child.pid === undefined ? [] : [child.pid];
+      },
+    });
     child.once("error", (err) => {
+      unregister();
       clearTimeout(timer);
-      reject(new HarnessError(`${commandLine(cmd, args)}: ${err.message}`, { cause: err, logFiles: options.logFiles }));
+      reject(
+        new HarnessError(`${commandLine(cmd, args)}: ${err.message}`, {
+          cause: err,
+          logFiles: options.logFiles,
+        }),
+      );
     });
     child.once("close", (code, signal) => {
+      unregister();
       clearTimeout(timer);
       if (code === 0 && !timedOut) {
         resolve({ stdout, stderr });
@@ -175,6 +203,11 @@ const tempDirs = new Set<string>();
 let handlersInstalled = false;
 let shuttingDown = false;
 
+/** True once SIGINT/SIGTERM/SIGHUP has started the teardown (the process exits when it is done). */
+export function isShuttingDown(): boolean {
+  return shuttingDown;
+}
+
 /**
  * Register something to tear down if the process ends early. Returns the function that unregisters it.
  * `stop` is the orderly way (awaited on SIGINT/SIGTERM), `killSync` the last resort in the 'exit' handler.
@@ -192,7 +225,8 @@ function installHandlers(): void {
     process.on(signal, () => void onSignal(signal));
   }
   process.on("uncaughtExceptionMonitor", () => {
-    if (entries.size > 0 || tempDirs.size > 0) process.stderr.write("harness: uncaught error; killing test servers\n");
+    if (entries.size > 0 || tempDirs.size > 0)
+      process.stderr.write("harness: uncaught error; killing test servers\n");
   });
   process.on("exit", killAllSync);
 }
@@ -206,14 +240,24 @@ async function onSignal(signal: NodeJS.Signals): Promise<void> {
   }
   shuttingDown = true;
   process.stderr.write(`\nharness: ${signal}; stopping test servers...\n`);
+  // This timer also keeps the process alive until the stop is done (the daemons themselves do not).
   const deadline = sleep(30_000).then(() => process.stderr.write("harness: orderly stop took too long\n"));
   await Promise.race([stopAll(), deadline]);
   process.exit(signalExitCodes[signal] ?? 1);
 }
 
-/** Stop everything registered (in parallel), then remove the registered temporary directories. */
+/**
+ * Stop everything registered, newest first (radosgw before the OSD before the monitor), then remove the
+ * registered temporary directories.
+ */
 export async function stopAll(): Promise<void> {
-  await Promise.allSettled([...entries].map((e) => e.stop()));
+  for (const entry of [...entries].reverse()) {
+    try {
+      await entry.stop();
+    } catch {
+      // keep going: the rest must stop too
+    }
+  }
   entries.clear();
   await Promise.allSettled([...tempDirs].map((d) => removeTempDir(d)));
 }
@@ -232,7 +276,7 @@ function killAllSync(): void {
   const deadline = Date.now() + 3000;
   while (pids.some(isAlive) && Date.now() < deadline) Atomics.wait(waitArray, 0, 0, 50);
   for (const pid of pids) if (isAlive(pid)) killQuietly(pid, "SIGKILL");
-  for (const dir of tempDirs) {
+  for (const dir of keepTempDirs ? [] : tempDirs) {
     try {
       rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
     } catch {
@@ -258,14 +302,17 @@ export function makeTempDir(prefix: string): string {
 
 /** Remove a directory made by makeTempDir (unless CAPSULE_TEST_KEEP=1). */
 export async function removeTempDir(dir: string): Promise<void> {
+  if (!keepTempDirs) await rm(dir, { recursive: true, force: true, maxRetries: 3 });
+  // Only now: if the process exits during the rm, the 'exit' handler finishes it.
   tempDirs.delete(dir);
-  if (keepTempDirs) return;
-  await rm(dir, { recursive: true, force: true, maxRetries: 3 });
 }
 
-/** Forget a directory made by makeTempDir without removing it (its logs explain a failure). */
+/**
+ * Forget a directory made by makeTempDir without removing it (its logs explain a failure to start). Not while
+ * an interrupt tears everything down: then the failure is ours, and the directory goes too.
+ */
 export function keepTempDir(dir: string): void {
-  tempDirs.delete(dir);
+  if (!shuttingDown) tempDirs.delete(dir);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -346,11 +393,10 @@ export function startDaemon(cmd: string, args: readonly string[], options: Daemo
     stopping ??= (async () => {
       if (exitStatus === undefined) {
         killQuietly(target, options.stopSignal ?? "SIGTERM");
-        const timer = sleep(stopTimeoutMs).then(() => "timeout" as const);
-        if ((await Promise.race([exited.then(() => "exited" as const), timer])) === "timeout") {
+        if (!(await exitsWithin(exited, stopTimeoutMs))) {
           killQuietly(target, "SIGKILL");
           killQuietly(pid, "SIGKILL");
-          await Promise.race([exited, sleep(5000)]);
+          await exitsWithin(exited, 5000);
         }
       }
       // Whatever else is left in its process group (helpers it forked) goes too.
@@ -378,6 +424,17 @@ export function startDaemon(cmd: string, args: readonly string[], options: Daemo
     exited,
     stop,
   };
+}
+
+/** Whether `exited` settles within `ms` (the timer is cleared either way, so it holds no process open). */
+async function exitsWithin(exited: Promise<void>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([exited.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export interface WaitOptions {
@@ -429,9 +486,4 @@ export function lookupUser(name: string): { uid: number; gid: number; home: stri
     }
   }
   return undefined;
-}
-
-/** Milliseconds since `start`, as "1.23 s". */
-export function elapsed(start: number): string {
-  return `${((performance.now() - start) / 1000).toFixed(2)} s`;
 }

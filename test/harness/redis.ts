@@ -45,25 +45,30 @@ export async function startRedis(): Promise<RedisServer> {
   const logFile = join(dir, "redis.log");
   const host = "127.0.0.1";
   const port = await freePort();
+  const options = {
+    port: String(port),
+    bind: host,
+    dir,
+    save: "",
+    appendonly: "no",
+    daemonize: "no",
+    "protected-mode": "no",
+  };
   const daemon = startDaemon(
     bin,
-    [
-      "--port", String(port),
-      "--bind", host,
-      "--dir", dir,
-      "--save", "",
-      "--appendonly", "no",
-      "--daemonize", "no",
-      "--protected-mode", "no",
-    ],
+    Object.entries(options).flatMap(([k, v]) => [`--${k}`, v]),
     { name: "redis-server", logFile, cwd: dir },
   );
   try {
-    await waitFor(`redis-server on ${host}:${port}`, async () => (await redisCommand(host, port, "PING")) === "+PONG", {
-      timeoutMs: 15_000,
-      intervalMs: 50,
-      daemons: [daemon],
-    });
+    await waitFor(
+      `redis-server on ${host}:${port}`,
+      async () => (await redisCommand(host, port, "PING")) === "+PONG",
+      {
+        timeoutMs: 15_000,
+        intervalMs: 50,
+        daemons: [daemon],
+      },
+    );
   } catch (err) {
     await daemon.stop();
     keepTempDir(dir);
