@@ -97,9 +97,14 @@ export abstract class EngineCommand extends BaseCommand {
 
   private async runDownload(): Promise<void> {
     if (!this.to) throw new UsageError("--download needs --to FILE");
+    await this.runDownloadTo(this.to);
+  }
+
+  /** Downloads the stored artifact as it is; engines override to hand out what their own tools read. */
+  protected async runDownloadTo(file: string): Promise<void> {
     const store = this.store();
-    const bytes = await downloadArtifact(store, await this.entry(store), this.to);
-    this.context.stderr.write(`downloaded ${formatBytes(bytes)} to ${this.to} (sha256 verified)\n`);
+    const bytes = await downloadArtifact(store, await this.entry(store), file, { force: this.force });
+    this.context.stderr.write(`downloaded ${formatBytes(bytes)} to ${file} (sha256 verified)\n`);
   }
 
   private async runDelete(): Promise<void> {

@@ -1,15 +1,148 @@
-import { Command } from "clipanion";
+import { Command, Option, UsageError } from "clipanion";
+import { pgConnectionFrom, describeConnection } from "../engines/postgres/connection.js";
+import { backupPostgres } from "../engines/postgres/backup.js";
+import { restorePostgres, type PgRestoreMode } from "../engines/postgres/restore.js";
+import { zstdDecompress } from "../engines/postgres/tools.js";
+import { CapsuleError, ErrorCode, messageOf } from "../errors.js";
+import { confirm } from "../runtime/confirm.js";
+import { downloadArtifact } from "../runtime/download.js";
+import { recordRestore } from "../runtime/record-restore.js";
+import { takeBackup } from "../runtime/take-backup.js";
+import { isSafeSegment } from "../storage/layout.js";
 import { EngineCommand } from "./engine-command.js";
+import { formatBytes, render } from "./render.js";
 
 export class PgCommand extends EngineCommand {
   static override paths = [["pg"]];
-  static override usage = Command.Usage({ description: "Back up, list and restore PostgreSQL backups" });
+  static override usage = Command.Usage({
+    description: "Back up, list and restore PostgreSQL backups",
+    details: `
+      Connection flags fall back to the libpq variables PGHOST, PGPORT, PGDATABASE and PGUSER; the password is
+      read only from PGPASSWORD. A restore is non-destructive by default: the backup is restored into a new
+      database, checked against its checksum and row counts, and only then swapped in; the old database is kept
+      as <db>_pre_restore_<timestamp>.
+    `,
+    examples: [
+      [
+        "Back up a database",
+        "PGPASSWORD=… capsule pg --create --host db --database app --bucket s3://backups/capsule",
+      ],
+      ["List backups", "capsule pg --list --bucket s3://backups/capsule"],
+      [
+        "Restore, keeping the old data",
+        "capsule pg --restore --id ID --host db --database app --bucket s3://backups/capsule",
+      ],
+      [
+        "Download a file for pg_restore",
+        "capsule pg --download --id ID --to app.dump --bucket s3://backups/capsule",
+      ],
+    ],
+  });
   readonly engine = "postgresql" as const;
 
-  protected runCreate(): Promise<void> {
-    return Promise.reject(this.notBuilt("pg --create"));
+  host = Option.String("--host", { description: "Server host (default: $PGHOST, else localhost)" });
+  port = Option.String("--port", { description: "Server port (default: $PGPORT, else 5432)" });
+  database = Option.String("--database", {
+    description: "Database (default: $PGDATABASE, else the user name)",
+  });
+  user = Option.String("--user", { description: "User (default: $PGUSER, else postgres)" });
+  target = Option.String("--target", {
+    description: "Target name recorded in the backup (default: the database)",
+  });
+  inPlace = Option.Boolean("--in-place", false, {
+    description: "Restore over the existing database (pg_restore --clean)",
+  });
+  toDatabase = Option.String("--to-database", {
+    description: "Restore into this new database, beside the original",
+  });
+  noOwner = Option.Boolean("--no-owner", false, { description: "Restore without owners and privileges" });
+  raw = Option.Boolean("--raw", false, {
+    description: "Download the stored (zstd-compressed) bytes as they are",
+  });
+
+  protected override async runCreate(): Promise<void> {
+    const conn = pgConnectionFrom(this, this.env);
+    const target = this.target ?? conn.database;
+    if (!isSafeSegment(target)) {
+      throw new UsageError(
+        `--target ${JSON.stringify(target)}: use letters, digits, ".", "_" and "-" (set --target for this database)`,
+      );
+    }
+    const statefile = await takeBackup(
+      this.store(),
+      {
+        cluster: this.clusterId(),
+        target,
+        engine: this.engine,
+        trigger: { type: "manual" },
+        source: { host: conn.host, port: conn.port, database: conn.database },
+      },
+      (run, context) => backupPostgres(conn, run, context),
+    );
+    if (this.output === "table") this.print(statefile.backupId);
+    else this.print(render(this.output, statefile));
+    this.context.stderr.write(
+      `backed up ${describeConnection(conn)}: ${formatBytes(statefile.artifact?.sizeBytes ?? 0)} as ${statefile.backupId}\n`,
+    );
   }
-  protected runRestore(): Promise<void> {
-    return Promise.reject(this.notBuilt("pg --restore"));
+
+  protected override async runRestore(): Promise<void> {
+    if (this.inPlace && this.toDatabase) throw new UsageError("choose one of --in-place and --to-database");
+    const conn = pgConnectionFrom(this, this.env);
+    const store = this.store();
+    const entry = await this.entry(store);
+    if (entry.state !== "succeeded" && !this.force) {
+      throw new CapsuleError(
+        ErrorCode.NotRestorable,
+        `${entry.ref.backupId} is ${entry.state}: only succeeded backups are restored (--force to try anyway)`,
+      );
+    }
+    const mode: PgRestoreMode = this.inPlace
+      ? { kind: "in-place" }
+      : this.toDatabase
+        ? { kind: "new-database", database: this.toDatabase }
+        : { kind: "swap" };
+    const where = describeConnection(conn, this.toDatabase ?? conn.database);
+    const what =
+      mode.kind === "in-place"
+        ? `OVERWRITE ${where} in place with ${entry.ref.backupId}?`
+        : mode.kind === "swap"
+          ? `Restore ${entry.ref.backupId} as ${where} (the current database is kept under another name)?`
+          : `Restore ${entry.ref.backupId} into the new database ${where}?`;
+    await confirm(what, { yes: this.yes, stdin: this.context.stdin, stderr: this.context.stderr });
+
+    try {
+      const outcome = await restorePostgres(conn, store, entry, mode, {
+        noOwner: this.noOwner,
+        onPhase: (phase) => this.context.stderr.write(`${phase}…\n`),
+      });
+      await recordRestore(store, entry, { to: where, result: "succeeded" });
+      this.context.stderr.write(
+        `restored ${entry.ref.backupId} into ${outcome.database}: ${outcome.tables} tables, ${outcome.rows} rows match the backup\n`,
+      );
+      if (outcome.keptAs) {
+        this.context.stderr.write(
+          `the previous database is kept as "${outcome.keptAs}"; when you no longer need it: DROP DATABASE "${outcome.keptAs}";\n`,
+        );
+      }
+      if (this.output !== "table") this.print(render(this.output, outcome));
+    } catch (error) {
+      await recordRestore(store, entry, { to: where, result: "failed", message: messageOf(error) }).catch(
+        () => undefined,
+      );
+      throw error;
+    }
+  }
+
+  protected override async runDownloadTo(file: string): Promise<void> {
+    const store = this.store();
+    const entry = await this.entry(store);
+    const bytes = await downloadArtifact(store, entry, file, {
+      ...(this.raw ? {} : { decode: zstdDecompress() }),
+      force: this.force,
+    });
+    this.context.stderr.write(
+      `downloaded ${formatBytes(bytes)} to ${file} (sha256 verified${this.raw ? "" : "; a pg_restore custom-format file"})\n`,
+    );
   }
 }

@@ -1,0 +1,79 @@
+/**
+ * The PostgreSQL client adapter: the only file that imports `pg`. Connects with a bounded timeout and turns
+ * driver errors into one line that names the server and the database, never the password.
+ */
+import pg from "pg";
+import { CapsuleError, ErrorCode } from "../../errors.js";
+import { redact } from "../../redact.js";
+import { describeConnection, type PgConnection } from "./connection.js";
+
+export type SqlClient = pg.Client;
+
+const CONNECT_TIMEOUT_MS = 10_000;
+
+export async function connect(conn: PgConnection, database: string = conn.database): Promise<pg.Client> {
+  const client = new pg.Client({
+    host: conn.host,
+    port: conn.port,
+    user: conn.user,
+    database,
+    ...(conn.password ? { password: conn.password } : {}),
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    application_name: "capsule",
+  });
+  // An idle client whose server goes away emits 'error'; the next query reports it instead of crashing us.
+  client.on("error", () => undefined);
+  try {
+    await client.connect();
+  } catch (error) {
+    await client.end().catch(() => undefined);
+    throw translatePgError(error, conn, database);
+  }
+  return client;
+}
+
+export async function withClient<T>(
+  conn: PgConnection,
+  database: string,
+  work: (client: pg.Client) => Promise<T>,
+): Promise<T> {
+  const client = await connect(conn, database);
+  try {
+    return await work(client);
+  } catch (error) {
+    throw translatePgError(error, conn, database);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** Quotes an identifier for SQL text (for statements that take no parameters, such as CREATE DATABASE). */
+export function ident(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+export function translatePgError(error: unknown, conn: PgConnection, database: string): Error {
+  if (error instanceof CapsuleError) return error;
+  const e = error as { code?: string; message?: string };
+  const where = describeConnection(conn, database);
+  const message = e.message ?? String(error);
+  switch (e.code) {
+    case "28P01":
+    case "28000":
+      return new CapsuleError(
+        ErrorCode.DatabaseError,
+        `${where}: authentication failed for user "${conn.user}"`,
+      );
+    case "3D000":
+      return new CapsuleError(ErrorCode.DatabaseError, `${where}: database "${database}" does not exist`);
+    case "ECONNREFUSED":
+    case "ENOTFOUND":
+    case "EHOSTUNREACH":
+    case "ETIMEDOUT":
+    case "EAI_AGAIN":
+      return new CapsuleError(ErrorCode.DatabaseError, `${where}: cannot connect (${e.code})`);
+  }
+  if (/timeout/i.test(message))
+    return new CapsuleError(ErrorCode.DatabaseError, `${where}: connection timed out`);
+  return new CapsuleError(ErrorCode.DatabaseError, redact(`${where}: ${message}`));
+}

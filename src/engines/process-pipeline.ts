@@ -1,0 +1,162 @@
+/**
+ * External tools chained like a shell pipeline (`pg_dump | zstd`), with the guarantees a shell does not give: the
+ * output stream ends cleanly only after every process exited 0, so a consumer (an upload, a restore) can never
+ * mistake a truncated stream for a whole one; a failure names the tool and its last stderr line, redacted.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { PassThrough, type Readable } from "node:stream";
+import { CapsuleError, ErrorCode } from "../errors.js";
+import { redact } from "../redact.js";
+
+export interface ToolCommand {
+  readonly command: string;
+  readonly args: readonly string[];
+  /** Added to a minimal inherited environment; secrets go here, never in args. */
+  readonly env?: Record<string, string | undefined>;
+  /** The Debian package that provides the command, for the "not found" message. */
+  readonly package?: string;
+}
+
+export interface RunningPipeline {
+  /** The last process' stdout; errors if any process fails, ends only after all exited 0. */
+  readonly output: Readable;
+  /** Resolves when every process exited 0; rejects with the first failure. */
+  readonly done: Promise<void>;
+  /** Kills every process (e.g. when the consumer failed). */
+  kill(): void;
+}
+
+const STDERR_KEEP_BYTES = 16 * 1024;
+
+export function spawnPipeline(
+  commands: readonly ToolCommand[],
+  options: { input?: Readable; signal?: AbortSignal } = {},
+): RunningPipeline {
+  const input = options.input;
+  if (commands.length === 0) throw new Error("spawnPipeline: no commands");
+  const children: ChildProcess[] = [];
+  const exits: Array<Promise<void>> = [];
+  let previous: Readable | undefined = input;
+
+  for (const tool of commands) {
+    const child = spawn(tool.command, [...tool.args], {
+      env: { ...baseEnv(), ...tool.env },
+      stdio: [previous ? "pipe" : "ignore", "pipe", "pipe"],
+    });
+    children.push(child);
+    let stderr = "";
+    child.stderr?.on("data", (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString()).slice(-STDERR_KEEP_BYTES);
+    });
+    if (previous && child.stdin) {
+      // EPIPE when a later tool quits early is reported through that tool's exit status, not here.
+      child.stdin.on("error", () => undefined);
+      previous.on("error", () => child.kill("SIGTERM"));
+      previous.pipe(child.stdin);
+    }
+    exits.push(
+      new Promise<void>((resolve, reject) => {
+        child.on("error", (error: NodeJS.ErrnoException) => {
+          reject(
+            error.code === "ENOENT"
+              ? new CapsuleError(
+                  ErrorCode.ToolMissing,
+                  `${tool.command} not found on PATH${tool.package ? `: install ${tool.package}` : ""}`,
+                )
+              : error,
+          );
+        });
+        child.on("close", (code, signal) => {
+          if (code === 0) return resolve();
+          const last = lastMeaningfulLine(stderr);
+          reject(
+            new CapsuleError(
+              ErrorCode.ToolFailed,
+              redact(
+                `${tool.command} ${signal ? `was killed by ${signal}` : `exited ${code}`}${last ? `: ${last}` : ""}`,
+              ),
+            ),
+          );
+        });
+      }),
+    );
+    previous = child.stdout ?? undefined;
+  }
+
+  const done = firstFailureOrAll(exits);
+  const output = new PassThrough();
+  // Hold the end of the stream until every process has exited 0: a consumer sees either all bytes and a clean
+  // end, or an error — never a short stream that ends cleanly.
+  previous!.on("data", (chunk: Buffer) => {
+    if (!output.write(chunk)) {
+      previous!.pause();
+      output.once("drain", () => previous!.resume());
+    }
+  });
+  previous!.on("end", () => {
+    done.then(
+      () => output.end(),
+      (error: unknown) => output.destroy(error as Error),
+    );
+  });
+  done.catch((error: unknown) => {
+    output.destroy(error as Error);
+    killAll(children);
+  });
+  output.on("close", () => {
+    if (!output.writableFinished) killAll(children);
+  });
+
+  options.signal?.addEventListener("abort", () => killAll(children), { once: true });
+  return { output, done, kill: () => killAll(children) };
+}
+
+/** Runs one tool to completion and returns its stdout (small outputs only, e.g. `--version`). */
+export async function runTool(tool: ToolCommand): Promise<string> {
+  const pipeline = spawnPipeline([tool]);
+  const chunks: Buffer[] = [];
+  for await (const chunk of pipeline.output) chunks.push(chunk as Buffer);
+  await pipeline.done;
+  return Buffer.concat(chunks).toString();
+}
+
+function firstFailureOrAll(exits: Array<Promise<void>>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let pending = exits.length;
+    for (const exit of exits) {
+      exit.then(() => {
+        if (--pending === 0) resolve();
+      }, reject);
+    }
+  });
+}
+
+function killAll(children: ChildProcess[]): void {
+  for (const child of children) {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+  }
+}
+
+function lastMeaningfulLine(stderr: string): string {
+  const lines = stderr
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean);
+  return lines.at(-1) ?? "";
+}
+
+/** Tools get PATH, locale and HOME, not capsule's whole environment (which may hold other secrets). */
+function baseEnv(): Record<string, string | undefined> {
+  const keep = [
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "TMPDIR",
+    "PGSSLMODE",
+    "PGSSLROOTCERT",
+    "PGCONNECT_TIMEOUT",
+  ];
+  return Object.fromEntries(keep.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]]));
+}

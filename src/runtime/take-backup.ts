@@ -1,0 +1,81 @@
+/**
+ * One backup run, engine-agnostic: begin (a `running` statefile before any data is read), heartbeat while the
+ * engine streams, commit on success, record the failure otherwise. An interrupt (SIGINT/SIGTERM) marks the run
+ * failed before the process exits, so nothing is left looking like it might still succeed.
+ */
+import { CapsuleError, ErrorCode, messageOf } from "../errors.js";
+import type { Logger } from "../log.js";
+import type { BackupRun, BackupStore, BeginRun } from "../storage/backup-store.js";
+import type { Artifact, Statefile } from "../storage/statefile.js";
+import { buildInfo } from "../version.js";
+
+export interface EngineBackupResult {
+  readonly artifact: Artifact;
+  readonly fingerprint?: object;
+  readonly source?: Partial<Statefile["source"]>;
+  readonly tool?: Record<string, string>;
+}
+
+export interface EngineContext {
+  /** Records what the run is doing (written to the statefile with the next heartbeat). */
+  readonly onPhase: (phase: string) => void;
+  /** Aborted when the run is interrupted: engines kill their tools and stop reading. */
+  readonly signal: AbortSignal;
+}
+
+export type EngineBackup = (run: BackupRun, context: EngineContext) => Promise<EngineBackupResult>;
+
+const HEARTBEAT_MS = 30_000;
+
+export async function takeBackup(
+  store: BackupStore,
+  init: Omit<BeginRun, "tool"> & { tool?: Record<string, string> },
+  engine: EngineBackup,
+  log?: Logger,
+): Promise<Statefile> {
+  const run = await store.begin({ ...init, tool: { capsule: buildInfo.version, ...init.tool } });
+  log?.info("backup started", { backupId: run.ref.backupId, cluster: init.cluster, target: init.target });
+  let phase = "starting";
+  run.startHeartbeat(HEARTBEAT_MS, (error) => log?.warn("heartbeat failed", { error: messageOf(error) }));
+
+  const abort = new AbortController();
+  const interrupted = new Promise<never>((_, reject) => {
+    abort.signal.addEventListener("abort", () => reject(abort.signal.reason as Error), { once: true });
+  });
+  interrupted.catch(() => undefined);
+  const onSignal = (signal: NodeJS.Signals) =>
+    abort.abort(new CapsuleError(ErrorCode.Refused, `interrupted by ${signal} while ${phase}`));
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+
+  try {
+    const onPhase = (next: string) => {
+      phase = next;
+      run
+        .heartbeat(next)
+        .catch((error: unknown) => log?.warn("heartbeat failed", { error: messageOf(error) }));
+    };
+    const result = await Promise.race([engine(run, { onPhase, signal: abort.signal }), interrupted]);
+    const statefile = await run.commit({
+      ...result,
+      fingerprint: result.fingerprint as Record<string, unknown>,
+    });
+    log?.info("backup succeeded", {
+      backupId: run.ref.backupId,
+      bytes: result.artifact.sizeBytes,
+      sha256: result.artifact.sha256,
+    });
+    return statefile;
+  } catch (error) {
+    await run
+      .fail(phase, error)
+      .catch((failError: unknown) =>
+        log?.error("could not record the failure in the statefile", { error: messageOf(failError) }),
+      );
+    log?.error("backup failed", { backupId: run.ref.backupId, phase, error: messageOf(error) });
+    throw error;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
