@@ -2,6 +2,7 @@ import { Builtins, Cli } from "clipanion";
 import { buildInfo } from "../version.js";
 import { EsCommand } from "./es.js";
 import { PgCommand } from "./pg.js";
+import { PlanCommand } from "./plan.js";
 import { RedisCommand } from "./redis.js";
 import { VersionCommand } from "./version.js";
 
@@ -17,6 +18,7 @@ export function buildCli(): Cli {
   cli.register(PgCommand);
   cli.register(RedisCommand);
   cli.register(EsCommand);
+  cli.register(PlanCommand);
   return cli;
 }
 

@@ -1,0 +1,85 @@
+/**
+ * The container environment of a backup pod, following the run contract (plan/run-contract.ts). Plain values only
+ * for what the plan itself says; everything read from a Secret goes through `valueFrom.secretKeyRef`, so no secret
+ * value can reach the compiled YAML. The order is fixed, for byte-stable output.
+ */
+import type { V1EnvVar } from "@kubernetes/client-node";
+import { storageFor } from "../plan/resolve.js";
+import { RUN_ENV, runTargetOf } from "../plan/run-contract.js";
+import type { BackupPlan, CredentialRole, Target } from "../plan/types.js";
+import { canonicalJson } from "./canonical-json.js";
+
+type SecretRef = { secretName: string; keys: Readonly<Partial<Record<string, string>>> };
+
+const plain = (name: string, value: string): V1EnvVar => ({ name, value });
+
+function fromSecret(name: string, ref: SecretRef, role: string, optional = false): V1EnvVar {
+  const key = ref.keys[role];
+  // Resolution fills every role an engine uses; a missing one here is a bug, not a user error.
+  if (key === undefined)
+    throw new Error(`secret ${ref.secretName} has no key for role ${role} (env ${name})`);
+  return {
+    name,
+    valueFrom: { secretKeyRef: { name: ref.secretName, key, ...(optional && { optional: true }) } },
+  };
+}
+
+/** Plain when the plan gives a value, else from the Secret when there is one, else absent. */
+function plainOrSecret(
+  name: string,
+  value: string | undefined,
+  ref: SecretRef | undefined,
+  role: string,
+  optional: boolean,
+): V1EnvVar[] {
+  if (value !== undefined) return [plain(name, value)];
+  if (ref) return [fromSecret(name, ref, role, optional)];
+  return [];
+}
+
+export function containerEnv(plan: BackupPlan, target: Target): V1EnvVar[] {
+  const storage = storageFor(plan, target);
+  const bucketRef = storage.bucketSecretRef;
+  const credsRef = storage.credentialsSecretRef;
+  return [
+    plain(RUN_ENV.target, canonicalJson(runTargetOf(plan, target))),
+    ...plainOrSecret(RUN_ENV.bucket, storage.bucket, bucketRef, "bucket", false),
+    ...plainOrSecret(RUN_ENV.endpoint, storage.endpoint, bucketRef, "endpoint", true),
+    ...plainOrSecret(RUN_ENV.region, storage.region, bucketRef, "region", true),
+    // Optional: both keys absent or empty means ambient credentials (IRSA, instance role).
+    ...(credsRef
+      ? [
+          fromSecret(RUN_ENV.accessKeyId, credsRef, "accessKeyId", true),
+          fromSecret(RUN_ENV.secretAccessKey, credsRef, "secretAccessKey", true),
+        ]
+      : []),
+    ...engineEnv(target),
+  ];
+}
+
+function engineEnv(target: Target): V1EnvVar[] {
+  const { connection, credentials } = target;
+  const secret = (name: string, role: CredentialRole) => fromSecret(name, credentials, role);
+  switch (target.engine) {
+    case "postgresql":
+      return [
+        ...plainOrSecret(RUN_ENV.pgHost, connection.host, credentials, "host", false),
+        plain(RUN_ENV.pgPort, String(connection.port)),
+        ...plainOrSecret(RUN_ENV.pgDatabase, connection.database, credentials, "database", false),
+        secret(RUN_ENV.pgUser, "user"),
+        secret(RUN_ENV.pgPassword, "password"),
+      ];
+    case "redis":
+      return [
+        plain(RUN_ENV.redisHost, connection.host ?? ""),
+        plain(RUN_ENV.redisPort, String(connection.port)),
+        secret(RUN_ENV.redisPassword, "password"),
+      ];
+    case "elasticsearch":
+      return [
+        plain(RUN_ENV.esUrl, connection.url ?? `http://${connection.host ?? ""}:${connection.port}`),
+        secret(RUN_ENV.esUser, "user"),
+        secret(RUN_ENV.esPassword, "password"),
+      ];
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * Every default of a backup plan, in one place (STYLE §7). The scanner's CnvrgApp defaults are DESIGN §3's table;
+ * the rest are capsule's choices, each with the reason next to it.
+ */
+import { DEFAULT_FAILED_GRACE_HOURS } from "../storage/retention.js";
+import type { Engine } from "../storage/layout.js";
+import { buildInfo } from "../version.js";
+import type { BucketSecretRole, CredentialRole, Deadlines, PodSettings, Resources } from "./types.js";
+
+/** The image a CronJob runs when the plan names none: the release matching the capsule that compiled it. */
+export const DEFAULT_IMAGE = `ghcr.io/cnvrg/capsule:${buildInfo.version}`;
+
+export const DEFAULT_STORAGE_PREFIX = "capsule";
+
+/** DESIGN §3: a CnvrgApp's backups default to a daily run keeping 5. */
+export const DEFAULT_PERIOD = "24h";
+export const DEFAULT_KEEP_LAST = 5;
+export { DEFAULT_FAILED_GRACE_HOURS };
+
+/** The cnvrg bucket Secret (`cp-object-storage`) and its keys (DESIGN §3). */
+export const DEFAULT_BUCKET_SECRET = "cp-object-storage";
+export const BUCKET_SECRET_KEYS: Readonly<Record<BucketSecretRole, string>> = {
+  bucket: "CNVRG_STORAGE_BUCKET",
+  endpoint: "CNVRG_STORAGE_ENDPOINT",
+  region: "CNVRG_STORAGE_REGION",
+};
+export const STORAGE_CREDENTIAL_KEYS = {
+  accessKeyId: "CNVRG_STORAGE_ACCESS_KEY",
+  secretAccessKey: "CNVRG_STORAGE_SECRET_KEY",
+} as const;
+
+/** Per engine: the CnvrgApp's service, port and credentials Secret defaults (DESIGN §3). */
+export interface EngineDefaults {
+  /** `spec.dbs.<key>` in a CnvrgApp. */
+  readonly cnvrgKey: "pg" | "redis" | "es";
+  readonly svcName: string;
+  readonly port: number;
+  readonly credsSecret: string;
+  /** Which keys of the credentials Secret hold what; roles an engine does not use are absent. */
+  readonly credentialKeys: Readonly<Partial<Record<CredentialRole, string>>>;
+}
+
+export const ENGINE_DEFAULTS: Readonly<Record<Engine, EngineDefaults>> = {
+  postgresql: {
+    cnvrgKey: "pg",
+    svcName: "postgres",
+    port: 5432,
+    credsSecret: "pg-creds",
+    credentialKeys: {
+      host: "POSTGRES_HOST",
+      database: "POSTGRES_DB",
+      user: "POSTGRES_USER",
+      password: "POSTGRES_PASSWORD",
+    },
+  },
+  redis: {
+    cnvrgKey: "redis",
+    svcName: "redis",
+    port: 6379,
+    credsSecret: "redis-creds",
+    credentialKeys: { password: "CNVRG_REDIS_PASSWORD" },
+  },
+  elasticsearch: {
+    cnvrgKey: "es",
+    svcName: "elasticsearch",
+    port: 9200,
+    credsSecret: "es-creds",
+    credentialKeys: { user: "CNVRG_ES_USER", password: "CNVRG_ES_PASS" },
+  },
+};
+
+/**
+ * 65532 is the distroless "nonroot" user the image runs as. OpenShift's restricted SCC assigns its own UIDs: set
+ * these in the plan's `spec.pod` to a value from the namespace's range there.
+ */
+export const DEFAULT_POD: PodSettings = {
+  runAsUser: 65532,
+  runAsGroup: 65532,
+  fsGroup: 65532,
+  imagePullSecrets: [],
+};
+
+/**
+ * A dump is mostly one core of compression plus a streaming upload: request a quarter core, allow two so the
+ * compressor can run beside pg_dump; memory stays flat by design (streams, no temp files), 1 GiB is headroom.
+ */
+export const DEFAULT_RESOURCES: Resources = {
+  requests: { cpu: "250m", memory: "256Mi" },
+  limits: { cpu: "2", memory: "1Gi" },
+};
+
+/** `/tmp` is the only writable path (read-only root); nothing large belongs there (DESIGN §8: no temp files). */
+export const TMP_SIZE_LIMIT = "256Mi";
+
+export const DEFAULT_DEADLINES: Deadlines = {
+  // Ten minutes: a run delayed by a busy scheduler still happens; one delayed past that waits for the next slot.
+  startingDeadlineSeconds: 600,
+  // Six hours: bounds a hung dump so `Forbid` cannot block every later run forever.
+  activeDeadlineSeconds: 21_600,
+  // One day: the Job is only a log holder; the statefile in S3 is the record of the run.
+  ttlSecondsAfterFinished: 86_400,
+  // One retry covers a transient network error; each retry is a new backup id, the failed one stays as failed.
+  backoffLimit: 1,
+  successfulJobsHistoryLimit: 3,
+  failedJobsHistoryLimit: 3,
+};

@@ -1,0 +1,230 @@
+/**
+ * Plan document → resolved plan: applies the defaults of `defaults.ts`, turns periods into crons, and checks what
+ * the schema cannot (rules spanning fields). Pure; problems come back as lines, never thrown one at a time.
+ */
+import type { Engine } from "../storage/layout.js";
+import type { RetentionPolicy } from "../storage/retention.js";
+import {
+  BUCKET_SECRET_KEYS,
+  DEFAULT_BUCKET_SECRET,
+  DEFAULT_DEADLINES,
+  DEFAULT_FAILED_GRACE_HOURS,
+  DEFAULT_IMAGE,
+  DEFAULT_KEEP_LAST,
+  DEFAULT_PERIOD,
+  DEFAULT_POD,
+  DEFAULT_RESOURCES,
+  DEFAULT_STORAGE_PREFIX,
+  ENGINE_DEFAULTS,
+  STORAGE_CREDENTIAL_KEYS,
+} from "./defaults.js";
+import type { PlanDocument, ScheduleDocument, StorageDocument, TargetDocument } from "./document.js";
+import { problem } from "./plan-error.js";
+import { cronProblem, parsePeriod, periodToCron } from "./schedule.js";
+import {
+  PLAN_API_VERSION,
+  PLAN_KIND,
+  type BackupPlan,
+  type PodSettings,
+  type Schedule,
+  type Storage,
+  type Target,
+} from "./types.js";
+
+export type Resolved<T> = { ok: true; value: T } | { ok: false; problems: string[] };
+
+/** What a plan falls back to when its document leaves something out: a scanned plan for the same cluster. */
+export interface PlanFallback {
+  readonly image?: string;
+  readonly storage?: Storage;
+  readonly pod?: PodSettings;
+}
+
+export function resolvePlan(
+  document: PlanDocument,
+  source: string,
+  fallback: PlanFallback = {},
+): Resolved<BackupPlan> {
+  const problems: string[] = [];
+  const cluster = document.metadata.cluster;
+  const spec = document.spec;
+  let storage = fallback.storage;
+  if (spec.storage) {
+    if (spec.storage.bucket === undefined && spec.storage.bucketSecretRef === undefined) {
+      problems.push(problem(source, "/spec/storage", "must name a bucket or a bucketSecretRef"));
+    }
+    storage = {
+      prefix: DEFAULT_STORAGE_PREFIX,
+      ...resolveStorage(spec.storage, source, "/spec/storage", problems),
+    };
+  } else if (!storage) {
+    problems.push(
+      problem(
+        source,
+        "/spec/storage",
+        `is required: no scanned CnvrgApp provides storage for cluster "${cluster}"`,
+      ),
+    );
+  }
+  const targets: Target[] = [];
+  const seen = new Map<string, number>();
+  (spec.targets ?? []).forEach((doc, i) => {
+    const pointer = `/spec/targets/${i}`;
+    const first = seen.get(doc.name);
+    if (first !== undefined) {
+      problems.push(problem(source, `${pointer}/name`, `duplicates /spec/targets/${first}/name`, doc.name));
+      return;
+    }
+    seen.set(doc.name, i);
+    const target = resolveTarget(doc, cluster, source, pointer);
+    if (target.ok) targets.push(target.value);
+    else problems.push(...target.problems);
+  });
+  if (problems.length > 0 || !storage) return { ok: false, problems };
+  return {
+    ok: true,
+    value: {
+      apiVersion: PLAN_API_VERSION,
+      kind: PLAN_KIND,
+      metadata: { cluster },
+      spec: {
+        image: spec.image ?? fallback.image ?? DEFAULT_IMAGE,
+        storage,
+        pod: { ...(fallback.pod ?? DEFAULT_POD), ...spec.pod },
+        targets,
+      },
+    },
+  };
+}
+
+/** One target, defaults applied. `seed` spreads its schedule: `<cluster>/<name>`. */
+export function resolveTarget(
+  doc: TargetDocument,
+  cluster: string,
+  source: string,
+  pointer: string,
+): Resolved<Target> {
+  const problems: string[] = [];
+  const at = (path: string) => `${pointer}${path}`;
+  const engine = ENGINE_DEFAULTS[doc.engine];
+  const connection = { ...doc.connection, port: doc.connection?.port ?? engine.port };
+  checkConnection(doc.engine, connection, (path, message, value) =>
+    problems.push(problem(source, at(path), message, value)),
+  );
+  const keys = { ...engine.credentialKeys };
+  for (const [role, key] of Object.entries(doc.credentials?.keys ?? {})) {
+    if (!(role in engine.credentialKeys)) {
+      problems.push(problem(source, at(`/credentials/keys/${role}`), `is not used by ${doc.engine}`, key));
+    } else keys[role as keyof typeof keys] = key;
+  }
+  const schedule = resolveSchedule(doc.schedule ?? { period: DEFAULT_PERIOD }, `${cluster}/${doc.name}`);
+  if ("problem" in schedule)
+    problems.push(problem(source, at(schedule.pointer), schedule.problem, schedule.value));
+  const verifySchedule =
+    doc.verify?.schedule && resolveSchedule(doc.verify.schedule, `${cluster}/${doc.name}/verify`);
+  if (verifySchedule && "problem" in verifySchedule) {
+    problems.push(
+      problem(source, at(`/verify${verifySchedule.pointer}`), verifySchedule.problem, verifySchedule.value),
+    );
+  }
+  const storage = doc.storage && resolveStorage(doc.storage, source, at("/storage"), problems);
+  if (problems.length > 0 || "problem" in schedule || (verifySchedule && "problem" in verifySchedule)) {
+    return { ok: false, problems };
+  }
+  const retention: RetentionPolicy = {
+    keepLast: DEFAULT_KEEP_LAST,
+    failedGraceHours: DEFAULT_FAILED_GRACE_HOURS,
+    ...doc.retention,
+  };
+  return {
+    ok: true,
+    value: {
+      name: doc.name,
+      engine: doc.engine,
+      namespace: doc.namespace,
+      connection,
+      credentials: { secretName: doc.credentials?.secretName ?? engine.credsSecret, keys },
+      schedule,
+      retention,
+      ...(verifySchedule ? { verify: { schedule: verifySchedule } } : {}),
+      ...(storage ? { storage } : {}),
+      resources: {
+        requests: { ...DEFAULT_RESOURCES.requests, ...doc.resources?.requests },
+        limits: { ...DEFAULT_RESOURCES.limits, ...doc.resources?.limits },
+      },
+      deadlines: { ...DEFAULT_DEADLINES, ...doc.deadlines },
+      suspend: doc.suspend ?? false,
+    },
+  };
+}
+
+type ScheduleProblem = { problem: string; pointer: string; value: string };
+
+export function resolveSchedule(doc: ScheduleDocument, seed: string): Schedule | ScheduleProblem {
+  if ("period" in doc) {
+    const seconds = parsePeriod(doc.period);
+    if (typeof seconds !== "number")
+      return { problem: seconds.reason, pointer: "/schedule/period", value: doc.period };
+    return { cron: periodToCron(seconds, seed) };
+  }
+  const reason = cronProblem(doc.cron);
+  if (reason) return { problem: reason, pointer: "/schedule/cron", value: doc.cron };
+  return { cron: doc.cron.trim().replace(/\s+/g, " ") };
+}
+
+function checkConnection(
+  engine: Engine,
+  connection: TargetDocument["connection"] & object,
+  report: (path: string, message: string, value?: unknown) => void,
+): void {
+  if (engine !== "postgresql" && connection.database !== undefined) {
+    report("/connection/database", `is only for postgresql, not ${engine}`, connection.database);
+  }
+  if (engine !== "elasticsearch" && connection.url !== undefined) {
+    report("/connection/url", `is only for elasticsearch, not ${engine}`, connection.url);
+  }
+  if (engine !== "postgresql" && connection.host === undefined && connection.url === undefined) {
+    report("/connection/host", `is required for ${engine}`);
+  }
+}
+
+/** Storage fields given, with the secret key names defaulted; `prefix` is defaulted by the plan-level caller. */
+function resolveStorage(
+  doc: StorageDocument,
+  source: string,
+  pointer: string,
+  problems: string[],
+): Partial<Storage> {
+  if (doc.sse?.kmsKeyId !== undefined && doc.sse.type !== "aws:kms") {
+    problems.push(problem(source, `${pointer}/sse/kmsKeyId`, 'is only for type "aws:kms"', doc.sse.kmsKeyId));
+  }
+  const { bucketSecretRef, credentialsSecretRef, ...plain } = doc;
+  return {
+    ...plain,
+    ...(bucketSecretRef && {
+      bucketSecretRef: {
+        secretName: bucketSecretRef.secretName,
+        keys: { ...BUCKET_SECRET_KEYS, ...bucketSecretRef.keys },
+      },
+    }),
+    ...(credentialsSecretRef && {
+      credentialsSecretRef: {
+        secretName: credentialsSecretRef.secretName,
+        keys: { ...STORAGE_CREDENTIAL_KEYS, ...credentialsSecretRef.keys },
+      },
+    }),
+  };
+}
+
+/** cnvrg's storage: one Secret holds the bucket, its endpoint and region, and the access keys (DESIGN §3). */
+export function cnvrgStorage(bucketSecret: string = DEFAULT_BUCKET_SECRET): StorageDocument {
+  return {
+    bucketSecretRef: { secretName: bucketSecret },
+    credentialsSecretRef: { secretName: bucketSecret },
+  };
+}
+
+/** The storage a target writes to: the plan's, with the target's overrides on top. */
+export function storageFor(plan: BackupPlan, target: Target): Storage {
+  return { ...plan.spec.storage, ...target.storage };
+}

@@ -1,0 +1,69 @@
+/**
+ * The contract between a compiled CronJob and `capsule run` inside its pod: which environment variables carry what.
+ * The compiler writes them, `capsule run` reads them; both import the names from here. Non-secret settings travel
+ * as one JSON document in CAPSULE_TARGET; each secret travels alone, only ever through `secretKeyRef`.
+ */
+import type { Engine } from "../storage/layout.js";
+import type { RetentionPolicy } from "../storage/retention.js";
+import { storageFor } from "./resolve.js";
+import type { BackupPlan, Connection, ServerSideEncryption, Target, VerifyPolicy } from "./types.js";
+
+export const RUN_ENV = {
+  /** JSON of `RunTarget`. */
+  target: "CAPSULE_TARGET",
+  bucket: "CAPSULE_S3_BUCKET",
+  /** Optional; a value may carry a scheme or not (cnvrg's CNVRG_STORAGE_ENDPOINT does either). */
+  endpoint: "AWS_ENDPOINT_URL_S3",
+  region: "AWS_REGION",
+  /** Both empty or unset: ambient credentials (IRSA, instance role). */
+  accessKeyId: "AWS_ACCESS_KEY_ID",
+  secretAccessKey: "AWS_SECRET_ACCESS_KEY",
+  pgHost: "PGHOST",
+  pgPort: "PGPORT",
+  pgDatabase: "PGDATABASE",
+  pgUser: "PGUSER",
+  pgPassword: "PGPASSWORD",
+  redisHost: "REDIS_HOST",
+  redisPort: "REDIS_PORT",
+  /** The variable redis-cli itself reads, so an operator can `kubectl exec` and use it. */
+  redisPassword: "REDISCLI_AUTH",
+  esUrl: "ES_URL",
+  esUser: "ES_USER",
+  esPassword: "ES_PASSWORD",
+} as const;
+
+export const RUN_TARGET_VERSION = 1;
+
+/** What `capsule run` is told about its target, beside the secrets. Never holds a secret value. */
+export interface RunTarget {
+  readonly version: typeof RUN_TARGET_VERSION;
+  readonly cluster: string;
+  readonly target: string;
+  readonly engine: Engine;
+  readonly namespace: string;
+  readonly connection: Connection;
+  readonly retention: RetentionPolicy;
+  readonly storage: {
+    readonly prefix: string;
+    readonly endpoint?: string;
+    readonly region?: string;
+    readonly pathStyle?: boolean;
+    readonly sse?: ServerSideEncryption;
+  };
+  readonly verify?: VerifyPolicy;
+}
+
+export function runTargetOf(plan: BackupPlan, target: Target): RunTarget {
+  const { prefix, endpoint, region, pathStyle, sse } = storageFor(plan, target);
+  return {
+    version: RUN_TARGET_VERSION,
+    cluster: plan.metadata.cluster,
+    target: target.name,
+    engine: target.engine,
+    namespace: target.namespace,
+    connection: target.connection,
+    retention: target.retention,
+    storage: { prefix, endpoint, region, pathStyle, sse },
+    ...(target.verify && { verify: target.verify }),
+  };
+}

@@ -1,0 +1,142 @@
+/**
+ * The backup plan (DESIGN §4), in its resolved form: every default applied, every `period` turned into a cron.
+ * This is what the scanner returns, what `-o json` prints and what the compiler reads. A resolved plan is also a
+ * valid hand-written plan, so `capsule plan -o json` output can be edited and fed back through `--plans`.
+ * The defaults themselves live in `defaults.ts`; the `@default` tags below name them.
+ */
+import type { RetentionPolicy } from "../storage/retention.js";
+import type { Engine } from "../storage/layout.js";
+
+export const PLAN_API_VERSION = "capsule.cnvrg.io/v1";
+export const PLAN_KIND = "BackupPlan";
+
+export interface BackupPlan {
+  readonly apiVersion: typeof PLAN_API_VERSION;
+  readonly kind: typeof PLAN_KIND;
+  readonly metadata: PlanMetadata;
+  readonly spec: PlanSpec;
+}
+
+export interface PlanMetadata {
+  /** The protected installation; `<namespace>.<name>` for a scanned CnvrgApp. Safe for S3 keys. */
+  readonly cluster: string;
+}
+
+export interface PlanSpec {
+  /** The capsule image every CronJob runs. @default DEFAULT_IMAGE */
+  readonly image: string;
+  readonly storage: Storage;
+  /** Pod-level settings shared by every target of the plan. */
+  readonly pod: PodSettings;
+  readonly targets: readonly Target[];
+}
+
+/** A Secret in the target's namespace and which of its keys holds which value. */
+export interface SecretKeys<Role extends string> {
+  readonly secretName: string;
+  readonly keys: Readonly<Record<Role, string>>;
+}
+
+export type BucketSecretRole = "bucket" | "endpoint" | "region";
+export type StorageCredentialRole = "accessKeyId" | "secretAccessKey";
+
+export interface Storage {
+  /** The bucket by name. Either this or `bucketSecretRef` (whose `bucket` key names it) must be set. */
+  readonly bucket?: string;
+  /** A Secret holding bucket, endpoint and region (cnvrg's `cp-object-storage`). Plain fields win over it. */
+  readonly bucketSecretRef?: SecretKeys<BucketSecretRole>;
+  /** Key prefix inside the bucket. @default "capsule" */
+  readonly prefix: string;
+  /** S3 endpoint URL for S3-compatible stores (MinIO, radosgw); unset means AWS or the secret's endpoint. */
+  readonly endpoint?: string;
+  readonly region?: string;
+  /** Path-style addressing; unset lets `capsule run` decide (path style when a custom endpoint is used). */
+  readonly pathStyle?: boolean;
+  /** Access keys; unset, or empty values in the Secret, mean ambient credentials (IRSA, instance role). */
+  readonly credentialsSecretRef?: SecretKeys<StorageCredentialRole>;
+  /** Server-side encryption requested on every upload. */
+  readonly sse?: ServerSideEncryption;
+}
+
+export interface ServerSideEncryption {
+  readonly type: "AES256" | "aws:kms";
+  /** KMS key id or ARN, only with `aws:kms`. Not a secret. */
+  readonly kmsKeyId?: string;
+}
+
+export interface PodSettings {
+  /** @default 65532 (the distroless "nonroot" user) */
+  readonly runAsUser: number;
+  /** @default 65532 */
+  readonly runAsGroup: number;
+  /** @default 65532 */
+  readonly fsGroup: number;
+  /** Names of image pull Secrets in each target's namespace. @default [] */
+  readonly imagePullSecrets: readonly string[];
+}
+
+/** Which Secret key holds which credential, per engine. */
+export type CredentialRole = "host" | "database" | "user" | "password";
+
+export interface Target {
+  /** Unique within the cluster; a DNS label. Scanned targets are named after their engine. */
+  readonly name: string;
+  readonly engine: Engine;
+  /** Where the CronJob runs; the credentials Secrets must live here too. */
+  readonly namespace: string;
+  readonly connection: Connection;
+  /** Engine credentials: exactly the roles the engine uses, keys defaulted per engine (`defaults.ts`). */
+  readonly credentials: {
+    readonly secretName: string;
+    readonly keys: Readonly<Partial<Record<CredentialRole, string>>>;
+  };
+  readonly schedule: Schedule;
+  readonly retention: RetentionPolicy;
+  /** Carried for the verifier (a later issue); the compiler does not schedule it yet. */
+  readonly verify?: VerifyPolicy;
+  /** Overrides of the plan's storage for this target only (a CnvrgApp may name a bucket per database). */
+  readonly storage?: Partial<Storage>;
+  readonly resources: Resources;
+  readonly deadlines: Deadlines;
+  /** Keeps the CronJob but stops it firing. @default false */
+  readonly suspend: boolean;
+}
+
+export interface Connection {
+  /** Service name or host; for PostgreSQL, unset means the credentials Secret's `host` key. */
+  readonly host?: string;
+  readonly port: number;
+  /** PostgreSQL database; unset means the credentials Secret's `database` key. */
+  readonly database?: string;
+  /** Elasticsearch base URL; @default `http://<host>:<port>`. */
+  readonly url?: string;
+}
+
+/** Always a cron in resolved form (5 fields or an @-macro, evaluated in Etc/UTC). */
+export interface Schedule {
+  readonly cron: string;
+}
+
+export interface VerifyPolicy {
+  readonly schedule?: Schedule;
+}
+
+export interface Resources {
+  readonly requests: { readonly cpu: string; readonly memory: string };
+  readonly limits: { readonly cpu?: string; readonly memory: string };
+}
+
+export interface Deadlines {
+  /** A run that could not start this long after its time is skipped (and counted as missed). @default 600 */
+  readonly startingDeadlineSeconds: number;
+  /** The whole Job, retries included, is killed after this. @default 21600 (6 h) */
+  readonly activeDeadlineSeconds: number;
+  /** Finished Jobs are garbage-collected after this; the statefile in S3 is the lasting record. @default 86400 */
+  readonly ttlSecondsAfterFinished: number;
+  /** Retries of a failed pod within one Job. @default 1 */
+  readonly backoffLimit: number;
+  /** @default 3 */
+  readonly successfulJobsHistoryLimit: number;
+  /** @default 3 */
+  readonly failedJobsHistoryLimit: number;
+}

@@ -1,0 +1,157 @@
+/**
+ * The scanner (DESIGN §3): CnvrgApp objects → one resolved backup plan per app, cluster id `<namespace>.<name>`.
+ * An engine becomes a target only when both `spec.dbs.<db>.enabled` and `spec.dbs.<db>.backup.enabled` are true.
+ * A bad field skips its target (or, for app-level fields, the whole app) with a reason naming the app, the field and
+ * the value; every other app and target is still planned. Pure: no I/O, no clock, no randomness.
+ */
+import { ENGINES, type Engine } from "../storage/layout.js";
+import {
+  DEFAULT_BUCKET_SECRET,
+  DEFAULT_KEEP_LAST,
+  DEFAULT_PERIOD,
+  ENGINE_DEFAULTS,
+} from "../plan/defaults.js";
+import type { PlanDocument, TargetDocument } from "../plan/document.js";
+import { cnvrgStorage, resolvePlan } from "../plan/resolve.js";
+import { PLAN_API_VERSION, PLAN_KIND, type BackupPlan } from "../plan/types.js";
+import { FieldReader, type SkippedField } from "./fields.js";
+
+export interface ScanOptions {
+  /** The capsule image for every CronJob; @default DEFAULT_IMAGE */
+  readonly image?: string;
+}
+
+export interface ScanResult {
+  readonly plans: BackupPlan[];
+  readonly skipped: SkippedField[];
+}
+
+/** The longest cluster id capsule accepts (an S3 key segment, storage/layout.ts). */
+const MAX_CLUSTER_LENGTH = 200;
+
+export function scan(cnvrgApps: readonly unknown[], options: ScanOptions = {}): ScanResult {
+  const plans: BackupPlan[] = [];
+  const skipped: SkippedField[] = [];
+  for (const app of cnvrgApps) {
+    const result = scanApp(app, options);
+    skipped.push(...result.skipped);
+    if (result.plan) plans.push(result.plan);
+  }
+  return { plans, skipped };
+}
+
+interface ScannedTarget {
+  readonly doc: TargetDocument;
+  readonly bucketSecret: string;
+}
+
+function scanApp(app: unknown, options: ScanOptions): { plan?: BackupPlan; skipped: SkippedField[] } {
+  const root = isRecord(app) ? app : {};
+  const metadata = isRecord(root["metadata"]) ? root["metadata"] : {};
+  const identity = `${printable(metadata["namespace"])}/${printable(metadata["name"])}`;
+  const read = new FieldReader(identity);
+  const namespace = read.name(metadata, "namespace", "metadata.namespace", undefined, true);
+  const name = read.name(metadata, "name", "metadata.name", undefined);
+  if (!namespace || !name) return { skipped: read.problems };
+  const cluster = `${namespace}.${name}`;
+  if (cluster.length > MAX_CLUSTER_LENGTH) {
+    return {
+      skipped: [
+        {
+          app: identity,
+          field: "metadata.name",
+          value: name,
+          reason: `makes the cluster id longer than ${MAX_CLUSTER_LENGTH} characters`,
+        },
+      ],
+    };
+  }
+  const spec = read.object(root, "spec", "spec");
+  const dbs = spec && read.object(spec, "dbs", "spec.dbs");
+  if (!dbs) return { skipped: read.problems };
+
+  const targets: ScannedTarget[] = [];
+  const skipped: SkippedField[] = [...read.problems];
+  for (const engine of ENGINES) {
+    const targetRead = new FieldReader(identity, engine);
+    const target = scanTarget(engine, namespace, dbs, targetRead);
+    skipped.push(...targetRead.problems);
+    if (target && targetRead.problems.length === 0) targets.push(target);
+  }
+
+  const planBucket = targets[0]?.bucketSecret ?? DEFAULT_BUCKET_SECRET;
+  const document: PlanDocument = {
+    apiVersion: PLAN_API_VERSION,
+    kind: PLAN_KIND,
+    metadata: { cluster },
+    spec: {
+      ...(options.image !== undefined && { image: options.image }),
+      storage: cnvrgStorage(planBucket),
+      targets: targets.map((t) =>
+        t.bucketSecret === planBucket ? t.doc : { ...t.doc, storage: cnvrgStorage(t.bucketSecret) },
+      ),
+    },
+  };
+  const resolved = resolvePlan(document, identity);
+  if (!resolved.ok) {
+    // The fields were checked above, so this is a gap between the scanner's checks and the plan's: say so plainly.
+    return {
+      skipped: [
+        ...skipped,
+        { app: identity, field: "spec.dbs", value: undefined, reason: resolved.problems.join("; ") },
+      ],
+    };
+  }
+  return { plan: resolved.value, skipped };
+}
+
+/** The target for one engine, or undefined when it is not backed up (or broken: see `read.problems`). */
+function scanTarget(
+  engine: Engine,
+  namespace: string,
+  dbs: Record<string, unknown>,
+  read: FieldReader,
+): ScannedTarget | undefined {
+  const defaults = ENGINE_DEFAULTS[engine];
+  const at = `spec.dbs.${defaults.cnvrgKey}`;
+  const db = read.object(dbs, defaults.cnvrgKey, at);
+  if (!db) return undefined;
+  // Fields of a database that is not backed up are not read: they cannot break anything.
+  if (!read.boolean(db, "enabled", `${at}.enabled`, false)) return undefined;
+  const backup = read.object(db, "backup", `${at}.backup`);
+  if (!backup || !read.boolean(backup, "enabled", `${at}.backup.enabled`, false)) return undefined;
+
+  const svcName = read.name(db, "svcName", `${at}.svcName`, defaults.svcName, true);
+  const port = read.integer(db, "port", `${at}.port`, defaults.port, [1, 65535]);
+  const dbCreds = read.name(db, "credsRef", `${at}.credsRef`, defaults.credsSecret);
+  const creds = read.name(backup, "credsRef", `${at}.backup.credsRef`, dbCreds ?? defaults.credsSecret);
+  const bucketSecret = read.name(backup, "bucketRef", `${at}.backup.bucketRef`, DEFAULT_BUCKET_SECRET);
+  const keepLast = read.integer(backup, "rotation", `${at}.backup.rotation`, DEFAULT_KEEP_LAST, [1, 10_000]);
+  const period = read.period(backup, "period", `${at}.backup.period`, DEFAULT_PERIOD);
+  if (!svcName || !port || !creds || !bucketSecret || !keepLast || !period) return undefined;
+
+  return {
+    bucketSecret,
+    doc: {
+      name: engine,
+      engine,
+      namespace,
+      // The CnvrgApp's service and port are the declared source of truth for all three engines; the pg Secret's
+      // POSTGRES_HOST names the same service in cnvrg installs.
+      connection: { host: svcName, port },
+      credentials: { secretName: creds },
+      schedule: { period },
+      retention: { keepLast },
+    },
+  };
+}
+
+/** A metadata value for messages: strings as they are, anything else as JSON, absent as "?". */
+function printable(value: unknown): string {
+  if (value === undefined || value === null) return "?";
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
