@@ -1,15 +1,151 @@
-import { Command } from "clipanion";
+import { Command, Option, UsageError } from "clipanion";
+import { backupRedis } from "../engines/redis/backup.js";
+import {
+  describeConnection,
+  redisConnectionFrom,
+  type RedisConnection,
+} from "../engines/redis/connection.js";
+import { restoreRedis } from "../engines/redis/restore.js";
+import { CapsuleError, ErrorCode, messageOf } from "../errors.js";
+import { confirm } from "../runtime/confirm.js";
+import { recordRestore } from "../runtime/record-restore.js";
+import { takeBackup } from "../runtime/take-backup.js";
+import { isSafeSegment } from "../storage/layout.js";
 import { EngineCommand } from "./engine-command.js";
+import { formatBytes, render } from "./render.js";
 
 export class RedisCommand extends EngineCommand {
   static override paths = [["redis"]];
-  static override usage = Command.Usage({ description: "Back up, list and restore Redis backups" });
+  static override usage = Command.Usage({
+    description: "Back up, list and restore Redis backups",
+    details: `
+      A backup is the server's RDB snapshot, taken over the replication protocol (like redis-cli --rdb) and checked
+      (header, CRC-64, key counts per database) while it streams to the bucket. The password is read from
+      REDISCLI_AUTH, or from the variable named by --password-env; --user selects an ACL user.
+
+      A restore needs no access to the server's files: capsule serves the backup as a replication master and
+      points the target at itself (REPLICAOF), so the target must be able to reach capsule over TCP (see
+      --listen-host and --advertise-host). ALL keys on the target are replaced by the backup's. Key counts are
+      compared with the backup before the target is detached (REPLICAOF NO ONE); on any failure its replication
+      settings are put back.
+    `,
+    examples: [
+      [
+        "Back up a server",
+        "REDISCLI_AUTH=… capsule redis --create --host redis --bucket s3://backups/capsule",
+      ],
+      ["List backups", "capsule redis --list --bucket s3://backups/capsule"],
+      [
+        "Restore (replaces all keys)",
+        "capsule redis --restore --id ID --host redis --bucket s3://backups/capsule",
+      ],
+      ["Download a dump.rdb", "capsule redis --download --id ID --to dump.rdb --bucket s3://backups/capsule"],
+    ],
+  });
   readonly engine = "redis" as const;
 
-  protected runCreate(): Promise<void> {
-    return Promise.reject(this.notBuilt("redis --create"));
+  host = Option.String("--host", { description: "Server host (default: $REDIS_HOST, else 127.0.0.1)" });
+  port = Option.String("--port", { description: "Server port (default: $REDIS_PORT, else 6379)" });
+  user = Option.String("--user", { description: "ACL user (default: the default user)" });
+  passwordEnv = Option.String("--password-env", {
+    description: "Read the password from this environment variable (default: REDISCLI_AUTH)",
+  });
+  target = Option.String("--target", { description: "Target name recorded in the backup (default: redis)" });
+  listenHost = Option.String("--listen-host", {
+    description:
+      "Restore: address to serve the backup on (default: the address capsule reaches the target from)",
+  });
+  listenPort = Option.String("--listen-port", {
+    description: "Restore: port to serve the backup on (default: any)",
+  });
+  advertiseHost = Option.String("--advertise-host", {
+    description: "Restore: address the target connects to (default: the listen address)",
+  });
+  detachReplica = Option.Boolean("--detach-replica", false, {
+    description: "Restore into a server that is a replica: it is detached from its master",
+  });
+
+  protected override async runCreate(): Promise<void> {
+    const conn = this.connection();
+    const target = this.target ?? "redis";
+    if (!isSafeSegment(target)) {
+      throw new UsageError(`--target ${JSON.stringify(target)}: use letters, digits, ".", "_" and "-"`);
+    }
+    const statefile = await takeBackup(
+      this.store(),
+      {
+        cluster: this.clusterId(),
+        target,
+        engine: this.engine,
+        trigger: { type: "manual" },
+        source: { host: conn.host, port: conn.port },
+      },
+      (run, context) => backupRedis(conn, run, context),
+    );
+    if (this.output === "table") this.print(statefile.backupId);
+    else this.print(render(this.output, statefile));
+    const keys = (statefile.fingerprint as { keys?: number } | undefined)?.keys;
+    this.context.stderr.write(
+      `backed up ${describeConnection(conn)}: ${formatBytes(statefile.artifact?.sizeBytes ?? 0)}` +
+        `${keys === undefined ? "" : `, ${keys} keys`} as ${statefile.backupId}\n`,
+    );
   }
-  protected runRestore(): Promise<void> {
-    return Promise.reject(this.notBuilt("redis --restore"));
+
+  protected override async runRestore(): Promise<void> {
+    const conn = this.connection();
+    const listenPort = this.listenPort === undefined ? undefined : Number(this.listenPort);
+    if (listenPort !== undefined && (!Number.isInteger(listenPort) || listenPort < 0 || listenPort > 65535)) {
+      throw new UsageError(`--listen-port must be a TCP port (got ${JSON.stringify(this.listenPort)})`);
+    }
+    const store = this.store();
+    const entry = await this.entry(store);
+    if (entry.state !== "succeeded" && !this.force) {
+      throw new CapsuleError(
+        ErrorCode.NotRestorable,
+        `${entry.ref.backupId} is ${entry.state}: only succeeded backups are restored (--force to try anyway)`,
+      );
+    }
+    const where = describeConnection(conn);
+    await confirm(`REPLACE every key of ${where} with backup ${entry.ref.backupId}?`, {
+      yes: this.yes,
+      stdin: this.context.stdin,
+      stderr: this.context.stderr,
+    });
+    try {
+      const outcome = await restoreRedis(conn, store, entry, {
+        ...(this.listenHost ? { listenHost: this.listenHost } : {}),
+        ...(listenPort !== undefined ? { listenPort } : {}),
+        ...(this.advertiseHost ? { advertiseHost: this.advertiseHost } : {}),
+        detachReplica: this.detachReplica,
+        onPhase: (phase) => this.context.stderr.write(`${phase}…\n`),
+      });
+      await recordRestore(store, entry, { to: where, result: "succeeded" });
+      this.context.stderr.write(
+        `restored ${entry.ref.backupId} into ${where}: ${outcome.keys} keys` +
+          (outcome.checked
+            ? ", key counts match the backup\n"
+            : " (the backup has no key counts to compare)\n"),
+      );
+      if (outcome.detachedFrom) {
+        this.context.stderr.write(
+          `the target was a replica of ${outcome.detachedFrom} and is now a master; point it back only if you ` +
+            `want its master's data instead of the backup's\n`,
+        );
+      }
+      if (this.output !== "table") this.print(render(this.output, outcome));
+    } catch (error) {
+      await recordRestore(store, entry, { to: where, result: "failed", message: messageOf(error) }).catch(
+        () => undefined,
+      );
+      throw error;
+    }
+  }
+
+  private connection(): RedisConnection {
+    try {
+      return redisConnectionFrom(this, this.env);
+    } catch (error) {
+      throw new UsageError(messageOf(error));
+    }
   }
 }

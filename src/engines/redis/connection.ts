@@ -1,0 +1,50 @@
+import { registerSecret } from "../../redact.js";
+
+/** Where a Redis server is and who capsule is there. The password is only ever read from the environment. */
+export interface RedisConnection {
+  readonly host: string;
+  readonly port: number;
+  /** ACL user (Redis 6+); unset means the default user (`AUTH <password>`). */
+  readonly user?: string;
+  readonly password?: string;
+}
+
+export interface RedisConnectionFlags {
+  readonly host?: string | undefined;
+  readonly port?: string | undefined;
+  readonly user?: string | undefined;
+  /** The name of the environment variable that holds the password. @default REDISCLI_AUTH */
+  readonly passwordEnv?: string | undefined;
+}
+
+/** The variable redis-cli itself reads; also what a compiled CronJob sets (plan/run-contract.ts). */
+export const DEFAULT_PASSWORD_ENV = "REDISCLI_AUTH";
+
+/**
+ * Flags first, then REDIS_HOST / REDIS_PORT (what `capsule run` is given), then redis-cli's defaults. Throws a plain
+ * `Error` for a bad flag value; commands turn it into a usage error.
+ */
+export function redisConnectionFrom(flags: RedisConnectionFlags, env: NodeJS.ProcessEnv): RedisConnection {
+  const passwordEnv = flags.passwordEnv ?? DEFAULT_PASSWORD_ENV;
+  const password = env[passwordEnv];
+  if (flags.passwordEnv && password === undefined) {
+    throw new Error(`--password-env ${flags.passwordEnv}: the variable ${flags.passwordEnv} is not set`);
+  }
+  registerSecret(password);
+  const portText = flags.port ?? env["REDIS_PORT"] ?? "6379";
+  const port = Number(portText);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new Error(`--port must be a TCP port (got ${JSON.stringify(portText)})`);
+  }
+  return {
+    host: flags.host ?? env["REDIS_HOST"] ?? "127.0.0.1",
+    port,
+    ...(flags.user ? { user: flags.user } : {}),
+    ...(password ? { password } : {}),
+  };
+}
+
+export function describeConnection(conn: RedisConnection): string {
+  const host = conn.host.includes(":") ? `[${conn.host}]` : conn.host;
+  return `redis://${conn.user ? `${conn.user}@` : ""}${host}:${conn.port}`;
+}
