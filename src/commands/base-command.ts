@@ -1,4 +1,4 @@
-import { Command, Option } from "clipanion";
+import { Command, Option, UsageError } from "clipanion";
 import * as t from "typanion";
 import { CapsuleError } from "../errors.js";
 import { redact } from "../redact.js";
@@ -34,7 +34,18 @@ export abstract class BaseCommand extends Command<CapsuleContext> {
         this.context.stderr.write(`capsule: ${redact(error.message)}\n`);
         return 1;
       }
-      throw error;
+      if (error instanceof UsageError) {
+        // Clipanion would print it on stdout, where scripts read results; errors belong on stderr.
+        this.context.stderr.write(redact(this.cli.error(error, { command: this })));
+        return 1;
+      }
+      // A bug: keep the stack, but never a secret.
+      this.context.stderr.write(
+        redact(
+          `capsule: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+        ),
+      );
+      return 70; // EX_SOFTWARE
     }
   }
 

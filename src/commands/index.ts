@@ -4,6 +4,7 @@ import { EsCommand } from "./es.js";
 import { PgCommand } from "./pg.js";
 import { PlanCommand } from "./plan.js";
 import { RedisCommand } from "./redis.js";
+import { RunCommand } from "./run.js";
 import { VersionCommand } from "./version.js";
 
 export function buildCli(): Cli {
@@ -19,6 +20,7 @@ export function buildCli(): Cli {
   cli.register(RedisCommand);
   cli.register(EsCommand);
   cli.register(PlanCommand);
+  cli.register(RunCommand);
   return cli;
 }
 
@@ -33,10 +35,19 @@ export async function runCli(
   } = {},
 ): Promise<number> {
   const cli = buildCli();
-  return cli.run(argv, {
+  const runContext = {
     stdin: (context.stdin ?? process.stdin) as NodeJS.ReadStream,
     stdout: (context.stdout ?? process.stdout) as NodeJS.WriteStream,
     stderr: (context.stderr ?? process.stderr) as NodeJS.WriteStream,
     env: context.env ?? process.env,
-  } as Parameters<Cli["run"]>[1]);
+  } as Parameters<Cli["run"]>[1];
+  let command: ReturnType<Cli["process"]>;
+  try {
+    command = cli.process(argv, runContext);
+  } catch (error) {
+    // Unknown commands and bad flags: on stderr, not where clipanion puts them (stdout).
+    runContext.stderr?.write(cli.error(error));
+    return 1;
+  }
+  return cli.run(command, runContext);
 }

@@ -22,7 +22,7 @@ import { Upload } from "@aws-sdk/lib-storage";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { CapsuleError, ErrorCode, NotFoundError, PreconditionFailedError, messageOf } from "../errors.js";
 import type { ObjectInfo, ObjectStore, PutOptions, PutResult } from "./object-store.js";
-import { choosePartSize } from "./part-size.js";
+import { DEFAULT_UPLOAD_CONCURRENCY, choosePartSize } from "./part-size.js";
 
 export interface S3Credentials {
   readonly accessKeyId: string;
@@ -51,7 +51,7 @@ export interface S3StoreConfig {
   /** Total attempts per request, with exponential backoff between them. @default 4 */
   readonly maxAttempts?: number;
   readonly serverSideEncryption?: { readonly algorithm: "AES256" | "aws:kms"; readonly kmsKeyId?: string };
-  /** Parallel part uploads per artifact. @default 4 */
+  /** Parallel part uploads per artifact. @default 3 */
   readonly uploadConcurrency?: number;
 }
 
@@ -106,7 +106,7 @@ export class S3ObjectStore implements ObjectStore {
           client: this.client,
           params: { Bucket: this.bucket, Key: key, Body: body, ContentType: options.contentType, ...sse },
           partSize: choosePartSize(options.sizeHint),
-          queueSize: this.config.uploadConcurrency ?? 4,
+          queueSize: this.config.uploadConcurrency ?? DEFAULT_UPLOAD_CONCURRENCY,
           leavePartsOnError: false,
         });
         const out = await upload.done();

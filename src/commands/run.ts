@@ -1,0 +1,129 @@
+import { Command, Option, UsageError } from "clipanion";
+import { backupPostgres } from "../engines/postgres/backup.js";
+import { pgConnectionFrom } from "../engines/postgres/connection.js";
+import { backupRedis } from "../engines/redis/backup.js";
+import { redisConnectionFrom } from "../engines/redis/connection.js";
+import { CapsuleError, ErrorCode } from "../errors.js";
+import { createLogger } from "../log.js";
+import type { RunTarget } from "../plan/run-contract.js";
+import { readRunTarget, runStore } from "../runtime/run-target.js";
+import { takeBackup, type EngineBackup } from "../runtime/take-backup.js";
+import { applyRetention } from "../storage/retention.js";
+import type { Statefile } from "../storage/statefile.js";
+import { BaseCommand } from "./base-command.js";
+
+/**
+ * `capsule run`: what a CronJob's pod executes. One backup of one target, its statefile, then the target's
+ * retention. Exits non-zero on failure so the Job records it. Logs are JSON lines for the cluster's log pipeline.
+ */
+export class RunCommand extends BaseCommand {
+  static override paths = [["run"]];
+  static override usage = Command.Usage({
+    description: "Take one backup of one target (the per-run mode CronJobs use)",
+    details: `
+      Reads the target from CAPSULE_TARGET (JSON written by the plan compiler) and the secrets from their own
+      variables. --cluster and --target must match CAPSULE_TARGET: they make the Job's purpose visible in
+      'kubectl get pods -o wide' and catch a CronJob pointed at the wrong target.
+    `,
+  });
+
+  cluster = Option.String("--cluster", { description: "Cluster id (must match CAPSULE_TARGET)" });
+  target = Option.String("--target", { description: "Target name (must match CAPSULE_TARGET)" });
+  noPrune = Option.Boolean("--no-prune", false, { description: "Skip retention after the backup" });
+
+  async run(): Promise<number> {
+    const target = readRunTarget(this.env);
+    if (this.cluster && this.cluster !== target.cluster) {
+      throw new UsageError(
+        `--cluster ${this.cluster} does not match CAPSULE_TARGET's cluster ${target.cluster}`,
+      );
+    }
+    if (this.target && this.target !== target.target) {
+      throw new UsageError(`--target ${this.target} does not match CAPSULE_TARGET's target ${target.target}`);
+    }
+    const log = createLogger({
+      write: (line) => this.context.stderr.write(line + "\n"),
+      base: { cluster: target.cluster, target: target.target, engine: target.engine },
+    });
+    const store = runStore(target, this.env);
+    const requestId = this.env["CAPSULE_REQUEST_ID"];
+    const statefile = await takeBackup(
+      store,
+      {
+        cluster: target.cluster,
+        target: target.target,
+        engine: target.engine,
+        trigger: requestId ? { type: "request", requestId } : { type: "schedule" },
+        source: sourceOf(target),
+      },
+      this.engineFor(target),
+      log,
+    );
+    if (!this.noPrune) await this.prune(target, statefile, store, log);
+    this.print(statefile.backupId);
+    return 0;
+  }
+
+  private engineFor(target: RunTarget): EngineBackup {
+    switch (target.engine) {
+      case "postgresql": {
+        const conn = pgConnectionFrom(
+          {
+            ...(target.connection.host ? { host: target.connection.host } : {}),
+            port: String(target.connection.port),
+            ...(target.connection.database ? { database: target.connection.database } : {}),
+          },
+          this.env,
+        );
+        return (run, context) => backupPostgres(conn, run, context);
+      }
+      case "redis": {
+        const conn = redisConnectionFrom(
+          {
+            ...(target.connection.host ? { host: target.connection.host } : {}),
+            port: String(target.connection.port),
+          },
+          this.env,
+        );
+        return (run, context) => backupRedis(conn, run, context);
+      }
+      case "elasticsearch":
+        throw new CapsuleError(
+          ErrorCode.NotImplemented,
+          "elasticsearch targets are not implemented yet in this version of capsule",
+        );
+    }
+  }
+
+  /** Retention runs only after a success, so a failing schedule can never expire the good backups. */
+  private async prune(
+    target: RunTarget,
+    statefile: Statefile,
+    store: ReturnType<typeof runStore>,
+    log: ReturnType<typeof createLogger>,
+  ): Promise<void> {
+    try {
+      const result = await applyRetention(
+        store,
+        { cluster: target.cluster, engine: target.engine, target: target.target },
+        target.retention,
+      );
+      log.info("retention applied", {
+        backupId: statefile.backupId,
+        kept: result.keep.length,
+        deleted: result.deleted,
+      });
+    } catch (error) {
+      // The backup itself succeeded and is committed; a retention failure is reported, not fatal.
+      log.warn("retention failed", { error: (error as Error).message });
+    }
+  }
+}
+
+function sourceOf(target: RunTarget): Statefile["source"] {
+  return {
+    ...(target.connection.host ? { host: target.connection.host } : {}),
+    port: target.connection.port,
+    ...(target.connection.database ? { database: target.connection.database } : {}),
+  };
+}

@@ -1,0 +1,183 @@
+/**
+ * `capsule run` as a CronJob runs it: a plan is compiled, the CronJob's container env is resolved the way the
+ * kubelet would (plain values, secretKeyRefs from Secrets), and its args are executed against the harness'
+ * PostgreSQL, Redis and S3. Proves the compiler and the run agree on the contract end to end.
+ */
+import assert from "node:assert/strict";
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { before, describe, test } from "node:test";
+import { compileManifests } from "../../src/compiler/compile.js";
+import { gatherPlans } from "../../src/plan/gather.js";
+import { openBackupStore } from "../../src/runtime/bucket.js";
+import { createBucket, testServers, uniqueName, type TestServers } from "../harness/index.js";
+import { capsule } from "../support/cli.js";
+import { sql } from "../support/pg.js";
+
+type Secrets = Record<string, Record<string, string>>;
+
+interface EnvVar {
+  name: string;
+  value?: string;
+  valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean } };
+}
+
+/** The container's environment as the kubelet builds it from the pod spec. */
+function resolveEnv(env: EnvVar[], secrets: Secrets): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of env) {
+    if (v.value !== undefined) out[v.name] = v.value;
+    const ref = v.valueFrom?.secretKeyRef;
+    if (ref) {
+      const value = secrets[ref.name]?.[ref.key];
+      if (value === undefined && !ref.optional)
+        throw new Error(`pod would not start: secret ${ref.name}/${ref.key} missing`);
+      if (value !== undefined) out[v.name] = value;
+    }
+  }
+  return out;
+}
+
+describe("capsule run", () => {
+  let servers: TestServers;
+  let bucket: string;
+  let db: string;
+  let jobs: Array<{ target: string; args: string[]; env: Record<string, string> }>;
+
+  before(async () => {
+    servers = await testServers();
+    bucket = uniqueName("run");
+    await createBucket(servers.s3, bucket);
+    db = uniqueName("rundb").replace(/-/g, "_");
+    await sql(servers, "postgres", `CREATE DATABASE ${db}`);
+    await sql(servers, db, "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 1000);");
+
+    const dir = await mkdtemp(path.join(tmpdir(), "capsule-run-plan-"));
+    await writeFile(
+      path.join(dir, "plan.yaml"),
+      `apiVersion: capsule.cnvrg.io/v1
+kind: BackupPlan
+metadata: { cluster: run.test }
+spec:
+  storage:
+    bucket: ${bucket}
+    endpoint: ${servers.s3.endpoint}
+    pathStyle: true
+    credentialsSecretRef: { secretName: backup-s3, keys: { accessKeyId: AK, secretAccessKey: SK } }
+  targets:
+    - name: pg
+      engine: postgresql
+      namespace: apps
+      connection: { host: ${servers.pg.host}, port: ${servers.pg.port}, database: ${db} }
+      credentials: { secretName: pg-creds }
+      schedule: { period: 24h }
+      retention: { keepLast: 2 }
+    - name: cache
+      engine: redis
+      namespace: apps
+      connection: { host: ${servers.redis.host}, port: ${servers.redis.port} }
+      credentials: { secretName: redis-creds }
+      schedule: { period: 6h }
+      retention: { keepLast: 1 }
+`,
+    );
+    const secrets: Secrets = {
+      "backup-s3": { AK: servers.s3.accessKeyId, SK: servers.s3.secretAccessKey },
+      "pg-creds": { POSTGRES_USER: servers.pg.user, POSTGRES_PASSWORD: servers.pg.password },
+      "redis-creds": { CNVRG_REDIS_PASSWORD: "" },
+    };
+    const { plans } = await gatherPlans({ plans: dir });
+    jobs = compileManifests(plans).map((cronJob) => {
+      const container = cronJob.spec!.jobTemplate.spec!.template.spec!.containers[0]!;
+      return {
+        target: cronJob.metadata.labels["capsule.cnvrg.io/target"]!,
+        args: container.args as string[],
+        env: {
+          ...resolveEnv(container.env as EnvVar[], secrets),
+          AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
+        },
+      };
+    });
+  });
+
+  test("GIVEN a compiled PostgreSQL CronJob WHEN its pod runs three times THEN each run succeeds and retention keeps the newest two", async () => {
+    const job = jobs.find((j) => j.target === "pg")!;
+    assert.equal(job.args[0], "run");
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const result = await capsule(job.args, job.env);
+      assert.equal(result.code, 0, result.stderr);
+      ids.push(result.stdout.trim());
+      assert.match(result.stderr, /"msg":"backup succeeded"/);
+    }
+    const store = openBackupStore(
+      { bucket: `s3://${bucket}/capsule` },
+      { ...job.env, AWS_ENDPOINT_URL_S3: servers.s3.endpoint },
+    );
+    const listed = await store.list({ cluster: "run.test", engine: "postgresql", target: "pg" });
+    assert.deepEqual(
+      listed.map((e) => e.ref.backupId),
+      [ids[2], ids[1]],
+    );
+    assert.ok(listed.every((e) => e.state === "succeeded" && e.statefile?.trigger.type === "schedule"));
+    assert.equal(
+      (listed[0]?.statefile?.fingerprint as { tables: Record<string, number> }).tables["public.t"],
+      1000,
+    );
+  });
+
+  test("GIVEN a compiled Redis CronJob WHEN its pod runs THEN a succeeded backup is in the bucket", async () => {
+    const job = jobs.find((j) => j.target === "cache")!;
+    const result = await capsule(job.args, job.env);
+    assert.equal(result.code, 0, result.stderr);
+    const store = openBackupStore(
+      { bucket: `s3://${bucket}/capsule` },
+      { ...job.env, AWS_ENDPOINT_URL_S3: servers.s3.endpoint },
+    );
+    const [entry] = await store.list({ cluster: "run.test", engine: "redis" });
+    assert.equal(entry?.state, "succeeded");
+  });
+
+  test("GIVEN the database is unreachable WHEN the pod runs THEN it exits non-zero, the run is failed, and no good backup is pruned", async () => {
+    const job = jobs.find((j) => j.target === "pg")!;
+    const before = await capsule(
+      ["pg", "--list", "--cluster", "run.test", "--bucket", `s3://${bucket}/capsule`, "-o", "json"],
+      {
+        ...job.env,
+        AWS_ENDPOINT_URL_S3: servers.s3.endpoint,
+      },
+    );
+    const good = (JSON.parse(before.stdout) as Array<{ backupId: string; state: string }>).filter(
+      (e) => e.state === "succeeded",
+    );
+    const broken = { ...job.env, PGPASSWORD: "not-the-password" };
+    const result = await capsule(job.args, broken);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /authentication failed/);
+    assert.doesNotMatch(result.stderr, /not-the-password/);
+    const after = await capsule(
+      ["pg", "--list", "--cluster", "run.test", "--bucket", `s3://${bucket}/capsule`, "-o", "json"],
+      {
+        ...job.env,
+        AWS_ENDPOINT_URL_S3: servers.s3.endpoint,
+      },
+    );
+    const entries = JSON.parse(after.stdout) as Array<{ backupId: string; state: string }>;
+    assert.equal(entries[0]?.state, "failed");
+    assert.deepEqual(
+      entries.filter((e) => e.state === "succeeded").map((e) => e.backupId),
+      good.map((e) => e.backupId),
+    );
+  });
+
+  test("GIVEN no CAPSULE_TARGET or a mismatched --target WHEN run THEN one clear line", async () => {
+    const missing = await capsule(["run"], {});
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /CAPSULE_TARGET is not set/);
+    const job = jobs.find((j) => j.target === "pg")!;
+    const mismatched = await capsule(["run", "--cluster", "run.test", "--target", "other"], job.env);
+    assert.equal(mismatched.code, 1);
+    assert.match(mismatched.stderr, /--target other does not match CAPSULE_TARGET's target pg/);
+  });
+});
