@@ -35,8 +35,9 @@ export abstract class BaseCommand extends Command<CapsuleContext> {
         return 1;
       }
       if (error instanceof UsageError) {
-        // Clipanion would print it on stdout, where scripts read results; errors belong on stderr.
-        this.context.stderr.write(redact(this.cli.error(error, { command: this })));
+        // One line on stderr (clipanion would print message + usage on stdout, where scripts read results).
+        const path = (this.constructor as typeof BaseCommand).paths?.[0]?.join(" ") ?? "";
+        this.context.stderr.write(redact(`capsule: ${error.message} (see: capsule ${path} --help)\n`));
         return 1;
       }
       // A bug: keep the stack, but never a secret.

@@ -3,6 +3,7 @@ import { CapsuleError, ErrorCode } from "../errors.js";
 import { clusterFrom, openBackupStore } from "../runtime/bucket.js";
 import { confirm } from "../runtime/confirm.js";
 import { downloadArtifact } from "../runtime/download.js";
+import { type Progress, terminalProgress } from "../runtime/progress.js";
 import type { BackupStore } from "../storage/backup-store.js";
 import type { Engine } from "../storage/layout.js";
 import { BaseCommand } from "./base-command.js";
@@ -38,8 +39,22 @@ export abstract class EngineCommand extends BaseCommand {
   yes = Option.Boolean("--yes", false, { description: "Do not ask before destructive actions" });
   force = Option.Boolean("--force", false, { description: "Restore a backup that did not succeed" });
 
+  private progressDisplay: Progress | undefined;
+
+  /** Created on first use: clipanion sets `context` after construction. */
+  private get progress(): Progress {
+    return (this.progressDisplay ??= terminalProgress(this.context.stderr));
+  }
+
   async run(): Promise<number | void> {
-    const action = this.action();
+    try {
+      return await this.dispatch(this.action());
+    } finally {
+      this.progress.stop();
+    }
+  }
+
+  private dispatch(action: Action): Promise<number | void> {
     switch (action) {
       case "list":
         return this.runList();
@@ -60,7 +75,9 @@ export abstract class EngineCommand extends BaseCommand {
   protected abstract runRestore(): Promise<number | void>;
 
   protected store(): BackupStore {
-    return openBackupStore({ bucket: this.bucket, endpoint: this.endpoint, region: this.region }, this.env);
+    return openBackupStore({ bucket: this.bucket, endpoint: this.endpoint, region: this.region }, this.env, {
+      ...(this.progress.onTransfer ? { onTransfer: this.progress.onTransfer } : {}),
+    });
   }
 
   protected clusterId(): string {

@@ -1,5 +1,5 @@
 import { CapsuleError, ErrorCode } from "../errors.js";
-import { BackupStore } from "../storage/backup-store.js";
+import { BackupStore, type BackupStoreOptions } from "../storage/backup-store.js";
 import { openBucket, type S3Overrides } from "../storage/open-store.js";
 
 export interface BucketFlags {
@@ -9,7 +9,11 @@ export interface BucketFlags {
 }
 
 /** The backup store named by `--bucket` (or `CAPSULE_BUCKET`), with flag overrides over the AWS environment. */
-export function openBackupStore(flags: BucketFlags, env: NodeJS.ProcessEnv): BackupStore {
+export function openBackupStore(
+  flags: BucketFlags,
+  env: NodeJS.ProcessEnv,
+  options: BackupStoreOptions = {},
+): BackupStore {
   const url = flags.bucket ?? env["CAPSULE_BUCKET"];
   if (!url) {
     throw new CapsuleError(
@@ -22,7 +26,7 @@ export function openBackupStore(flags: BucketFlags, env: NodeJS.ProcessEnv): Bac
     ...(flags.region ? { region: flags.region } : {}),
   };
   const { store, prefix } = openBucket(url, overrides, env);
-  return new BackupStore(store, prefix);
+  return new BackupStore(store, prefix, options);
 }
 
 /** `--cluster`, else `CAPSULE_CLUSTER`, else `local`. */

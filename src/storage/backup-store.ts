@@ -56,6 +56,16 @@ export interface BackupStoreOptions {
   /** Parallel statefile reads when listing. @default 32 */
   readonly readConcurrency?: number;
   readonly now?: () => Date;
+  /** Sees bytes as artifacts stream in and out (a progress display); must not throw. */
+  readonly onTransfer?: (transfer: Transfer) => void;
+}
+
+export interface Transfer {
+  readonly direction: "upload" | "download";
+  /** Bytes so far. */
+  readonly bytes: number;
+  /** Expected bytes, when known (an estimate for uploads). */
+  readonly total?: number;
 }
 
 const STATEFILE_CONTENT_TYPE = "application/json";
@@ -66,6 +76,7 @@ export class BackupStore {
   private readonly abandonedAfterMs: number;
   private readonly readConcurrency: number;
   readonly now: () => Date;
+  readonly onTransfer: ((transfer: Transfer) => void) | undefined;
 
   constructor(
     readonly objects: ObjectStore,
@@ -75,6 +86,7 @@ export class BackupStore {
     this.abandonedAfterMs = options.abandonedAfterMs ?? DEFAULT_ABANDONED_AFTER_MS;
     this.readConcurrency = options.readConcurrency ?? 32;
     this.now = options.now ?? (() => new Date());
+    this.onTransfer = options.onTransfer;
   }
 
   /** Starts a run: writes its `running` statefile before any data is read from the database. */
@@ -160,6 +172,7 @@ export class BackupStore {
           `${entry.ref.backupId}: artifact checksum mismatch (recorded sha256 ${artifact.sha256.slice(0, 12)}… ` +
             `${artifact.sizeBytes} bytes, stored ${actual.sha256.slice(0, 12)}… ${actual.sizeBytes} bytes)`,
         ),
+      this.reportDownload(artifact.sizeBytes),
     );
     raw.on("error", (error) => verifying.destroy(error));
     return raw.pipe(verifying);
@@ -169,7 +182,7 @@ export class BackupStore {
   async verifyArtifact(entry: BackupEntry): Promise<{ sha256: string; sizeBytes: number }> {
     const artifact = requireArtifact(entry);
     const raw = await this.objects.get(layout.artifactKey(this.prefix, entry.ref, artifact.name));
-    const digest = new DigestStream();
+    const digest = new DigestStream(this.reportDownload(artifact.sizeBytes));
     await pipeline(raw, digest, discard());
     if (digest.sha256 !== artifact.sha256 || digest.bytes !== artifact.sizeBytes) {
       throw new CapsuleError(
@@ -224,6 +237,11 @@ export class BackupStore {
       if (object.key !== statefileKey) await this.objects.delete(object.key);
     }
     await this.objects.delete(statefileKey);
+  }
+
+  private reportDownload(total: number): ((bytes: number) => void) | undefined {
+    const onTransfer = this.onTransfer;
+    return onTransfer && ((bytes) => onTransfer({ direction: "download", bytes, total }));
   }
 
   /** Reads one statefile into an entry; never throws for a bad statefile, only for an unreachable store. */
@@ -303,7 +321,16 @@ export class BackupRun {
     options: { sizeHint?: number } = {},
   ): Promise<{ sizeBytes: number; sha256: string }> {
     assertSafeSegment(name, "artifact name");
-    const digest = new DigestStream();
+    const onTransfer = this.store.onTransfer;
+    const digest = new DigestStream(
+      onTransfer &&
+        ((bytes) =>
+          onTransfer({
+            direction: "upload",
+            bytes,
+            ...(options.sizeHint ? { total: options.sizeHint } : {}),
+          })),
+    );
     const key = layout.artifactKey(this.store.prefix, this.ref, name);
     data.on("error", (error) => digest.destroy(error));
     await this.store.objects.put(key, data.pipe(digest), {

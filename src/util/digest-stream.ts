@@ -7,9 +7,15 @@ export class DigestStream extends Transform {
   private count = 0;
   private digestHex: string | undefined;
 
+  /** `onBytes` sees the running byte count (progress display); it must not throw. */
+  constructor(private readonly onBytes?: (total: number) => void) {
+    super();
+  }
+
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.hash.update(chunk);
     this.count += chunk.length;
+    this.onBytes?.(this.count);
     callback(null, chunk);
   }
 
@@ -40,6 +46,7 @@ export class VerifyingStream extends Transform {
   constructor(
     private readonly expected: { sha256: string; sizeBytes: number },
     private readonly onMismatch: (actual: { sha256: string; sizeBytes: number }) => Error,
+    private readonly onBytes?: (total: number) => void,
   ) {
     super();
   }
@@ -47,6 +54,7 @@ export class VerifyingStream extends Transform {
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.hash.update(chunk);
     this.count += chunk.length;
+    this.onBytes?.(this.count);
     callback(null, chunk);
   }
 

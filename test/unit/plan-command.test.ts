@@ -112,9 +112,10 @@ describe("capsule plan", () => {
   });
 
   test("GIVEN neither --dry-run nor --out WHEN run THEN it refuses with a usage error", async () => {
-    const { code, stdout } = await capsule(["plan", "--plans", "plans"]);
+    const { code, stdout, stderr } = await capsule(["plan", "--plans", "plans"]);
     assert.equal(code, 1);
-    assert.match(stdout, /use --dry-run to print, or --out DIR to write files/);
+    assert.equal(stdout, "", "errors never go where scripts read results");
+    assert.match(stderr, /use --dry-run to print, or --out DIR to write files/);
   });
 
   test("GIVEN an invalid plan WHEN run THEN exit 1 with the documented message and nothing on stdout", async () => {
