@@ -41,6 +41,12 @@ export abstract class EngineCommand extends BaseCommand {
 
   private progressDisplay: Progress | undefined;
 
+  /** A message for the operator on stderr; clears the progress bar first so the two never overlap. */
+  protected note(message: string): void {
+    this.progress.stop();
+    this.context.stderr.write(message);
+  }
+
   /** Created on first use: clipanion sets `context` after construction. */
   private get progress(): Progress {
     return (this.progressDisplay ??= terminalProgress(this.context.stderr));
@@ -121,7 +127,7 @@ export abstract class EngineCommand extends BaseCommand {
   protected async runDownloadTo(file: string): Promise<void> {
     const store = this.store();
     const bytes = await downloadArtifact(store, await this.entry(store), file, { force: this.force });
-    this.context.stderr.write(`downloaded ${formatBytes(bytes)} to ${file} (sha256 verified)\n`);
+    this.note(`downloaded ${formatBytes(bytes)} to ${file} (sha256 verified)\n`);
   }
 
   private async runDelete(): Promise<void> {
@@ -133,7 +139,7 @@ export abstract class EngineCommand extends BaseCommand {
       stderr: this.context.stderr,
     });
     await store.delete(entry.ref);
-    this.context.stderr.write(`deleted ${entry.ref.backupId}\n`);
+    this.note(`deleted ${entry.ref.backupId}\n`);
   }
 
   /** For engines whose backup path is not built yet: one honest line, never a fake success. */

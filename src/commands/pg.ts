@@ -81,7 +81,7 @@ export class PgCommand extends EngineCommand {
     );
     if (this.output === "table") this.print(statefile.backupId);
     else this.print(render(this.output, statefile));
-    this.context.stderr.write(
+    this.note(
       `backed up ${describeConnection(conn)}: ${formatBytes(statefile.artifact?.sizeBytes ?? 0)} as ${statefile.backupId}\n`,
     );
   }
@@ -114,14 +114,14 @@ export class PgCommand extends EngineCommand {
     try {
       const outcome = await restorePostgres(conn, store, entry, mode, {
         noOwner: this.noOwner,
-        onPhase: (phase) => this.context.stderr.write(`${phase}…\n`),
+        onPhase: (phase) => this.note(`${phase}…\n`),
       });
       await recordRestore(store, entry, { to: where, result: "succeeded" });
-      this.context.stderr.write(
+      this.note(
         `restored ${entry.ref.backupId} into ${outcome.database}: ${outcome.tables} tables, ${outcome.rows} rows match the backup\n`,
       );
       if (outcome.keptAs) {
-        this.context.stderr.write(
+        this.note(
           `the previous database is kept as "${outcome.keptAs}"; when you no longer need it: DROP DATABASE "${outcome.keptAs}";\n`,
         );
       }
@@ -141,7 +141,7 @@ export class PgCommand extends EngineCommand {
       ...(this.raw ? {} : { decode: zstdDecompress() }),
       force: this.force,
     });
-    this.context.stderr.write(
+    this.note(
       `downloaded ${formatBytes(bytes)} to ${file} (sha256 verified${this.raw ? "" : "; a pg_restore custom-format file"})\n`,
     );
   }

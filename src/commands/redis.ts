@@ -85,7 +85,7 @@ export class RedisCommand extends EngineCommand {
     if (this.output === "table") this.print(statefile.backupId);
     else this.print(render(this.output, statefile));
     const keys = (statefile.fingerprint as { keys?: number } | undefined)?.keys;
-    this.context.stderr.write(
+    this.note(
       `backed up ${describeConnection(conn)}: ${formatBytes(statefile.artifact?.sizeBytes ?? 0)}` +
         `${keys === undefined ? "" : `, ${keys} keys`} as ${statefile.backupId}\n`,
     );
@@ -117,17 +117,17 @@ export class RedisCommand extends EngineCommand {
         ...(listenPort !== undefined ? { listenPort } : {}),
         ...(this.advertiseHost ? { advertiseHost: this.advertiseHost } : {}),
         detachReplica: this.detachReplica,
-        onPhase: (phase) => this.context.stderr.write(`${phase}…\n`),
+        onPhase: (phase) => this.note(`${phase}…\n`),
       });
       await recordRestore(store, entry, { to: where, result: "succeeded" });
-      this.context.stderr.write(
+      this.note(
         `restored ${entry.ref.backupId} into ${where}: ${outcome.keys} keys` +
           (outcome.checked
             ? ", key counts match the backup\n"
             : " (the backup has no key counts to compare)\n"),
       );
       if (outcome.detachedFrom) {
-        this.context.stderr.write(
+        this.note(
           `the target was a replica of ${outcome.detachedFrom} and is now a master; point it back only if you ` +
             `want its master's data instead of the backup's\n`,
         );
