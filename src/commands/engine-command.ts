@@ -1,10 +1,14 @@
 import { Option, UsageError } from "clipanion";
-import { CapsuleError, ErrorCode } from "../errors.js";
+import { CapsuleError, ErrorCode, messageOf } from "../errors.js";
 import { clusterFrom, openBackupStore } from "../runtime/bucket.js";
 import { confirm } from "../runtime/confirm.js";
 import { downloadArtifact } from "../runtime/download.js";
 import { type Progress, terminalProgress } from "../runtime/progress.js";
-import type { BackupStore } from "../storage/backup-store.js";
+import { recordRestore } from "../runtime/record-restore.js";
+import { takeBackup, type EngineBackup } from "../runtime/take-backup.js";
+import type { BackupEntry, BackupStore } from "../storage/backup-store.js";
+import { isSafeSegment } from "../storage/layout.js";
+import type { Statefile } from "../storage/statefile.js";
 import type { Engine } from "../storage/layout.js";
 import { BaseCommand } from "./base-command.js";
 import { backupsTable, entryDocument, formatBytes, render } from "./render.js";
@@ -140,6 +144,62 @@ export abstract class EngineCommand extends BaseCommand {
     });
     await store.delete(entry.ref);
     this.note(`deleted ${entry.ref.backupId}\n`);
+  }
+
+  /** Takes one backup through the run protocol and prints its id (or its statefile with `-o json|yaml`). */
+  protected async createBackup(
+    target: string,
+    source: Statefile["source"],
+    engine: EngineBackup,
+  ): Promise<Statefile> {
+    if (!isSafeSegment(target)) {
+      throw new UsageError(`--target ${JSON.stringify(target)}: use letters, digits, ".", "_" and "-"`);
+    }
+    const statefile = await takeBackup(
+      this.store(),
+      { cluster: this.clusterId(), target, engine: this.engine, trigger: { type: "manual" }, source },
+      engine,
+    );
+    this.print(this.output === "table" ? statefile.backupId : render(this.output, statefile));
+    return statefile;
+  }
+
+  /**
+   * The backup `--id` names, if it may be restored: only a succeeded one unless `--force`, and only once the
+   * operator confirmed `question` (or passed `--yes`).
+   */
+  protected async restorableEntry(
+    store: BackupStore,
+    question: (entry: BackupEntry) => string,
+  ): Promise<BackupEntry> {
+    const entry = await this.entry(store);
+    if (entry.state !== "succeeded" && !this.force) {
+      throw new CapsuleError(
+        ErrorCode.NotRestorable,
+        `${entry.ref.backupId} is ${entry.state}: only succeeded backups are restored (--force to try anyway)`,
+      );
+    }
+    await confirm(question(entry), { yes: this.yes, stdin: this.context.stdin, stderr: this.context.stderr });
+    return entry;
+  }
+
+  /** Runs a restore and appends its outcome, success or failure, to the backup's statefile. */
+  protected async recordingRestore<T>(
+    store: BackupStore,
+    entry: BackupEntry,
+    to: string,
+    work: () => Promise<T>,
+  ): Promise<T> {
+    try {
+      const outcome = await work();
+      await recordRestore(store, entry, { to, result: "succeeded" });
+      return outcome;
+    } catch (error) {
+      await recordRestore(store, entry, { to, result: "failed", message: messageOf(error) }).catch(
+        () => undefined,
+      );
+      throw error;
+    }
   }
 
   /** For engines whose backup path is not built yet: one honest line, never a fake success. */

@@ -3,12 +3,7 @@ import { pgConnectionFrom, describeConnection } from "../engines/postgres/connec
 import { backupPostgres } from "../engines/postgres/backup.js";
 import { restorePostgres, type PgRestoreMode } from "../engines/postgres/restore.js";
 import { zstdDecompress } from "../engines/postgres/tools.js";
-import { CapsuleError, ErrorCode, messageOf } from "../errors.js";
-import { confirm } from "../runtime/confirm.js";
 import { downloadArtifact } from "../runtime/download.js";
-import { recordRestore } from "../runtime/record-restore.js";
-import { takeBackup } from "../runtime/take-backup.js";
-import { isSafeSegment } from "../storage/layout.js";
 import { EngineCommand } from "./engine-command.js";
 import { formatBytes, render } from "./render.js";
 
@@ -62,25 +57,11 @@ export class PgCommand extends EngineCommand {
 
   protected override async runCreate(): Promise<void> {
     const conn = pgConnectionFrom(this, this.env);
-    const target = this.target ?? conn.database;
-    if (!isSafeSegment(target)) {
-      throw new UsageError(
-        `--target ${JSON.stringify(target)}: use letters, digits, ".", "_" and "-" (set --target for this database)`,
-      );
-    }
-    const statefile = await takeBackup(
-      this.store(),
-      {
-        cluster: this.clusterId(),
-        target,
-        engine: this.engine,
-        trigger: { type: "manual" },
-        source: { host: conn.host, port: conn.port, database: conn.database },
-      },
+    const statefile = await this.createBackup(
+      this.target ?? conn.database,
+      { host: conn.host, port: conn.port, database: conn.database },
       (run, context) => backupPostgres(conn, run, context),
     );
-    if (this.output === "table") this.print(statefile.backupId);
-    else this.print(render(this.output, statefile));
     this.note(
       `backed up ${describeConnection(conn)}: ${formatBytes(statefile.artifact?.sizeBytes ?? 0)} as ${statefile.backupId}\n`,
     );
@@ -89,49 +70,35 @@ export class PgCommand extends EngineCommand {
   protected override async runRestore(): Promise<void> {
     if (this.inPlace && this.toDatabase) throw new UsageError("choose one of --in-place and --to-database");
     const conn = pgConnectionFrom(this, this.env);
-    const store = this.store();
-    const entry = await this.entry(store);
-    if (entry.state !== "succeeded" && !this.force) {
-      throw new CapsuleError(
-        ErrorCode.NotRestorable,
-        `${entry.ref.backupId} is ${entry.state}: only succeeded backups are restored (--force to try anyway)`,
-      );
-    }
     const mode: PgRestoreMode = this.inPlace
       ? { kind: "in-place" }
       : this.toDatabase
         ? { kind: "new-database", database: this.toDatabase }
         : { kind: "swap" };
     const where = describeConnection(conn, this.toDatabase ?? conn.database);
-    const what =
+    const store = this.store();
+    const entry = await this.restorableEntry(store, (e) =>
       mode.kind === "in-place"
-        ? `OVERWRITE ${where} in place with ${entry.ref.backupId}?`
+        ? `OVERWRITE ${where} in place with ${e.ref.backupId}?`
         : mode.kind === "swap"
-          ? `Restore ${entry.ref.backupId} as ${where} (the current database is kept under another name)?`
-          : `Restore ${entry.ref.backupId} into the new database ${where}?`;
-    await confirm(what, { yes: this.yes, stdin: this.context.stdin, stderr: this.context.stderr });
-
-    try {
-      const outcome = await restorePostgres(conn, store, entry, mode, {
+          ? `Restore ${e.ref.backupId} as ${where} (the current database is kept under another name)?`
+          : `Restore ${e.ref.backupId} into the new database ${where}?`,
+    );
+    const outcome = await this.recordingRestore(store, entry, where, () =>
+      restorePostgres(conn, store, entry, mode, {
         noOwner: this.noOwner,
         onPhase: (phase) => this.note(`${phase}…\n`),
-      });
-      await recordRestore(store, entry, { to: where, result: "succeeded" });
+      }),
+    );
+    this.note(
+      `restored ${entry.ref.backupId} into ${outcome.database}: ${outcome.tables} tables, ${outcome.rows} rows match the backup\n`,
+    );
+    if (outcome.keptAs) {
       this.note(
-        `restored ${entry.ref.backupId} into ${outcome.database}: ${outcome.tables} tables, ${outcome.rows} rows match the backup\n`,
+        `the previous database is kept as "${outcome.keptAs}"; when you no longer need it: DROP DATABASE "${outcome.keptAs}";\n`,
       );
-      if (outcome.keptAs) {
-        this.note(
-          `the previous database is kept as "${outcome.keptAs}"; when you no longer need it: DROP DATABASE "${outcome.keptAs}";\n`,
-        );
-      }
-      if (this.output !== "table") this.print(render(this.output, outcome));
-    } catch (error) {
-      await recordRestore(store, entry, { to: where, result: "failed", message: messageOf(error) }).catch(
-        () => undefined,
-      );
-      throw error;
     }
+    if (this.output !== "table") this.print(render(this.output, outcome));
   }
 
   protected override async runDownloadTo(file: string): Promise<void> {

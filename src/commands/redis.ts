@@ -6,11 +6,7 @@ import {
   type RedisConnection,
 } from "../engines/redis/connection.js";
 import { restoreRedis } from "../engines/redis/restore.js";
-import { CapsuleError, ErrorCode, messageOf } from "../errors.js";
-import { confirm } from "../runtime/confirm.js";
-import { recordRestore } from "../runtime/record-restore.js";
-import { takeBackup } from "../runtime/take-backup.js";
-import { isSafeSegment } from "../storage/layout.js";
+import { messageOf } from "../errors.js";
 import { EngineCommand } from "./engine-command.js";
 import { formatBytes, render } from "./render.js";
 
@@ -67,23 +63,11 @@ export class RedisCommand extends EngineCommand {
 
   protected override async runCreate(): Promise<void> {
     const conn = this.connection();
-    const target = this.target ?? "redis";
-    if (!isSafeSegment(target)) {
-      throw new UsageError(`--target ${JSON.stringify(target)}: use letters, digits, ".", "_" and "-"`);
-    }
-    const statefile = await takeBackup(
-      this.store(),
-      {
-        cluster: this.clusterId(),
-        target,
-        engine: this.engine,
-        trigger: { type: "manual" },
-        source: { host: conn.host, port: conn.port },
-      },
+    const statefile = await this.createBackup(
+      this.target ?? "redis",
+      { host: conn.host, port: conn.port },
       (run, context) => backupRedis(conn, run, context),
     );
-    if (this.output === "table") this.print(statefile.backupId);
-    else this.print(render(this.output, statefile));
     const keys = (statefile.fingerprint as { keys?: number } | undefined)?.keys;
     this.note(
       `backed up ${describeConnection(conn)}: ${formatBytes(statefile.artifact?.sizeBytes ?? 0)}` +
@@ -97,48 +81,34 @@ export class RedisCommand extends EngineCommand {
     if (listenPort !== undefined && (!Number.isInteger(listenPort) || listenPort < 0 || listenPort > 65535)) {
       throw new UsageError(`--listen-port must be a TCP port (got ${JSON.stringify(this.listenPort)})`);
     }
-    const store = this.store();
-    const entry = await this.entry(store);
-    if (entry.state !== "succeeded" && !this.force) {
-      throw new CapsuleError(
-        ErrorCode.NotRestorable,
-        `${entry.ref.backupId} is ${entry.state}: only succeeded backups are restored (--force to try anyway)`,
-      );
-    }
     const where = describeConnection(conn);
-    await confirm(`REPLACE every key of ${where} with backup ${entry.ref.backupId}?`, {
-      yes: this.yes,
-      stdin: this.context.stdin,
-      stderr: this.context.stderr,
-    });
-    try {
-      const outcome = await restoreRedis(conn, store, entry, {
+    const store = this.store();
+    const entry = await this.restorableEntry(
+      store,
+      (e) => `REPLACE every key of ${where} with backup ${e.ref.backupId}?`,
+    );
+    const outcome = await this.recordingRestore(store, entry, where, () =>
+      restoreRedis(conn, store, entry, {
         ...(this.listenHost ? { listenHost: this.listenHost } : {}),
         ...(listenPort !== undefined ? { listenPort } : {}),
         ...(this.advertiseHost ? { advertiseHost: this.advertiseHost } : {}),
         detachReplica: this.detachReplica,
         onPhase: (phase) => this.note(`${phase}…\n`),
-      });
-      await recordRestore(store, entry, { to: where, result: "succeeded" });
+      }),
+    );
+    this.note(
+      `restored ${entry.ref.backupId} into ${where}: ${outcome.keys} keys` +
+        (outcome.checked
+          ? ", key counts match the backup\n"
+          : " (the backup has no key counts to compare)\n"),
+    );
+    if (outcome.detachedFrom) {
       this.note(
-        `restored ${entry.ref.backupId} into ${where}: ${outcome.keys} keys` +
-          (outcome.checked
-            ? ", key counts match the backup\n"
-            : " (the backup has no key counts to compare)\n"),
+        `the target was a replica of ${outcome.detachedFrom} and is now a master; point it back only if you ` +
+          `want its master's data instead of the backup's\n`,
       );
-      if (outcome.detachedFrom) {
-        this.note(
-          `the target was a replica of ${outcome.detachedFrom} and is now a master; point it back only if you ` +
-            `want its master's data instead of the backup's\n`,
-        );
-      }
-      if (this.output !== "table") this.print(render(this.output, outcome));
-    } catch (error) {
-      await recordRestore(store, entry, { to: where, result: "failed", message: messageOf(error) }).catch(
-        () => undefined,
-      );
-      throw error;
     }
+    if (this.output !== "table") this.print(render(this.output, outcome));
   }
 
   private connection(): RedisConnection {
