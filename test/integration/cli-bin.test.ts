@@ -1,0 +1,51 @@
+/** The `capsule` binary as users run it: the built output, and through npx. */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { promisify } from "node:util";
+import { describe, test } from "node:test";
+
+const exec = promisify(execFile);
+const root = path.resolve(import.meta.dirname, "..", "..");
+const built = path.join(root, "dist", "src", "cli.js");
+
+describe("the capsule binary", () => {
+  test("GIVEN the built output WHEN run with --help and version THEN both answer", async () => {
+    assert.ok(existsSync(built), `${built} is missing: run npm run build first (.ci/run does)`);
+    const help = await exec(process.execPath, [built, "--help"], { cwd: root });
+    for (const command of [
+      "capsule pg",
+      "capsule redis",
+      "capsule es",
+      "capsule plan",
+      "capsule run",
+      "capsule version",
+    ]) {
+      assert.match(help.stdout, new RegExp(command), `--help lists ${command}`);
+    }
+    const version = await exec(process.execPath, [built, "version", "-o", "json"], { cwd: root });
+    const info = JSON.parse(version.stdout) as { version: string };
+    const pkg = (await import(path.join(root, "package.json"), { with: { type: "json" } })) as {
+      default: { version: string };
+    };
+    assert.equal(info.version, pkg.default.version);
+  });
+
+  test("GIVEN the package WHEN run through npx THEN capsule version answers", async () => {
+    const { stdout } = await exec("npx", ["--no-install", ".", "version"], { cwd: root });
+    assert.match(stdout, /^capsule \d+\.\d+\.\d+ /);
+  });
+
+  test("GIVEN an unknown flag WHEN run THEN the error goes to stderr with a non-zero exit and stdout stays empty", async () => {
+    await assert.rejects(
+      exec(process.execPath, [built, "pg", "--bogus"], { cwd: root }),
+      (error: { code: number; stdout: string; stderr: string }) => {
+        assert.equal(error.code, 1);
+        assert.equal(error.stdout, "");
+        assert.match(error.stderr, /Unsupported option name \("--bogus"\)/);
+        return true;
+      },
+    );
+  });
+});
