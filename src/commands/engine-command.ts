@@ -9,11 +9,13 @@ import { takeBackup, type EngineBackup } from "../runtime/take-backup.js";
 import type { BackupEntry, BackupStore } from "../storage/backup-store.js";
 import { isSafeSegment } from "../storage/layout.js";
 import type { Statefile } from "../storage/statefile.js";
+import { checkIntegrity } from "../storage/integrity.js";
+import { planRetention, type RetentionPolicy } from "../storage/retention.js";
 import type { Engine } from "../storage/layout.js";
 import { BaseCommand } from "./base-command.js";
-import { backupsTable, entryDocument, formatBytes, render } from "./render.js";
+import { backupsTable, decisionsTable, entryDocument, findingsTable, formatBytes, render } from "./render.js";
 
-const ACTIONS = ["create", "list", "describe", "download", "restore", "delete"] as const;
+const ACTIONS = ["create", "list", "describe", "download", "restore", "delete", "prune", "check"] as const;
 type Action = (typeof ACTIONS)[number];
 
 /**
@@ -31,6 +33,12 @@ export abstract class EngineCommand extends BaseCommand {
   });
   restore = Option.Boolean("--restore", false, { description: "Restore a backup" });
   delete = Option.Boolean("--delete", false, { description: "Delete a backup (artifact and statefile)" });
+  prune = Option.Boolean("--prune", false, {
+    description: "Apply retention to a target (--target), or to every target",
+  });
+  check = Option.Boolean("--check", false, {
+    description: "Find missing or resized artifacts, unreadable statefiles and orphans (exit 1 if any)",
+  });
 
   id = Option.String("--id", { description: "Backup id" });
   cluster = Option.String("--cluster", { description: "Cluster id (default: $CAPSULE_CLUSTER, else local)" });
@@ -42,6 +50,23 @@ export abstract class EngineCommand extends BaseCommand {
   to = Option.String("--to", { description: "Target file for --download" });
   yes = Option.Boolean("--yes", false, { description: "Do not ask before destructive actions" });
   force = Option.Boolean("--force", false, { description: "Restore a backup that did not succeed" });
+  dryRun = Option.Boolean("--dry-run", false, {
+    description: "--prune: show what would go and why, delete nothing",
+  });
+  keepLast = Option.String("--keep-last", "5", {
+    description: "--prune: newest succeeded backups to keep (default 5)",
+  });
+  keepDaily = Option.String("--keep-daily", {
+    description: "--prune: also keep the newest of each of the last N days",
+  });
+  keepWeekly = Option.String("--keep-weekly", { description: "--prune: … of each of the last N ISO weeks" });
+  keepMonthly = Option.String("--keep-monthly", { description: "--prune: … of each of the last N months" });
+  failedGraceHours = Option.String("--failed-grace-hours", {
+    description: "--prune: keep failed and abandoned runs this long (default 72)",
+  });
+
+  /** The target name (`--target`); each engine declares the flag with its own default. */
+  abstract readonly target: string | undefined;
 
   private progressDisplay: Progress | undefined;
 
@@ -78,6 +103,10 @@ export abstract class EngineCommand extends BaseCommand {
         return this.runCreate();
       case "restore":
         return this.runRestore();
+      case "prune":
+        return this.runPrune();
+      case "check":
+        return this.runCheck();
     }
   }
 
@@ -144,6 +173,96 @@ export abstract class EngineCommand extends BaseCommand {
     });
     await store.delete(entry.ref);
     this.note(`deleted ${entry.ref.backupId}\n`);
+  }
+
+  private async runPrune(): Promise<void> {
+    const policy = this.retentionPolicy();
+    const store = this.store();
+    const cluster = this.clusterId();
+    const targets = this.target
+      ? [this.target]
+      : [
+          ...new Set(
+            (await store.list({ cluster, engine: this.engine })).flatMap((e) =>
+              e.statefile ? [e.statefile.target] : [],
+            ),
+          ),
+        ];
+    const plans = [];
+    for (const target of targets.sort()) {
+      const scope = { cluster, engine: this.engine, target };
+      const plan = planRetention(await store.list(scope), policy, store.now());
+      if (!this.dryRun && plan.delete.length > 0) {
+        await confirm(`Delete ${plan.delete.length} backup(s) of ${cluster}/${target}?`, {
+          yes: this.yes,
+          stdin: this.context.stdin,
+          stderr: this.context.stderr,
+        });
+        for (const d of plan.delete)
+          await store.delete({ cluster, engine: this.engine, backupId: d.backupId });
+      }
+      plans.push({ target, ...plan });
+    }
+    if (this.output !== "table") {
+      this.print(render(this.output, { dryRun: this.dryRun, policy, targets: plans }));
+      return;
+    }
+    const verb = this.dryRun ? "would delete" : "deleted";
+    const rows = plans.flatMap((p) => [
+      ...p.delete.map((d) => ({
+        backupId: d.backupId,
+        target: p.target,
+        state: d.state,
+        decision: verb,
+        reason: d.reason,
+      })),
+      ...p.keep.map((d) => ({
+        backupId: d.backupId,
+        target: p.target,
+        state: d.state,
+        decision: "keep",
+        reason: d.reason,
+      })),
+    ]);
+    this.print(rows.length ? decisionsTable(rows) : "no backups");
+  }
+
+  private async runCheck(): Promise<number> {
+    const store = this.store();
+    const cluster = this.clusterId();
+    const findings = await checkIntegrity(store, cluster, this.engine);
+    const orphans = findings.filter((f) => f.kind === "orphan");
+    if (orphans.length > 0 && this.yes) {
+      for (const o of orphans) await store.objects.delete(o.key);
+      this.note(`deleted ${orphans.length} orphaned object(s)\n`);
+    } else if (orphans.length > 0) {
+      this.note(`${orphans.length} orphaned object(s); --check --yes deletes them\n`);
+    }
+    if (this.output === "table") this.print(findings.length ? findingsTable(findings) : "no damage found");
+    else this.print(render(this.output, findings));
+    const unresolved = this.yes ? findings.filter((f) => f.kind !== "orphan") : findings;
+    return unresolved.length > 0 ? 1 : 0;
+  }
+
+  private retentionPolicy(): RetentionPolicy {
+    const count = (flag: string, value: string | undefined, min: number): number | undefined => {
+      if (value === undefined) return undefined;
+      const n = Number(value);
+      if (!Number.isInteger(n) || n < min)
+        throw new UsageError(`${flag} must be an integer >= ${min} (got ${JSON.stringify(value)})`);
+      return n;
+    };
+    const keepDaily = count("--keep-daily", this.keepDaily, 0);
+    const keepWeekly = count("--keep-weekly", this.keepWeekly, 0);
+    const keepMonthly = count("--keep-monthly", this.keepMonthly, 0);
+    const failedGraceHours = count("--failed-grace-hours", this.failedGraceHours, 0);
+    return {
+      keepLast: count("--keep-last", this.keepLast, 1)!,
+      ...(keepDaily !== undefined ? { keepDaily } : {}),
+      ...(keepWeekly !== undefined ? { keepWeekly } : {}),
+      ...(keepMonthly !== undefined ? { keepMonthly } : {}),
+      ...(failedGraceHours !== undefined ? { failedGraceHours } : {}),
+    };
   }
 
   /** Takes one backup through the run protocol and prints its id (or its statefile with `-o json|yaml`). */

@@ -26,43 +26,67 @@ export function entryDocument(entry: BackupEntry): unknown {
       };
 }
 
-export function backupsTable(entries: readonly BackupEntry[]): string {
-  const table = new Table({
-    head: ["ID", "TARGET", "STATE", "STARTED (UTC)", "DURATION", "SIZE", "VERIFIED"],
-    style: { head: [], border: [] },
-    chars: {
-      top: "",
-      "top-mid": "",
-      "top-left": "",
-      "top-right": "",
-      bottom: "",
-      "bottom-mid": "",
-      "bottom-left": "",
-      "bottom-right": "",
-      left: "",
-      "left-mid": "",
-      mid: "",
-      "mid-mid": "",
-      right: "",
-      "right-mid": "",
-      middle: "  ",
-    },
-  });
-  for (const e of entries) {
-    const s = e.statefile;
-    table.push([
-      e.ref.backupId,
-      s?.target ?? "-",
-      e.state,
-      s ? s.startedAt.replace("T", " ").replace(/\.\d+Z$/, "") : "-",
-      s?.finishedAt ? formatDuration(Date.parse(s.finishedAt) - Date.parse(s.startedAt)) : "-",
-      s?.artifact ? formatBytes(s.artifact.sizeBytes) : "-",
-      s?.verification.status ?? "-",
-    ]);
-  }
+const PLAIN_CHARS = {
+  top: "",
+  "top-mid": "",
+  "top-left": "",
+  "top-right": "",
+  bottom: "",
+  "bottom-mid": "",
+  "bottom-left": "",
+  "bottom-right": "",
+  left: "",
+  "left-mid": "",
+  mid: "",
+  "mid-mid": "",
+  right: "",
+  "right-mid": "",
+  middle: "  ",
+};
+
+/** A borderless table like kubectl's: a header row, columns separated by spaces. */
+function plainTable(head: string[], rows: string[][]): string {
+  const table = new Table({ head, style: { head: [], border: [] }, chars: PLAIN_CHARS });
+  table.push(...rows);
   return table
     .toString()
     .split("\n")
     .map((line) => line.trimEnd().replace(/^ /, ""))
     .join("\n");
+}
+
+export function decisionsTable(
+  rows: ReadonlyArray<{ backupId: string; target: string; state: string; decision: string; reason: string }>,
+): string {
+  return plainTable(
+    ["ID", "TARGET", "STATE", "DECISION", "WHY"],
+    rows.map((r) => [r.backupId, r.target, r.state, r.decision, r.reason]),
+  );
+}
+
+export function findingsTable(
+  findings: ReadonlyArray<{ kind: string; backupId: string; key: string; detail: string }>,
+): string {
+  return plainTable(
+    ["ID", "PROBLEM", "DETAIL", "KEY"],
+    findings.map((f) => [f.backupId, f.kind, f.detail, f.key]),
+  );
+}
+
+export function backupsTable(entries: readonly BackupEntry[]): string {
+  return plainTable(
+    ["ID", "TARGET", "STATE", "STARTED (UTC)", "DURATION", "SIZE", "VERIFIED"],
+    entries.map((e) => {
+      const s = e.statefile;
+      return [
+        e.ref.backupId,
+        s?.target ?? "-",
+        e.state,
+        s ? s.startedAt.replace("T", " ").replace(/\.\d+Z$/, "") : "-",
+        s?.finishedAt ? formatDuration(Date.parse(s.finishedAt) - Date.parse(s.startedAt)) : "-",
+        s?.artifact ? formatBytes(s.artifact.sizeBytes) : "-",
+        s?.verification.status ?? "-",
+      ];
+    }),
+  );
 }
