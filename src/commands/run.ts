@@ -3,7 +3,8 @@ import { backupPostgres } from "../engines/postgres/backup.js";
 import { pgConnectionFrom } from "../engines/postgres/connection.js";
 import { backupRedis } from "../engines/redis/backup.js";
 import { redisConnectionFrom } from "../engines/redis/connection.js";
-import { CapsuleError, ErrorCode } from "../errors.js";
+import { backupElasticsearch } from "../engines/elasticsearch/backup.js";
+import { esConnectionFrom } from "../engines/elasticsearch/connection.js";
 import { createLogger } from "../log.js";
 import type { RunTarget } from "../plan/run-contract.js";
 import { readRunTarget, runStore } from "../runtime/run-target.js";
@@ -87,11 +88,10 @@ export class RunCommand extends BaseCommand {
         );
         return (run, context) => backupRedis(conn, run, context);
       }
-      case "elasticsearch":
-        throw new CapsuleError(
-          ErrorCode.NotImplemented,
-          "elasticsearch targets are not implemented yet in this version of capsule",
-        );
+      case "elasticsearch": {
+        const conn = esConnectionFrom(target.connection.url ? { url: target.connection.url } : {}, this.env);
+        return (run, context) => backupElasticsearch(conn, run, context);
+      }
     }
   }
 

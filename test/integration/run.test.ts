@@ -7,10 +7,11 @@ import assert from "node:assert/strict";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { before, describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import { compileManifests } from "../../src/compiler/compile.js";
 import { gatherPlans } from "../../src/plan/gather.js";
 import { openBackupStore } from "../../src/runtime/bucket.js";
+import { FakeElasticsearch } from "../fakes/elasticsearch.js";
 import { createBucket, testServers, uniqueName, type TestServers } from "../harness/index.js";
 import { capsule } from "../support/cli.js";
 import { sql } from "../support/pg.js";
@@ -44,9 +45,21 @@ describe("capsule run", () => {
   let bucket: string;
   let db: string;
   let jobs: Array<{ target: string; args: string[]; env: Record<string, string> }>;
+  let es: FakeElasticsearch;
+
+  after(() => es.close());
 
   before(async () => {
     servers = await testServers();
+    es = await FakeElasticsearch.start({
+      flavour: "8",
+      user: { name: "elastic", password: "es-secret-pass" },
+      refreshIntervalMs: 0,
+    });
+    es.seed("orders", { mappings: { properties: { n: { type: "long" } } } }, [
+      { id: "1", source: { n: 1 } },
+      { id: "2", source: { n: 2 } },
+    ]);
     bucket = uniqueName("run");
     await createBucket(servers.s3, bucket);
     db = uniqueName("rundb").replace(/-/g, "_");
@@ -73,6 +86,13 @@ spec:
       credentials: { secretName: pg-creds }
       schedule: { period: 24h }
       retention: { keepLast: 2 }
+    - name: search
+      engine: elasticsearch
+      namespace: apps
+      connection: { url: "${es.url}", port: 9200 }
+      credentials: { secretName: es-creds }
+      schedule: { period: 12h }
+      retention: { keepLast: 3 }
     - name: cache
       engine: redis
       namespace: apps
@@ -83,6 +103,7 @@ spec:
 `,
     );
     const secrets: Secrets = {
+      "es-creds": { CNVRG_ES_USER: "elastic", CNVRG_ES_PASS: "es-secret-pass" },
       "backup-s3": { AK: servers.s3.accessKeyId, SK: servers.s3.secretAccessKey },
       "pg-creds": { POSTGRES_USER: servers.pg.user, POSTGRES_PASSWORD: servers.pg.password },
       "redis-creds": { CNVRG_REDIS_PASSWORD: "" },
@@ -137,6 +158,20 @@ spec:
     );
     const [entry] = await store.list({ cluster: "run.test", engine: "redis" });
     assert.equal(entry?.state, "succeeded");
+  });
+
+  test("GIVEN a compiled Elasticsearch CronJob WHEN its pod runs THEN the export is in the bucket with its document counts", async () => {
+    const job = jobs.find((j) => j.target === "search")!;
+    const result = await capsule(job.args, job.env);
+    assert.equal(result.code, 0, result.stderr);
+    assert.doesNotMatch(result.stderr, /es-secret-pass/);
+    const store = openBackupStore(
+      { bucket: `s3://${bucket}/capsule` },
+      { ...job.env, AWS_ENDPOINT_URL_S3: servers.s3.endpoint },
+    );
+    const [entry] = await store.list({ cluster: "run.test", engine: "elasticsearch" });
+    assert.equal(entry?.state, "succeeded");
+    assert.equal((entry?.statefile?.fingerprint as { docs: number }).docs, 2);
   });
 
   test("GIVEN the database is unreachable WHEN the pod runs THEN it exits non-zero, the run is failed, and no good backup is pruned", async () => {
