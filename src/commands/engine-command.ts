@@ -5,6 +5,7 @@ import { confirm } from "../runtime/confirm.js";
 import { downloadArtifact } from "../runtime/download.js";
 import { type Progress, terminalProgress } from "../runtime/progress.js";
 import { recordRestore } from "../runtime/record-restore.js";
+import { type DrillResult, verifyBackup } from "../runtime/verify.js";
 import { takeBackup, type EngineBackup } from "../runtime/take-backup.js";
 import type { BackupEntry, BackupStore } from "../storage/backup-store.js";
 import { isSafeSegment } from "../storage/layout.js";
@@ -15,7 +16,17 @@ import type { Engine } from "../storage/layout.js";
 import { BaseCommand } from "./base-command.js";
 import { backupsTable, decisionsTable, entryDocument, findingsTable, formatBytes, render } from "./render.js";
 
-const ACTIONS = ["create", "list", "describe", "download", "restore", "delete", "prune", "check"] as const;
+const ACTIONS = [
+  "create",
+  "list",
+  "describe",
+  "download",
+  "restore",
+  "delete",
+  "prune",
+  "check",
+  "verify",
+] as const;
 type Action = (typeof ACTIONS)[number];
 
 /**
@@ -35,6 +46,9 @@ export abstract class EngineCommand extends BaseCommand {
   delete = Option.Boolean("--delete", false, { description: "Delete a backup (artifact and statefile)" });
   prune = Option.Boolean("--prune", false, {
     description: "Apply retention to a target (--target), or to every target",
+  });
+  verify = Option.Boolean("--verify", false, {
+    description: "Prove a backup (--id ID or latest): checksum, then a restore drill into a scratch target",
   });
   check = Option.Boolean("--check", false, {
     description: "Find missing or resized artifacts, unreadable statefiles and orphans (exit 1 if any)",
@@ -107,6 +121,8 @@ export abstract class EngineCommand extends BaseCommand {
         return this.runPrune();
       case "check":
         return this.runCheck();
+      case "verify":
+        return this.runVerify();
     }
   }
 
@@ -225,6 +241,40 @@ export abstract class EngineCommand extends BaseCommand {
       })),
     ]);
     this.print(rows.length ? decisionsTable(rows) : "no backups");
+  }
+
+  /** The engine's restore drill into a scratch target; it must leave nothing behind, also when it fails. */
+  protected abstract drill(store: BackupStore, entry: BackupEntry): Promise<DrillResult>;
+
+  private async runVerify(): Promise<void> {
+    const store = this.store();
+    const id = this.requireId();
+    const entry =
+      id === "latest"
+        ? (
+            await store.list({
+              cluster: this.clusterId(),
+              engine: this.engine,
+              ...(this.target ? { target: this.target } : {}),
+            })
+          ).find((e) => e.state === "succeeded")
+        : await this.entry(store);
+    if (!entry)
+      throw new CapsuleError(
+        ErrorCode.NotFound,
+        `no succeeded backup to verify for cluster ${this.clusterId()}`,
+      );
+    if (entry.state !== "succeeded") {
+      throw new CapsuleError(
+        ErrorCode.NotRestorable,
+        `${entry.ref.backupId} is ${entry.state}: only succeeded backups are verified`,
+      );
+    }
+    const verification = await verifyBackup(store, entry, () => this.drill(store, entry));
+    this.note(`verified ${entry.ref.backupId}: ${verification.details} (${verification.method})\n`);
+    if (this.output !== "table")
+      this.print(render(this.output, { backupId: entry.ref.backupId, verification }));
+    else this.print(entry.ref.backupId);
   }
 
   private async runCheck(): Promise<number> {

@@ -10,6 +10,9 @@ import type { EsFingerprint } from "../engines/elasticsearch/fingerprint.js";
 import { parsePatterns, parseRename, type Rename } from "../engines/elasticsearch/indices.js";
 import { restoreElasticsearch } from "../engines/elasticsearch/restore.js";
 import { messageOf } from "../errors.js";
+import { drillElasticsearch } from "../engines/elasticsearch/drill.js";
+import type { DrillResult } from "../runtime/verify.js";
+import type { BackupEntry, BackupStore } from "../storage/backup-store.js";
 import { EngineCommand } from "./engine-command.js";
 import { formatBytes, render } from "./render.js";
 
@@ -129,6 +132,10 @@ export class EsCommand extends EngineCommand {
       );
     }
     if (this.output !== "table") this.print(render(this.output, outcome));
+  }
+
+  protected override drill(store: BackupStore, entry: BackupEntry): Promise<DrillResult> {
+    return drillElasticsearch(store, entry);
   }
 
   private connection(): EsConnection {

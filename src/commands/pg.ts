@@ -4,6 +4,9 @@ import { backupPostgres } from "../engines/postgres/backup.js";
 import { restorePostgres, type PgRestoreMode } from "../engines/postgres/restore.js";
 import { zstdDecompress } from "../engines/postgres/tools.js";
 import { downloadArtifact } from "../runtime/download.js";
+import { drillPostgres } from "../engines/postgres/drill.js";
+import type { DrillResult } from "../runtime/verify.js";
+import type { BackupEntry, BackupStore } from "../storage/backup-store.js";
 import { EngineCommand } from "./engine-command.js";
 import { formatBytes, render } from "./render.js";
 
@@ -51,6 +54,10 @@ export class PgCommand extends EngineCommand {
     description: "Restore into this new database, beside the original",
   });
   noOwner = Option.Boolean("--no-owner", false, { description: "Restore without owners and privileges" });
+  verifyServer = Option.Boolean("--verify-server", false, {
+    description:
+      "--verify: drill into a scratch database on the server the connection flags name, not a throwaway cluster",
+  });
   raw = Option.Boolean("--raw", false, {
     description: "Download the stored (zstd-compressed) bytes as they are",
   });
@@ -99,6 +106,13 @@ export class PgCommand extends EngineCommand {
       );
     }
     if (this.output !== "table") this.print(render(this.output, outcome));
+  }
+
+  protected override drill(store: BackupStore, entry: BackupEntry): Promise<DrillResult> {
+    return drillPostgres(store, entry, {
+      ...(this.verifyServer ? { server: pgConnectionFrom(this, this.env) } : {}),
+      onPhase: (phase) => this.note(`${phase}…\n`),
+    });
   }
 
   protected override async runDownloadTo(file: string): Promise<void> {

@@ -7,6 +7,9 @@ import {
 } from "../engines/redis/connection.js";
 import { restoreRedis } from "../engines/redis/restore.js";
 import { messageOf } from "../errors.js";
+import { drillRedis } from "../engines/redis/drill.js";
+import type { DrillResult } from "../runtime/verify.js";
+import type { BackupEntry, BackupStore } from "../storage/backup-store.js";
 import { EngineCommand } from "./engine-command.js";
 import { formatBytes, render } from "./render.js";
 
@@ -109,6 +112,10 @@ export class RedisCommand extends EngineCommand {
       );
     }
     if (this.output !== "table") this.print(render(this.output, outcome));
+  }
+
+  protected override drill(store: BackupStore, entry: BackupEntry): Promise<DrillResult> {
+    return drillRedis(store, entry, { onPhase: (phase) => this.note(`${phase}…\n`) });
   }
 
   private connection(): RedisConnection {

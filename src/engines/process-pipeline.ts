@@ -15,6 +15,8 @@ export interface ToolCommand {
   readonly env?: Record<string, string | undefined>;
   /** The Debian package that provides the command, for the "not found" message. */
   readonly package?: string;
+  /** Run as this account (tools such as initdb refuse to run as root). */
+  readonly owner?: { readonly uid: number; readonly gid: number };
 }
 
 export interface RunningPipeline {
@@ -42,6 +44,7 @@ export function spawnPipeline(
     const child = spawn(tool.command, [...tool.args], {
       env: { ...baseEnv(), ...tool.env },
       stdio: [previous ? "pipe" : "ignore", "pipe", "pipe"],
+      ...(tool.owner ? { uid: tool.owner.uid, gid: tool.owner.gid } : {}),
     });
     children.push(child);
     let stderr = "";

@@ -1,0 +1,62 @@
+/**
+ * The Redis restore drill: a throwaway `redis-server` on loopback receives the backup exactly as a production
+ * restore would (capsule serves the RDB as a replication master), its key counts are compared with the
+ * fingerprint, and the server and its directory are removed, always.
+ */
+import type { BackupEntry, BackupStore } from "../../storage/backup-store.js";
+import { freePort, scratchDir, startScratchServer } from "../scratch-server.js";
+import { RedisClient } from "./client.js";
+import type { RedisConnection } from "./connection.js";
+import { restoreRedis } from "./restore.js";
+
+export async function drillRedis(
+  store: BackupStore,
+  entry: BackupEntry,
+  options: { onPhase?: (phase: string) => void } = {},
+): Promise<{ method: string; details: string }> {
+  const phase = options.onPhase ?? (() => undefined);
+  phase("starting a throwaway redis-server");
+  const dir = await scratchDir("verify-redis");
+  const port = await freePort();
+  const conn: RedisConnection = { host: "127.0.0.1", port };
+  const server = await startScratchServer({
+    command: "redis-server",
+    args: [
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--dir",
+      dir,
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--databases",
+      "64",
+    ],
+    dir,
+    port,
+    package: "redis-server",
+    ready: async () => {
+      const client = await RedisClient.connect(conn);
+      try {
+        return (await client.text("PING")) === "PONG";
+      } finally {
+        client.close();
+      }
+    },
+  });
+  try {
+    const outcome = await restoreRedis(conn, store, entry, {
+      listenHost: "127.0.0.1",
+      ...(options.onPhase ? { onPhase: options.onPhase } : {}),
+    });
+    return {
+      method: "restore into a throwaway redis-server over the replication protocol",
+      details: `${outcome.keys} keys${outcome.checked ? ", key counts match the fingerprint" : " (no key counts recorded to compare)"}`,
+    };
+  } finally {
+    await server.stop();
+  }
+}
