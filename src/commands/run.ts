@@ -5,7 +5,12 @@ import { backupRedis } from "../engines/redis/backup.js";
 import { redisConnectionFrom } from "../engines/redis/connection.js";
 import { backupElasticsearch } from "../engines/elasticsearch/backup.js";
 import { esConnectionFrom } from "../engines/elasticsearch/connection.js";
+import { drillElasticsearch } from "../engines/elasticsearch/drill.js";
+import { drillPostgres } from "../engines/postgres/drill.js";
+import { drillRedis } from "../engines/redis/drill.js";
+import { CapsuleError, ErrorCode } from "../errors.js";
 import { createLogger } from "../log.js";
+import { type DrillResult, verifyBackup } from "../runtime/verify.js";
 import type { RunTarget } from "../plan/run-contract.js";
 import { readRunTarget, runStore } from "../runtime/run-target.js";
 import { takeBackup, type EngineBackup } from "../runtime/take-backup.js";
@@ -31,6 +36,10 @@ export class RunCommand extends BaseCommand {
   cluster = Option.String("--cluster", { description: "Cluster id (must match CAPSULE_TARGET)" });
   target = Option.String("--target", { description: "Target name (must match CAPSULE_TARGET)" });
   noPrune = Option.Boolean("--no-prune", false, { description: "Skip retention after the backup" });
+  verify = Option.String("--verify", {
+    description:
+      "Run the target's restore drill instead of a backup: latest (the newest succeeded backup) or an id",
+  });
 
   async run(): Promise<number> {
     const target = readRunTarget(this.env);
@@ -47,6 +56,7 @@ export class RunCommand extends BaseCommand {
       base: { cluster: target.cluster, target: target.target, engine: target.engine },
     });
     const store = runStore(target, this.env);
+    if (this.verify) return this.runDrill(target, store, this.verify, log);
     const requestId = this.env["CAPSULE_REQUEST_ID"];
     const statefile = await takeBackup(
       store,
@@ -62,6 +72,49 @@ export class RunCommand extends BaseCommand {
     );
     if (!this.noPrune) await this.prune(target, statefile, store, log);
     this.print(statefile.backupId);
+    return 0;
+  }
+
+  /** A scheduled restore drill: exits non-zero when the backup does not prove out, so the Job (and alerts) see it. */
+  private async runDrill(
+    target: RunTarget,
+    store: ReturnType<typeof runStore>,
+    id: string,
+    log: ReturnType<typeof createLogger>,
+  ): Promise<number> {
+    const scope = { cluster: target.cluster, engine: target.engine, target: target.target };
+    const entry =
+      id === "latest"
+        ? (await store.list(scope)).find((e) => e.state === "succeeded")
+        : await store.get({ cluster: target.cluster, engine: target.engine, backupId: id });
+    if (!entry || entry.state !== "succeeded") {
+      throw new CapsuleError(
+        ErrorCode.NotFound,
+        `no succeeded backup of ${target.cluster}/${target.target} to verify (${id})`,
+      );
+    }
+    const drill = (): Promise<DrillResult> => {
+      switch (target.engine) {
+        case "postgresql":
+          return drillPostgres(store, entry);
+        case "redis":
+          return drillRedis(store, entry);
+        case "elasticsearch":
+          return drillElasticsearch(store, entry);
+      }
+    };
+    try {
+      const verification = await verifyBackup(store, entry, drill);
+      log.info("backup verified", {
+        backupId: entry.ref.backupId,
+        method: verification.method,
+        details: verification.details,
+      });
+    } catch (error) {
+      log.error("verification failed", { backupId: entry.ref.backupId, error: (error as Error).message });
+      throw error;
+    }
+    this.print(entry.ref.backupId);
     return 0;
   }
 

@@ -6,8 +6,8 @@
  */
 import { ApiObject, App, Chart } from "cdk8s";
 import { CapsuleError, ErrorCode } from "../errors.js";
-import type { BackupPlan } from "../plan/types.js";
-import { cronJobManifest, type CronJobManifest } from "./cronjob.js";
+import type { BackupPlan, Target } from "../plan/types.js";
+import { cronJobManifest, jobName, type CronJobManifest, type JobKind } from "./cronjob.js";
 import { cronJobName } from "./names.js";
 import { dumpYaml } from "./yaml.js";
 
@@ -42,7 +42,11 @@ export function* compiledManifests(plans: readonly BackupPlan[]): Generator<Cron
 
 function addChart(app: App, plan: BackupPlan): Chart {
   const chart = new Chart(app, plan.metadata.cluster, { disableResourceNameHashes: true });
-  for (const target of plan.spec.targets) new ApiObject(chart, target.name, cronJobManifest(plan, target));
+  for (const target of plan.spec.targets) {
+    for (const kind of jobKinds(target)) {
+      new ApiObject(chart, jobName(target, kind), cronJobManifest(plan, target, kind));
+    }
+  }
   return chart;
 }
 
@@ -61,18 +65,25 @@ function assertUniqueNames(plans: readonly BackupPlan[]): void {
   const owners = new Map<string, string>();
   for (const plan of plans) {
     for (const target of plan.spec.targets) {
-      const key = `${target.namespace}/${cronJobName(plan.metadata.cluster, target.name)}`;
-      const owner = `cluster ${plan.metadata.cluster} target ${target.name}`;
-      const clash = owners.get(key);
-      if (clash !== undefined) {
-        throw new CapsuleError(
-          ErrorCode.Config,
-          `CronJob ${key} would be compiled for both ${clash} and ${owner}: rename one of the targets`,
-        );
+      for (const kind of jobKinds(target)) {
+        const key = `${target.namespace}/${cronJobName(plan.metadata.cluster, jobName(target, kind))}`;
+        const owner = `cluster ${plan.metadata.cluster} target ${target.name}${kind === "verify" ? " (verify)" : ""}`;
+        const clash = owners.get(key);
+        if (clash !== undefined) {
+          throw new CapsuleError(
+            ErrorCode.Config,
+            `CronJob ${key} would be compiled for both ${clash} and ${owner}: rename one of the targets`,
+          );
+        }
+        owners.set(key, owner);
       }
-      owners.set(key, owner);
     }
   }
+}
+
+/** A backup CronJob per target, and a drill CronJob for each target with a verify schedule. */
+function jobKinds(target: Target): JobKind[] {
+  return target.verify?.schedule ? ["backup", "verify"] : ["backup"];
 }
 
 /** The compiled CronJobs as objects (for the reconciler and for tests). */

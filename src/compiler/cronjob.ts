@@ -17,6 +17,8 @@ export const LABELS = {
   cluster: "capsule.cnvrg.io/cluster",
   target: "capsule.cnvrg.io/target",
   engine: "capsule.cnvrg.io/engine",
+  /** Only on restore-drill CronJobs (`verify`); backup CronJobs carry none, so their names and hashes stay put. */
+  job: "capsule.cnvrg.io/job",
 } as const;
 
 export const ANNOTATIONS = {
@@ -40,27 +42,41 @@ export type CronJobManifest = V1CronJob & {
   };
 };
 
-export function cronJobManifest(plan: BackupPlan, target: Target): CronJobManifest {
+/**
+ * What a CronJob runs: the target's backups, or (when the target has a verify policy) its scheduled restore drill,
+ * `capsule run --verify latest`, a second CronJob named `<target>-verify` and labelled `capsule.cnvrg.io/job: verify`.
+ */
+export type JobKind = "backup" | "verify";
+
+/** The CronJob's name part after the cluster: the target, or `<target>-verify` for its drill. */
+export function jobName(target: Target, kind: JobKind): string {
+  return kind === "verify" ? `${target.name}-verify` : target.name;
+}
+
+export function cronJobManifest(plan: BackupPlan, target: Target, kind: JobKind = "backup"): CronJobManifest {
   const cluster = plan.metadata.cluster;
   const { pod } = plan.spec;
+  const schedule = kind === "verify" ? target.verify?.schedule?.cron : target.schedule.cron;
+  if (!schedule) throw new Error(`cronJobManifest: target ${target.name} has no ${kind} schedule`);
   const labels = {
     [LABELS.managedBy]: MANAGED_BY,
     [LABELS.name]: "capsule",
     [LABELS.cluster]: labelValue(cluster),
     [LABELS.target]: labelValue(target.name),
     [LABELS.engine]: target.engine,
+    ...(kind === "verify" ? { [LABELS.job]: "verify" } : {}),
   };
   const unhashed: CronJobManifest = {
     apiVersion: "batch/v1",
     kind: "CronJob",
     metadata: {
-      name: cronJobName(cluster, target.name),
+      name: cronJobName(cluster, jobName(target, kind)),
       namespace: target.namespace,
       labels,
       annotations: { [ANNOTATIONS.cluster]: cluster },
     },
     spec: {
-      schedule: target.schedule.cron,
+      schedule,
       timeZone: "Etc/UTC",
       concurrencyPolicy: "Forbid",
       suspend: target.suspend,
@@ -95,7 +111,14 @@ export function cronJobManifest(plan: BackupPlan, target: Target): CronJobManife
                   name: "capsule",
                   image: plan.spec.image,
                   imagePullPolicy: "IfNotPresent",
-                  args: ["run", "--cluster", cluster, "--target", target.name],
+                  args: [
+                    "run",
+                    "--cluster",
+                    cluster,
+                    "--target",
+                    target.name,
+                    ...(kind === "verify" ? ["--verify", "latest"] : []),
+                  ],
                   env: containerEnv(plan, target),
                   resources: {
                     requests: { ...target.resources.requests },

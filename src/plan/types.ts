@@ -92,7 +92,7 @@ export interface Target {
   };
   readonly schedule: Schedule;
   readonly retention: RetentionPolicy;
-  /** Carried for the verifier (a later issue); the compiler does not schedule it yet. */
+  /** With a schedule, a second CronJob runs the restore drill (`capsule run --verify latest`). */
   readonly verify?: VerifyPolicy;
   /** Overrides of the plan's storage for this target only (a CnvrgApp may name a bucket per database). */
   readonly storage?: Partial<Storage>;

@@ -86,6 +86,7 @@ spec:
       credentials: { secretName: pg-creds }
       schedule: { period: 24h }
       retention: { keepLast: 2 }
+      verify: { schedule: { period: 7d } }
     - name: search
       engine: elasticsearch
       namespace: apps
@@ -112,7 +113,9 @@ spec:
     jobs = compileManifests(plans).map((cronJob) => {
       const container = cronJob.spec!.jobTemplate.spec!.template.spec!.containers[0]!;
       return {
-        target: cronJob.metadata.labels["capsule.cnvrg.io/target"]!,
+        target:
+          cronJob.metadata.labels["capsule.cnvrg.io/target"]! +
+          (cronJob.metadata.labels["capsule.cnvrg.io/job"] === "verify" ? "/verify" : ""),
         args: container.args as string[],
         env: {
           ...resolveEnv(container.env as EnvVar[], secrets),
@@ -146,6 +149,22 @@ spec:
       (listed[0]?.statefile?.fingerprint as { tables: Record<string, number> }).tables["public.t"],
       1000,
     );
+  });
+
+  test("GIVEN the compiled restore-drill CronJob WHEN its pod runs THEN the newest backup is verified in its statefile", async () => {
+    const job = jobs.find((j) => j.target === "pg/verify")!;
+    assert.deepEqual(job.args.slice(-2), ["--verify", "latest"]);
+    const result = await capsule(job.args, job.env);
+    assert.equal(result.code, 0, result.stderr);
+    const store = openBackupStore(
+      { bucket: `s3://${bucket}/capsule` },
+      { ...job.env, AWS_ENDPOINT_URL_S3: servers.s3.endpoint },
+    );
+    const [newest] = (await store.list({ cluster: "run.test", engine: "postgresql", target: "pg" })).filter(
+      (e) => e.state === "succeeded",
+    );
+    assert.equal(result.stdout.trim(), newest?.ref.backupId);
+    assert.equal(newest?.statefile?.verification.status, "verified");
   });
 
   test("GIVEN a compiled Redis CronJob WHEN its pod runs THEN a succeeded backup is in the bucket", async () => {

@@ -32,8 +32,8 @@ const byName = (name: string) => compileManifests(ALL_PLANS).find((c) => c.metad
 describe("compiled CronJobs", () => {
   const manifests = compileManifests(ALL_PLANS);
 
-  test("GIVEN the fixtures and the example WHEN compiled THEN one CronJob per target", () => {
-    assert.equal(manifests.length, 4 + 3);
+  test("GIVEN the fixtures and the example WHEN compiled THEN one CronJob per target, and one per verify schedule", () => {
+    assert.equal(manifests.length, 4 + 3 + 1);
     assert.deepEqual(
       yaml.loadAll(compile(ALL_PLANS)).map((d) => (d as CronJobManifest).metadata.name),
       manifests.map((m) => m.metadata.name),

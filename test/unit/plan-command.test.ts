@@ -64,6 +64,7 @@ describe("capsule plan", () => {
     assert.equal(code, 0, stderr);
     assert.deepEqual(names(stdout), [
       "capsule-example-ml-platform-postgres",
+      "capsule-example-ml-platform-postgres-verify",
       "capsule-example-ml-platform-redis",
       "capsule-example-ml-platform-search",
     ]);
@@ -225,7 +226,8 @@ describe("capsule plan --from-cluster (fake API server)", () => {
       capsule(["plan", "--dry-run", "--from-cluster", "--plans", "plans"]),
     );
     assert.equal(code, 0, stderr);
-    assert.equal(kinds(stdout).length, 4 + 3);
+    // 4 scanned targets, 3 example targets, and the example's postgres restore drill.
+    assert.equal(kinds(stdout).length, 4 + 3 + 1);
     assert.ok(requests.some((r) => r.includes("continue=page2")));
   });
 
