@@ -27,7 +27,7 @@ describe("scheduled restore drills", () => {
     const backup = jobs.find((j) => j.metadata.name === "capsule-example-ml-platform-postgres")!;
     assert.notEqual(drill.spec!.schedule, undefined);
     assert.equal(backup.metadata.labels[LABELS.job], undefined, "backup CronJobs carry no job label");
-    new CronJob(drill).validate();
+    new CronJob(drill as never).validate();
     // Targets without a verify schedule get no drill.
     assert.equal(jobs.filter((j) => j.metadata.labels[LABELS.job] === "verify").length, 1);
   });
