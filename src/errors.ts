@@ -24,6 +24,7 @@ export const ErrorCode = {
   DatabaseError: "CAPSULE_DATABASE_ERROR",
   Refused: "CAPSULE_REFUSED",
   NotImplemented: "CAPSULE_NOT_IMPLEMENTED",
+  KubeApi: "CAPSULE_KUBE_API",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -4,6 +4,8 @@ import { EsCommand } from "./es.js";
 import { PgCommand } from "./pg.js";
 import { PlanCommand } from "./plan.js";
 import { RedisCommand } from "./redis.js";
+import { ServeCommand } from "./serve.js";
+import { StartCommand } from "./start.js";
 import { RunCommand } from "./run.js";
 import { VersionCommand } from "./version.js";
 
@@ -20,6 +22,8 @@ export function buildCli(): Cli {
   cli.register(RedisCommand);
   cli.register(EsCommand);
   cli.register(PlanCommand);
+  cli.register(StartCommand);
+  cli.register(ServeCommand);
   cli.register(RunCommand);
   return cli;
 }

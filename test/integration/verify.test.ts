@@ -79,6 +79,7 @@ describe("capsule <engine> --verify", () => {
   });
 
   test("GIVEN a dump re-uploaded with a row missing WHEN drilled THEN the checksum fails; with a forged checksum the row counts fail, naming the table", async () => {
+    const scratchBefore = await scratchDirs();
     const good = (await capsule(["pg", "--create"], env)).stdout.trim();
     await sql(servers, db, "DELETE FROM t WHERE id = 1");
     const short = (await capsule(["pg", "--create"], env)).stdout.trim();
@@ -108,6 +109,11 @@ describe("capsule <engine> --verify", () => {
     const verification = (await statefileOf("postgresql", good)).verification;
     assert.equal(verification.status, "failed");
     assert.match(verification.details ?? "", /public\.t: 1999 rows, backup has 2000/);
+    assert.deepEqual(
+      await scratchDirs(),
+      scratchBefore,
+      "the throwaway cluster is gone after a failed drill",
+    );
   });
 
   test("GIVEN a Redis backup WHEN drilled THEN a throwaway redis-server loads it and the key counts match", async () => {

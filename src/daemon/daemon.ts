@@ -1,0 +1,235 @@
+/**
+ * `capsule start`: the three loops of DESIGN §1 wired together.
+ * - the status server runs on every replica, from start to stop;
+ * - the bucket monitor (readiness, backup metrics) runs on every replica;
+ * - the reconciler and the request watcher run only on the replica holding the Lease, started when it is won and
+ *   stopped when it is lost. The watcher starts after the first successful reconcile: it needs the compiled
+ *   CronJobs to build Jobs from.
+ * `stop()` (SIGTERM) stops the leader's loops, releases the Lease so another replica takes over at once, stops the
+ * monitor and closes the server.
+ */
+import type { AddressInfo } from "node:net";
+import { messageOf } from "../errors.js";
+import { Events } from "../k8s/events.js";
+import { KubeClient } from "../k8s/kube-client.js";
+import { Leases } from "../k8s/leases.js";
+import { Workloads } from "../k8s/workloads.js";
+import type { Logger } from "../log.js";
+import type { CronJobManifest } from "../compiler/cronjob.js";
+import { backupCronJobs } from "../reconciler/desired.js";
+import { ReconcileLoop } from "../reconciler/loop.js";
+import { Reconciler, type PassResult } from "../reconciler/reconciler.js";
+import { RequestWatcher, type RestorePolicy } from "../requests/watcher.js";
+import type { BackupStore } from "../storage/backup-store.js";
+import { BucketMonitor } from "../status/bucket-monitor.js";
+import { DaemonMetrics } from "../status/metrics.js";
+import { StatusServer, type Readiness } from "../status/server.js";
+import { LeaderElector } from "./leader.js";
+
+export interface DaemonConfig {
+  /** Kubernetes access; required unless `statusOnly`. */
+  readonly kube?: { readonly kubeconfig?: string; readonly requestTimeoutMs?: number };
+  /** Serve the status API only: no reconciler, no watcher, no Lease (`capsule serve`). */
+  readonly statusOnly?: boolean;
+  readonly namespace?: string;
+  readonly plansDir?: string;
+  readonly image?: string;
+  readonly store?: BackupStore;
+  readonly listen: { readonly host: string; readonly port: number };
+  readonly token?: string;
+  readonly allowRequests?: boolean;
+  readonly resyncMs?: number;
+  readonly debounceMs?: number;
+  readonly initialBackoffMs?: number;
+  readonly maxBackoffMs?: number;
+  readonly leaderElection?: boolean;
+  readonly lease: {
+    readonly name: string;
+    readonly namespace: string;
+    readonly durationMs?: number;
+    readonly renewDeadlineMs?: number;
+    readonly retryPeriodMs?: number;
+  };
+  readonly identity: string;
+  readonly requestPollMs?: number;
+  readonly bucketRefreshMs?: number;
+  readonly restore?: RestorePolicy;
+  /** Report skipped CnvrgApps as Kubernetes Events. @default true */
+  readonly events?: boolean;
+  readonly log: Logger;
+  /** prom-client's process metrics. @default true */
+  readonly processMetrics?: boolean;
+}
+
+export class Daemon {
+  readonly metrics: DaemonMetrics;
+  private readonly server: StatusServer;
+  private readonly monitor: BucketMonitor | undefined;
+  private readonly loop: ReconcileLoop | undefined;
+  private readonly elector: LeaderElector | undefined;
+  private watcher: RequestWatcher | undefined;
+  private lastPass: PassResult | undefined;
+  private targets = new Map<string, CronJobManifest>();
+  private reconciledOnce = false;
+  private leading = false;
+  private leaderWork: Promise<void> = Promise.resolve();
+
+  constructor(private readonly config: DaemonConfig) {
+    const { log } = config;
+    this.metrics = new DaemonMetrics({ defaultMetrics: config.processMetrics ?? true });
+    if (config.store) {
+      this.monitor = new BucketMonitor({
+        store: config.store,
+        metrics: this.metrics,
+        log,
+        ...(config.bucketRefreshMs !== undefined && { intervalMs: config.bucketRefreshMs }),
+      });
+    }
+    if (!config.statusOnly) {
+      const kube = new KubeClient(config.kube ?? {});
+      const workloads = new Workloads(kube);
+      const reconciler = new Reconciler({
+        kube,
+        workloads,
+        ...(config.events !== false && { events: new Events(kube, config.identity) }),
+        ...(config.namespace !== undefined && { namespace: config.namespace }),
+        ...(config.plansDir !== undefined && { plansDir: config.plansDir }),
+        ...(config.image !== undefined && { image: config.image }),
+        log,
+        metrics: this.metrics,
+      });
+      this.loop = new ReconcileLoop(reconciler, {
+        kube,
+        ...(config.namespace !== undefined && { namespace: config.namespace }),
+        ...(config.resyncMs !== undefined && { resyncMs: config.resyncMs }),
+        ...(config.debounceMs !== undefined && { debounceMs: config.debounceMs }),
+        ...(config.initialBackoffMs !== undefined && { initialBackoffMs: config.initialBackoffMs }),
+        ...(config.maxBackoffMs !== undefined && { maxBackoffMs: config.maxBackoffMs }),
+        log,
+        onPass: (result) => this.passed(result, workloads),
+      });
+      if (config.leaderElection !== false) {
+        this.elector = new LeaderElector({
+          leases: new Leases(kube),
+          namespace: config.lease.namespace,
+          name: config.lease.name,
+          identity: config.identity,
+          ...(config.lease.durationMs !== undefined && { leaseDurationMs: config.lease.durationMs }),
+          ...(config.lease.renewDeadlineMs !== undefined && {
+            renewDeadlineMs: config.lease.renewDeadlineMs,
+          }),
+          ...(config.lease.retryPeriodMs !== undefined && { retryPeriodMs: config.lease.retryPeriodMs }),
+          log,
+          onStartedLeading: () => this.lead(true),
+          onStoppedLeading: () => this.lead(false),
+        });
+      }
+    }
+    this.server = new StatusServer({
+      ...(config.store && { store: config.store }),
+      metrics: this.metrics,
+      readiness: () => this.readiness(),
+      log,
+      ...(config.token !== undefined && { token: config.token }),
+      ...(config.allowRequests !== undefined && { allowRequests: config.allowRequests }),
+      ...(!config.statusOnly && { hasTarget: (c: string, t: string) => this.targets.has(`${c}/${t}`) }),
+    });
+  }
+
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  /** The last reconcile pass this replica ran, if any. */
+  get lastPassResult(): PassResult | undefined {
+    return this.lastPass;
+  }
+
+  async start(): Promise<AddressInfo> {
+    const address = await this.server.listen(this.config.listen.port, this.config.listen.host);
+    this.config.log.info("status API listening", { address: `${address.address}:${address.port}` });
+    this.monitor?.start();
+    if (this.elector) this.elector.start();
+    else if (this.loop) this.lead(true);
+    return address;
+  }
+
+  async stop(): Promise<void> {
+    const { log } = this.config;
+    log.info("shutting down");
+    if (this.elector) await this.elector.stop();
+    else this.lead(false);
+    await this.leaderWork;
+    await this.monitor?.stop();
+    await this.server.close();
+    log.info("stopped");
+  }
+
+  /** The request watcher, once this replica runs one (tests poll it directly). */
+  get requestWatcher(): RequestWatcher | undefined {
+    return this.watcher;
+  }
+
+  private lead(leading: boolean): void {
+    this.leading = leading;
+    this.metrics.leader.set(leading ? 1 : 0);
+    this.leaderWork = this.leaderWork
+      .then(async () => {
+        if (leading) {
+          this.loop?.start();
+          return;
+        }
+        await this.loop?.stop();
+        await this.watcher?.stop();
+        this.watcher = undefined;
+      })
+      .catch((error: unknown) =>
+        this.config.log.error("leader transition failed", { error: messageOf(error) }),
+      );
+  }
+
+  private passed(result: PassResult | undefined, workloads: Workloads): void {
+    if (!result) return;
+    this.lastPass = result;
+    if (result.failed === 0) this.reconciledOnce = true;
+    this.targets = backupCronJobs(result.desired.cronJobs);
+    if (this.leading && !this.watcher && this.config.store) {
+      this.watcher = new RequestWatcher({
+        store: this.config.store,
+        workloads,
+        clusters: () => [
+          ...(this.lastPass?.desired.plans.map((p) => p.metadata.cluster) ?? []),
+          ...(this.monitor?.clusters ?? []),
+        ],
+        cronJobOf: (cluster, target) => this.targets.get(`${cluster}/${target}`),
+        identity: this.config.identity,
+        log: this.config.log,
+        metrics: this.metrics,
+        ...(this.config.restore && { restore: this.config.restore }),
+        ...(this.config.requestPollMs !== undefined && { pollMs: this.config.requestPollMs }),
+      });
+      this.watcher.start();
+    }
+  }
+
+  private readiness(): Readiness {
+    const checks: Record<string, string> = {};
+    let ready = true;
+    if (this.monitor) {
+      if (this.monitor.healthy) checks["bucket"] = "ok";
+      else {
+        ready = false;
+        checks["bucket"] = this.monitor.lastError ? `failing: ${this.monitor.lastError}` : "not checked yet";
+      }
+    } else checks["bucket"] = "not configured";
+    if (this.loop) {
+      if (!this.leading) checks["reconcile"] = "standby (another replica leads)";
+      else if (this.reconciledOnce) checks["reconcile"] = "ok";
+      else {
+        ready = false;
+        checks["reconcile"] = "waiting for the first successful pass";
+      }
+    }
+    return { ready, checks };
+  }
+}

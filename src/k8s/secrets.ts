@@ -1,0 +1,22 @@
+/** Reading one key of a Secret (e.g. the HMAC key for signed bucket requests). The value is registered for redaction. */
+import { CapsuleError, ErrorCode } from "../errors.js";
+import { registerSecret } from "../redact.js";
+import type { KubeClient } from "./kube-client.js";
+
+export async function readSecretKey(
+  client: KubeClient,
+  namespace: string,
+  name: string,
+  key: string,
+): Promise<string> {
+  const secret = await client.call(`read Secret ${namespace}/${name}`, () =>
+    client.core.readNamespacedSecret({ namespace, name }),
+  );
+  const encoded = secret.data?.[key];
+  if (encoded === undefined) {
+    throw new CapsuleError(ErrorCode.Config, `Secret ${namespace}/${name} has no key ${JSON.stringify(key)}`);
+  }
+  const value = Buffer.from(encoded, "base64").toString("utf8");
+  registerSecret(value);
+  return value;
+}

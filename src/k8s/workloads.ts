@@ -1,0 +1,121 @@
+/**
+ * CronJobs and Jobs (batch/v1) as the reconciler and the request watcher need them: list by label, read, create,
+ * replace with the resourceVersion that was read (a concurrent change is a 409, never silently overwritten),
+ * delete. Plain data in and out; errors are `KubeApiError`s.
+ */
+import type { V1CronJob, V1Job } from "@kubernetes/client-node";
+import type { CronJobManifest } from "../compiler/cronjob.js";
+import type { KubeClient } from "./kube-client.js";
+
+const PAGE_SIZE = 500;
+
+/** What capsule needs to know about a CronJob that exists. */
+export interface LiveCronJob {
+  readonly namespace: string;
+  readonly name: string;
+  readonly resourceVersion: string | undefined;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly annotations: Readonly<Record<string, string>>;
+}
+
+export interface JobManifest extends V1Job {
+  apiVersion: "batch/v1";
+  kind: "Job";
+  metadata: {
+    name: string;
+    namespace: string;
+    labels: Record<string, string>;
+    annotations: Record<string, string>;
+  };
+}
+
+/** A Job's outcome as far as capsule cares. */
+export type JobPhase = "active" | "succeeded" | "failed";
+
+export class Workloads {
+  constructor(private readonly client: KubeClient) {}
+
+  /** CronJobs matching `labelSelector`, in one namespace or all, paged. */
+  async listCronJobs(labelSelector: string, namespace?: string): Promise<LiveCronJob[]> {
+    const out: LiveCronJob[] = [];
+    let next: string | undefined;
+    const operation = `list CronJobs${namespace ? ` in ${namespace}` : ""}`;
+    do {
+      const page = { labelSelector, limit: PAGE_SIZE, ...(next && { _continue: next }) };
+      const list = await this.client.call(operation, () =>
+        namespace
+          ? this.client.batch.listNamespacedCronJob({ ...page, namespace })
+          : this.client.batch.listCronJobForAllNamespaces(page),
+      );
+      for (const item of list.items) out.push(liveCronJob(item));
+      next = list.metadata?._continue || undefined;
+    } while (next);
+    return out;
+  }
+
+  async createCronJob(manifest: CronJobManifest): Promise<void> {
+    const { namespace, name } = manifest.metadata;
+    await this.client.call(`create CronJob ${namespace}/${name}`, () =>
+      this.client.batch.createNamespacedCronJob({ namespace, body: manifest }),
+    );
+  }
+
+  /** Replaces the whole object, conditional on `resourceVersion` (what was listed). */
+  async replaceCronJob(manifest: CronJobManifest, resourceVersion: string | undefined): Promise<void> {
+    const { namespace, name } = manifest.metadata;
+    const body: V1CronJob = {
+      ...manifest,
+      metadata: { ...manifest.metadata, ...(resourceVersion !== undefined && { resourceVersion }) },
+    };
+    await this.client.call(`replace CronJob ${namespace}/${name}`, () =>
+      this.client.batch.replaceNamespacedCronJob({ namespace, name, body }),
+    );
+  }
+
+  /** Deletes a CronJob and, in the background, the Jobs it owns; conditional on `resourceVersion` when given. */
+  async deleteCronJob(namespace: string, name: string, resourceVersion?: string): Promise<void> {
+    await this.client.call(`delete CronJob ${namespace}/${name}`, () =>
+      this.client.batch.deleteNamespacedCronJob({
+        namespace,
+        name,
+        propagationPolicy: "Background",
+        ...(resourceVersion !== undefined && { body: { preconditions: { resourceVersion } } }),
+      }),
+    );
+  }
+
+  async createJob(manifest: JobManifest): Promise<void> {
+    const { namespace, name } = manifest.metadata;
+    await this.client.call(`create Job ${namespace}/${name}`, () =>
+      this.client.batch.createNamespacedJob({ namespace, body: manifest }),
+    );
+  }
+
+  /** The Job's phase, or undefined when there is no such Job. */
+  async jobPhase(namespace: string, name: string): Promise<JobPhase | undefined> {
+    let job: V1Job;
+    try {
+      job = await this.client.call(`read Job ${namespace}/${name}`, () =>
+        this.client.batch.readNamespacedJob({ namespace, name }),
+      );
+    } catch (error) {
+      if ((error as { status?: number }).status === 404) return undefined;
+      throw error;
+    }
+    const conditions = job.status?.conditions ?? [];
+    const holds = (type: string) => conditions.some((c) => c.type === type && c.status === "True");
+    if (holds("Complete") || holds("SuccessCriteriaMet")) return "succeeded";
+    if (holds("Failed") || holds("FailureTarget")) return "failed";
+    return "active";
+  }
+}
+
+function liveCronJob(item: V1CronJob): LiveCronJob {
+  return {
+    namespace: item.metadata?.namespace ?? "",
+    name: item.metadata?.name ?? "",
+    resourceVersion: item.metadata?.resourceVersion,
+    labels: item.metadata?.labels ?? {},
+    annotations: item.metadata?.annotations ?? {},
+  };
+}

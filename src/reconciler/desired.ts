@@ -1,0 +1,103 @@
+/**
+ * What the cluster should hold: CnvrgApps scanned, merged with the hand-written plans, compiled to CronJobs. Pure.
+ * A plan that cannot be compiled does not stop the others; its cluster is *held* instead — the reconciler leaves
+ * that cluster's existing CronJobs exactly as they are, because "I could not build it" must never mean "delete it".
+ * The same holds for a CnvrgApp (or one of its targets) the scanner skipped: a typo in a period keeps yesterday's
+ * backups running rather than removing them.
+ */
+import { compileManifests } from "../compiler/compile.js";
+import { ANNOTATIONS, LABELS, type CronJobManifest } from "../compiler/cronjob.js";
+import { messageOf } from "../errors.js";
+import type { SourcedPlanDocument } from "../plan/document.js";
+import { mergePlans } from "../plan/merge.js";
+import type { BackupPlan } from "../plan/types.js";
+import type { SkippedField } from "../scanner/fields.js";
+import { scan } from "../scanner/scan.js";
+
+export interface DesiredOptions {
+  /** The capsule image for scanned plans. */
+  readonly image?: string;
+  /** Only CronJobs in this namespace are managed; targets elsewhere are reported, not applied. */
+  readonly namespace?: string;
+}
+
+export interface DesiredState {
+  readonly cronJobs: CronJobManifest[];
+  readonly plans: BackupPlan[];
+  readonly skipped: SkippedField[];
+  /** `<cluster>` or `<cluster>/<target>` whose desired state is unknown this pass. */
+  readonly held: ReadonlySet<string>;
+  /** One line per plan or target that could not be applied, and why. */
+  readonly problems: string[];
+}
+
+/** Throws (a `PlanError`) only when the hand-written plans themselves are invalid: then nothing is known. */
+export function desiredState(
+  cnvrgApps: readonly unknown[],
+  handWritten: readonly SourcedPlanDocument[],
+  options: DesiredOptions = {},
+): DesiredState {
+  const scanned = scan(cnvrgApps, { ...(options.image !== undefined && { image: options.image }) });
+  const plans = mergePlans(scanned.plans, handWritten);
+  const held = new Set<string>();
+  const problems: string[] = [];
+  for (const s of scanned.skipped) held.add(holdKey(clusterOfApp(s.app), s.target));
+
+  const cronJobs: CronJobManifest[] = [];
+  const owners = new Map<string, string>();
+  for (const plan of plans) {
+    const cluster = plan.metadata.cluster;
+    let manifests: CronJobManifest[];
+    try {
+      manifests = compileManifests([plan]);
+    } catch (error) {
+      held.add(cluster);
+      problems.push(`cluster ${cluster}: cannot compile: ${messageOf(error)}`);
+      continue;
+    }
+    for (const manifest of manifests) {
+      const { namespace, name } = manifest.metadata;
+      const target = manifest.metadata.labels[LABELS.target] ?? "";
+      if (options.namespace !== undefined && namespace !== options.namespace) {
+        problems.push(
+          `cluster ${cluster} target ${target}: namespace ${namespace} is outside --namespace ${options.namespace}; not applied`,
+        );
+        continue;
+      }
+      const key = `${namespace}/${name}`;
+      const owner = owners.get(key);
+      if (owner !== undefined) {
+        held.add(holdKey(cluster, target));
+        problems.push(`cluster ${cluster} target ${target}: CronJob ${key} is already compiled for ${owner}`);
+        continue;
+      }
+      owners.set(key, `cluster ${cluster} target ${target}`);
+      cronJobs.push(manifest);
+    }
+  }
+  return { cronJobs, plans, skipped: scanned.skipped, held, problems };
+}
+
+export function holdKey(cluster: string, target?: string): string {
+  return target === undefined ? cluster : `${cluster}/${target}`;
+}
+
+/** `<namespace>/<name>` (the scanner's app identity) → the cluster id `<namespace>.<name>`. */
+export function clusterOfApp(app: string): string {
+  return app.replace("/", ".");
+}
+
+/** Restore-drill CronJobs carry this label (`verify`); backup CronJobs carry none. */
+const JOB_KIND_LABEL = "capsule.cnvrg.io/job";
+
+/** Each target's backup CronJob by `<cluster>/<target>` (drill CronJobs left out): what a backup request runs. */
+export function backupCronJobs(cronJobs: readonly CronJobManifest[]): Map<string, CronJobManifest> {
+  const byTarget = new Map<string, CronJobManifest>();
+  for (const m of cronJobs) {
+    if (m.metadata.labels[JOB_KIND_LABEL] !== undefined) continue;
+    const cluster = m.metadata.annotations[ANNOTATIONS.cluster];
+    const target = m.metadata.labels[LABELS.target];
+    if (cluster !== undefined && target !== undefined) byTarget.set(`${cluster}/${target}`, m);
+  }
+  return byTarget;
+}

@@ -1,0 +1,50 @@
+/**
+ * The reconciler's decision, as a pure function of what should exist and what does: which CronJobs to create,
+ * which to replace (their spec-hash differs), which to delete (labelled managed-by capsule, no longer desired), and
+ * which to leave alone. Only CronJobs carrying capsule's managed-by label are ever replaced or deleted.
+ */
+import { ANNOTATIONS, LABELS, MANAGED_BY, type CronJobManifest } from "../compiler/cronjob.js";
+import type { LiveCronJob } from "../k8s/workloads.js";
+import { holdKey } from "./desired.js";
+
+export interface CronJobDiff {
+  readonly create: CronJobManifest[];
+  readonly replace: Array<{ readonly desired: CronJobManifest; readonly live: LiveCronJob }>;
+  readonly delete: LiveCronJob[];
+  /** Desired and live agree. */
+  readonly unchanged: number;
+  /** Not desired, but their plan could not be built this pass: kept as they are. */
+  readonly held: LiveCronJob[];
+}
+
+export function diffCronJobs(
+  desired: readonly CronJobManifest[],
+  live: readonly LiveCronJob[],
+  held: ReadonlySet<string> = new Set(),
+): CronJobDiff {
+  const managed = live.filter((c) => c.labels[LABELS.managedBy] === MANAGED_BY);
+  const liveByKey = new Map(managed.map((c) => [`${c.namespace}/${c.name}`, c]));
+  const desiredKeys = new Set<string>();
+  const result: CronJobDiff = { create: [], replace: [], delete: [], unchanged: 0, held: [] };
+  let unchanged = 0;
+  for (const manifest of desired) {
+    const key = `${manifest.metadata.namespace}/${manifest.metadata.name}`;
+    desiredKeys.add(key);
+    const current = liveByKey.get(key);
+    if (!current) result.create.push(manifest);
+    else if (
+      current.annotations[ANNOTATIONS.specHash] !== manifest.metadata.annotations[ANNOTATIONS.specHash]
+    )
+      result.replace.push({ desired: manifest, live: current });
+    else unchanged++;
+  }
+  for (const current of managed) {
+    if (desiredKeys.has(`${current.namespace}/${current.name}`)) continue;
+    const cluster = current.annotations[ANNOTATIONS.cluster] ?? current.labels[LABELS.cluster] ?? "";
+    const target = current.labels[LABELS.target];
+    if (held.has(holdKey(cluster)) || (target !== undefined && held.has(holdKey(cluster, target))))
+      result.held.push(current);
+    else result.delete.push(current);
+  }
+  return { ...result, unchanged };
+}

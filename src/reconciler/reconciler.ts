@@ -1,0 +1,235 @@
+/**
+ * One reconcile pass, the I/O edge around `desiredState()` and `diffCronJobs()`: list CnvrgApps and the CronJobs
+ * capsule manages, load the hand-written plans, compute the diff, apply it. A failed write of one object is counted
+ * and reported and the pass goes on with the others; a failed list (or invalid hand-written plans) fails the pass
+ * before any write, because acting on half a picture could delete what should stay.
+ */
+import pLimit from "p-limit";
+import { LABELS, MANAGED_BY, type CronJobManifest } from "../compiler/cronjob.js";
+import { messageOf } from "../errors.js";
+import { listCnvrgAppsVersioned } from "../k8s/cnvrgapps.js";
+import type { Events } from "../k8s/events.js";
+import { isAlreadyExists, isNotFound, type KubeClient } from "../k8s/kube-client.js";
+import type { LiveCronJob, Workloads } from "../k8s/workloads.js";
+import type { Logger } from "../log.js";
+import type { SourcedPlanDocument } from "../plan/document.js";
+import { loadPlans } from "../plan/load.js";
+import { CNVRGAPP } from "../scanner/cnvrgapp.js";
+import { formatSkipped, type SkippedField } from "../scanner/fields.js";
+import type { DaemonMetrics } from "../status/metrics.js";
+import { desiredState, type DesiredState } from "./desired.js";
+import { diffCronJobs } from "./diff.js";
+
+export const MANAGED_SELECTOR = `${LABELS.managedBy}=${MANAGED_BY}`;
+
+export interface ReconcilerOptions {
+  readonly kube: KubeClient;
+  readonly workloads: Workloads;
+  /** Where skipped CnvrgApps are reported; none: log lines only. */
+  readonly events?: Events;
+  /** CnvrgApps and CronJobs of this namespace only; all namespaces when unset. */
+  readonly namespace?: string;
+  /** A directory (or file) of hand-written plans, re-read every pass. */
+  readonly plansDir?: string;
+  readonly image?: string;
+  readonly log: Logger;
+  readonly metrics?: DaemonMetrics;
+  /** Parallel writes. @default 8 */
+  readonly writeConcurrency?: number;
+  /** New skip reasons reported as Events per pass, at most. @default 50 */
+  readonly maxEventsPerPass?: number;
+}
+
+export interface PassResult {
+  readonly created: number;
+  readonly replaced: number;
+  readonly deleted: number;
+  readonly unchanged: number;
+  /** Not desired but kept: their plan could not be built this pass. */
+  readonly held: number;
+  /** Objects whose write failed; the next pass tries again. */
+  readonly failed: number;
+  readonly errors: string[];
+  readonly skipped: number;
+  /** The CnvrgApp list's resourceVersion: where a watch continues. */
+  readonly resourceVersion: string | undefined;
+  readonly desired: DesiredState;
+}
+
+export class Reconciler {
+  private readonly reportedSkips = new Set<string>();
+
+  constructor(private readonly options: ReconcilerOptions) {}
+
+  /** One pass. Rejects only when the world could not be read (nothing was written then). */
+  async pass(): Promise<PassResult> {
+    const { options } = this;
+    const stop = options.metrics?.reconcileDuration.startTimer();
+    try {
+      const result = await this.run();
+      options.metrics?.reconciles.inc({ result: result.failed > 0 ? "partial" : "success" });
+      if (result.failed === 0) options.metrics?.reconcileLastSuccess.set(Date.now() / 1000);
+      return result;
+    } catch (error) {
+      options.metrics?.reconciles.inc({ result: "error" });
+      throw error;
+    } finally {
+      stop?.();
+    }
+  }
+
+  private async run(): Promise<PassResult> {
+    const { options } = this;
+    const [apps, handWritten, live] = await Promise.all([
+      this.step("list-cnvrgapps", () => listCnvrgAppsVersioned(options.kube, options.namespace)),
+      this.step("load-plans", () => this.handWritten()),
+      this.step("list-cronjobs", () => options.workloads.listCronJobs(MANAGED_SELECTOR, options.namespace)),
+    ]);
+    const desired = await this.step("plan", () =>
+      Promise.resolve(
+        desiredState(apps.items, handWritten, {
+          ...(options.image !== undefined && { image: options.image }),
+          ...(options.namespace !== undefined && { namespace: options.namespace }),
+        }),
+      ),
+    );
+    options.metrics?.managedCronJobs.set(desired.cronJobs.length);
+    options.metrics?.skippedTargets.set(desired.skipped.length);
+    for (const line of desired.problems) options.log.warn("plan not applied", { problem: line });
+    await this.reportSkips(desired.skipped, apps.items);
+
+    const diff = diffCronJobs(desired.cronJobs, live, desired.held);
+    const errors: string[] = [];
+    const limit = pLimit(options.writeConcurrency ?? 8);
+    let created = 0;
+    let replaced = 0;
+    let deleted = 0;
+    const attempt = async (verb: string, what: string, write: () => Promise<void>): Promise<void> => {
+      try {
+        await write();
+        options.metrics?.reconcileWrites.inc({ verb });
+        options.log.info(`${verb}d CronJob`, { cronJob: what });
+        if (verb === "create") created++;
+        else if (verb === "replace") replaced++;
+        else deleted++;
+      } catch (error) {
+        options.metrics?.reconcileErrors.inc({ operation: verb });
+        const message = messageOf(error);
+        errors.push(message);
+        options.log.error(`cannot ${verb} CronJob`, { cronJob: what, error: message });
+      }
+    };
+    const keyOf = (m: CronJobManifest | LiveCronJob) =>
+      "metadata" in m ? `${m.metadata.namespace}/${m.metadata.name}` : `${m.namespace}/${m.name}`;
+    await Promise.all([
+      ...diff.create.map((m) =>
+        limit(() =>
+          attempt("create", keyOf(m), async () => {
+            try {
+              await options.workloads.createCronJob(m);
+            } catch (error) {
+              if (!isAlreadyExists(error)) throw error;
+              // Listed by label, so an existing CronJob of that name is not capsule's: never take it over.
+              throw new Error(
+                `CronJob ${keyOf(m)} exists but is not labelled ${MANAGED_SELECTOR}: left alone; rename or delete it`,
+              );
+            }
+          }),
+        ),
+      ),
+      ...diff.replace.map(({ desired: m, live: current }) =>
+        limit(() =>
+          attempt("replace", keyOf(m), () => options.workloads.replaceCronJob(m, current.resourceVersion)),
+        ),
+      ),
+      ...diff.delete.map((current) =>
+        limit(() =>
+          attempt("delete", keyOf(current), async () => {
+            try {
+              await options.workloads.deleteCronJob(current.namespace, current.name, current.resourceVersion);
+            } catch (error) {
+              if (!isNotFound(error)) throw error; // already gone is what we wanted
+            }
+          }),
+        ),
+      ),
+    ]);
+    return {
+      created,
+      replaced,
+      deleted,
+      unchanged: diff.unchanged,
+      held: diff.held.length,
+      failed: errors.length,
+      errors,
+      skipped: desired.skipped.length,
+      resourceVersion: apps.resourceVersion,
+      desired,
+    };
+  }
+
+  private handWritten(): Promise<SourcedPlanDocument[]> {
+    return this.options.plansDir ? loadPlans(this.options.plansDir) : Promise.resolve([]);
+  }
+
+  private async step<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (error) {
+      this.options.metrics?.reconcileErrors.inc({ operation });
+      throw error;
+    }
+  }
+
+  /**
+   * A skip is logged (warn) and reported as a Warning Event on its CnvrgApp the first time this process sees it;
+   * later passes repeat it at debug level only, so a resync every few minutes does not flood either.
+   */
+  private async reportSkips(skipped: readonly SkippedField[], apps: readonly unknown[]): Promise<void> {
+    const { options } = this;
+    const current = new Set<string>();
+    let events = 0;
+    for (const s of skipped) {
+      const line = formatSkipped(s);
+      current.add(line);
+      if (this.reportedSkips.has(line)) {
+        options.log.debug("CnvrgApp skipped", { reason: line });
+        continue;
+      }
+      this.reportedSkips.add(line);
+      options.log.warn("CnvrgApp skipped", { reason: line });
+      const app = findApp(apps, s.app);
+      if (!options.events || !app || events >= (options.maxEventsPerPass ?? 50)) continue;
+      events++;
+      try {
+        await options.events.record(
+          { apiVersion: CNVRGAPP.apiVersion, kind: CNVRGAPP.kind, ...app },
+          { type: "Warning", reason: "BackupSkipped", message: line },
+        );
+      } catch (error) {
+        options.metrics?.reconcileErrors.inc({ operation: "event" });
+        options.log.warn("cannot record Event", { reason: line, error: messageOf(error) });
+      }
+    }
+    // A fixed problem that comes back later is news again.
+    for (const line of this.reportedSkips) if (!current.has(line)) this.reportedSkips.delete(line);
+  }
+}
+
+function findApp(
+  apps: readonly unknown[],
+  identity: string,
+): { namespace: string; name: string; uid?: string } | undefined {
+  for (const app of apps) {
+    const meta = (app as { metadata?: { namespace?: unknown; name?: unknown; uid?: unknown } } | null)
+      ?.metadata;
+    if (typeof meta?.namespace !== "string" || typeof meta.name !== "string") continue;
+    if (`${meta.namespace}/${meta.name}` !== identity) continue;
+    return {
+      namespace: meta.namespace,
+      name: meta.name,
+      ...(typeof meta.uid === "string" && { uid: meta.uid }),
+    };
+  }
+  return undefined;
+}

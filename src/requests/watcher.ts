@@ -1,0 +1,415 @@
+/**
+ * The S3 watcher (DESIGN §10): polls `<prefix>/<cluster>/requests/` and runs each request exactly once.
+ *
+ * Exactly once, across restarts and replicas, rests on two conditional writes and one unique name:
+ * 1. the outcome object is created with `If-None-Match: *` as `accepted` (or `rejected`): of two watchers that see
+ *    the same new request, one wins, the other gets 412 and leaves it;
+ * 2. the Job's name is derived from the request id, so the API server itself refuses a second Job for it;
+ * 3. the outcome is then updated with `If-Match` (its ETag): `job.created`, and finally `succeeded`/`failed` with the
+ *    backup id found through the statefile's `trigger.requestId`.
+ * A watcher that dies between 1 and 3 leaves an `accepted` outcome that the next poll (of any replica) finishes:
+ * it creates the Job unless a statefile already records the request, and never creates one after `job.created`.
+ * A malformed request, an unknown target or a refused restore gets a `rejected` outcome; nothing a request holds
+ * can crash the loop.
+ */
+import pLimit from "p-limit";
+import type { CronJobManifest } from "../compiler/cronjob.js";
+import { LABELS } from "../compiler/cronjob.js";
+import { NotFoundError, PreconditionFailedError, messageOf } from "../errors.js";
+import { isAlreadyExists } from "../k8s/kube-client.js";
+import type { Workloads } from "../k8s/workloads.js";
+import type { Logger } from "../log.js";
+import { redact } from "../redact.js";
+import type { BackupStore } from "../storage/backup-store.js";
+import { isEngine, layout } from "../storage/layout.js";
+import { getBytes } from "../storage/object-store.js";
+import type { DaemonMetrics } from "../status/metrics.js";
+import { requestJob, requestJobName } from "./job.js";
+import {
+  MAX_REQUEST_BYTES,
+  checkSignature,
+  isFinal,
+  parseRequest,
+  requestKeys,
+  type RequestOutcome,
+} from "./request.js";
+
+export interface RestorePolicy {
+  /** Restore requests through the bucket are refused unless this is true. @default false */
+  readonly enabled: boolean;
+  /** The HMAC key restore requests must be signed with. */
+  readonly hmacKey?: string;
+}
+
+export interface RequestWatcherOptions {
+  readonly store: BackupStore;
+  readonly workloads: Workloads;
+  /** Clusters whose requests folder is polled. */
+  readonly clusters: () => Iterable<string>;
+  /** The compiled CronJob of a target, if the cluster has that target. */
+  readonly cronJobOf: (cluster: string, target: string) => CronJobManifest | undefined;
+  readonly identity: string;
+  readonly log: Logger;
+  readonly metrics?: DaemonMetrics;
+  readonly restore?: RestorePolicy;
+  /** @default 10000 */
+  readonly pollMs?: number;
+  readonly now?: () => Date;
+}
+
+const OUTCOME_CONTENT_TYPE = "application/json";
+
+export class RequestWatcher {
+  /** Requests known to be finished: not read again by this process. */
+  private readonly finished = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  private polling: Promise<void> | undefined;
+  private stopped = true;
+  private readonly now: () => Date;
+
+  constructor(private readonly options: RequestWatcherOptions) {
+    this.now = options.now ?? (() => new Date());
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.polling;
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.polling = this.pollOnce()
+        .catch((error: unknown) => {
+          this.options.metrics?.requestErrors.inc();
+          this.options.log.error("request poll failed", { error: messageOf(error) });
+        })
+        .finally(() => {
+          this.polling = undefined;
+          this.schedule(this.options.pollMs ?? 10_000);
+        });
+    }, delayMs);
+  }
+
+  /** One poll of every cluster's requests folder. A failure in one request never stops the others. */
+  async pollOnce(): Promise<void> {
+    const limit = pLimit(4);
+    await Promise.all([...new Set(this.options.clusters())].map((c) => limit(() => this.pollCluster(c))));
+  }
+
+  private async pollCluster(cluster: string): Promise<void> {
+    const { store } = this.options;
+    const requests = new Map<string, number>();
+    const outcomes = new Set<string>();
+    for await (const object of store.objects.list(layout.requestsPrefix(store.prefix, cluster))) {
+      const parsed = requestKeys.parse(store.prefix, cluster, object.key);
+      if (!parsed) continue;
+      if (parsed.outcome) outcomes.add(parsed.id);
+      else requests.set(parsed.id, object.size);
+    }
+    for (const [id, size] of [...requests].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      const key = `${cluster}/${id}`;
+      if (this.finished.has(key)) continue;
+      try {
+        await this.handle(cluster, id, size, outcomes.has(id));
+      } catch (error) {
+        this.options.metrics?.requestErrors.inc();
+        this.options.log.warn("request not handled; retrying on the next poll", {
+          cluster,
+          requestId: id,
+          error: messageOf(error),
+        });
+      }
+    }
+  }
+
+  private async handle(cluster: string, id: string, size: number, hasOutcome: boolean): Promise<void> {
+    if (hasOutcome) {
+      const current = await this.readOutcome(cluster, id);
+      if (current) {
+        if (isFinal(current.outcome.state)) this.finished.add(`${cluster}/${id}`);
+        else await this.followUp(cluster, id, current.outcome, current.etag);
+        return;
+      }
+    }
+    await this.accept(cluster, id, size);
+  }
+
+  /** A new request: decide, and claim it by creating its outcome; the winner of the claim creates the Job. */
+  private async accept(cluster: string, id: string, size: number): Promise<void> {
+    const { store, log } = this.options;
+    const reject = (reason: string, fields: { action?: string; target?: string } = {}) =>
+      this.claim(cluster, id, { state: "rejected", reason, ...fields });
+    if (size > MAX_REQUEST_BYTES)
+      return void (await reject(`request is ${size} bytes; at most ${MAX_REQUEST_BYTES}`));
+    let bytes: Buffer;
+    try {
+      bytes = await getBytes(store.objects, requestKeys.request(store.prefix, cluster, id));
+    } catch (error) {
+      if (error instanceof NotFoundError) return; // withdrawn between list and read
+      throw error;
+    }
+    const parsed = parseRequest(bytes);
+    if (!parsed.ok) return void (await reject(parsed.reason));
+    const request = parsed.value;
+    const fields = { action: request.action, target: request.target };
+    if (request.action === "restore") {
+      const policy = this.options.restore;
+      if (!policy?.enabled)
+        return void (await reject("restore requests through the bucket are disabled", fields));
+      if (!policy.hmacKey)
+        return void (await reject("no HMAC key is configured for restore requests", fields));
+      const problem = checkSignature(policy.hmacKey, cluster, id, request, this.now());
+      if (problem) return void (await reject(`restore request refused: ${problem}`, fields));
+      return void (await reject(
+        "signed restore requests are valid but not yet executed by the daemon",
+        fields,
+      ));
+    }
+    const cronJob = this.options.cronJobOf(cluster, request.target);
+    if (!cronJob) return void (await reject(`cluster ${cluster} has no target ${request.target}`, fields));
+    const job = {
+      namespace: cronJob.metadata.namespace,
+      name: requestJobName(cronJob.metadata.name, cluster, id),
+      created: false,
+    };
+    const claimed = await this.claim(cluster, id, { state: "accepted", ...fields, job });
+    if (!claimed) return;
+    log.info("request accepted", {
+      cluster,
+      requestId: id,
+      target: request.target,
+      job: `${job.namespace}/${job.name}`,
+    });
+    await this.followUp(cluster, id, claimed.outcome, claimed.etag);
+  }
+
+  /**
+   * Creates the outcome if there is none yet. Undefined when another watcher claimed the request first.
+   */
+  private async claim(
+    cluster: string,
+    id: string,
+    fields: Pick<RequestOutcome, "state"> & Partial<RequestOutcome>,
+  ): Promise<{ outcome: RequestOutcome; etag: string | undefined } | undefined> {
+    const { store } = this.options;
+    const at = this.now().toISOString();
+    const outcome: RequestOutcome = {
+      outcomeVersion: 1,
+      requestId: id,
+      cluster,
+      ...fields,
+      ...(fields.reason !== undefined && { reason: redact(fields.reason) }),
+      handledBy: this.options.identity,
+      ...(fields.state === "accepted" ? { acceptedAt: at } : { finishedAt: at }),
+      updatedAt: at,
+    };
+    try {
+      const { etag } = await store.objects.put(
+        requestKeys.outcome(store.prefix, cluster, id),
+        serialize(outcome),
+        {
+          contentType: OUTCOME_CONTENT_TYPE,
+          ifNoneMatch: "*",
+        },
+      );
+      if (isFinal(outcome.state)) this.finish(cluster, id, outcome);
+      return { outcome, etag };
+    } catch (error) {
+      if (error instanceof PreconditionFailedError) return undefined;
+      throw error;
+    }
+  }
+
+  /** An accepted request: make sure its Job exists (once), then record how it ended. */
+  private async followUp(
+    cluster: string,
+    id: string,
+    outcome: RequestOutcome,
+    etag: string | undefined,
+  ): Promise<void> {
+    const job = outcome.job;
+    const target = outcome.target;
+    if (!job || !target) {
+      await this.update(cluster, id, outcome, etag, {
+        state: "failed",
+        reason: "outcome has no Job; cannot follow it",
+      });
+      return;
+    }
+    const { workloads } = this.options;
+    if (!job.created) {
+      // A previous watcher may have created the Job and died before recording it: a statefile tells.
+      const ran = await this.backupOf(cluster, target, id);
+      if (!ran) {
+        const cronJob = this.options.cronJobOf(cluster, target);
+        if (!cronJob) {
+          await this.update(cluster, id, outcome, etag, {
+            state: "failed",
+            reason: `cluster ${cluster} no longer has target ${target}`,
+          });
+          return;
+        }
+        const request = await this.readRequest(cluster, id);
+        try {
+          await workloads.createJob(
+            requestJob(cronJob, { cluster, requestId: id, requestedBy: request?.requestedBy ?? "" }),
+          );
+        } catch (error) {
+          if (!isAlreadyExists(error)) throw error; // a concurrent watcher created it: same request, same Job
+        }
+      }
+      const next = await this.update(cluster, id, outcome, etag, { job: { ...job, created: true } });
+      if (!next) return;
+      outcome = next.outcome;
+      etag = next.etag;
+    }
+    const phase = await workloads.jobPhase(job.namespace, job.name);
+    if (phase === "active") return;
+    const backup = await this.backupOf(cluster, target, id);
+    if (phase === "succeeded" || (phase === undefined && backup?.state === "succeeded")) {
+      await this.update(cluster, id, outcome, etag, {
+        state: "succeeded",
+        ...(backup && { backupId: backup.backupId }),
+      });
+    } else {
+      await this.update(cluster, id, outcome, etag, {
+        state: "failed",
+        reason:
+          phase === "failed"
+            ? `Job ${job.namespace}/${job.name} failed`
+            : `Job ${job.namespace}/${job.name} no longer exists and no succeeded backup records this request`,
+        ...(backup && { backupId: backup.backupId }),
+      });
+    }
+  }
+
+  /** Conditional update of the outcome; undefined when someone else changed it first (they carry on). */
+  private async update(
+    cluster: string,
+    id: string,
+    outcome: RequestOutcome,
+    etag: string | undefined,
+    change: Partial<RequestOutcome>,
+  ): Promise<{ outcome: RequestOutcome; etag: string | undefined } | undefined> {
+    const { store, log } = this.options;
+    const at = this.now().toISOString();
+    const next: RequestOutcome = {
+      ...outcome,
+      ...change,
+      ...(change.reason !== undefined && { reason: redact(change.reason) }),
+      handledBy: this.options.identity,
+      updatedAt: at,
+      ...(change.state !== undefined && isFinal(change.state) && { finishedAt: at }),
+    };
+    try {
+      const result = await store.objects.put(
+        requestKeys.outcome(store.prefix, cluster, id),
+        serialize(next),
+        {
+          contentType: OUTCOME_CONTENT_TYPE,
+          ...(etag ? { ifMatch: etag } : {}),
+        },
+      );
+      if (isFinal(next.state)) this.finish(cluster, id, next);
+      else if (change.state === undefined) log.debug("request updated", { cluster, requestId: id });
+      return { outcome: next, etag: result.etag };
+    } catch (error) {
+      if (error instanceof PreconditionFailedError) return undefined;
+      throw error;
+    }
+  }
+
+  private finish(cluster: string, id: string, outcome: RequestOutcome): void {
+    this.finished.add(`${cluster}/${id}`);
+    this.options.metrics?.requests.inc({ action: outcome.action ?? "unknown", outcome: outcome.state });
+    const fields = {
+      cluster,
+      requestId: id,
+      state: outcome.state,
+      ...(outcome.reason && { reason: outcome.reason }),
+      ...(outcome.backupId && { backupId: outcome.backupId }),
+    };
+    if (outcome.state === "succeeded") this.options.log.info("request done", fields);
+    else this.options.log.warn("request not done", fields);
+  }
+
+  private async readOutcome(
+    cluster: string,
+    id: string,
+  ): Promise<{ outcome: RequestOutcome; etag: string | undefined } | undefined> {
+    const { store } = this.options;
+    const key = requestKeys.outcome(store.prefix, cluster, id);
+    const info = await store.objects.head(key);
+    if (!info) return undefined;
+    try {
+      const outcome = JSON.parse((await getBytes(store.objects, key)).toString()) as RequestOutcome;
+      if (outcome.requestId !== id || typeof outcome.state !== "string") throw new Error("not an outcome");
+      return { outcome, etag: info.etag };
+    } catch (error) {
+      if (error instanceof NotFoundError) return undefined;
+      // Someone wrote garbage over our record: we cannot know whether it ran, so never run it (again).
+      this.finished.add(`${cluster}/${id}`);
+      this.options.log.error("unreadable request outcome; request left alone", {
+        cluster,
+        requestId: id,
+        key,
+        error: messageOf(error),
+      });
+      return {
+        outcome: {
+          outcomeVersion: 1,
+          requestId: id,
+          cluster,
+          state: "failed",
+          handledBy: "?",
+          updatedAt: "",
+        },
+        etag: undefined,
+      };
+    }
+  }
+
+  private async readRequest(cluster: string, id: string): Promise<{ requestedBy: string } | undefined> {
+    const { store } = this.options;
+    try {
+      const parsed = parseRequest(
+        await getBytes(store.objects, requestKeys.request(store.prefix, cluster, id)),
+      );
+      return parsed.ok ? parsed.value : undefined;
+    } catch (error) {
+      if (error instanceof NotFoundError) return undefined;
+      throw error;
+    }
+  }
+
+  /** The backup a request produced, found by the statefile's `trigger.requestId`. */
+  private async backupOf(
+    cluster: string,
+    target: string,
+    id: string,
+  ): Promise<{ backupId: string; state: string } | undefined> {
+    const cronJob = this.options.cronJobOf(cluster, target);
+    const engine = cronJob?.metadata.labels[LABELS.engine];
+    const entries = await this.options.store.list({
+      cluster,
+      target,
+      ...(engine !== undefined && isEngine(engine) && { engine }),
+    });
+    const entry = entries.find((e) => e.statefile?.trigger.requestId === id);
+    return entry && { backupId: entry.ref.backupId, state: entry.state };
+  }
+}
+
+function serialize(outcome: RequestOutcome): string {
+  return `${JSON.stringify(outcome, null, 2)}\n`;
+}

@@ -1,0 +1,174 @@
+/**
+ * The daemon's Prometheus metrics (prom-client), one registry per daemon so several can live in one process (tests,
+ * embedding). Backup metrics are per cluster/target and come from the statefiles in the bucket (refreshed by the
+ * bucket monitor); reconcile and request metrics are counted as the loops run.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { buildInfo } from "../version.js";
+
+export interface TargetBackupStats {
+  readonly cluster: string;
+  readonly target: string;
+  readonly engine: string;
+  /** Unix seconds of the newest succeeded backup's finish. */
+  readonly lastSuccessTime?: number;
+  readonly lastSuccessSizeBytes?: number;
+  readonly lastSuccessDurationSeconds?: number;
+  /** Failed and abandoned runs present in the bucket. */
+  readonly failedRuns: number;
+  /** Unix seconds of the newest failed or abandoned run's start. */
+  readonly lastFailureTime?: number;
+  readonly runningRuns: number;
+}
+
+const TARGET_LABELS = ["cluster", "target", "engine"] as const;
+
+export class DaemonMetrics {
+  readonly registry = new Registry();
+
+  readonly lastSuccess = new Gauge({
+    name: "capsule_backup_last_success_timestamp_seconds",
+    help: "Finish time of the newest succeeded backup, per cluster and target",
+    labelNames: TARGET_LABELS,
+    registers: [this.registry],
+  });
+  readonly lastSize = new Gauge({
+    name: "capsule_backup_last_success_size_bytes",
+    help: "Artifact size of the newest succeeded backup",
+    labelNames: TARGET_LABELS,
+    registers: [this.registry],
+  });
+  readonly lastDuration = new Gauge({
+    name: "capsule_backup_last_success_duration_seconds",
+    help: "Duration of the newest succeeded backup",
+    labelNames: TARGET_LABELS,
+    registers: [this.registry],
+  });
+  readonly failedRuns = new Gauge({
+    name: "capsule_backup_failed_runs",
+    help: "Failed or abandoned runs whose statefiles are in the bucket",
+    labelNames: TARGET_LABELS,
+    registers: [this.registry],
+  });
+  readonly lastFailure = new Gauge({
+    name: "capsule_backup_last_failure_timestamp_seconds",
+    help: "Start time of the newest failed or abandoned run",
+    labelNames: TARGET_LABELS,
+    registers: [this.registry],
+  });
+  readonly runningRuns = new Gauge({
+    name: "capsule_backup_running_runs",
+    help: "Runs in progress (fresh heartbeat)",
+    labelNames: TARGET_LABELS,
+    registers: [this.registry],
+  });
+  readonly corruptStatefiles = new Gauge({
+    name: "capsule_backup_corrupt_statefiles",
+    help: "Statefiles that cannot be read or parsed, per cluster",
+    labelNames: ["cluster"],
+    registers: [this.registry],
+  });
+  readonly bucketCheck = new Gauge({
+    name: "capsule_bucket_check_last_success_timestamp_seconds",
+    help: "When the bucket was last read successfully",
+    registers: [this.registry],
+  });
+  readonly bucketErrors = new Counter({
+    name: "capsule_bucket_check_errors_total",
+    help: "Failed reads of the bucket by the monitor",
+    registers: [this.registry],
+  });
+
+  readonly reconciles = new Counter({
+    name: "capsule_reconcile_total",
+    help: "Reconcile passes, by result (success, partial: some objects failed, error: the pass failed)",
+    labelNames: ["result"],
+    registers: [this.registry],
+  });
+  readonly reconcileErrors = new Counter({
+    name: "capsule_reconcile_errors_total",
+    help: "Errors during reconciliation, by what failed",
+    labelNames: ["operation"],
+    registers: [this.registry],
+  });
+  readonly reconcileWrites = new Counter({
+    name: "capsule_reconcile_writes_total",
+    help: "CronJob writes made by the reconciler",
+    labelNames: ["verb"],
+    registers: [this.registry],
+  });
+  readonly reconcileDuration = new Histogram({
+    name: "capsule_reconcile_duration_seconds",
+    help: "Duration of reconcile passes",
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+  readonly reconcileLastSuccess = new Gauge({
+    name: "capsule_reconcile_last_success_timestamp_seconds",
+    help: "End of the last reconcile pass that completed without errors",
+    registers: [this.registry],
+  });
+  readonly managedCronJobs = new Gauge({
+    name: "capsule_managed_cronjobs",
+    help: "CronJobs the last reconcile pass wanted to exist",
+    registers: [this.registry],
+  });
+  readonly skippedTargets = new Gauge({
+    name: "capsule_skipped_targets",
+    help: "CnvrgApp targets (or whole apps) skipped by the last reconcile pass",
+    registers: [this.registry],
+  });
+  readonly leader = new Gauge({
+    name: "capsule_leader",
+    help: "1 while this replica holds the Lease",
+    registers: [this.registry],
+  });
+  readonly requests = new Counter({
+    name: "capsule_requests_total",
+    help: "Bucket requests handled by the watcher, by action and outcome",
+    labelNames: ["action", "outcome"],
+    registers: [this.registry],
+  });
+  readonly requestErrors = new Counter({
+    name: "capsule_request_errors_total",
+    help: "Errors while handling bucket requests (retried on the next poll)",
+    registers: [this.registry],
+  });
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    const info = new Gauge({
+      name: "capsule_build_info",
+      help: "capsule's version; always 1",
+      labelNames: ["version", "commit", "node"],
+      registers: [this.registry],
+    });
+    info.set({ version: buildInfo.version, commit: buildInfo.commit, node: buildInfo.node }, 1);
+    if (options.defaultMetrics ?? true)
+      collectDefaultMetrics({ register: this.registry, prefix: "capsule_" });
+  }
+
+  /** Replaces every per-target backup series: targets that vanished from the bucket vanish from /metrics too. */
+  setBackupStats(stats: readonly TargetBackupStats[], corrupt: ReadonlyMap<string, number>): void {
+    for (const gauge of [
+      this.lastSuccess,
+      this.lastSize,
+      this.lastDuration,
+      this.failedRuns,
+      this.lastFailure,
+      this.runningRuns,
+      this.corruptStatefiles,
+    ])
+      gauge.reset();
+    for (const s of stats) {
+      const labels = { cluster: s.cluster, target: s.target, engine: s.engine };
+      if (s.lastSuccessTime !== undefined) this.lastSuccess.set(labels, s.lastSuccessTime);
+      if (s.lastSuccessSizeBytes !== undefined) this.lastSize.set(labels, s.lastSuccessSizeBytes);
+      if (s.lastSuccessDurationSeconds !== undefined)
+        this.lastDuration.set(labels, s.lastSuccessDurationSeconds);
+      if (s.lastFailureTime !== undefined) this.lastFailure.set(labels, s.lastFailureTime);
+      this.failedRuns.set(labels, s.failedRuns);
+      this.runningRuns.set(labels, s.runningRuns);
+    }
+    for (const [cluster, count] of corrupt) this.corruptStatefiles.set({ cluster }, count);
+  }
+}

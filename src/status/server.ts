@@ -1,0 +1,412 @@
+/**
+ * The status HTTP API (DESIGN §10), on node:http:
+ *
+ *   GET  /healthz                                   the process is alive
+ *   GET  /readyz                                    200 once ready (see `Readiness`), else 503
+ *   GET  /metrics                                   Prometheus text
+ *   GET  /api/v1/clusters                           clusters with anything in the bucket
+ *   GET  /api/v1/clusters/{cluster}/backups         ?engine= &status= &target= &limit=
+ *   GET  /api/v1/clusters/{cluster}/backups/{id}    one backup with its statefile
+ *   POST /api/v1/clusters/{cluster}/backups         {"target": …, "requestedBy"?: …} files a request for the watcher
+ *
+ * JSON only; errors are `{"error": {"code", "message"}}` with a 4xx for the caller's mistakes and a 5xx for ours or
+ * the bucket's. With a token configured, /metrics and /api/ need `Authorization: Bearer <token>` (compared in
+ * constant time); the probes never do. Bodies, headers and the time a request may take are bounded.
+ */
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { CapsuleError, ErrorCode, NotFoundError, messageOf } from "../errors.js";
+import type { Logger } from "../log.js";
+import { redact } from "../redact.js";
+import { newRequestId, requestKeys, type BackupRequest } from "../requests/request.js";
+import type { BackupStore } from "../storage/backup-store.js";
+import { ENGINES, isEngine, isSafeSegment } from "../storage/layout.js";
+import type { BackupState } from "../storage/statefile.js";
+import type { DaemonMetrics } from "./metrics.js";
+import { BACKUP_STATES, backupDetail, backupSummary } from "./views.js";
+
+export interface Readiness {
+  readonly ready: boolean;
+  /** Each check's state, shown by /readyz. */
+  readonly checks: Readonly<Record<string, string>>;
+}
+
+export interface StatusServerOptions {
+  /** The bucket the API reads; without one the API answers 503. */
+  readonly store?: BackupStore;
+  readonly metrics: DaemonMetrics;
+  readonly readiness: () => Readiness;
+  readonly log: Logger;
+  /** Bearer token for /metrics and /api/; unset: no authentication. */
+  readonly token?: string;
+  /** Allow POST …/backups (filing requests). Only with a token. @default false */
+  readonly allowRequests?: boolean;
+  /** Which targets a cluster has, to refuse a request for an unknown one at once; unset: any target accepted. */
+  readonly hasTarget?: (cluster: string, target: string) => boolean;
+  /** @default 16384 */
+  readonly maxBodyBytes?: number;
+  /** A handler that takes longer answers 503. @default 20000 */
+  readonly handlerTimeoutMs?: number;
+  readonly now?: () => Date;
+}
+
+const MAX_LIMIT = 10_000;
+const JSON_TYPE = "application/json; charset=utf-8";
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = "HttpError";
+  }
+}
+
+export class StatusServer {
+  private readonly server: Server;
+  private readonly tokenDigest: Buffer | undefined;
+
+  constructor(private readonly options: StatusServerOptions) {
+    this.tokenDigest = options.token ? digest(options.token) : undefined;
+    this.server = createServer({ maxHeaderSize: 16 * 1024 }, (req, res) => {
+      this.handle(req, res).catch((error: unknown) => {
+        options.log.error("status request failed", { error: messageOf(error) });
+        if (!res.headersSent) this.send(res, 500, { error: { code: "internal", message: "internal error" } });
+        else res.destroy();
+      });
+    });
+    this.server.headersTimeout = 10_000;
+    this.server.requestTimeout = 30_000;
+    this.server.keepAliveTimeout = 5_000;
+  }
+
+  async listen(port: number, host = "0.0.0.0"): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(port, host, () => {
+        this.server.off("error", reject);
+        resolve();
+      });
+    });
+    return this.server.address() as AddressInfo;
+  }
+
+  async close(): Promise<void> {
+    if (!this.server.listening) return;
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeIdleConnections();
+    });
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let url: URL;
+    try {
+      url = new URL(req.url ?? "/", "http://status");
+    } catch {
+      return this.fail(res, new HttpError(400, "bad_request", "malformed request URL"));
+    }
+    try {
+      const body = await this.withTimeout(this.route(req, url));
+      if (typeof body === "string") {
+        res.writeHead(200, {
+          "content-type": "text/plain; version=0.0.4; charset=utf-8",
+          "cache-control": "no-store",
+        });
+        res.end(body);
+      } else this.send(res, body.status ?? 200, body.json);
+    } catch (error) {
+      this.fail(res, error);
+    }
+  }
+
+  private async route(req: IncomingMessage, url: URL): Promise<string | { status?: number; json: unknown }> {
+    const path = url.pathname;
+    const method = req.method ?? "GET";
+    if (path === "/healthz") {
+      allow(method, ["GET"]);
+      return { json: { status: "ok" } };
+    }
+    if (path === "/readyz") {
+      allow(method, ["GET"]);
+      const readiness = this.options.readiness();
+      return { status: readiness.ready ? 200 : 503, json: readiness };
+    }
+    if (path === "/metrics") {
+      allow(method, ["GET"]);
+      this.authenticate(req);
+      return this.options.metrics.registry.metrics();
+    }
+    if (path !== "/api/v1" && !path.startsWith("/api/v1/"))
+      throw new HttpError(404, "not_found", `no such path ${path}`);
+    this.authenticate(req);
+    const segments = path.split("/").slice(3).map(decode);
+    if (segments[0] !== "clusters") throw new HttpError(404, "not_found", `no such path ${path}`);
+    if (segments.length === 1) {
+      allow(method, ["GET"]);
+      noQuery(url, []);
+      const clusters = await this.store().listClusters();
+      return { json: { items: clusters.map((cluster) => ({ cluster })) } };
+    }
+    const cluster = segments[1] ?? "";
+    if (!isSafeSegment(cluster))
+      throw new HttpError(400, "bad_request", `invalid cluster ${JSON.stringify(cluster)}`);
+    if (segments[2] !== "backups" || segments.length > 4)
+      throw new HttpError(404, "not_found", `no such path ${path}`);
+    if (segments.length === 3) {
+      allow(method, ["GET", "POST"]);
+      return method === "POST" ? this.fileRequest(req, url, cluster) : this.listBackups(url, cluster);
+    }
+    allow(method, ["GET"]);
+    noQuery(url, []);
+    return { json: await this.getBackup(cluster, segments[3] ?? "") };
+  }
+
+  private async listBackups(url: URL, cluster: string): Promise<{ json: unknown }> {
+    noQuery(url, ["engine", "status", "target", "limit"]);
+    const engine = url.searchParams.get("engine");
+    const status = url.searchParams.get("status");
+    const target = url.searchParams.get("target");
+    const limitParam = url.searchParams.get("limit");
+    if (engine !== null && !isEngine(engine))
+      throw new HttpError(
+        400,
+        "bad_request",
+        `engine must be one of ${ENGINES.join(", ")} (got ${JSON.stringify(engine)})`,
+      );
+    if (status !== null && !BACKUP_STATES.includes(status as BackupState))
+      throw new HttpError(
+        400,
+        "bad_request",
+        `status must be one of ${BACKUP_STATES.join(", ")} (got ${JSON.stringify(status)})`,
+      );
+    if (target !== null && !isSafeSegment(target))
+      throw new HttpError(400, "bad_request", `invalid target ${JSON.stringify(target)}`);
+    let limit = MAX_LIMIT;
+    if (limitParam !== null) {
+      limit = Number(limitParam);
+      if (!/^\d+$/.test(limitParam) || limit < 1 || limit > MAX_LIMIT)
+        throw new HttpError(
+          400,
+          "bad_request",
+          `limit must be an integer from 1 to ${MAX_LIMIT} (got ${JSON.stringify(limitParam)})`,
+        );
+    }
+    const entries = await this.store().list({
+      cluster,
+      ...(engine !== null && isEngine(engine) && { engine }),
+      ...(target !== null && { target }),
+    });
+    const matching = entries.filter((e) => status === null || e.state === status);
+    return {
+      json: {
+        cluster,
+        total: matching.length,
+        items: matching.slice(0, limit).map((e) => backupSummary(e, redact)),
+      },
+    };
+  }
+
+  private async getBackup(cluster: string, backupId: string): Promise<unknown> {
+    const engine = backupId.split("-", 1)[0] ?? "";
+    if (!isSafeSegment(backupId) || !isEngine(engine))
+      throw new HttpError(400, "bad_request", `invalid backup id ${JSON.stringify(backupId)}`);
+    const entry = await this.store().get({ cluster, engine, backupId });
+    return backupDetail(entry, redact);
+  }
+
+  /** Files a backup request for the watcher: `<prefix>/<cluster>/requests/<id>.json`. */
+  private async fileRequest(
+    req: IncomingMessage,
+    url: URL,
+    cluster: string,
+  ): Promise<{ status: number; json: unknown }> {
+    noQuery(url, []);
+    if (!this.options.allowRequests || !this.tokenDigest) {
+      throw new HttpError(
+        403,
+        "forbidden",
+        "filing requests is disabled (start the daemon with --allow-requests and a token)",
+      );
+    }
+    const type = req.headers["content-type"] ?? "";
+    if (!/^application\/json(\s*;|$)/i.test(type))
+      throw new HttpError(415, "unsupported_media_type", "send the request as application/json");
+    const raw = await readBody(req, this.options.maxBodyBytes ?? 16 * 1024);
+    let body: unknown;
+    try {
+      body = JSON.parse(raw);
+    } catch {
+      throw new HttpError(400, "bad_request", "the body is not valid JSON");
+    }
+    if (body === null || typeof body !== "object" || Array.isArray(body))
+      throw new HttpError(400, "bad_request", "the body must be a JSON object");
+    const { target, requestedBy, ...rest } = body as Record<string, unknown>;
+    const unknown = Object.keys(rest);
+    if (unknown.length > 0) throw new HttpError(400, "bad_request", `unknown field ${unknown[0]}`);
+    if (typeof target !== "string" || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(target) || target.length > 63)
+      throw new HttpError(
+        400,
+        "bad_request",
+        `target must be a target name (got ${JSON.stringify(target) ?? "nothing"})`,
+      );
+    if (
+      requestedBy !== undefined &&
+      (typeof requestedBy !== "string" || requestedBy.length < 1 || requestedBy.length > 256)
+    )
+      throw new HttpError(400, "bad_request", "requestedBy must be a string of 1 to 256 characters");
+    if (this.options.hasTarget && !this.options.hasTarget(cluster, target))
+      throw new HttpError(404, "not_found", `cluster ${cluster} has no target ${target}`);
+    const store = this.store();
+    const now = this.options.now?.() ?? new Date();
+    const requestId = newRequestId(now, randomBytes(4).toString("hex"));
+    const request: BackupRequest = {
+      action: "backup",
+      target,
+      requestedBy: typeof requestedBy === "string" ? requestedBy : "status-api",
+      requestedAt: now.toISOString(),
+    };
+    const key = requestKeys.request(store.prefix, cluster, requestId);
+    await store.objects.put(key, `${JSON.stringify(request, null, 2)}\n`, {
+      contentType: "application/json",
+      ifNoneMatch: "*",
+    });
+    this.options.log.info("request filed", { cluster, requestId, target });
+    return {
+      status: 202,
+      json: {
+        requestId,
+        cluster,
+        key,
+        outcomeKey: requestKeys.outcome(store.prefix, cluster, requestId),
+        request,
+      },
+    };
+  }
+
+  private store(): BackupStore {
+    if (!this.options.store) throw new HttpError(503, "no_bucket", "no bucket is configured (--bucket)");
+    return this.options.store;
+  }
+
+  private authenticate(req: IncomingMessage): void {
+    if (!this.tokenDigest) return;
+    const header = req.headers.authorization ?? "";
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    // Digests have equal length whatever was sent, so the comparison time says nothing about the token.
+    if (!match?.[1] || !timingSafeEqual(digest(match[1]), this.tokenDigest)) {
+      throw new HttpError(401, "unauthorized", "a valid bearer token is required", {
+        "www-authenticate": 'Bearer realm="capsule"',
+      });
+    }
+  }
+
+  private async withTimeout<T>(work: Promise<T>): Promise<T> {
+    const ms = this.options.handlerTimeoutMs ?? 20_000;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new HttpError(503, "timeout", `the request took longer than ${ms} ms`)),
+        ms,
+      );
+    });
+    work.catch(() => undefined); // still running after a timeout: its failure is no longer anyone's business
+    try {
+      return await Promise.race([work, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private fail(res: ServerResponse, error: unknown): void {
+    const http = toHttpError(error);
+    if (http.status >= 500) {
+      this.options.log.warn("status request failed", {
+        status: http.status,
+        error: redact(messageOf(error)),
+      });
+    }
+    this.send(res, http.status, { error: { code: http.code, message: redact(http.message) } }, http.headers);
+  }
+
+  private send(
+    res: ServerResponse,
+    status: number,
+    json: unknown,
+    headers: Record<string, string> = {},
+  ): void {
+    const body = `${JSON.stringify(json)}\n`;
+    res.writeHead(status, {
+      "content-type": JSON_TYPE,
+      "content-length": Buffer.byteLength(body),
+      "cache-control": "no-store",
+      "x-content-type-options": "nosniff",
+      ...headers,
+    });
+    res.end(body);
+  }
+}
+
+function toHttpError(error: unknown): HttpError {
+  if (error instanceof HttpError) return error;
+  if (error instanceof NotFoundError) return new HttpError(404, "not_found", error.message);
+  if (error instanceof CapsuleError) {
+    switch (error.code) {
+      case ErrorCode.StoreUnreachable:
+      case ErrorCode.StoreAccessDenied:
+      case ErrorCode.StoreNoSuchBucket:
+      case ErrorCode.StoreError:
+        return new HttpError(502, "bucket_error", error.message);
+      case ErrorCode.PreconditionFailed:
+        return new HttpError(409, "conflict", error.message);
+      default:
+        return new HttpError(500, "internal", error.message);
+    }
+  }
+  return new HttpError(500, "internal", "internal error");
+}
+
+function allow(method: string, methods: readonly string[]): void {
+  if (!methods.includes(method))
+    throw new HttpError(405, "method_not_allowed", `${method} is not allowed here`, {
+      allow: methods.join(", "),
+    });
+}
+
+function noQuery(url: URL, allowed: readonly string[]): void {
+  for (const name of url.searchParams.keys()) {
+    if (!allowed.includes(name))
+      throw new HttpError(400, "bad_request", `unknown query parameter ${JSON.stringify(name)}`);
+  }
+}
+
+function decode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new HttpError(400, "bad_request", "malformed path");
+  }
+}
+
+function digest(text: string): Buffer {
+  return createHash("sha256").update(text).digest();
+}
+
+async function readBody(req: IncomingMessage, max: number): Promise<string> {
+  const declared = Number(req.headers["content-length"] ?? "0");
+  const tooLarge = () =>
+    new HttpError(413, "too_large", `the body may hold at most ${max} bytes`, { connection: "close" });
+  if (declared > max) throw tooLarge();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > max) throw tooLarge();
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}

@@ -1,0 +1,115 @@
+/**
+ * What the status API and the metrics say about backups, as pure functions of the store's entries. Statefiles hold
+ * no secrets by design; messages still pass through `redact()` on the way out, as everything leaving capsule does.
+ */
+import type { BackupEntry } from "../storage/backup-store.js";
+import type { BackupState } from "../storage/statefile.js";
+import type { TargetBackupStats } from "./metrics.js";
+
+export const BACKUP_STATES: readonly BackupState[] = [
+  "running",
+  "succeeded",
+  "failed",
+  "deleting",
+  "abandoned",
+  "corrupt",
+];
+
+/** One line of a backup list. */
+export interface BackupSummary {
+  readonly backupId: string;
+  readonly cluster: string;
+  readonly engine: string;
+  readonly target: string | null;
+  readonly state: BackupState;
+  readonly trigger: string | null;
+  readonly requestId?: string;
+  readonly startedAt: string | null;
+  readonly finishedAt: string | null;
+  readonly heartbeatAt: string | null;
+  readonly phase: string | null;
+  readonly sizeBytes: number | null;
+  readonly sha256: string | null;
+  readonly compression: string | null;
+  readonly verification: string | null;
+  readonly error: string | null;
+  /** Why a corrupt entry is corrupt. */
+  readonly problem?: string;
+  readonly key: string;
+}
+
+export function backupSummary(entry: BackupEntry, redact: (text: string) => string): BackupSummary {
+  const s = entry.statefile;
+  return {
+    backupId: entry.ref.backupId,
+    cluster: entry.ref.cluster,
+    engine: entry.ref.engine,
+    target: s?.target ?? null,
+    state: entry.state,
+    trigger: s?.trigger.type ?? null,
+    ...(s?.trigger.requestId !== undefined && { requestId: s.trigger.requestId }),
+    startedAt: s?.startedAt ?? null,
+    finishedAt: s?.finishedAt ?? null,
+    heartbeatAt: s?.heartbeatAt ?? null,
+    phase: s?.phase ?? null,
+    sizeBytes: s?.artifact?.sizeBytes ?? null,
+    sha256: s?.artifact?.sha256 ?? null,
+    compression: s?.artifact?.compression ?? null,
+    verification: s?.verification.status ?? null,
+    error: s?.error ? redact(`${s.error.phase}: ${s.error.message}`) : null,
+    ...(entry.problem !== undefined && { problem: redact(entry.problem) }),
+    key: entry.key,
+  };
+}
+
+/** The full record of one backup: the summary plus the whole statefile. */
+export function backupDetail(entry: BackupEntry, redact: (text: string) => string): Record<string, unknown> {
+  return {
+    ...backupSummary(entry, redact),
+    statefile: entry.statefile ? (JSON.parse(redact(JSON.stringify(entry.statefile))) as unknown) : null,
+  };
+}
+
+/** Per-target figures for the metrics, from one cluster's entries (newest first, as the store lists them). */
+export function targetStats(entries: readonly BackupEntry[]): {
+  stats: TargetBackupStats[];
+  corrupt: number;
+} {
+  const byTarget = new Map<string, TargetBackupStats>();
+  let corrupt = 0;
+  for (const entry of entries) {
+    const s = entry.statefile;
+    if (!s) {
+      corrupt++;
+      continue;
+    }
+    const key = `${s.target}\u0000${s.engine}`;
+    const current: TargetBackupStats = byTarget.get(key) ?? {
+      cluster: s.cluster,
+      target: s.target,
+      engine: s.engine,
+      failedRuns: 0,
+      runningRuns: 0,
+    };
+    let next: TargetBackupStats = current;
+    if (entry.state === "succeeded" && current.lastSuccessTime === undefined && s.finishedAt) {
+      const finished = Date.parse(s.finishedAt) / 1000;
+      next = {
+        ...next,
+        lastSuccessTime: finished,
+        ...(s.artifact && { lastSuccessSizeBytes: s.artifact.sizeBytes }),
+        lastSuccessDurationSeconds: Math.max(0, finished - Date.parse(s.startedAt) / 1000),
+      };
+    } else if (entry.state === "failed" || entry.state === "abandoned") {
+      next = {
+        ...next,
+        failedRuns: next.failedRuns + 1,
+        lastFailureTime: Math.max(next.lastFailureTime ?? 0, Date.parse(s.startedAt) / 1000),
+      };
+    } else if (entry.state === "running") {
+      next = { ...next, runningRuns: next.runningRuns + 1 };
+    }
+    byTarget.set(key, next);
+  }
+  return { stats: [...byTarget.values()], corrupt };
+}

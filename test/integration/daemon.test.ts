@@ -1,0 +1,156 @@
+/**
+ * `capsule start` as a whole against the fake API server: two daemons share one Lease; one leads and reconciles,
+ * the other stands by and takes over when the leader stops (released Lease) or dies (stops renewing). And the real
+ * binary, stopped with SIGTERM, releases its Lease and exits 0.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { afterEach, beforeEach, describe, test } from "node:test";
+import { Daemon, type DaemonConfig } from "../../src/daemon/daemon.js";
+import { cnvrgApp } from "../fakes/cnvrgapps.js";
+import { FakeKubeApiServer } from "../fakes/kube-apiserver.js";
+import { capturedLogger, eventually } from "../fakes/kube-clients.js";
+
+const LEASE = { name: "capsule-leader", namespace: "capsule-system" };
+
+describe("capsule start: leadership (fake API server)", () => {
+  let fake: FakeKubeApiServer;
+  const daemons: Daemon[] = [];
+
+  beforeEach(async () => {
+    fake = await new FakeKubeApiServer().start();
+    for (let i = 0; i < 3; i++) fake.put("cnvrgapps", cnvrgApp(`ns-${i}`, `app-${i}`));
+  });
+  afterEach(async () => {
+    fake.clearFaults();
+    await Promise.all(daemons.splice(0).map((d) => d.stop()));
+    await fake.close();
+  });
+
+  async function daemon(identity: string, overrides: Partial<DaemonConfig> = {}): Promise<Daemon> {
+    const d = new Daemon({
+      kube: { kubeconfig: await fake.kubeconfigFile(identity), requestTimeoutMs: 300 },
+      listen: { host: "127.0.0.1", port: 0 },
+      identity,
+      lease: { ...LEASE, durationMs: 1500, renewDeadlineMs: 1000, retryPeriodMs: 100 },
+      resyncMs: 60_000,
+      debounceMs: 10,
+      initialBackoffMs: 50,
+      processMetrics: false,
+      log: capturedLogger(identity),
+      ...overrides,
+    });
+    daemons.push(d);
+    await d.start();
+    return d;
+  }
+
+  const holder = () =>
+    (fake.get("leases", LEASE.namespace, LEASE.name)?.["spec"] as { holderIdentity?: string } | undefined)
+      ?.holderIdentity;
+
+  test("GIVEN two daemons WHEN they start THEN exactly one leads and reconciles; the other stands by", async () => {
+    const a = await daemon("replica-a");
+    await eventually(() => a.isLeader && fake.list("cronjobs").length === 3, 5000, "a leads and reconciles");
+    const b = await daemon("replica-b");
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(b.isLeader, false);
+    assert.equal(holder(), "replica-a");
+    assert.equal(b.lastPassResult, undefined, "a standby never reconciles");
+    const lease = fake.get("leases", LEASE.namespace, LEASE.name)?.["spec"] as Record<string, unknown>;
+    assert.match(String(lease["renewTime"]), /\.\d{6}Z$/, "Lease times are MicroTime");
+  });
+
+  test("GIVEN a leader WHEN it stops THEN it releases the Lease and the standby takes over at once", async () => {
+    const a = await daemon("replica-a");
+    await eventually(() => a.isLeader, 5000, "a leads");
+    const b = await daemon("replica-b");
+    const stoppedAt = Date.now();
+    await a.stop();
+    daemons.splice(daemons.indexOf(a), 1);
+    await eventually(() => b.isLeader, 5000, "b leads");
+    assert.ok(Date.now() - stoppedAt < 1500, "no wait for expiry after a release");
+    assert.equal(holder(), "replica-b");
+    // The new leader reconciles: an app added now gets its CronJob.
+    fake.put("cnvrgapps", cnvrgApp("ns-new", "app"));
+    await eventually(
+      () => fake.get("cronjobs", "ns-new", "capsule-ns-new-app-postgresql") !== undefined,
+      5000,
+      "b reconciles",
+    );
+  });
+
+  test("GIVEN a leader WHEN it can no longer reach the API THEN it steps down and the standby takes over after expiry", async () => {
+    const a = await daemon("replica-a");
+    await eventually(() => a.isLeader, 5000, "a leads");
+    const b = await daemon("replica-b");
+    await new Promise((r) => setTimeout(r, 300));
+    fake.failNext({ path: "/", user: "replica-a", count: 1_000_000, mode: "timeout" });
+    await eventually(() => b.isLeader, 8000, "b takes over");
+    await eventually(() => !a.isLeader, 3000, "a steps down");
+    const lease = fake.get("leases", LEASE.namespace, LEASE.name)?.["spec"] as { leaseTransitions?: number };
+    assert.equal(holder(), "replica-b");
+    assert.equal(lease.leaseTransitions, 1);
+  });
+
+  test("GIVEN a leader WHEN readiness is asked THEN it is ready after its first pass; a standby is ready too", async () => {
+    const a = await daemon("replica-a");
+    await eventually(() => a.isLeader && a.lastPassResult !== undefined, 5000, "a reconciles");
+    const b = await daemon("replica-b");
+    for (const d of [a, b]) {
+      const port = (
+        d as unknown as { server: { server: { address(): { port: number } } } }
+      ).server.server.address().port;
+      const res = await fetch(`http://127.0.0.1:${port}/readyz`);
+      assert.equal(res.status, 200, JSON.stringify(await res.json()));
+    }
+  });
+});
+
+describe("capsule start: the binary and SIGTERM (fake API server)", () => {
+  test("GIVEN `capsule start` leading WHEN it gets SIGTERM THEN it releases the Lease and exits 0", async () => {
+    const fake = await new FakeKubeApiServer().start();
+    try {
+      fake.put("cnvrgapps", cnvrgApp("cnvrg", "app"));
+      const kubeconfig = await fake.kubeconfigFile();
+      const child = spawn(
+        process.execPath,
+        [
+          "--import",
+          "tsx",
+          "src/cli.ts",
+          "start",
+          "--kubeconfig",
+          kubeconfig,
+          "--listen",
+          "127.0.0.1:0",
+          "--lease-namespace",
+          "capsule-system",
+          "--identity",
+          "pod-1",
+        ],
+        { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CAPSULE_LOG_LEVEL: "info" } },
+      );
+      let stderr = "";
+      child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+      await eventually(
+        () => fake.get("cronjobs", "cnvrg", "capsule-cnvrg-app-postgresql") !== undefined,
+        20_000,
+        `the CronJob (stderr: ${stderr})`,
+      );
+      const port = Number(/"address":"127\.0\.0\.1:(\d+)"/.exec(stderr)?.[1]);
+      assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200);
+      child.kill("SIGTERM");
+      assert.equal(await exited, 0, stderr);
+      const spec = fake.get("leases", "capsule-system", "capsule-leader")?.["spec"] as {
+        holderIdentity?: string;
+      };
+      assert.equal(spec.holderIdentity, undefined, "the Lease was released");
+      assert.match(stderr, /released the Lease/);
+      assert.match(stderr, /"msg":"stopped"/);
+    } finally {
+      await fake.close();
+    }
+  });
+});
