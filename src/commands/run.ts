@@ -11,7 +11,7 @@ import { drillRedis } from "../engines/redis/drill.js";
 import { CapsuleError, ErrorCode } from "../errors.js";
 import { createLogger } from "../log.js";
 import { type DrillResult, verifyBackup } from "../runtime/verify.js";
-import type { RunTarget } from "../plan/run-contract.js";
+import { REQUEST_ENV, type RunTarget } from "../plan/run-contract.js";
 import { readRunTarget, runStore } from "../runtime/run-target.js";
 import { takeBackup, type EngineBackup } from "../runtime/take-backup.js";
 import { applyRetention } from "../storage/retention.js";
@@ -57,14 +57,17 @@ export class RunCommand extends BaseCommand {
     });
     const store = runStore(target, this.env);
     if (this.verify) return this.runDrill(target, store, this.verify, log);
-    const requestId = this.env["CAPSULE_REQUEST_ID"];
+    const requestId = this.env[REQUEST_ENV.requestId];
+    const requestedBy = this.env[REQUEST_ENV.requestedBy];
     const statefile = await takeBackup(
       store,
       {
         cluster: target.cluster,
         target: target.target,
         engine: target.engine,
-        trigger: requestId ? { type: "request", requestId } : { type: "schedule" },
+        trigger: requestId
+          ? { type: "request", requestId, ...(requestedBy ? { requestedBy } : {}) }
+          : { type: "schedule" },
         source: sourceOf(target),
       },
       this.engineFor(target),

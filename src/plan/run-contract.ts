@@ -32,6 +32,16 @@ export const RUN_ENV = {
   esPassword: "ES_PASSWORD",
 } as const;
 
+/**
+ * What `capsule run` is told about a request-triggered run (a Job the S3 watcher made from the CronJob): it records
+ * `trigger: {type: "request", requestId, requestedBy}` in the statefile, which is how the watcher finds the backup.
+ */
+export const REQUEST_ENV = {
+  trigger: "CAPSULE_TRIGGER",
+  requestId: "CAPSULE_REQUEST_ID",
+  requestedBy: "CAPSULE_REQUESTED_BY",
+} as const;
+
 export const RUN_TARGET_VERSION = 1;
 
 /** What `capsule run` is told about its target, beside the secrets. Never holds a secret value. */

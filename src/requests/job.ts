@@ -13,15 +13,7 @@ export const REQUEST_ANNOTATIONS = {
   requestedBy: "capsule.cnvrg.io/requested-by",
 } as const;
 
-/**
- * What `capsule run` is told about a request-triggered run, beside the run contract's variables: it records
- * `trigger: {type: "request", requestId, requestedBy}` in the statefile, which is how the watcher finds the backup.
- */
-export const REQUEST_ENV = {
-  trigger: "CAPSULE_TRIGGER",
-  requestId: "CAPSULE_REQUEST_ID",
-  requestedBy: "CAPSULE_REQUESTED_BY",
-} as const;
+import { REQUEST_ENV } from "../plan/run-contract.js";
 
 /** The Job's name: the CronJob's (≤ 52) plus 11, like the Jobs a CronJob makes itself, so ≤ 63. */
 export function requestJobName(cronJobName: string, cluster: string, requestId: string): string {

@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { Job } from "kubernetes-models/batch/v1/Job";
 import { backupCronJobs, desiredState } from "../../src/reconciler/desired.js";
-import { REQUEST_ENV, requestJob } from "../../src/requests/job.js";
+import { REQUEST_ENV } from "../../src/plan/run-contract.js";
+import { requestJob } from "../../src/requests/job.js";
 import { checkSignature, parseRequest, requestKeys, signRequest } from "../../src/requests/request.js";
 import { cnvrgApp } from "../fakes/cnvrgapps.js";
 
