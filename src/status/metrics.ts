@@ -19,6 +19,12 @@ export interface TargetBackupStats {
   /** Unix seconds of the newest failed or abandoned run's start. */
   readonly lastFailureTime?: number;
   readonly runningRuns: number;
+  /** Unix seconds of the newest restore drill on any of the target's backups. */
+  readonly lastVerificationTime?: number;
+  /** 1 when that drill verified the backup, 0 when it failed. */
+  readonly lastVerificationSuccess?: number;
+  /** 1 when the newest succeeded backup has been verified (an alert fires when it stays 0 too long). */
+  readonly newestVerified?: number;
 }
 
 const TARGET_LABELS = ["cluster", "target", "engine"] as const;
@@ -59,6 +65,24 @@ export class DaemonMetrics {
   readonly runningRuns = new Gauge({
     name: "capsule_backup_running_runs",
     help: "Runs in progress (fresh heartbeat)",
+    labelNames: TARGET_LABELS,
+    registers: [this.registry],
+  });
+  readonly lastVerification = new Gauge({
+    name: "capsule_verification_last_timestamp_seconds",
+    help: "When the newest restore drill on the target's backups ran",
+    labelNames: TARGET_LABELS,
+    registers: [this.registry],
+  });
+  readonly lastVerificationSuccess = new Gauge({
+    name: "capsule_verification_last_success",
+    help: "1 if the newest restore drill verified its backup, 0 if it failed",
+    labelNames: TARGET_LABELS,
+    registers: [this.registry],
+  });
+  readonly newestVerified = new Gauge({
+    name: "capsule_backup_newest_verified",
+    help: "1 if the newest succeeded backup has been proven by a restore drill",
     labelNames: TARGET_LABELS,
     registers: [this.registry],
   });
@@ -156,6 +180,9 @@ export class DaemonMetrics {
       this.failedRuns,
       this.lastFailure,
       this.runningRuns,
+      this.lastVerification,
+      this.lastVerificationSuccess,
+      this.newestVerified,
       this.corruptStatefiles,
     ])
       gauge.reset();
@@ -168,6 +195,10 @@ export class DaemonMetrics {
       if (s.lastFailureTime !== undefined) this.lastFailure.set(labels, s.lastFailureTime);
       this.failedRuns.set(labels, s.failedRuns);
       this.runningRuns.set(labels, s.runningRuns);
+      if (s.lastVerificationTime !== undefined) this.lastVerification.set(labels, s.lastVerificationTime);
+      if (s.lastVerificationSuccess !== undefined)
+        this.lastVerificationSuccess.set(labels, s.lastVerificationSuccess);
+      if (s.newestVerified !== undefined) this.newestVerified.set(labels, s.newestVerified);
     }
     for (const [cluster, count] of corrupt) this.corruptStatefiles.set({ cluster }, count);
   }

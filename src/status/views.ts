@@ -92,6 +92,21 @@ export function targetStats(entries: readonly BackupEntry[]): {
       runningRuns: 0,
     };
     let next: TargetBackupStats = current;
+    const drilledAt =
+      s.verification.at && s.verification.status !== "unverified"
+        ? Date.parse(s.verification.at) / 1000
+        : undefined;
+    if (
+      entry.state === "succeeded" &&
+      drilledAt !== undefined &&
+      drilledAt > (next.lastVerificationTime ?? -1)
+    ) {
+      next = {
+        ...next,
+        lastVerificationTime: drilledAt,
+        lastVerificationSuccess: s.verification.status === "verified" ? 1 : 0,
+      };
+    }
     if (entry.state === "succeeded" && current.lastSuccessTime === undefined && s.finishedAt) {
       const finished = Date.parse(s.finishedAt) / 1000;
       next = {
@@ -99,6 +114,7 @@ export function targetStats(entries: readonly BackupEntry[]): {
         lastSuccessTime: finished,
         ...(s.artifact && { lastSuccessSizeBytes: s.artifact.sizeBytes }),
         lastSuccessDurationSeconds: Math.max(0, finished - Date.parse(s.startedAt) / 1000),
+        newestVerified: s.verification.status === "verified" ? 1 : 0,
       };
     } else if (entry.state === "failed" || entry.state === "abandoned") {
       next = {

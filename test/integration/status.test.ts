@@ -7,7 +7,7 @@ import { Readable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { Daemon } from "../../src/daemon/daemon.js";
 import { BackupStore } from "../../src/storage/backup-store.js";
-import { layout } from "../../src/storage/layout.js";
+import { type BackupRef, layout } from "../../src/storage/layout.js";
 import { openBucket } from "../../src/storage/open-store.js";
 import { serializeStatefile } from "../../src/storage/statefile.js";
 import { capturedLogger, eventually } from "../fakes/kube-clients.js";
@@ -50,12 +50,7 @@ describe("status API (radosgw)", () => {
   let daemon: Daemon;
   let base: string;
   const bodies: string[] = [];
-  const refs: {
-    pg1: { backupId: string };
-    pg2: { backupId: string };
-    redis: { backupId: string };
-    failed: { backupId: string };
-  } = {} as never;
+  const refs: { pg1: BackupRef; pg2: BackupRef; redis: BackupRef; failed: BackupRef } = {} as never;
   let corruptKey = "";
 
   before(async () => {
@@ -67,6 +62,15 @@ describe("status API (radosgw)", () => {
     refs.pg1 = await goodBackup(store, "cnvrg.app", "postgresql", "postgresql", "first");
     refs.pg2 = await goodBackup(store, "cnvrg.app", "postgresql", "postgresql", "second, longer");
     refs.redis = await goodBackup(store, "cnvrg.app", "redis", "redis", "rdb");
+    // Drill results: the newest redis backup proven; an older postgres backup failed its drill, the newest unproven.
+    await store.update(
+      refs.redis,
+      (s) => (s.verification = { status: "verified", at: "2026-11-20T00:00:00.000Z", method: "t" }),
+    );
+    await store.update(
+      refs.pg1,
+      (s) => (s.verification = { status: "failed", at: "2026-11-21T00:00:00.000Z", method: "t" }),
+    );
     const failing = await store.begin({
       cluster: "cnvrg.app",
       target: "postgresql",
@@ -233,6 +237,18 @@ describe("status API (radosgw)", () => {
     );
     assert.match(text, /capsule_backup_failed_runs\{cluster="cnvrg\.app",target="redis",engine="redis"\} 1/);
     assert.match(text, /capsule_backup_corrupt_statefiles\{cluster="cnvrg\.app"\} 1/);
+    const pg = 'cluster="cnvrg\\.app",target="postgresql",engine="postgresql"';
+    const redis = 'cluster="cnvrg\\.app",target="redis",engine="redis"';
+    assert.match(text, new RegExp(`capsule_verification_last_success\\{${redis}\\} 1`));
+    assert.match(text, new RegExp(`capsule_backup_newest_verified\\{${redis}\\} 1`));
+    assert.match(
+      text,
+      new RegExp(
+        `capsule_verification_last_timestamp_seconds\\{${pg}\\} ${Date.parse("2026-11-21T00:00:00Z") / 1000}`,
+      ),
+    );
+    assert.match(text, new RegExp(`capsule_verification_last_success\\{${pg}\\} 0`));
+    assert.match(text, new RegExp(`capsule_backup_newest_verified\\{${pg}\\} 0`));
     assert.match(text, /capsule_build_info\{version="[^"]+",commit="[^"]+",node="v20[^"]*"\} 1/);
   });
 
