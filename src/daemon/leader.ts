@@ -8,6 +8,7 @@
  *   Lease can expire for the others (renewDeadline < leaseDuration);
  * - `release()` (SIGTERM) clears the holder so a successor need not wait for expiry.
  */
+import { RepeatingTask } from "../util/repeating-task.js";
 import { messageOf } from "../errors.js";
 import { isAlreadyExists, isConflict } from "../k8s/kube-client.js";
 import type { LeaseRecord, Leases } from "../k8s/leases.js";
@@ -33,16 +34,18 @@ export interface LeaderElectionOptions {
 }
 
 export class LeaderElector {
-  private timer: NodeJS.Timeout | undefined;
-  private stopped = true;
+  private readonly task: RepeatingTask;
   private leading = false;
   private observed: { record: LeaseRecord; at: number } | undefined;
   private lastRenew = 0;
-  private tick: Promise<void> | undefined;
   private readonly now: () => number;
 
   constructor(private readonly options: LeaderElectionOptions) {
     this.now = options.now ?? Date.now;
+    this.task = new RepeatingTask(
+      () => this.round(),
+      () => options.retryPeriodMs ?? 2000,
+    );
   }
 
   get isLeader(): boolean {
@@ -50,39 +53,23 @@ export class LeaderElector {
   }
 
   start(): void {
-    if (!this.stopped) return;
-    this.stopped = false;
-    this.schedule(0);
+    this.task.start();
   }
 
   /** Stops campaigning; a leader releases the Lease (best effort) and stops leading. */
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.tick;
+    await this.task.stop();
     if (this.leading) {
       await this.release();
       this.setLeading(false);
     }
   }
 
-  private schedule(delayMs: number): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.tick = this.round().finally(() => {
-        this.tick = undefined;
-        this.schedule(this.options.retryPeriodMs ?? 2000);
-      });
-    }, delayMs);
-  }
-
   private async round(): Promise<void> {
     const { log } = this.options;
     try {
       const acquired = await this.tryAcquireOrRenew();
-      if (this.stopped) return;
+      if (this.task.isStopped) return;
       if (acquired) {
         this.lastRenew = this.now();
         this.setLeading(true);

@@ -12,6 +12,7 @@
  * A malformed request, an unknown target or a refused restore gets a `rejected` outcome; nothing a request holds
  * can crash the loop.
  */
+import { RepeatingTask } from "../util/repeating-task.js";
 import pLimit from "p-limit";
 import type { CronJobManifest } from "../compiler/cronjob.js";
 import { LABELS } from "../compiler/cronjob.js";
@@ -62,42 +63,27 @@ const OUTCOME_CONTENT_TYPE = "application/json";
 export class RequestWatcher {
   /** Requests known to be finished: not read again by this process. */
   private readonly finished = new Set<string>();
-  private timer: NodeJS.Timeout | undefined;
-  private polling: Promise<void> | undefined;
-  private stopped = true;
+  private readonly task: RepeatingTask;
   private readonly now: () => Date;
 
   constructor(private readonly options: RequestWatcherOptions) {
     this.now = options.now ?? (() => new Date());
+    this.task = new RepeatingTask(
+      () => this.pollOnce(),
+      () => options.pollMs ?? 10_000,
+      (error) => {
+        options.metrics?.requestErrors.inc();
+        options.log.error("request poll failed", { error: messageOf(error) });
+      },
+    );
   }
 
   start(): void {
-    if (!this.stopped) return;
-    this.stopped = false;
-    this.schedule(0);
+    this.task.start();
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.polling;
-  }
-
-  private schedule(delayMs: number): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.polling = this.pollOnce()
-        .catch((error: unknown) => {
-          this.options.metrics?.requestErrors.inc();
-          this.options.log.error("request poll failed", { error: messageOf(error) });
-        })
-        .finally(() => {
-          this.polling = undefined;
-          this.schedule(this.options.pollMs ?? 10_000);
-        });
-    }, delayMs);
+  stop(): Promise<void> {
+    return this.task.stop();
   }
 
   /** One poll of every cluster's requests folder. A failure in one request never stops the others. */

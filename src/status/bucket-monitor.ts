@@ -2,6 +2,7 @@
  * Reads the bucket on a timer: checks it answers (for /readyz), and turns every cluster's statefiles into the
  * per-target backup metrics. Also remembers which clusters the bucket holds, for the request watcher.
  */
+import { RepeatingTask } from "../util/repeating-task.js";
 import pLimit from "p-limit";
 import { messageOf } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -20,9 +21,7 @@ export interface BucketMonitorOptions {
 }
 
 export class BucketMonitor {
-  private timer: NodeJS.Timeout | undefined;
-  private refreshing: Promise<void> | undefined;
-  private stopped = true;
+  private readonly task: RepeatingTask;
   /** The last check of the bucket succeeded. */
   healthy = false;
   /** When the bucket was last read successfully. */
@@ -30,30 +29,19 @@ export class BucketMonitor {
   lastError: string | undefined;
   clusters: readonly string[] = [];
 
-  constructor(private readonly options: BucketMonitorOptions) {}
+  constructor(private readonly options: BucketMonitorOptions) {
+    this.task = new RepeatingTask(
+      () => this.refresh(),
+      () => options.intervalMs ?? 120_000,
+    );
+  }
 
   start(): void {
-    if (!this.stopped) return;
-    this.stopped = false;
-    this.schedule(0);
+    this.task.start();
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.refreshing;
-  }
-
-  private schedule(delayMs: number): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.refreshing = this.refresh().finally(() => {
-        this.refreshing = undefined;
-        this.schedule(this.options.intervalMs ?? 120_000);
-      });
-    }, delayMs);
+  stop(): Promise<void> {
+    return this.task.stop();
   }
 
   /** One check and metrics refresh; never rejects. */
