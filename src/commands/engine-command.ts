@@ -1,6 +1,7 @@
 import { Option, UsageError } from "clipanion";
 import { CapsuleError, ErrorCode, messageOf } from "../errors.js";
 import { clusterFrom, openBackupStore } from "../runtime/bucket.js";
+import { hasKubeContext, storeFromCluster } from "../runtime/cluster-bucket.js";
 import { confirm } from "../runtime/confirm.js";
 import { downloadArtifact } from "../runtime/download.js";
 import { type Progress, terminalProgress } from "../runtime/progress.js";
@@ -129,14 +130,34 @@ export abstract class EngineCommand extends BaseCommand {
   protected abstract runCreate(): Promise<number | void>;
   protected abstract runRestore(): Promise<number | void>;
 
-  protected store(): BackupStore {
-    return openBackupStore({ bucket: this.bucket, endpoint: this.endpoint, region: this.region }, this.env, {
-      ...(this.progress.onTransfer ? { onTransfer: this.progress.onTransfer } : {}),
-    });
+  /** Set when the bucket was found through a CnvrgApp: its id is the cluster. */
+  private discoveredCluster: string | undefined;
+
+  /**
+   * The backup store: `--bucket` or `CAPSULE_BUCKET`; else, with a kube context, the bucket of the cluster's CnvrgApp
+   * (`--cluster ns.name`, or the only one). Call before `clusterId()`.
+   */
+  protected async store(): Promise<BackupStore> {
+    const options = this.progress.onTransfer ? { onTransfer: this.progress.onTransfer } : {};
+    if (!this.bucket && !this.env["CAPSULE_BUCKET"] && hasKubeContext(this.env)) {
+      const found = await storeFromCluster(
+        this.engine,
+        this.cluster ?? this.env["CAPSULE_CLUSTER"],
+        this.env,
+        options,
+      );
+      this.discoveredCluster = found.cluster;
+      return found.store;
+    }
+    return openBackupStore(
+      { bucket: this.bucket, endpoint: this.endpoint, region: this.region },
+      this.env,
+      options,
+    );
   }
 
   protected clusterId(): string {
-    return clusterFrom(this.cluster, this.env);
+    return this.discoveredCluster ?? clusterFrom(this.cluster, this.env);
   }
 
   protected requireId(): string {
@@ -157,13 +178,14 @@ export abstract class EngineCommand extends BaseCommand {
   }
 
   private async runList(): Promise<void> {
-    const entries = await this.store().list({ cluster: this.clusterId(), engine: this.engine });
+    const store = await this.store();
+    const entries = await store.list({ cluster: this.clusterId(), engine: this.engine });
     if (this.output === "table") this.print(entries.length ? backupsTable(entries) : "no backups");
     else this.print(render(this.output, entries.map(entryDocument)));
   }
 
   private async runDescribe(): Promise<void> {
-    const entry = await this.entry(this.store());
+    const entry = await this.entry(await this.store());
     this.print(render(this.output === "table" ? "yaml" : this.output, entryDocument(entry)));
   }
 
@@ -174,13 +196,13 @@ export abstract class EngineCommand extends BaseCommand {
 
   /** Downloads the stored artifact as it is; engines override to hand out what their own tools read. */
   protected async runDownloadTo(file: string): Promise<void> {
-    const store = this.store();
+    const store = await this.store();
     const bytes = await downloadArtifact(store, await this.entry(store), file, { force: this.force });
     this.note(`downloaded ${formatBytes(bytes)} to ${file} (sha256 verified)\n`);
   }
 
   private async runDelete(): Promise<void> {
-    const store = this.store();
+    const store = await this.store();
     const entry = await this.entry(store);
     await confirm(`Delete backup ${entry.ref.backupId} (${entry.state}) of cluster ${entry.ref.cluster}?`, {
       yes: this.yes,
@@ -193,7 +215,7 @@ export abstract class EngineCommand extends BaseCommand {
 
   private async runPrune(): Promise<void> {
     const policy = this.retentionPolicy();
-    const store = this.store();
+    const store = await this.store();
     const cluster = this.clusterId();
     const targets = this.target
       ? [this.target]
@@ -247,7 +269,7 @@ export abstract class EngineCommand extends BaseCommand {
   protected abstract drill(store: BackupStore, entry: BackupEntry): Promise<DrillResult>;
 
   private async runVerify(): Promise<void> {
-    const store = this.store();
+    const store = await this.store();
     const id = this.requireId();
     const entry =
       id === "latest"
@@ -278,7 +300,7 @@ export abstract class EngineCommand extends BaseCommand {
   }
 
   private async runCheck(): Promise<number> {
-    const store = this.store();
+    const store = await this.store();
     const cluster = this.clusterId();
     const findings = await checkIntegrity(store, cluster, this.engine);
     const orphans = findings.filter((f) => f.kind === "orphan");
@@ -325,7 +347,7 @@ export abstract class EngineCommand extends BaseCommand {
       throw new UsageError(`--target ${JSON.stringify(target)}: use letters, digits, ".", "_" and "-"`);
     }
     const statefile = await takeBackup(
-      this.store(),
+      await this.store(),
       { cluster: this.clusterId(), target, engine: this.engine, trigger: { type: "manual" }, source },
       engine,
     );

@@ -107,7 +107,7 @@ export class EsCommand extends EngineCommand {
     const rename = this.rename();
     const where = describeConnection(conn);
     const which = this.indices ? `indices ${this.indices} of` : "every index of";
-    const store = this.store();
+    const store = await this.store();
     const entry = await this.restorableEntry(
       store,
       (e) =>

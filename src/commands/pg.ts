@@ -83,7 +83,7 @@ export class PgCommand extends EngineCommand {
         ? { kind: "new-database", database: this.toDatabase }
         : { kind: "swap" };
     const where = describeConnection(conn, this.toDatabase ?? conn.database);
-    const store = this.store();
+    const store = await this.store();
     const entry = await this.restorableEntry(store, (e) =>
       mode.kind === "in-place"
         ? `OVERWRITE ${where} in place with ${e.ref.backupId}?`
@@ -116,7 +116,7 @@ export class PgCommand extends EngineCommand {
   }
 
   protected override async runDownloadTo(file: string): Promise<void> {
-    const store = this.store();
+    const store = await this.store();
     const entry = await this.entry(store);
     const bytes = await downloadArtifact(store, entry, file, {
       ...(this.raw ? {} : { decode: zstdDecompress() }),

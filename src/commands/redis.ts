@@ -85,7 +85,7 @@ export class RedisCommand extends EngineCommand {
       throw new UsageError(`--listen-port must be a TCP port (got ${JSON.stringify(this.listenPort)})`);
     }
     const where = describeConnection(conn);
-    const store = this.store();
+    const store = await this.store();
     const entry = await this.restorableEntry(
       store,
       (e) => `REPLACE every key of ${where} with backup ${e.ref.backupId}?`,

@@ -20,3 +20,21 @@ export async function readSecretKey(
   registerSecret(value);
   return value;
 }
+
+/** Every key of a Secret, decoded; each value is registered for redaction before it is returned. */
+export async function readSecret(
+  client: KubeClient,
+  namespace: string,
+  name: string,
+): Promise<Record<string, string>> {
+  const secret = await client.call(`read Secret ${namespace}/${name}`, () =>
+    client.core.readNamespacedSecret({ namespace, name }),
+  );
+  const values: Record<string, string> = {};
+  for (const [key, encoded] of Object.entries(secret.data ?? {})) {
+    const value = Buffer.from(encoded, "base64").toString("utf8");
+    registerSecret(value);
+    values[key] = value;
+  }
+  return values;
+}
