@@ -17,7 +17,7 @@ import {
   layout,
   newBackupId,
 } from "./layout.js";
-import { getBytes, type ObjectStore } from "./object-store.js";
+import type { ObjectStore } from "./object-store.js";
 import {
   type Artifact,
   type BackupState,
@@ -250,11 +250,7 @@ export class BackupStore {
     let bytes: Buffer;
     let etag: string | undefined;
     try {
-      // head then get: the ETag must describe the bytes we parse, and a statefile is tiny.
-      const info = await this.objects.head(key);
-      if (!info) return { ref, key, state: "corrupt", problem: MISSING };
-      etag = info.etag;
-      bytes = await getBytes(this.objects, key);
+      ({ bytes, etag } = await this.objects.getWithEtag(key));
     } catch (error) {
       if (error instanceof NotFoundError) return { ref, key, state: "corrupt", problem: MISSING };
       throw error;

@@ -75,6 +75,20 @@ export class FileObjectStore implements ObjectStore {
     return createReadStream("", { fd: handle });
   }
 
+  async getWithEtag(key: string): Promise<{ bytes: Buffer; etag?: string }> {
+    // One open file: its stat and its bytes describe the same inode, even if a rename replaces the name meanwhile.
+    const handle = await open(this.pathOf(key), "r").catch((error: NodeJS.ErrnoException) => {
+      if (error.code === "ENOENT") throw new NotFoundError(`${this.description}: get ${key}: not found`);
+      throw error;
+    });
+    try {
+      const s = await handle.stat();
+      return { bytes: await handle.readFile(), etag: etagOf(s.size, s.mtimeMs, s.ino) };
+    } finally {
+      await handle.close();
+    }
+  }
+
   async head(key: string): Promise<ObjectInfo | undefined> {
     try {
       const s = await stat(this.pathOf(key));

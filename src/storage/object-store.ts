@@ -31,6 +31,11 @@ export interface ObjectStore {
   put(key: string, body: Readable | Uint8Array | string, options?: PutOptions): Promise<PutResult>;
   /** A stream of the object's bytes; rejects with `NotFoundError` if there is none. */
   get(key: string): Promise<Readable>;
+  /**
+   * A small object's bytes and the ETag of exactly those bytes, from one read — what an optimistic
+   * read-modify-write needs (a HEAD then a GET could pair new bytes with an old tag). Rejects with `NotFoundError`.
+   */
+  getWithEtag(key: string): Promise<{ bytes: Buffer; etag?: string }>;
   /** The object's metadata, or `undefined` if there is none. */
   head(key: string): Promise<ObjectInfo | undefined>;
   /** Every object whose key starts with `prefix`, in key order, paging internally. */

@@ -162,6 +162,17 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  async getWithEtag(key: string): Promise<{ bytes: Buffer; etag?: string }> {
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      if (!out.Body) throw new Error(`get ${key}: the S3 client returned no body`);
+      const bytes = Buffer.from(await out.Body.transformToByteArray());
+      return out.ETag ? { bytes, etag: out.ETag } : { bytes };
+    } catch (error) {
+      throw this.translate(error, `get ${key}`);
+    }
+  }
+
   async head(key: string): Promise<ObjectInfo | undefined> {
     try {
       const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
