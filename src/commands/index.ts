@@ -1,6 +1,7 @@
 import { Builtins, Cli } from "clipanion";
 import { buildInfo } from "../version.js";
 import { EsCommand } from "./es.js";
+import { InstallCommand } from "./install.js";
 import { PgCommand } from "./pg.js";
 import { PlanCommand } from "./plan.js";
 import { RedisCommand } from "./redis.js";
@@ -25,6 +26,7 @@ export function buildCli(): Cli {
   cli.register(StartCommand);
   cli.register(ServeCommand);
   cli.register(RunCommand);
+  cli.register(InstallCommand);
   return cli;
 }
 
