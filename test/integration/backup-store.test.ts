@@ -226,6 +226,31 @@ for (const kind of ["s3", "file"] as const) {
       assert.deepEqual(restores, ["x", "y", "z"]);
     });
 
+    test("GIVEN a listing cached by one reader WHEN another writer changes a statefile THEN the next listing shows the change", async () => {
+      const reader = sut.open();
+      const writer = sut.open();
+      const run = await begin(writer, "cached", "cache");
+      const up = await run.uploadArtifact("a.bin", generatedStream(1000, 1));
+      await run.commit({
+        artifact: { name: "a.bin", format: "t", compression: "none", encryption: { type: "none" }, ...up },
+      });
+      const first = await reader.list({ cluster: "cache" });
+      assert.equal(first[0]?.statefile?.verification.status, "unverified");
+      // A caller editing what it got must not change what the store remembers.
+      first[0]!.statefile!.verification.status = "failed";
+      assert.equal(
+        (await reader.list({ cluster: "cache" }))[0]?.statefile?.verification.status,
+        "unverified",
+      );
+      await writer.update(
+        run.ref,
+        (s) => (s.verification = { status: "verified", at: new Date().toISOString() }),
+      );
+      assert.equal((await reader.list({ cluster: "cache" }))[0]?.statefile?.verification.status, "verified");
+      await writer.delete(run.ref);
+      assert.deepEqual(await reader.list({ cluster: "cache" }), []);
+    });
+
     test("GIVEN a flipped byte in the artifact WHEN read back THEN the checksum mismatch is caught and nothing is downloaded", async () => {
       const store = sut.open();
       const run = await begin(store, "tampered");
