@@ -237,7 +237,7 @@ for (const kind of ["s3", "file"] as const) {
       const first = await reader.list({ cluster: "cache" });
       assert.equal(first[0]?.statefile?.verification.status, "unverified");
       // A caller editing what it got must not change what the store remembers.
-      first[0]!.statefile!.verification.status = "failed";
+      first[0].statefile.verification.status = "failed";
       assert.equal(
         (await reader.list({ cluster: "cache" }))[0]?.statefile?.verification.status,
         "unverified",
