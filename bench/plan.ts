@@ -6,17 +6,16 @@
  *
  *   npx tsx bench/plan.ts [apps]
  */
+import { buildForBench, rusagePreload } from "./lib/build.js";
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import yaml from "js-yaml";
 
 const APPS = Number(process.argv[2] ?? 2000);
 const GOAL_SECONDS = 2;
 const GOAL_MB = 250;
-const ROOT = resolve(import.meta.dirname, "..");
-const BUILD = join(ROOT, ".tmp", "bench-plan-build");
 
 function cnvrgApp(i: number): unknown {
   const backup = (rotation: number, period: string) => ({
@@ -62,26 +61,13 @@ async function main(): Promise<void> {
   try {
     for (let i = 0; i < APPS; i++) await writeFile(join(dir, `app-${i}.yaml`), yaml.dump(cnvrgApp(i)));
 
-    // Compile what ships (tsc emits even if another part of the tree has a type error; this bench needs JS only).
-    await rm(BUILD, { recursive: true, force: true });
-    await mkdir(BUILD, { recursive: true });
-    spawnSync(
-      join(ROOT, "node_modules", ".bin", "tsc"),
-      ["-p", join(ROOT, "tsconfig.build.json"), "--outDir", BUILD],
-      {
-        stdio: "ignore",
-      },
-    );
-    const rusage = join(BUILD, "rusage.mjs");
-    await writeFile(
-      rusage,
-      `process.on("exit", () => process.stderr.write("BENCH_RSS_KB=" + process.resourceUsage().maxRSS + "\\n"));\n`,
-    );
+    const build = buildForBench();
+    const rusage = rusagePreload(build);
 
     const started = process.hrtime.bigint();
     const child = spawnSync(
       process.execPath,
-      ["--import", rusage, join(BUILD, "src", "cli.js"), "plan", "--dry-run", "--from-files", dir],
+      ["--import", rusage, join(build, "src", "cli.js"), "plan", "--dry-run", "--from-files", dir],
       // cwd without a ./plans folder: only the scanned apps are compiled.
       { cwd: dir, encoding: "utf8", maxBuffer: 1 << 30 },
     );
@@ -104,7 +90,6 @@ async function main(): Promise<void> {
     if (seconds >= GOAL_SECONDS || mb >= GOAL_MB) process.exitCode = 1;
   } finally {
     await rm(dir, { recursive: true, force: true });
-    await rm(BUILD, { recursive: true, force: true });
   }
 }
 

@@ -10,10 +10,10 @@
  * values when asked (e.g. 200 for a ~200 MB RDB). Goals (issue 6): within 1.2x of the hand-written pipeline, RSS
  * under 150 MB. The server runs with repl-diskless-sync-delay 0 for both.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { buildForBench, rusagePreload } from "./lib/build.js";
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdir, rm, writeFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { RedisClient } from "../src/engines/redis/client.js";
 import { freePort } from "../test/harness/ports.js";
 import { makeTempDir, requireBinary, startDaemon, stopAll, waitFor } from "../test/harness/process.js";
@@ -25,8 +25,6 @@ const KEYS = Number(process.argv[2] ?? 1_000_000);
 const RANDOM_MB = Number(process.argv[3] ?? 0);
 const GOAL_RATIO = 1.2;
 const GOAL_MB = 150;
-const ROOT = resolve(import.meta.dirname, "..");
-const BUILD = join(ROOT, ".tmp", "bench-redis-build");
 
 async function startServer(): Promise<{ port: number; stop: () => Promise<void> }> {
   const dir = makeTempDir("capsule-bench-redis-");
@@ -69,21 +67,9 @@ function timed(
 }
 
 async function main(): Promise<void> {
-  await rm(BUILD, { recursive: true, force: true });
-  await mkdir(BUILD, { recursive: true });
-  spawnSync(
-    join(ROOT, "node_modules", ".bin", "tsc"),
-    ["-p", join(ROOT, "tsconfig.build.json"), "--outDir", BUILD],
-    {
-      stdio: "ignore",
-    },
-  );
-  const rusage = join(BUILD, "rusage.mjs");
-  await writeFile(
-    rusage,
-    `process.on("exit", () => process.stderr.write("BENCH_RSS_KB=" + process.resourceUsage().maxRSS + "\\n"));\n`,
-  );
-  const cli = join(BUILD, "src", "cli.js");
+  const build = buildForBench();
+  const rusage = rusagePreload(build);
+  const cli = join(build, "src", "cli.js");
 
   console.log("starting radosgw and redis-server…");
   const [s3, source] = await Promise.all([startRadosgw(), startServer()]);
@@ -157,7 +143,6 @@ async function main(): Promise<void> {
   await target.stop();
   await source.stop();
   await s3.stop();
-  await rm(BUILD, { recursive: true, force: true });
 }
 
 try {

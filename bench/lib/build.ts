@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 
 export const ROOT = resolve(import.meta.dirname, "..", "..");
@@ -22,4 +22,17 @@ export function buildForBench(): string {
   if (tsc.status !== 0 && !existsSync(join(out, "src", "cli.js")))
     throw new Error(`tsc failed:\n${tsc.stdout}${tsc.stderr}`);
   return out;
+}
+
+/**
+ * A preload that prints the process' own peak RSS on exit (`BENCH_RSS_KB=…` on stderr): `node --import <it> …`.
+ * Needs no /usr/bin/time, and measures only the node process it is loaded into.
+ */
+export function rusagePreload(build: string): string {
+  const file = join(build, "rusage.mjs");
+  writeFileSync(
+    file,
+    `process.on("exit", () => process.stderr.write("BENCH_RSS_KB=" + process.resourceUsage().maxRSS + "\\n"));\n`,
+  );
+  return file;
 }
