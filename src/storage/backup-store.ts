@@ -77,6 +77,7 @@ export class BackupStore {
   private readonly readConcurrency: number;
   /** Parsed statefiles by key and ETag; bounded by the bucket's size (a few KB per backup). */
   private readonly readCache = new Map<string, { etag: string; statefile: Statefile }>();
+  private readonly reading = new Map<string, Promise<BackupEntry>>();
   readonly now: () => Date;
   readonly onTransfer: ((transfer: Transfer) => void) | undefined;
 
@@ -143,7 +144,7 @@ export class BackupStore {
         const cached = etag !== undefined ? this.readCache.get(key) : undefined;
         if (cached && cached.etag === etag)
           return Promise.resolve(this.entryOf(ref, key, cached.statefile, etag));
-        return limit(() => this.read(ref));
+        return limit(() => this.readShared(ref, key));
       }),
     );
     return entries.filter((e) => !filter.target || e.statefile?.target === filter.target).sort(newestFirst);
@@ -281,6 +282,19 @@ export class BackupStore {
     } catch (error) {
       return { ref, key, state: "corrupt", problem: messageOf(error) };
     }
+  }
+
+  /**
+   * One read per statefile at a time: two listings running together (the daemon's monitor and an API request at
+   * start-up) share the reads instead of doubling them. Each caller gets its own copy.
+   */
+  private readShared(ref: BackupRef, key: string): Promise<BackupEntry> {
+    const inFlight = this.reading.get(key);
+    if (inFlight)
+      return inFlight.then((e) => (e.statefile ? { ...e, statefile: structuredClone(e.statefile) } : e));
+    const read = this.read(ref).finally(() => this.reading.delete(key));
+    this.reading.set(key, read);
+    return read;
   }
 
   private entryOf(ref: BackupRef, key: string, statefile: Statefile, etag: string | undefined): BackupEntry {

@@ -247,6 +247,11 @@ for (const kind of ["s3", "file"] as const) {
         (s) => (s.verification = { status: "verified", at: new Date().toISOString() }),
       );
       assert.equal((await reader.list({ cluster: "cache" }))[0]?.statefile?.verification.status, "verified");
+      // Two listings at once share their reads, yet each gets its own copy.
+      const fresh = sut.open();
+      const [a, b] = await Promise.all([fresh.list({ cluster: "cache" }), fresh.list({ cluster: "cache" })]);
+      assert.deepEqual(a, b);
+      assert.notEqual(a[0]?.statefile, b[0]?.statefile);
       await writer.delete(run.ref);
       assert.deepEqual(await reader.list({ cluster: "cache" }), []);
     });
