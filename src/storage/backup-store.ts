@@ -5,7 +5,7 @@
  */
 import { type Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import pLimit from "p-limit";
+import pLimit, { type LimitFunction } from "p-limit";
 import { CapsuleError, ErrorCode, NotFoundError, PreconditionFailedError, messageOf } from "../errors.js";
 import { redact } from "../redact.js";
 import { DigestStream, VerifyingStream } from "../util/digest-stream.js";
@@ -144,7 +144,7 @@ export class BackupStore {
         const cached = etag !== undefined ? this.readCache.get(key) : undefined;
         if (cached && cached.etag === etag)
           return Promise.resolve(this.entryOf(ref, key, cached.statefile, etag));
-        return limit(() => this.readShared(ref, key));
+        return this.readShared(ref, key, limit);
       }),
     );
     return entries.filter((e) => !filter.target || e.statefile?.target === filter.target).sort(newestFirst);
@@ -288,11 +288,12 @@ export class BackupStore {
    * One read per statefile at a time: two listings running together (the daemon's monitor and an API request at
    * start-up) share the reads instead of doubling them. Each caller gets its own copy.
    */
-  private readShared(ref: BackupRef, key: string): Promise<BackupEntry> {
+  private readShared(ref: BackupRef, key: string, limit: LimitFunction): Promise<BackupEntry> {
     const inFlight = this.reading.get(key);
     if (inFlight)
       return inFlight.then((e) => (e.statefile ? { ...e, statefile: structuredClone(e.statefile) } : e));
-    const read = this.read(ref).finally(() => this.reading.delete(key));
+    // Registered when queued, not when started: a second listing must find every read the first one plans.
+    const read = limit(() => this.read(ref)).finally(() => this.reading.delete(key));
     this.reading.set(key, read);
     return read;
   }
