@@ -1,32 +1,37 @@
-import { Builtins, Cli } from "clipanion";
+import { Builtins, Cli, type CommandClass } from "clipanion";
 import { buildInfo } from "../version.js";
-import { EsCommand } from "./es.js";
-import { InstallCommand } from "./install.js";
-import { PgCommand } from "./pg.js";
-import { PlanCommand } from "./plan.js";
-import { RedisCommand } from "./redis.js";
-import { ServeCommand } from "./serve.js";
-import { StartCommand } from "./start.js";
-import { RunCommand } from "./run.js";
-import { VersionCommand } from "./version.js";
+import type { CapsuleContext } from "./base-command.js";
 
-export function buildCli(): Cli {
-  const cli = new Cli({
+type Loader = () => Promise<CommandClass<CapsuleContext>>;
+
+/**
+ * Every command by its first word, loaded on demand: each pulls in heavy SDKs (S3, PostgreSQL, Kubernetes, cdk8s),
+ * and a CronJob's `capsule run` or a `capsule plan` should not pay for the others at start-up.
+ */
+const COMMANDS: Record<string, Loader> = {
+  version: async () => (await import("./version.js")).VersionCommand,
+  pg: async () => (await import("./pg.js")).PgCommand,
+  redis: async () => (await import("./redis.js")).RedisCommand,
+  es: async () => (await import("./es.js")).EsCommand,
+  plan: async () => (await import("./plan.js")).PlanCommand,
+  run: async () => (await import("./run.js")).RunCommand,
+  start: async () => (await import("./start.js")).StartCommand,
+  serve: async () => (await import("./serve.js")).ServeCommand,
+  install: async () => (await import("./install.js")).InstallCommand,
+};
+
+/** The CLI with the command `argv` names, or with every command (for help, or a word capsule does not know). */
+export async function buildCli(argv: readonly string[] = []): Promise<Cli<CapsuleContext>> {
+  const cli = new Cli<CapsuleContext>({
     binaryLabel: "capsule — backup and restore for PostgreSQL, Redis and Elasticsearch",
     binaryName: "capsule",
     binaryVersion: buildInfo.version,
   });
   cli.register(Builtins.HelpCommand);
   cli.register(Builtins.VersionCommand);
-  cli.register(VersionCommand);
-  cli.register(PgCommand);
-  cli.register(RedisCommand);
-  cli.register(EsCommand);
-  cli.register(PlanCommand);
-  cli.register(StartCommand);
-  cli.register(ServeCommand);
-  cli.register(RunCommand);
-  cli.register(InstallCommand);
+  const first = argv[0];
+  const loaders = first !== undefined && first in COMMANDS ? [COMMANDS[first]!] : Object.values(COMMANDS);
+  for (const command of await Promise.all(loaders.map((load) => load()))) cli.register(command);
   return cli;
 }
 
@@ -40,14 +45,14 @@ export async function runCli(
     env?: NodeJS.ProcessEnv;
   } = {},
 ): Promise<number> {
-  const cli = buildCli();
+  const cli = await buildCli(argv);
   const runContext = {
     stdin: (context.stdin ?? process.stdin) as NodeJS.ReadStream,
     stdout: (context.stdout ?? process.stdout) as NodeJS.WriteStream,
     stderr: (context.stderr ?? process.stderr) as NodeJS.WriteStream,
     env: context.env ?? process.env,
-  } as Parameters<Cli["run"]>[1];
-  let command: ReturnType<Cli["process"]>;
+  } as Parameters<Cli<CapsuleContext>["run"]>[1];
+  let command: ReturnType<Cli<CapsuleContext>["process"]>;
   try {
     command = cli.process(argv, runContext);
   } catch (error) {
