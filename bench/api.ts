@@ -70,8 +70,15 @@ try {
     const items = `${parsed.items.length} items of ${parsed.total}`;
     return { ms, bytes: Buffer.byteLength(body), items };
   };
-  // At start the daemon's bucket monitor reads every statefile (for /metrics); the first API call arrives while it
-  // does, shares its reads, and so measures a cold listing. Later calls find the store's statefile cache warm.
+  // The daemon's bucket monitor reads every statefile once at start (for /metrics), which also warms the store's
+  // statefile cache; time that cold read, then the API calls.
+  const warmStarted = performance.now();
+  for (;;) {
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    if (/capsule_backup_last_success_timestamp_seconds\{/.test(metrics)) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const coldSeconds = (performance.now() - warmStarted) / 1000;
   const first = await call();
   const warm = [];
   for (let i = 0; i < WARM_CALLS; i++) warm.push(await call());
@@ -81,8 +88,9 @@ try {
   console.log(
     `  write (${PARALLEL} in flight)      ${writeSeconds.toFixed(1)} s  ${(COUNT / writeSeconds).toFixed(0)} statefiles/s`,
   );
+  console.log(`  cold read of every statefile (monitor start-up)  ${coldSeconds.toFixed(1)} s`);
   console.log(
-    `  GET …/backups first (cold) ${first.ms.toFixed(0)} ms  ${(first.bytes / 1024).toFixed(0)} KiB  ${first.items}`,
+    `  GET …/backups first call   ${first.ms.toFixed(0)} ms  ${(first.bytes / 1024).toFixed(0)} KiB  ${first.items}`,
   );
   console.log(
     `  GET …/backups warm (${WARM_CALLS})     min ${sorted[0]!.toFixed(0)} ms  median ${sorted[Math.floor(WARM_CALLS / 2)]!.toFixed(0)} ms  max ${sorted[WARM_CALLS - 1]!.toFixed(0)} ms`,
