@@ -18,17 +18,12 @@ export { freePort } from "./ports.js";
 export { findBinary, requireBinary, run } from "./process.js";
 
 export interface TestServers {
-  pg: {
-    host: string;
-    port: number;
-    user: string;
-    password: string;
-    database: string;
-    binDir: string;
-    version: string;
-    socketDir: string;
-  };
-  redis: { host: string; port: number };
+  /** What test files need of the server: plain data, so it travels as JSON in CAPSULE_TEST_SERVERS. */
+  pg: Pick<
+    PostgresServer,
+    "host" | "port" | "user" | "password" | "database" | "binDir" | "version" | "socketDir"
+  >;
+  redis: Pick<RedisServer, "host" | "port">;
   s3: S3Info;
 }
 
