@@ -77,6 +77,10 @@ export class EsCommand extends EngineCommand {
   renameReplacement = Option.String("--rename-replacement", {
     description: "Restore: replacement for --rename-pattern ($1… for groups)",
   });
+  verifyUrl = Option.String("--verify-url", {
+    description:
+      "--verify: also restore into this verification cluster (under capsule-verify-* names, deleted after)",
+  });
 
   protected override async runCreate(): Promise<void> {
     const conn = this.connection();
@@ -135,7 +139,20 @@ export class EsCommand extends EngineCommand {
   }
 
   protected override drill(store: BackupStore, entry: BackupEntry): Promise<DrillResult> {
-    return drillElasticsearch(store, entry);
+    return drillElasticsearch(
+      store,
+      entry,
+      this.verifyUrl ? { cluster: this.verificationCluster(this.verifyUrl) } : {},
+    );
+  }
+
+  /** The cluster `--verify-url` names, with the same credentials and TLS settings as the source. */
+  private verificationCluster(url: string): EsConnection {
+    try {
+      return esConnectionFrom({ url, insecureSkipTlsVerify: this.insecureSkipTlsVerify }, this.env);
+    } catch (error) {
+      throw new UsageError(`--verify-url: ${messageOf(error)}`);
+    }
   }
 
   private connection(): EsConnection {

@@ -129,6 +129,24 @@ describe("capsule <engine> --verify", () => {
     assert.deepEqual(await scratchDirs(), before);
   });
 
+  test("GIVEN a Redis backup with a flipped byte WHEN drilled THEN verification fails on the checksum and says so", async () => {
+    const source = { ...env, REDIS_HOST: servers.redis.host, REDIS_PORT: String(servers.redis.port) };
+    const id = (await capsule(["redis", "--create", "--target", "flipped"], source)).stdout.trim();
+    const ref = { cluster: "verify", engine: "redis" as const, backupId: id };
+    const key = layout.artifactKey(store.prefix, ref, (await statefileOf("redis", id)).artifact!.name);
+    const bytes = Buffer.concat(await (await store.objects.get(key)).toArray());
+    bytes[9] = bytes[9]! ^ 0xff;
+    await store.objects.put(key, bytes);
+    const before = await scratchDirs();
+    const result = await capsule(["redis", "--verify", "--id", id], source);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /checksum mismatch/);
+    const verification = (await statefileOf("redis", id)).verification;
+    assert.equal(verification.status, "failed");
+    assert.match(verification.details ?? "", /checksum mismatch/);
+    assert.deepEqual(await scratchDirs(), before);
+  });
+
   describe("Elasticsearch", () => {
     let es: FakeElasticsearch;
     before(async () => {
@@ -149,6 +167,28 @@ describe("capsule <engine> --verify", () => {
       const ok = await capsule(["es", "--verify", "--id", id], esEnv);
       assert.equal(ok.code, 0, ok.stderr);
       assert.equal((await statefileOf("elasticsearch", id)).verification.status, "verified");
+
+      // With a verification cluster: restored there under capsule-verify-* names, counted, deleted; its own
+      // index of the same name is never touched.
+      const verifier = await FakeElasticsearch.start({ flavour: "8", refreshIntervalMs: 0 });
+      try {
+        verifier.seed("logs", {}, [{ id: "mine", source: { n: 42 } }]);
+        const drilled = await capsule(["es", "--verify", "--id", id, "--verify-url", verifier.url], esEnv);
+        assert.equal(drilled.code, 0, drilled.stderr);
+        const verification = (await statefileOf("elasticsearch", id)).verification;
+        assert.match(verification.method ?? "", /a restore into .* under capsule-verify-\d+-\*/);
+        assert.match(verification.details ?? "", /1 indices, 3 documents restored and counted/);
+        assert.equal(verifier.index("logs")?.docs.size, 1);
+        const leftovers = (await (await fetch(`${verifier.url}/_cat/indices?format=json`)).json()) as Array<{
+          index: string;
+        }>;
+        assert.deepEqual(
+          leftovers.map((i) => i.index),
+          ["logs"],
+        );
+      } finally {
+        await verifier.close();
+      }
 
       // Same export with one document line dropped, uploaded with a matching checksum.
       const { gunzipSync, gzipSync } = await import("node:zlib");

@@ -8,10 +8,61 @@ import { createGunzip } from "node:zlib";
 import { CapsuleError, ErrorCode } from "../../errors.js";
 import type { BackupEntry, BackupStore } from "../../storage/backup-store.js";
 import type { EsFingerprint } from "./fingerprint.js";
+import { EsClient } from "./client.js";
+import { describeConnection, type EsConnection } from "./connection.js";
 import { parseLine } from "./format.js";
-import { readLines } from "./restore.js";
+import { parseRename } from "./indices.js";
+import { readLines, restoreElasticsearch } from "./restore.js";
 
 export async function drillElasticsearch(
+  store: BackupStore,
+  entry: BackupEntry,
+  options: { cluster?: EsConnection; now?: Date } = {},
+): Promise<{ method: string; details: string }> {
+  const parsed = await parseExport(store, entry);
+  if (!options.cluster) return parsed;
+  const restored = await restoreIntoVerificationCluster(
+    store,
+    entry,
+    options.cluster,
+    options.now ?? new Date(),
+  );
+  return {
+    method: `${parsed.method}, then ${restored.method}`,
+    details: `${parsed.details}; ${restored.details}`,
+  };
+}
+
+/**
+ * Restores every index under a `capsule-verify-<time>-` name (never touching the cluster's own indices), lets the
+ * restore compare document counts, and deletes the copies — also when the restore fails.
+ */
+async function restoreIntoVerificationCluster(
+  store: BackupStore,
+  entry: BackupEntry,
+  cluster: EsConnection,
+  now: Date,
+): Promise<{ method: string; details: string }> {
+  const prefix = `capsule-verify-${now.toISOString().replace(/[-:T]/g, "").slice(0, 14)}-`;
+  const names = Object.keys((entry.statefile?.fingerprint as EsFingerprint | undefined)?.indices ?? {});
+  const client = new EsClient(cluster);
+  try {
+    const outcome = await restoreElasticsearch(cluster, store, entry, {
+      rename: parseRename("^(.*)$", `${prefix}$1`)!,
+      replace: false,
+    });
+    return {
+      method: `a restore into ${describeConnection(cluster)} under ${prefix}*`,
+      details: `${outcome.indices.length} indices, ${outcome.docs} documents restored and counted`,
+    };
+  } finally {
+    for (const name of names) {
+      await client.request("DELETE", `/${encodeURIComponent(prefix + name)}`).catch(() => undefined);
+    }
+  }
+}
+
+async function parseExport(
   store: BackupStore,
   entry: BackupEntry,
 ): Promise<{ method: string; details: string }> {
