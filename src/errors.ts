@@ -25,6 +25,8 @@ export const ErrorCode = {
   Refused: "CAPSULE_REFUSED",
   NotImplemented: "CAPSULE_NOT_IMPLEMENTED",
   KubeApi: "CAPSULE_KUBE_API",
+  /** An `--in-cluster` Job could not run (its pod never started, or it vanished). */
+  JobFailed: "CAPSULE_JOB_FAILED",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

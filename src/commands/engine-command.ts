@@ -64,6 +64,10 @@ export abstract class EngineCommand extends BaseCommand {
   region = Option.String("--region", { description: "S3 region (default: $AWS_REGION)" });
   to = Option.String("--to", { description: "Target file for --download" });
   yes = Option.Boolean("--yes", false, { description: "Do not ask before destructive actions" });
+  inCluster = Option.Boolean("--in-cluster", false, {
+    description:
+      "--create/--restore: run as a Job made from the target's CronJob, so credentials stay in the cluster; its log is followed and its exit code returned",
+  });
   force = Option.Boolean("--force", false, { description: "Restore a backup that did not succeed" });
   dryRun = Option.Boolean("--dry-run", false, {
     description: "--prune: show what would go and why, delete nothing",
@@ -105,6 +109,11 @@ export abstract class EngineCommand extends BaseCommand {
   }
 
   private dispatch(action: Action): Promise<number | void> {
+    if (this.inCluster) {
+      if (action !== "create" && action !== "restore")
+        throw new UsageError(`--in-cluster applies to --create and --restore, not --${action}`);
+      return this.runInCluster(action);
+    }
     switch (action) {
       case "list":
         return this.runList();
@@ -129,6 +138,53 @@ export abstract class EngineCommand extends BaseCommand {
 
   protected abstract runCreate(): Promise<number | void>;
   protected abstract runRestore(): Promise<number | void>;
+
+  /**
+   * For `--in-cluster --restore`: the engine's restore flags as `capsule run` takes them. Flags that name a
+   * connection are refused: an in-cluster run uses the target's own, from its CronJob.
+   */
+  protected inClusterRestoreFlags(): string[] {
+    return [];
+  }
+
+  /** The connection flags the operator gave, which `--in-cluster` cannot honour. */
+  protected abstract connectionFlagsGiven(): string[];
+
+  private async runInCluster(action: "create" | "restore"): Promise<number> {
+    const refused = [
+      ...(this.bucket !== undefined ? ["--bucket"] : []),
+      ...(this.endpoint !== undefined ? ["--endpoint"] : []),
+      ...(this.region !== undefined ? ["--region"] : []),
+      ...(this.force ? ["--force"] : []),
+      ...this.connectionFlagsGiven(),
+    ];
+    if (refused.length > 0) {
+      throw new UsageError(
+        `--in-cluster runs with the target's own bucket and connection, from its CronJob: drop ${refused.join(", ")}`,
+      );
+    }
+    const work = action === "create" ? [] : ["--restore", this.requireId(), ...this.inClusterRestoreFlags()];
+    const { runInCluster } = await import("../runtime/in-cluster.js");
+    const outcome = await runInCluster({
+      engine: this.engine,
+      cluster: this.cluster ?? this.env["CAPSULE_CLUSTER"],
+      target: this.target,
+      work,
+      env: this.env,
+      logLine: (line) => this.context.stderr.write(`${line}\n`),
+      note: (line) => this.note(`${line}\n`),
+      ...(action === "restore" && {
+        beforeCreate: (where: string) =>
+          confirm(`Restore ${this.id ?? ""} into ${where}?`, {
+            yes: this.yes,
+            stdin: this.context.stdin,
+            stderr: this.context.stderr,
+          }),
+      }),
+    });
+    if (outcome.result !== undefined) this.print(outcome.result);
+    return outcome.exitCode;
+  }
 
   /** Set when the bucket was found through a CnvrgApp: its id is the cluster. */
   private discoveredCluster: string | undefined;

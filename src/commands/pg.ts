@@ -74,6 +74,24 @@ export class PgCommand extends EngineCommand {
     );
   }
 
+  protected override connectionFlagsGiven(): string[] {
+    return [
+      ...(this.host !== undefined ? ["--host"] : []),
+      ...(this.port !== undefined ? ["--port"] : []),
+      ...(this.database !== undefined ? ["--database"] : []),
+      ...(this.user !== undefined ? ["--user"] : []),
+      ...(this.noOwner ? ["--no-owner"] : []),
+    ];
+  }
+
+  protected override inClusterRestoreFlags(): string[] {
+    if (this.inPlace && this.toDatabase) throw new UsageError("choose one of --in-place and --to-database");
+    return [
+      ...(this.toDatabase !== undefined ? ["--to-database", this.toDatabase] : []),
+      ...(this.inPlace ? ["--in-place"] : []),
+    ];
+  }
+
   protected override async runRestore(): Promise<void> {
     if (this.inPlace && this.toDatabase) throw new UsageError("choose one of --in-place and --to-database");
     const conn = pgConnectionFrom(this, this.env);

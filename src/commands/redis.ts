@@ -78,6 +78,19 @@ export class RedisCommand extends EngineCommand {
     );
   }
 
+  protected override connectionFlagsGiven(): string[] {
+    return [
+      ...(this.host !== undefined ? ["--host"] : []),
+      ...(this.port !== undefined ? ["--port"] : []),
+      ...(this.user !== undefined ? ["--user"] : []),
+      ...(this.passwordEnv !== undefined ? ["--password-env"] : []),
+      ...(this.listenHost !== undefined ? ["--listen-host"] : []),
+      ...(this.listenPort !== undefined ? ["--listen-port"] : []),
+      ...(this.advertiseHost !== undefined ? ["--advertise-host"] : []),
+      ...(this.detachReplica ? ["--detach-replica"] : []),
+    ];
+  }
+
   protected override async runRestore(): Promise<void> {
     const conn = this.connection();
     const listenPort = this.listenPort === undefined ? undefined : Number(this.listenPort);

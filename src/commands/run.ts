@@ -1,10 +1,7 @@
 import { Command, Option, UsageError } from "clipanion";
 import { backupPostgres } from "../engines/postgres/backup.js";
-import { pgConnectionFrom } from "../engines/postgres/connection.js";
 import { backupRedis } from "../engines/redis/backup.js";
-import { redisConnectionFrom } from "../engines/redis/connection.js";
 import { backupElasticsearch } from "../engines/elasticsearch/backup.js";
-import { esConnectionFrom } from "../engines/elasticsearch/connection.js";
 import { drillElasticsearch } from "../engines/elasticsearch/drill.js";
 import { drillPostgres } from "../engines/postgres/drill.js";
 import { drillRedis } from "../engines/redis/drill.js";
@@ -12,7 +9,9 @@ import { CapsuleError, ErrorCode } from "../errors.js";
 import { createLogger } from "../log.js";
 import { type DrillResult, verifyBackup } from "../runtime/verify.js";
 import { REQUEST_ENV, type RunTarget } from "../plan/run-contract.js";
+import { restoreTarget } from "../runtime/restore-target.js";
 import { readRunTarget, runStore } from "../runtime/run-target.js";
+import { esConnectionOf, pgConnectionOf, redisConnectionOf } from "../runtime/target-connection.js";
 import { takeBackup, type EngineBackup } from "../runtime/take-backup.js";
 import { applyRetention } from "../storage/retention.js";
 import type { Statefile } from "../storage/statefile.js";
@@ -25,7 +24,7 @@ import { BaseCommand } from "./base-command.js";
 export class RunCommand extends BaseCommand {
   static override paths = [["run"]];
   static override usage = Command.Usage({
-    description: "Take one backup of one target (the per-run mode CronJobs use)",
+    description: "Take one backup of one target (the per-run mode CronJobs use), or restore one",
     details: `
       Reads the target from CAPSULE_TARGET (JSON written by the plan compiler) and the secrets from their own
       variables. --cluster and --target must match CAPSULE_TARGET: they make the Job's purpose visible in
@@ -39,6 +38,21 @@ export class RunCommand extends BaseCommand {
   verify = Option.String("--verify", {
     description:
       "Run the target's restore drill instead of a backup: latest (the newest succeeded backup) or an id",
+  });
+  restore = Option.String("--restore", {
+    description: "Restore this backup id into the target's own database instead of taking a backup",
+  });
+  toDatabase = Option.String("--to-database", {
+    description: "--restore, PostgreSQL: into this new database beside the original",
+  });
+  inPlace = Option.Boolean("--in-place", false, {
+    description: "--restore, PostgreSQL: over the live database (pg_restore --clean)",
+  });
+  replace = Option.Boolean("--replace", false, {
+    description: "--restore, Elasticsearch: delete and recreate indices that exist",
+  });
+  indices = Option.String("--indices", {
+    description: "--restore, Elasticsearch: which of the backup's indices (comma-separated patterns)",
   });
 
   async run(): Promise<number> {
@@ -56,9 +70,29 @@ export class RunCommand extends BaseCommand {
       base: { cluster: target.cluster, target: target.target, engine: target.engine },
     });
     const store = runStore(target, this.env);
-    if (this.verify) return this.runDrill(target, store, this.verify, log);
+    this.checkRestoreFlags(target);
     const requestId = this.env[REQUEST_ENV.requestId];
     const requestedBy = this.env[REQUEST_ENV.requestedBy];
+    if (this.verify) return this.runDrill(target, store, this.verify, log);
+    if (this.restore) {
+      const entry = await store.get({
+        cluster: target.cluster,
+        engine: target.engine,
+        backupId: this.restore,
+      });
+      log.info("restore started", { backupId: this.restore, ...(requestId && { requestId }) });
+      const summary = await restoreTarget(target, this.env, store, entry, {
+        ...(this.toDatabase !== undefined && { toDatabase: this.toDatabase }),
+        inPlace: this.inPlace,
+        replace: this.replace,
+        ...(this.indices !== undefined && { indices: this.indices }),
+        trigger: { ...(requestId && { requestId }), ...(requestedBy && { requestedBy }) },
+        onPhase: (phase) => log.info(phase, { backupId: this.restore }),
+      });
+      log.info("restore succeeded", { backupId: this.restore, summary });
+      this.print(summary);
+      return 0;
+    }
     const statefile = await takeBackup(
       store,
       {
@@ -76,6 +110,24 @@ export class RunCommand extends BaseCommand {
     if (!this.noPrune) await this.prune(target, statefile, store, log);
     this.print(statefile.backupId);
     return 0;
+  }
+
+  /** Restore flags belong to `--restore` and to one engine each: anything else is a mistake worth one line. */
+  private checkRestoreFlags(target: RunTarget): void {
+    const used = (
+      [
+        ["--to-database", this.toDatabase !== undefined, "postgresql"],
+        ["--in-place", this.inPlace, "postgresql"],
+        ["--replace", this.replace, "elasticsearch"],
+        ["--indices", this.indices !== undefined, "elasticsearch"],
+      ] as const
+    ).filter(([, set]) => set);
+    if (used.length > 0 && !this.restore) throw new UsageError(`${used[0]![0]} needs --restore ID`);
+    if (this.restore && this.verify) throw new UsageError("choose one of --restore and --verify");
+    const foreign = used.find(([, , engine]) => engine !== target.engine);
+    if (foreign) throw new UsageError(`${foreign[0]} applies to ${foreign[2]} targets, not ${target.engine}`);
+    if (this.toDatabase !== undefined && this.inPlace)
+      throw new UsageError("choose one of --in-place and --to-database");
   }
 
   /** A scheduled restore drill: exits non-zero when the backup does not prove out, so the Job (and alerts) see it. */
@@ -124,28 +176,15 @@ export class RunCommand extends BaseCommand {
   private engineFor(target: RunTarget): EngineBackup {
     switch (target.engine) {
       case "postgresql": {
-        const conn = pgConnectionFrom(
-          {
-            ...(target.connection.host ? { host: target.connection.host } : {}),
-            port: String(target.connection.port),
-            ...(target.connection.database ? { database: target.connection.database } : {}),
-          },
-          this.env,
-        );
+        const conn = pgConnectionOf(target, this.env);
         return (run, context) => backupPostgres(conn, run, context);
       }
       case "redis": {
-        const conn = redisConnectionFrom(
-          {
-            ...(target.connection.host ? { host: target.connection.host } : {}),
-            port: String(target.connection.port),
-          },
-          this.env,
-        );
+        const conn = redisConnectionOf(target, this.env);
         return (run, context) => backupRedis(conn, run, context);
       }
       case "elasticsearch": {
-        const conn = esConnectionFrom(target.connection.url ? { url: target.connection.url } : {}, this.env);
+        const conn = esConnectionOf(target, this.env);
         return (run, context) => backupElasticsearch(conn, run, context);
       }
     }

@@ -6,6 +6,7 @@
  */
 import type { V1CronJob } from "@kubernetes/client-node";
 import { TMP_SIZE_LIMIT } from "../plan/defaults.js";
+import { runArgs } from "../plan/run-contract.js";
 import type { BackupPlan, Target } from "../plan/types.js";
 import { canonicalJson, sha256Hex } from "./canonical-json.js";
 import { containerEnv } from "./env.js";
@@ -111,14 +112,7 @@ export function cronJobManifest(plan: BackupPlan, target: Target, kind: JobKind 
                   name: "capsule",
                   image: plan.spec.image,
                   imagePullPolicy: "IfNotPresent",
-                  args: [
-                    "run",
-                    "--cluster",
-                    cluster,
-                    "--target",
-                    target.name,
-                    ...(kind === "verify" ? ["--verify", "latest"] : []),
-                  ],
+                  args: runArgs(cluster, target.name, kind === "verify" ? ["--verify", "latest"] : []),
                   env: containerEnv(plan, target),
                   resources: {
                     requests: { ...target.resources.requests },

@@ -32,6 +32,9 @@ export interface JobManifest extends V1Job {
 /** A Job's outcome as far as capsule cares. */
 export type JobPhase = "active" | "succeeded" | "failed";
 
+/** A CronJob with its template, as `--in-cluster` copies it into a Job. */
+export type CronJobWithTemplate = V1CronJob & { metadata: { name: string; namespace: string } };
+
 export class Workloads {
   constructor(private readonly client: KubeClient) {}
 
@@ -51,6 +54,17 @@ export class Workloads {
       next = list.metadata?._continue || undefined;
     } while (next);
     return out;
+  }
+
+  /** Whole CronJobs (templates included) matching `labelSelector`, in every namespace. */
+  async cronJobsWithTemplates(labelSelector: string): Promise<CronJobWithTemplate[]> {
+    const list = await this.client.call("list CronJobs", () =>
+      this.client.batch.listCronJobForAllNamespaces({ labelSelector }),
+    );
+    return list.items.flatMap((item) => {
+      const { name, namespace } = item.metadata ?? {};
+      return name && namespace ? [{ ...item, metadata: { ...item.metadata, name, namespace } }] : [];
+    });
   }
 
   async createCronJob(manifest: CronJobManifest): Promise<void> {
@@ -93,6 +107,14 @@ export class Workloads {
 
   /** The Job's phase, or undefined when there is no such Job. */
   async jobPhase(namespace: string, name: string): Promise<JobPhase | undefined> {
+    return (await this.jobStatus(namespace, name))?.phase;
+  }
+
+  /** The Job's phase and, when it failed, the controller's reason and message; undefined when there is no such Job. */
+  async jobStatus(
+    namespace: string,
+    name: string,
+  ): Promise<{ phase: JobPhase; reason?: string; message?: string } | undefined> {
     let job: V1Job;
     try {
       job = await this.client.call(`read Job ${namespace}/${name}`, () =>
@@ -104,9 +126,17 @@ export class Workloads {
     }
     const conditions = job.status?.conditions ?? [];
     const holds = (type: string) => conditions.some((c) => c.type === type && c.status === "True");
-    if (holds("Complete") || holds("SuccessCriteriaMet")) return "succeeded";
-    if (holds("Failed") || holds("FailureTarget")) return "failed";
-    return "active";
+    if (holds("Complete") || holds("SuccessCriteriaMet")) return { phase: "succeeded" };
+    const failed = conditions.find(
+      (c) => (c.type === "Failed" || c.type === "FailureTarget") && c.status === "True",
+    );
+    if (failed)
+      return {
+        phase: "failed",
+        ...(failed.reason && { reason: failed.reason }),
+        ...(failed.message && { message: failed.message }),
+      };
+    return { phase: "active" };
   }
 }
 

@@ -42,6 +42,15 @@ export const REQUEST_ENV = {
   requestedBy: "CAPSULE_REQUESTED_BY",
 } as const;
 
+/**
+ * A pod's `capsule run` arguments: the cluster and target make the Job's purpose visible in `kubectl get pods -o
+ * wide` (and must match CAPSULE_TARGET); `extra` selects the work: nothing (a backup), `--verify latest`, or
+ * `--restore ID` with its restore flags.
+ */
+export function runArgs(cluster: string, target: string, extra: readonly string[] = []): string[] {
+  return ["run", "--cluster", cluster, "--target", target, ...extra];
+}
+
 export const RUN_TARGET_VERSION = 1;
 
 /** What `capsule run` is told about its target, beside the secrets. Never holds a secret value. */

@@ -6,9 +6,12 @@
  *    the same new request, one wins, the other gets 412 and leaves it;
  * 2. the Job's name is derived from the request id, so the API server itself refuses a second Job for it;
  * 3. the outcome is then updated with `If-Match` (its ETag): `job.created`, and finally `succeeded`/`failed` with the
- *    backup id found through the statefile's `trigger.requestId`.
+ *    backup id found through the statefile's `trigger.requestId` (a restore: the statefile's restore record that
+ *    carries the request id).
  * A watcher that dies between 1 and 3 leaves an `accepted` outcome that the next poll (of any replica) finishes:
  * it creates the Job unless a statefile already records the request, and never creates one after `job.created`.
+ * A signed restore request (when enabled) runs `capsule run --restore ID` in a Job from the target's CronJob that is
+ * never retried; the restore itself is the engines' non-destructive default.
  * A malformed request, an unknown target or a refused restore gets a `rejected` outcome; nothing a request holds
  * can crash the loop.
  */
@@ -32,6 +35,7 @@ import {
   isFinal,
   parseRequest,
   requestKeys,
+  type CapsuleRequest,
   type RequestOutcome,
 } from "./request.js";
 
@@ -156,10 +160,6 @@ export class RequestWatcher {
         return void (await reject("no HMAC key is configured for restore requests", fields));
       const problem = checkSignature(policy.hmacKey, cluster, id, request, this.now());
       if (problem) return void (await reject(`restore request refused: ${problem}`, fields));
-      return void (await reject(
-        "signed restore requests are valid but not yet executed by the daemon",
-        fields,
-      ));
     }
     const cronJob = this.options.cronJobOf(cluster, request.target);
     if (!cronJob) return void (await reject(`cluster ${cluster} has no target ${request.target}`, fields));
@@ -168,7 +168,12 @@ export class RequestWatcher {
       name: requestJobName(cronJob.metadata.name, cluster, id),
       created: false,
     };
-    const claimed = await this.claim(cluster, id, { state: "accepted", ...fields, job });
+    const claimed = await this.claim(cluster, id, {
+      state: "accepted",
+      ...fields,
+      ...(request.action === "restore" && { backupId: request.backupId }),
+      job,
+    });
     if (!claimed) return;
     log.info("request accepted", {
       cluster,
@@ -235,7 +240,10 @@ export class RequestWatcher {
     const { workloads } = this.options;
     if (!job.created) {
       // A previous watcher may have created the Job and died before recording it: a statefile tells.
-      const ran = await this.backupOf(cluster, target, id);
+      const ran =
+        outcome.action === "restore"
+          ? await this.restoreOf(cluster, target, outcome.backupId, id)
+          : await this.backupOf(cluster, target, id);
       if (!ran) {
         const cronJob = this.options.cronJobOf(cluster, target);
         if (!cronJob) {
@@ -246,9 +254,27 @@ export class RequestWatcher {
           return;
         }
         const request = await this.readRequest(cluster, id);
+        // Whoever can write to the bucket can rewrite a request (or its outcome) after it was accepted: a restore
+        // runs only what a valid signature covers, checked again right before its Job is made.
+        const restoreProblem =
+          outcome.action === "restore" ? this.restoreProblem(cluster, id, request, outcome) : undefined;
+        if (restoreProblem) {
+          await this.update(cluster, id, outcome, etag, {
+            state: "failed",
+            reason: `restore request not run: ${restoreProblem}`,
+          });
+          return;
+        }
         try {
           await workloads.createJob(
-            requestJob(cronJob, { cluster, requestId: id, requestedBy: request?.requestedBy ?? "" }),
+            requestJob(cronJob, {
+              cluster,
+              requestId: id,
+              requestedBy: request?.requestedBy ?? "",
+              ...(request?.action === "restore" && {
+                restore: { target, backupId: request.backupId },
+              }),
+            }),
           );
         } catch (error) {
           if (!isAlreadyExists(error)) throw error; // a concurrent watcher created it: same request, same Job
@@ -261,6 +287,7 @@ export class RequestWatcher {
     }
     const phase = await workloads.jobPhase(job.namespace, job.name);
     if (phase === "active") return;
+    if (outcome.action === "restore") return this.finishRestore(cluster, id, outcome, etag, phase);
     const backup = await this.backupOf(cluster, target, id);
     if (phase === "succeeded" || (phase === undefined && backup?.state === "succeeded")) {
       await this.update(cluster, id, outcome, etag, {
@@ -276,6 +303,63 @@ export class RequestWatcher {
             : `Job ${job.namespace}/${job.name} no longer exists and no succeeded backup records this request`,
         ...(backup && { backupId: backup.backupId }),
       });
+    }
+  }
+
+  private restoreProblem(
+    cluster: string,
+    id: string,
+    request: CapsuleRequest | undefined,
+    outcome: RequestOutcome,
+  ): string | undefined {
+    const key = this.options.restore?.enabled ? this.options.restore.hmacKey : undefined;
+    if (!key) return "restore requests through the bucket are disabled";
+    if (request?.action !== "restore") return "the request vanished or is no longer a restore";
+    if (request.backupId !== outcome.backupId || request.target !== outcome.target)
+      return "the request changed after it was accepted";
+    return checkSignature(key, cluster, id, request, this.now());
+  }
+
+  /** A restore's Job ended (or vanished): the backup's statefile says how the restore went. */
+  private async finishRestore(
+    cluster: string,
+    id: string,
+    outcome: RequestOutcome,
+    etag: string | undefined,
+    phase: "succeeded" | "failed" | undefined,
+  ): Promise<void> {
+    const job = outcome.job!;
+    const record = await this.restoreOf(cluster, outcome.target!, outcome.backupId, id);
+    if (record?.result === "succeeded") {
+      await this.update(cluster, id, outcome, etag, { state: "succeeded" });
+      return;
+    }
+    await this.update(cluster, id, outcome, etag, {
+      state: "failed",
+      reason: record?.message
+        ? `restore failed: ${record.message}`
+        : phase === undefined
+          ? `Job ${job.namespace}/${job.name} no longer exists and no restore records this request`
+          : `Job ${job.namespace}/${job.name} ${phase === "failed" ? "failed" : "ended"} without recording a successful restore`,
+    });
+  }
+
+  /** The restore a request ran, found by the request id in the backup's restore records. */
+  private async restoreOf(
+    cluster: string,
+    target: string,
+    backupId: string | undefined,
+    id: string,
+  ): Promise<{ result: string; message?: string } | undefined> {
+    if (!backupId) return undefined;
+    const engine = this.options.cronJobOf(cluster, target)?.metadata.labels[LABELS.engine];
+    if (engine === undefined || !isEngine(engine)) return undefined;
+    try {
+      const entry = await this.options.store.get({ cluster, engine, backupId });
+      return entry.statefile?.restores.findLast((r) => r.requestId === id);
+    } catch (error) {
+      if (error instanceof NotFoundError) return undefined;
+      throw error;
     }
   }
 
@@ -365,7 +449,7 @@ export class RequestWatcher {
     }
   }
 
-  private async readRequest(cluster: string, id: string): Promise<{ requestedBy: string } | undefined> {
+  private async readRequest(cluster: string, id: string): Promise<CapsuleRequest | undefined> {
     const { store } = this.options;
     try {
       const parsed = parseRequest(

@@ -1,11 +1,17 @@
 import { redact } from "../redact.js";
 import type { BackupEntry, BackupStore } from "../storage/backup-store.js";
 
+/** Who asked for a restore that ran inside the cluster: a bucket request, or an operator's `--in-cluster`. */
+export interface RestoreTrigger {
+  readonly requestId?: string;
+  readonly requestedBy?: string;
+}
+
 /** Appends a restore to the backup's statefile, so the bucket remembers where its data went and how it went. */
 export async function recordRestore(
   store: BackupStore,
   entry: BackupEntry,
-  record: { to: string; result: "succeeded" | "failed"; message?: string },
+  record: { to: string; result: "succeeded" | "failed"; message?: string; trigger?: RestoreTrigger },
 ): Promise<void> {
   await store.update(entry.ref, (s) => {
     s.restores.push({
@@ -13,6 +19,8 @@ export async function recordRestore(
       to: redact(record.to),
       result: record.result,
       ...(record.message ? { message: redact(record.message) } : {}),
+      ...(record.trigger?.requestId ? { requestId: record.trigger.requestId } : {}),
+      ...(record.trigger?.requestedBy ? { requestedBy: redact(record.trigger.requestedBy) } : {}),
     });
   });
 }

@@ -71,6 +71,9 @@ export interface RestoreRecord {
   to: string;
   result: "succeeded" | "failed";
   message?: string;
+  /** The bucket request (or `--in-cluster` run) that asked for it; how the S3 watcher learns a restore ended. */
+  requestId?: string;
+  requestedBy?: string;
 }
 
 const isoDate = { type: "string", format: "date-time" } as const;

@@ -4,7 +4,8 @@
  *
  * Resources: mlops.cnvrg.io/v1 cnvrgapps (namespaced and cluster-wide list, get, watch), batch/v1 cronjobs and jobs
  * (list with labelSelector and paging, get, create, replace, delete), coordination.k8s.io/v1 leases (get, create,
- * replace), core/v1 events (create, list) and secrets (get).
+ * replace), core/v1 events (create, list), secrets (get), pods (list, get) and the pods/log subresource (plain
+ * and `follow=true`, `timestamps`, `sinceTime`; 400 "waiting to start" before the container ran).
  *
  * What it gets right, because the code under test depends on it:
  * - `Status` bodies for errors (kind Status, apiVersion v1, status Failure, message, reason, details, code):
@@ -18,8 +19,8 @@
  * - MicroTime fields (Lease renewTime/acquireTime, Event eventTime) must have exactly six fractional digits, as the
  *   real server's parser demands.
  * Test controls: counters of writes per verb and resource, fault injection (the next N requests to a path answer
- * 500 or never answer), direct object manipulation that bypasses the counters, watch history compaction, and Job
- * completion.
+ * 500 or never answer), direct object manipulation that bypasses the counters, watch history compaction, Job
+ * completion, and pod logs (what a kubelet would write; see fakes/kubelet.ts, which runs Jobs' pods for real).
  */
 import { randomUUID } from "node:crypto";
 import { writeFile } from "node:fs/promises";
@@ -90,6 +91,7 @@ export const RESOURCES = {
     microTimes: [["eventTime"]],
   },
   secrets: { plural: "secrets", group: "", version: "v1", kind: "Secret", listKind: "SecretList" },
+  pods: { plural: "pods", group: "", version: "v1", kind: "Pod", listKind: "PodList" },
 } as const satisfies Record<string, ResourceType>;
 
 export type ResourceName = keyof typeof RESOURCES;
@@ -154,6 +156,8 @@ export class FakeKubeApiServer {
   /** Events older than this version are gone: a watch from before it gets 410. */
   private compactedAt = 0;
   private readonly watchers = new Set<Watcher>();
+  /** "namespace/pod" → its container's log: timestamped lines, whether it ended, and who follows it. */
+  private readonly logs = new Map<string, PodLog>();
   private bookmarkTimer: NodeJS.Timeout | undefined;
   private readonly faults: Fault[] = [];
   /** Every write that reached the store through HTTP. */
@@ -303,6 +307,42 @@ export class FakeKubeApiServer {
     }
   }
 
+  /** Appends a line to a pod's log (as the kubelet does from the container's output) and wakes its followers. */
+  appendLog(namespace: string, pod: string, line: string): void {
+    const log = this.podLog(namespace, pod);
+    const entry = { at: nanoTimestamp(), text: line };
+    log.lines.push(entry);
+    for (const follower of log.followers)
+      follower.write(`${follower.timestamps ? `${entry.at} ` : ""}${line}\n`);
+  }
+
+  /** The container has started: its log exists (empty), so log requests no longer answer "waiting to start". */
+  startLog(namespace: string, pod: string): void {
+    this.podLog(namespace, pod);
+  }
+
+  /** The container has exited: follow streams of the pod end. */
+  endLog(namespace: string, pod: string): void {
+    const log = this.podLog(namespace, pod);
+    log.ended = true;
+    for (const follower of log.followers) follower.res.end();
+    log.followers.clear();
+  }
+
+  /** Cuts every follow stream of the pod, as a proxy's idle timeout would, without ending the log. */
+  cutLogStreams(namespace: string, pod: string): void {
+    const log = this.podLog(namespace, pod);
+    for (const follower of log.followers) follower.res.end();
+    log.followers.clear();
+  }
+
+  private podLog(namespace: string, pod: string): PodLog {
+    const key = `${namespace}/${pod}`;
+    let log = this.logs.get(key);
+    if (!log) this.logs.set(key, (log = { lines: [], ended: false, followers: new Set() }));
+    return log;
+  }
+
   /** Marks a Job finished, as the Job controller would. */
   finishJob(namespace: string, name: string, result: "Complete" | "Failed"): void {
     const job = this.get("jobs", namespace, name);
@@ -355,6 +395,11 @@ export class FakeKubeApiServer {
   private dispatch(method: string, url: URL, route: Route, body: unknown, res: ServerResponse): void {
     const t = RESOURCES[route.resource];
     const q = url.searchParams;
+    if (route.subresource !== undefined) {
+      if (route.resource === "pods" && route.subresource === "log" && method === "GET" && route.namespace)
+        return this.serveLog(route.namespace, route.name ?? "", q, res);
+      return this.status(res, 404, "NotFound", `the server could not find the requested resource`);
+    }
     if (method === "GET" && route.name === undefined) {
       if (q.get("watch") === "true" || q.get("watch") === "1") return this.watch(route, q, res);
       return this.listObjects(route, q, res);
@@ -378,6 +423,34 @@ export class FakeKubeApiServer {
       "MethodNotAllowed",
       `the server does not allow this method on the requested resource`,
     );
+  }
+
+  /** GET …/pods/{name}/log: what the kubelet streams, as the API server relays it (text/plain). */
+  private serveLog(namespace: string, name: string, q: URLSearchParams, res: ServerResponse): void {
+    const pod = this.store("pods").get(`${namespace}/${name}`);
+    if (!pod) return this.notFound(res, RESOURCES.pods, name);
+    const container = q.get("container") ?? "";
+    const log = this.logs.get(`${namespace}/${name}`);
+    if (!log) {
+      return this.status(
+        res,
+        400,
+        "BadRequest",
+        `container "${container}" in pod "${name}" is waiting to start: ContainerCreating`,
+      );
+    }
+    const timestamps = q.get("timestamps") === "true";
+    const since = q.get("sinceTime");
+    res.writeHead(200, { "content-type": "text/plain", "transfer-encoding": "chunked" });
+    for (const entry of log.lines) {
+      // sinceTime has second precision on the wire: lines of that second are sent again, as the real server does.
+      if (since && entry.at.slice(0, 19) < since.slice(0, 19)) continue;
+      res.write(`${timestamps ? `${entry.at} ` : ""}${entry.text}\n`);
+    }
+    if (q.get("follow") !== "true" || log.ended) return void res.end();
+    const follower = { res, timestamps, write: (text: string) => res.write(text) };
+    log.followers.add(follower);
+    res.on("close", () => log.followers.delete(follower));
   }
 
   private listObjects(route: Route, q: URLSearchParams, res: ServerResponse): void {
@@ -764,6 +837,24 @@ interface Route {
   readonly resource: ResourceName;
   readonly namespace: string | undefined;
   readonly name: string | undefined;
+  /** `log` in …/pods/{name}/log. */
+  readonly subresource?: string;
+}
+
+interface PodLog {
+  readonly lines: Array<{ readonly at: string; readonly text: string }>;
+  ended: boolean;
+  readonly followers: Set<{ res: ServerResponse; timestamps: boolean; write: (text: string) => void }>;
+}
+
+let lastNano = 0n;
+/** RFC3339Nano as the kubelet writes it, strictly increasing so every line has its own stamp. */
+function nanoTimestamp(): string {
+  let now = BigInt(Date.now()) * 1_000_000n + (process.hrtime.bigint() % 1_000_000n);
+  if (now <= lastNano) now = lastNano + 1n;
+  lastNano = now;
+  const seconds = new Date(Number(now / 1_000_000_000n) * 1000).toISOString().slice(0, 19);
+  return `${seconds}.${String(now % 1_000_000_000n).padStart(9, "0")}Z`;
 }
 
 /** `/api/v1/...` and `/apis/<group>/<version>/...`, namespaced or cluster-wide. */
@@ -784,12 +875,12 @@ function parsePath(pathname: string): Route | undefined {
     namespace = rest[1];
     rest = rest.slice(2);
   }
-  if (rest.length < 1 || rest.length > 2) return undefined;
+  if (rest.length < 1 || rest.length > 3) return undefined;
   const resource = (Object.keys(RESOURCES) as ResourceName[]).find(
     (r) => RESOURCES[r].plural === rest[0] && RESOURCES[r].group === group,
   );
   if (!resource) return undefined;
-  return { resource, namespace, name: rest[1] };
+  return { resource, namespace, name: rest[1], ...(rest[2] !== undefined && { subresource: rest[2] }) };
 }
 
 type Selector = (labels: Record<string, string>) => boolean;

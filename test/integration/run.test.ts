@@ -234,4 +234,23 @@ spec:
     assert.equal(mismatched.code, 1);
     assert.match(mismatched.stderr, /--target other does not match CAPSULE_TARGET's target pg/);
   });
+
+  test("GIVEN restore flags WHEN misused in a pod THEN one line names the flag, and nothing is restored", async () => {
+    const job = jobs.find((j) => j.target === "pg")!;
+    const cases: Array<[string[], RegExp]> = [
+      [["--to-database", "x"], /--to-database needs --restore ID/],
+      [["--restore", "some-id", "--replace"], /--replace applies to elasticsearch targets, not postgresql/],
+      [["--restore", "some-id", "--verify", "latest"], /choose one of --restore and --verify/],
+      [
+        ["--restore", "some-id", "--in-place", "--to-database", "x"],
+        /choose one of --in-place and --to-database/,
+      ],
+    ];
+    for (const [extra, message] of cases) {
+      const result = await capsule([...job.args, ...extra], job.env);
+      assert.equal(result.code, 1, extra.join(" "));
+      assert.match(result.stderr, message);
+      assert.equal(result.stderr.trim().split("\n").length, 1);
+    }
+  });
 });

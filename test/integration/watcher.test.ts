@@ -179,12 +179,13 @@ describe("request watcher (radosgw + fake API server)", () => {
     assert.equal(fake.writeCount({ verb: "create", resource: "jobs" }), 1);
   });
 
-  test("GIVEN restore requests WHEN disabled, unsigned or wrongly signed THEN they are refused; a valid signature is recognised", async () => {
+  test("GIVEN restore requests WHEN disabled, unsigned or wrongly signed THEN they are refused; a signed one runs once as a never-retried restore Job", async () => {
+    const backupId = "postgresql-20260101T000000Z-abc123";
     const restore = (id: string, key?: string) => {
       const body = {
         action: "restore" as const,
         target: "postgresql",
-        backupId: "postgresql-20260101T000000Z-abc123",
+        backupId,
         requestedBy: "ops",
         requestedAt: new Date().toISOString(),
       };
@@ -208,8 +209,82 @@ describe("request watcher (radosgw + fake API server)", () => {
       assert.equal(o?.state, "rejected");
       assert.match(o?.reason ?? "", /signature does not match/, id);
     }
-    assert.match((await outcome("restore-signed"))?.reason ?? "", /valid but not yet executed/);
-    assert.equal(fake.writeCount({ resource: "jobs" }), 0, "no restore ever ran");
+    const accepted = await outcome("restore-signed");
+    assert.equal(accepted?.state, "accepted");
+    assert.equal(accepted?.backupId, backupId);
+    assert.equal(fake.writeCount({ verb: "create", resource: "jobs" }), 1, "only the signed request runs");
+    const job = fake.get("jobs", "cnvrg", accepted?.job?.name ?? "") as {
+      spec: { backoffLimit: number; template: { spec: { containers: Array<{ args: string[] }> } } };
+    };
+    assert.deepEqual(job.spec.template.spec.containers[0]?.args, [
+      "run",
+      "--cluster",
+      CLUSTER,
+      "--target",
+      "postgresql",
+      "--restore",
+      backupId,
+    ]);
+    assert.equal(job.spec.backoffLimit, 0, "a restore is never retried behind the operator's back");
+
+    // What `capsule run --restore` in the Job writes: the restore, with the request id, in the backup's statefile.
+    const s = statefile({
+      cluster: CLUSTER,
+      target: "postgresql",
+      backupId,
+      restores: [
+        {
+          at: new Date().toISOString(),
+          to: "postgresql://db",
+          result: "failed",
+          message: "disk full",
+          requestId: "restore-signed",
+        },
+      ],
+    });
+    await store.objects.put(layout.statefileKey(store.prefix, s), serializeStatefile(s));
+    fake.finishJob("cnvrg", accepted?.job?.name ?? "", "Failed");
+    await enabled.pollOnce();
+    const done = await outcome("restore-signed");
+    assert.equal(done?.state, "failed");
+    assert.match(done?.reason ?? "", /restore failed: disk full/);
+  });
+
+  test("GIVEN an accepted signed restore WHEN its request is rewritten before the Job is made THEN nothing runs", async () => {
+    const backupId = "postgresql-20260101T000000Z-abc123";
+    const body = {
+      action: "restore" as const,
+      target: "postgresql",
+      backupId,
+      requestedBy: "ops",
+      requestedAt: new Date().toISOString(),
+    };
+    await file("restore-swapped", {
+      ...body,
+      signature: signRequest(HMAC_KEY, CLUSTER, "restore-swapped", body),
+    });
+    const orphan: RequestOutcome = {
+      outcomeVersion: 1,
+      requestId: "restore-swapped",
+      cluster: CLUSTER,
+      action: "restore",
+      target: "postgresql",
+      backupId: "postgresql-20250101T000000Z-0ld0ld",
+      state: "accepted",
+      job: { namespace: "cnvrg", name: "capsule-cnvrg-app-postgresql-0123456789", created: false },
+      handledBy: "dead-replica",
+      acceptedAt: new Date().toISOString(),
+      updatedAt: new Date().toISOString(),
+    };
+    await store.objects.put(
+      requestKeys.outcome(store.prefix, CLUSTER, "restore-swapped"),
+      JSON.stringify(orphan),
+    );
+    await (await watcher("c", { enabled: true, hmacKey: HMAC_KEY })).pollOnce();
+    const done = await outcome("restore-swapped");
+    assert.equal(done?.state, "failed");
+    assert.match(done?.reason ?? "", /changed after it was accepted/);
+    assert.equal(fake.writeCount({ verb: "create", resource: "jobs" }), 0);
   });
 
   test("GIVEN a watcher that died after accepting but before creating the Job WHEN another polls THEN it creates the Job once", async () => {
