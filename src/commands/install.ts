@@ -38,7 +38,7 @@ export class InstallCommand extends BaseCommand {
     description: "Manage this namespace only (a Role/RoleBinding instead of a ClusterRole)",
   });
   secrets = Option.Array("--secret", {
-    description: `Secret the daemon may get, by name; repeatable (default: ${INSTALL_DEFAULTS.secretNames.join(", ")})`,
+    description: `Another Secret the daemon may get, by name (a bucket Secret a plan names); repeatable. Always: ${INSTALL_DEFAULTS.secretNames.join(", ")}`,
   });
 
   run(): Promise<number> {
@@ -55,7 +55,7 @@ export class InstallCommand extends BaseCommand {
       replicas: Number(this.replicas),
       bucket: this.bucket,
       watchNamespace: this.watchNamespace,
-      secretNames: this.secrets ?? INSTALL_DEFAULTS.secretNames,
+      secretNames: [...INSTALL_DEFAULTS.secretNames, ...(this.secrets ?? [])],
     };
     const invalid = invalidInstallOption(options);
     if (invalid !== undefined) throw new UsageError(invalid);

@@ -20,9 +20,10 @@ export class StartCommand extends BaseCommand {
       Watches CnvrgApps (all namespaces, or \`--namespace\`), merges them with the hand-written plans of
       \`--plans\`, and keeps the cluster's CronJobs equal to the compiled plan: creates what is missing, replaces
       what changed, deletes capsule's CronJobs that are no longer planned, and touches nothing else. With several
-      replicas one leads through a Lease; every replica serves the status API. With \`--bucket\`, the leader also
-      runs backup requests filed under \`<prefix>/<cluster>/requests/\` exactly once. SIGTERM stops cleanly and
-      releases the Lease.
+      replicas one leads through a Lease; every replica serves the status API. The status API and the leader's
+      request watcher (requests filed under \`<prefix>/<cluster>/requests/\`, run exactly once) read each target's
+      own bucket — the one its CronJob writes to, from the Secrets its storage variables name — and \`--bucket\`,
+      if given. SIGTERM stops cleanly and releases the Lease.
     `,
     examples: [
       ["Run in a cluster", "capsule start --bucket s3://backups/capsule --token-env CAPSULE_TOKEN"],
@@ -36,6 +37,10 @@ export class StartCommand extends BaseCommand {
   bucket = Option.String("--bucket", {
     description:
       "s3://bucket/prefix or file:///dir for the status API and requests (default: $CAPSULE_BUCKET)",
+  });
+  targetBuckets = Option.Boolean("--target-buckets", true, {
+    description:
+      "Also read each target's own bucket, from the Secrets its CronJob names (cnvrg's cp-object-storage); --no-target-buckets reads only --bucket",
   });
   endpoint = Option.String("--endpoint", { description: "S3 endpoint URL (default: $AWS_ENDPOINT_URL_S3)" });
   region = Option.String("--region", { description: "S3 region (default: $AWS_REGION)" });
@@ -89,6 +94,7 @@ export class StartCommand extends BaseCommand {
       ...(this.plans !== undefined && { plansDir: this.plans }),
       ...(this.image !== undefined && { image: this.image }),
       ...(store && { store }),
+      targetBuckets: this.targetBuckets,
       listen: parseListen(this.listen),
       ...(this.tokenEnv !== undefined && { token: tokenFromEnv(this.tokenEnv, env) }),
       allowRequests: this.allowRequests,

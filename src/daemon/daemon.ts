@@ -5,6 +5,8 @@
  * - the reconciler and the request watcher run only on the replica holding the Lease, started when it is won and
  *   stopped when it is lost. The watcher starts after the first successful reconcile: it needs the compiled
  *   CronJobs to build Jobs from.
+ * Buckets: the default one (`--bucket`) and, unless disabled, each target's own, resolved from its live CronJob
+ * (daemon/target-buckets.ts) before every bucket refresh. The leader runs one request watcher per distinct bucket.
  * `stop()` (SIGTERM) stops the leader's loops, releases the Lease so another replica takes over at once, stops the
  * monitor and closes the server.
  */
@@ -21,6 +23,10 @@ import { ReconcileLoop } from "../reconciler/loop.js";
 import { Reconciler, type PassResult } from "../reconciler/reconciler.js";
 import { RequestWatcher, type RestorePolicy } from "../requests/watcher.js";
 import type { BackupStore } from "../storage/backup-store.js";
+import { BucketSet } from "../storage/bucket-set.js";
+import { readSecret } from "../k8s/secrets.js";
+import { MANAGED_SELECTOR } from "../reconciler/reconciler.js";
+import { resolveTargetBuckets } from "./target-buckets.js";
 import { BucketMonitor } from "../status/bucket-monitor.js";
 import { DaemonMetrics } from "../status/metrics.js";
 import { StatusServer, type Readiness } from "../status/server.js";
@@ -34,7 +40,13 @@ export interface DaemonConfig {
   readonly namespace?: string;
   readonly plansDir?: string;
   readonly image?: string;
+  /** The default bucket (`--bucket`). */
   readonly store?: BackupStore;
+  /**
+   * Also read each target's own bucket, from the Secrets its CronJob's storage variables name. Needs Kubernetes.
+   * @default true (unless statusOnly)
+   */
+  readonly targetBuckets?: boolean;
   readonly listen: { readonly host: string; readonly port: number };
   readonly token?: string;
   readonly allowRequests?: boolean;
@@ -67,7 +79,11 @@ export class Daemon {
   private readonly monitor: BucketMonitor | undefined;
   private readonly loop: ReconcileLoop | undefined;
   private readonly elector: LeaderElector | undefined;
-  private watcher: RequestWatcher | undefined;
+  private readonly buckets: BucketSet;
+  /** The leader's request watchers, one per distinct bucket. */
+  private readonly watchers = new Map<BackupStore, RequestWatcher>();
+  private workloads: Workloads | undefined;
+  private readonly reportedProblems = new Set<string>();
   private lastPass: PassResult | undefined;
   private targets = new Map<string, CronJobManifest>();
   private reconciledOnce = false;
@@ -77,17 +93,12 @@ export class Daemon {
   constructor(private readonly config: DaemonConfig) {
     const { log } = config;
     this.metrics = new DaemonMetrics({ defaultMetrics: config.processMetrics ?? true });
-    if (config.store) {
-      this.monitor = new BucketMonitor({
-        store: config.store,
-        metrics: this.metrics,
-        log,
-        ...(config.bucketRefreshMs !== undefined && { intervalMs: config.bucketRefreshMs }),
-      });
-    }
+    this.buckets = new BucketSet(config.store);
+    let kube: KubeClient | undefined;
     if (!config.statusOnly) {
-      const kube = new KubeClient(config.kube ?? {});
+      kube = new KubeClient(config.kube ?? {});
       const workloads = new Workloads(kube);
+      this.workloads = workloads;
       const reconciler = new Reconciler({
         kube,
         workloads,
@@ -125,8 +136,19 @@ export class Daemon {
         });
       }
     }
+    const targetBuckets = kube !== undefined && config.targetBuckets !== false;
+    if (config.store || targetBuckets) {
+      this.monitor = new BucketMonitor({
+        buckets: this.buckets,
+        ...(config.store && { primary: config.store }),
+        metrics: this.metrics,
+        log,
+        ...(targetBuckets && kube && { resolve: () => this.resolveBuckets(kube) }),
+        ...(config.bucketRefreshMs !== undefined && { intervalMs: config.bucketRefreshMs }),
+      });
+    }
     this.server = new StatusServer({
-      ...(config.store && { store: config.store }),
+      buckets: this.buckets,
       metrics: this.metrics,
       readiness: () => this.readiness(),
       log,
@@ -165,9 +187,24 @@ export class Daemon {
     log.info("stopped");
   }
 
-  /** The request watcher, once this replica runs one (tests poll it directly). */
+  /** The request watcher of the default bucket (or the first), once this replica runs one (tests poll it). */
   get requestWatcher(): RequestWatcher | undefined {
-    return this.watcher;
+    return (this.config.store && this.watchers.get(this.config.store)) ?? this.watchers.values().next().value;
+  }
+
+  /** Which bucket each target writes to, from the live CronJobs; problems are logged once each. */
+  private async resolveBuckets(kube: KubeClient): Promise<void> {
+    const cronJobs = await this.workloads!.cronJobsWithTemplates(MANAGED_SELECTOR, this.config.namespace);
+    const { buckets, problems } = await resolveTargetBuckets(cronJobs, (namespace, name) =>
+      readSecret(kube, namespace, name),
+    );
+    this.buckets.setTargets(buckets);
+    for (const problem of problems) {
+      if (this.reportedProblems.has(problem)) continue;
+      this.reportedProblems.add(problem);
+      this.config.log.warn("target bucket not resolved; its backups are not read", { problem });
+    }
+    this.syncWatchers();
   }
 
   private lead(leading: boolean): void {
@@ -180,8 +217,8 @@ export class Daemon {
           return;
         }
         await this.loop?.stop();
-        await this.watcher?.stop();
-        this.watcher = undefined;
+        await Promise.all([...this.watchers.values()].map((w) => w.stop()));
+        this.watchers.clear();
       })
       .catch((error: unknown) =>
         this.config.log.error("leader transition failed", { error: messageOf(error) }),
@@ -193,13 +230,31 @@ export class Daemon {
     this.lastPass = result;
     if (result.failed === 0) this.reconciledOnce = true;
     this.targets = backupCronJobs(result.desired.cronJobs);
-    if (this.leading && !this.watcher && this.config.store) {
-      this.watcher = new RequestWatcher({
-        store: this.config.store,
-        workloads,
+    this.workloads = workloads;
+    this.syncWatchers();
+  }
+
+  /**
+   * On the leader, after its first pass: one watcher per bucket. The default bucket's polls every planned cluster
+   * (requests may be filed there for any); a target's own bucket polls the clusters it serves.
+   */
+  private syncWatchers(): void {
+    if (!this.leading || !this.lastPass || !this.workloads) return;
+    const stores = new Set(this.buckets.stores());
+    for (const [store, watcher] of this.watchers) {
+      if (stores.has(store)) continue;
+      this.watchers.delete(store);
+      void watcher.stop();
+    }
+    for (const store of stores) {
+      if (this.watchers.has(store)) continue;
+      const primary = store === this.config.store;
+      const watcher = new RequestWatcher({
+        store,
+        workloads: this.workloads,
         clusters: () => [
-          ...(this.lastPass?.desired.plans.map((p) => p.metadata.cluster) ?? []),
-          ...(this.monitor?.clusters ?? []),
+          ...this.buckets.clustersOf(store),
+          ...(primary ? (this.lastPass?.desired.plans.map((p) => p.metadata.cluster) ?? []) : []),
         ],
         cronJobOf: (cluster, target) => this.targets.get(`${cluster}/${target}`),
         identity: this.config.identity,
@@ -208,7 +263,8 @@ export class Daemon {
         ...(this.config.restore && { restore: this.config.restore }),
         ...(this.config.requestPollMs !== undefined && { pollMs: this.config.requestPollMs }),
       });
-      this.watcher.start();
+      this.watchers.set(store, watcher);
+      watcher.start();
     }
   }
 
@@ -221,6 +277,8 @@ export class Daemon {
         ready = false;
         checks["bucket"] = this.monitor.lastError ? `failing: ${this.monitor.lastError}` : "not checked yet";
       }
+      // Another bucket failing (one installation's Secret) is shown, but does not take this replica out.
+      for (const [bucket, error] of this.monitor.failures) checks[`bucket ${bucket}`] = `failing: ${error}`;
     } else checks["bucket"] = "not configured";
     if (this.loop) {
       if (!this.leading) checks["reconcile"] = "standby (another replica leads)";

@@ -2,6 +2,7 @@
  * What `capsule install --dry-run` renders, and its defaults (in one place, STYLE §7). The defaults are the ones
  * `deploy/capsule.yaml` is rendered with, so the committed file and `capsule install --dry-run` never drift.
  */
+import { DEFAULT_BUCKET_SECRET } from "../plan/defaults.js";
 
 export interface InstallOptions {
   /** Namespace the daemon runs in (its Deployment, Service, ServiceAccount and Lease). @default "capsule-system" */
@@ -18,9 +19,10 @@ export interface InstallOptions {
    */
   readonly watchNamespace?: string | undefined;
   /**
-   * Secrets the daemon may `get` (by name only: `resourceNames`). The daemon reads none today (ADR 0007: the restore
-   * signing key arrives through env), so least privilege grants none; `--secret` adds names when a feature needs them.
-   * @default []
+   * Secrets the daemon may `get` (by name only: `resourceNames`): the bucket Secrets its targets' CronJobs name, so
+   * it can read each installation's own bucket (ADR 0012). cnvrg's is `cp-object-storage`; `--secret` adds the
+   * names hand-written plans use. Never `list`: that would read every Secret.
+   * @default ["cp-object-storage"]
    */
   readonly secretNames: readonly string[];
 }
@@ -30,7 +32,7 @@ export const INSTALL_DEFAULTS: InstallOptions = {
   image: "ghcr.io/cnvrg/capsule:latest",
   replicas: 2,
   bucket: "s3://change-me/capsule",
-  secretNames: [],
+  secretNames: [DEFAULT_BUCKET_SECRET],
 };
 
 /** Fixed by the daemon's flags in the Deployment. */

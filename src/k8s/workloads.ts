@@ -56,10 +56,12 @@ export class Workloads {
     return out;
   }
 
-  /** Whole CronJobs (templates included) matching `labelSelector`, in every namespace. */
-  async cronJobsWithTemplates(labelSelector: string): Promise<CronJobWithTemplate[]> {
-    const list = await this.client.call("list CronJobs", () =>
-      this.client.batch.listCronJobForAllNamespaces({ labelSelector }),
+  /** Whole CronJobs (templates included) matching `labelSelector`, in one namespace or all. */
+  async cronJobsWithTemplates(labelSelector: string, namespace?: string): Promise<CronJobWithTemplate[]> {
+    const list = await this.client.call(`list CronJobs${namespace ? ` in ${namespace}` : ""}`, () =>
+      namespace
+        ? this.client.batch.listNamespacedCronJob({ namespace, labelSelector })
+        : this.client.batch.listCronJobForAllNamespaces({ labelSelector }),
     );
     return list.items.flatMap((item) => {
       const { name, namespace } = item.metadata ?? {};

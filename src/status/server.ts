@@ -20,7 +20,8 @@ import { CapsuleError, ErrorCode, NotFoundError, messageOf } from "../errors.js"
 import type { Logger } from "../log.js";
 import { redact } from "../redact.js";
 import { newRequestId, requestKeys, type BackupRequest } from "../requests/request.js";
-import type { BackupStore } from "../storage/backup-store.js";
+import { newestFirst, type BackupStore } from "../storage/backup-store.js";
+import { BucketSet } from "../storage/bucket-set.js";
 import { ENGINES, isEngine, isSafeSegment } from "../storage/layout.js";
 import type { BackupState } from "../storage/statefile.js";
 import type { DaemonMetrics } from "./metrics.js";
@@ -33,8 +34,10 @@ export interface Readiness {
 }
 
 export interface StatusServerOptions {
-  /** The bucket the API reads; without one the API answers 503. */
+  /** The one bucket the API reads (`capsule serve`); or `buckets`. Without either the API answers 503. */
   readonly store?: BackupStore;
+  /** The daemon's buckets: a default one and each CnvrgApp's own. */
+  readonly buckets?: BucketSet;
   readonly metrics: DaemonMetrics;
   readonly readiness: () => Readiness;
   readonly log: Logger;
@@ -69,9 +72,11 @@ class HttpError extends Error {
 export class StatusServer {
   private readonly server: Server;
   private readonly tokenDigest: Buffer | undefined;
+  private readonly buckets: BucketSet | undefined;
 
   constructor(private readonly options: StatusServerOptions) {
     this.tokenDigest = options.token ? digest(options.token) : undefined;
+    this.buckets = options.buckets ?? (options.store && BucketSet.of(options.store));
     this.server = createServer({ maxHeaderSize: 16 * 1024 }, (req, res) => {
       this.handle(req, res).catch((error: unknown) => {
         options.log.error("status request failed", { error: messageOf(error) });
@@ -149,7 +154,9 @@ export class StatusServer {
     if (segments.length === 1) {
       allow(method, ["GET"]);
       noQuery(url, []);
-      const clusters = await this.store().listClusters();
+      const buckets = this.bucketSet();
+      const listed = await Promise.all(buckets.stores().map((store) => store.listClusters()));
+      const clusters = [...new Set([...buckets.clusters(), ...listed.flat()])].sort();
       return { json: { items: clusters.map((cluster) => ({ cluster })) } };
     }
     const cluster = segments[1] ?? "";
@@ -196,11 +203,14 @@ export class StatusServer {
           `limit must be an integer from 1 to ${MAX_LIMIT} (got ${JSON.stringify(limitParam)})`,
         );
     }
-    const entries = await this.store().list({
+    const filter = {
       cluster,
       ...(engine !== null && isEngine(engine) && { engine }),
       ...(target !== null && { target }),
-    });
+    };
+    const stores = this.storesOf(cluster);
+    const lists = await Promise.all(stores.map((store) => store.list(filter)));
+    const entries = lists.length === 1 ? lists[0]! : lists.flat().sort(newestFirst);
     const matching = entries.filter((e) => status === null || e.state === status);
     return {
       json: {
@@ -215,8 +225,17 @@ export class StatusServer {
     const engine = backupId.split("-", 1)[0] ?? "";
     if (!isSafeSegment(backupId) || !isEngine(engine))
       throw new HttpError(400, "bad_request", `invalid backup id ${JSON.stringify(backupId)}`);
-    const entry = await this.store().get({ cluster, engine, backupId });
-    return backupDetail(entry, redact);
+    const ref = { cluster, engine, backupId };
+    let notFound: unknown;
+    for (const store of this.storesOf(cluster)) {
+      try {
+        return backupDetail(await store.get(ref), redact);
+      } catch (error) {
+        if (!(error instanceof NotFoundError)) throw error;
+        notFound = error;
+      }
+    }
+    throw notFound;
   }
 
   /** Files a backup request for the watcher: `<prefix>/<cluster>/requests/<id>.json`. */
@@ -261,7 +280,8 @@ export class StatusServer {
       throw new HttpError(400, "bad_request", "requestedBy must be a string of 1 to 256 characters");
     if (this.options.hasTarget && !this.options.hasTarget(cluster, target))
       throw new HttpError(404, "not_found", `cluster ${cluster} has no target ${target}`);
-    const store = this.store();
+    const store = this.bucketSet().storeFor(cluster, target);
+    if (!store) throw new HttpError(404, "not_found", `no bucket is known for cluster ${cluster}`);
     const now = this.options.now?.() ?? new Date();
     const requestId = newRequestId(now, randomBytes(4).toString("hex"));
     const request: BackupRequest = {
@@ -288,9 +308,21 @@ export class StatusServer {
     };
   }
 
-  private store(): BackupStore {
-    if (!this.options.store) throw new HttpError(503, "no_bucket", "no bucket is configured (--bucket)");
-    return this.options.store;
+  private bucketSet(): BucketSet {
+    if (!this.buckets || this.buckets.isEmpty)
+      throw new HttpError(
+        503,
+        "no_bucket",
+        "no bucket is configured (--bucket) or resolved from a CnvrgApp yet",
+      );
+    return this.buckets;
+  }
+
+  private storesOf(cluster: string): BackupStore[] {
+    const stores = this.bucketSet().storesOf(cluster);
+    if (stores.length === 0)
+      throw new HttpError(404, "not_found", `no bucket is known for cluster ${cluster}`);
+    return stores;
   }
 
   private authenticate(req: IncomingMessage): void {

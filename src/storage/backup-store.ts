@@ -436,7 +436,8 @@ function requireArtifact(entry: BackupEntry): Artifact {
   return artifact;
 }
 
-function newestFirst(a: BackupEntry, b: BackupEntry): number {
+/** Newest first by start time, then by id: the order of every listing. */
+export function newestFirst(a: BackupEntry, b: BackupEntry): number {
   // A corrupt entry has no startedAt; its id still carries the time it began.
   const at = a.statefile?.startedAt ?? backupIdTime(a.ref.backupId);
   const bt = b.statefile?.startedAt ?? backupIdTime(b.ref.backupId);

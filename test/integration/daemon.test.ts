@@ -101,8 +101,17 @@ describe("capsule start: leadership (fake API server)", () => {
       const port = (
         d as unknown as { server: { server: { address(): { port: number } } } }
       ).server.server.address().port;
-      const res = await fetch(`http://127.0.0.1:${port}/readyz`);
-      assert.equal(res.status, 200, JSON.stringify(await res.json()));
+      // Ready once its buckets were read (here: the targets' bucket Secrets do not exist, so there are none).
+      let last = "";
+      await eventually(
+        async () => {
+          const res = await fetch(`http://127.0.0.1:${port}/readyz`);
+          last = JSON.stringify(await res.json());
+          return res.status === 200;
+        },
+        5000,
+        "ready",
+      ).catch(() => assert.fail(last));
     }
   });
 });

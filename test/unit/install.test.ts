@@ -99,32 +99,38 @@ describe("capsule install", () => {
     assert.equal(await readFile("deploy/capsule.yaml", "utf8"), renderInstall());
   });
 
-  test("GIVEN the RBAC WHEN inspected THEN no wildcard, no Secret access at all by default, only the leader Lease", () => {
+  test("GIVEN the RBAC WHEN inspected THEN no wildcard, only cnvrg's bucket Secret by name, only the leader Lease", () => {
     const rules = docs(renderInstall()).flatMap((d) => d.rules ?? []);
     assert.ok(rules.length > 0);
     for (const rule of rules) {
       for (const field of [rule.apiGroups, rule.resources, rule.verbs, rule.resourceNames ?? []])
         assert.ok(!field.includes("*"), `wildcard in ${JSON.stringify(rule)}`);
-      assert.ok(!rule.resources.includes("secrets"), "the daemon reads no Secret through the API");
+      if (rule.resources.includes("secrets"))
+        assert.deepEqual(rule.resourceNames, ["cp-object-storage"], "Secrets only by name, never listed");
       for (const verb of ["escalate", "bind", "impersonate"]) assert.ok(!rule.verbs.includes(verb));
     }
     const verbsOf = (resource: string) =>
       rules.filter((r) => r.resources.includes(resource)).flatMap((r) => r.verbs);
     assert.deepEqual(verbsOf("cnvrgapps"), ["list", "watch"]);
-    assert.deepEqual(verbsOf("secrets"), []);
+    assert.deepEqual(verbsOf("secrets"), ["get"]);
     assert.deepEqual(verbsOf("events"), ["create"]);
     assert.deepEqual(verbsOf("leases").sort(), ["create", "get", "update"]);
     const leaseUpdate = rules.find((r) => r.resources.includes("leases") && r.verbs.includes("update"));
     assert.deepEqual(leaseUpdate?.resourceNames, ["capsule-leader"]);
   });
 
-  test("GIVEN --secret WHEN rendered THEN only those Secret names may be read", async () => {
+  test("GIVEN --secret WHEN rendered THEN those Secret names may be read too, and no other", async () => {
     const { stdout } = await install(["--secret", "b-creds", "--secret", "a-creds"]);
     const secretRules = docs(stdout)
       .flatMap((d) => d.rules ?? [])
       .filter((r) => r.resources.includes("secrets"));
     assert.deepEqual(secretRules, [
-      { apiGroups: [""], resources: ["secrets"], resourceNames: ["a-creds", "b-creds"], verbs: ["get"] },
+      {
+        apiGroups: [""],
+        resources: ["secrets"],
+        resourceNames: ["a-creds", "b-creds", "cp-object-storage"],
+        verbs: ["get"],
+      },
     ]);
   });
 
