@@ -23,7 +23,7 @@ import { NotFoundError, PreconditionFailedError, messageOf } from "../errors.js"
 import { isAlreadyExists } from "../k8s/kube-client.js";
 import type { Workloads } from "../k8s/workloads.js";
 import type { Logger } from "../log.js";
-import { redact } from "../redact.js";
+import { redact, registerSecret } from "../redact.js";
 import type { BackupStore } from "../storage/backup-store.js";
 import { isEngine, layout } from "../storage/layout.js";
 import { getBytes } from "../storage/object-store.js";
@@ -72,6 +72,7 @@ export class RequestWatcher {
 
   constructor(private readonly options: RequestWatcherOptions) {
     this.now = options.now ?? (() => new Date());
+    registerSecret(options.restore?.hmacKey);
     this.task = new RepeatingTask(
       () => this.pollOnce(),
       () => options.pollMs ?? 10_000,

@@ -18,7 +18,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { CapsuleError, ErrorCode, NotFoundError, messageOf } from "../errors.js";
 import type { Logger } from "../log.js";
-import { redact } from "../redact.js";
+import { redact, registerSecret } from "../redact.js";
 import { newRequestId, requestKeys, type BackupRequest } from "../requests/request.js";
 import { newestFirst, type BackupStore } from "../storage/backup-store.js";
 import { BucketSet } from "../storage/bucket-set.js";
@@ -76,6 +76,8 @@ export class StatusServer {
 
   constructor(private readonly options: StatusServerOptions) {
     this.tokenDigest = options.token ? digest(options.token) : undefined;
+    // Whoever built the options, the token is never echoed back (a mistyped query may carry it).
+    registerSecret(options.token);
     this.buckets = options.buckets ?? (options.store && BucketSet.of(options.store));
     this.server = createServer({ maxHeaderSize: 16 * 1024 }, (req, res) => {
       this.handle(req, res).catch((error: unknown) => {
