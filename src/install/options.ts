@@ -23,6 +23,11 @@ export interface InstallOptions {
    * @default []
    */
   readonly secretNames: readonly string[];
+  /**
+   * Add a ServiceMonitor, a PrometheusRule with capsule's alerts and the Grafana dashboard ConfigMap (needs the
+   * Prometheus Operator's CRDs). @default false
+   */
+  readonly withMonitoring?: boolean;
 }
 
 export const INSTALL_DEFAULTS: InstallOptions = {
