@@ -95,6 +95,11 @@ describe(
       assert.equal(shell.status, 200);
       assert.match(shell.headers.get("content-security-policy") ?? "", /script-src 'self'/);
       assert.match(await shell.text(), /data-auth="token"/);
+      const script = await fetch(`${base}/ui/app.js`, { method: "HEAD" });
+      assert.equal(script.status, 200, "the page's files need no token either");
+      assert.match(script.headers.get("content-type") ?? "", /^text\/javascript/);
+      assert.equal((await fetch(`${base}/`, { method: "POST" })).status, 405);
+      assert.equal((await fetch(`${base}/ui/other.js`)).status, 404);
       await page.goto(`${base}/`);
       await page.locator("#token-form").waitFor({ state: "visible" });
       assert.equal(await page.locator("#status").textContent(), "The API needs a token.");
