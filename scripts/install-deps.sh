@@ -29,6 +29,9 @@ command -v ceph >/dev/null || missing+=(ceph-common)
 [ -x /usr/bin/aws ] || missing+=(awscli)
 command -v zstd >/dev/null || missing+=(zstd)
 command -v /usr/bin/time >/dev/null || missing+=(time)
+# The status page's browser test drives Debian's chromium; promtool (package prometheus) evaluates the alert rules.
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v promtool >/dev/null || missing+=(prometheus)
 if [ "${#missing[@]}" -gt 0 ]; then
   apt_install "${missing[@]}"
 else
@@ -38,4 +41,6 @@ echo "postgres: $(ls -d /usr/lib/postgresql/*/bin | tr '\n' ' ')"
 echo "redis:    $(redis-server --version | head -1)"
 echo "ceph:     $(ceph --version | head -1)"
 echo "node:     $(node --version)"
+echo "chromium: $(/usr/bin/chromium --version 2>/dev/null | head -1)"
+echo "promtool: $(promtool --version 2>&1 | head -1)"
 

@@ -11,7 +11,9 @@ export class InstallCommand extends BaseCommand {
     details: `
       Renders what runs \`capsule start\` in a cluster as multi-document YAML: a Namespace, a ServiceAccount,
       least-privilege RBAC (a ClusterRole, or a Role in \`--watch-namespace\`; Secrets by name only), a Lease Role,
-      a hardened Deployment with probes, a Service for the status API and a PodDisruptionBudget. The same flags give
+      a hardened Deployment with probes, a Service for the status API and a PodDisruptionBudget; with
+      \`--with-monitoring\` also a ServiceMonitor, capsule's alert rules as a PrometheusRule and the Grafana dashboard
+      as a ConfigMap for Grafana's sidecar. The same flags give
       the same bytes. capsule does not apply its own install: pipe the output to \`kubectl apply -f -\`.
     `,
     examples: [
@@ -19,6 +21,10 @@ export class InstallCommand extends BaseCommand {
       [
         "One namespace, a pinned image",
         "capsule install --dry-run --watch-namespace cnvrg --image ghcr.io/cnvrg/capsule:1.2.0",
+      ],
+      [
+        "With Prometheus Operator monitoring",
+        "capsule install --dry-run --with-monitoring | kubectl apply -f -",
       ],
     ],
   });
@@ -36,6 +42,9 @@ export class InstallCommand extends BaseCommand {
   });
   watchNamespace = Option.String("--watch-namespace", {
     description: "Manage this namespace only (a Role/RoleBinding instead of a ClusterRole)",
+  });
+  withMonitoring = Option.Boolean("--with-monitoring", false, {
+    description: "Add a ServiceMonitor, alert rules (PrometheusRule) and the Grafana dashboard (ConfigMap)",
   });
   secrets = Option.Array("--secret", {
     description: `Another Secret the daemon may get, by name (a bucket Secret a plan names); repeatable. Always: ${INSTALL_DEFAULTS.secretNames.join(", ")}`,
@@ -56,6 +65,7 @@ export class InstallCommand extends BaseCommand {
       bucket: this.bucket,
       watchNamespace: this.watchNamespace,
       secretNames: [...INSTALL_DEFAULTS.secretNames, ...(this.secrets ?? [])],
+      withMonitoring: this.withMonitoring,
     };
     const invalid = invalidInstallOption(options);
     if (invalid !== undefined) throw new UsageError(invalid);

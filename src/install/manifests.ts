@@ -11,6 +11,7 @@ import type {
 import { dumpYaml } from "../compiler/yaml.js";
 import { API_SECRET, BUCKET_SECRET, deployment } from "./deployment.js";
 import { labels, selectorLabels } from "./labels.js";
+import { dumpMonitoringYaml, monitoringManifests } from "./monitoring.js";
 import { HTTP_PORT, INSTALL_DEFAULTS, invalidInstallOption, NAME, type InstallOptions } from "./options.js";
 import { rbacObjects } from "./rbac.js";
 
@@ -23,8 +24,15 @@ export interface Manifest {
   metadata?: { name?: string; namespace?: string };
 }
 
-/** The objects in apply order: Namespace, ServiceAccount, RBAC, Deployment, Service, PodDisruptionBudget. */
+/**
+ * The objects in apply order: Namespace, ServiceAccount, RBAC, Deployment, Service, PodDisruptionBudget, then with
+ * `withMonitoring` the ServiceMonitor, PrometheusRule and dashboard ConfigMap.
+ */
 export function installManifests(options: InstallOptions = INSTALL_DEFAULTS): Manifest[] {
+  return [...daemonManifests(options), ...(options.withMonitoring ? monitoringManifests(options) : [])];
+}
+
+function daemonManifests(options: InstallOptions): Manifest[] {
   const invalid = invalidInstallOption(options);
   // The command validates its flags first: reaching this is a bug.
   if (invalid !== undefined) throw new Error(`install options: ${invalid}`);
@@ -85,11 +93,20 @@ function header(options: InstallOptions): string {
     "# For S3-compatible stores add AWS_ENDPOINT_URL_S3 / AWS_REGION to the Deployment's env.",
     "#",
     "# Apply with: capsule install --dry-run [flags] | kubectl apply -f -",
+    ...(options.withMonitoring
+      ? [
+          "# The monitoring objects at the end need the Prometheus Operator's CRDs (ServiceMonitor, PrometheusRule).",
+        ]
+      : []),
     "",
   ].join("\n");
 }
 
 /** The multi-document YAML, header comment first; the same bytes for the same options. */
 export function renderInstall(options: InstallOptions = INSTALL_DEFAULTS): string {
-  return header(options) + installManifests(options).map(dumpYaml).join(DOCUMENT_SEPARATOR);
+  const documents = [
+    ...daemonManifests(options).map(dumpYaml),
+    ...(options.withMonitoring ? monitoringManifests(options).map(dumpMonitoringYaml) : []),
+  ];
+  return header(options) + documents.join(DOCUMENT_SEPARATOR);
 }

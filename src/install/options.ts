@@ -25,6 +25,11 @@ export interface InstallOptions {
    * @default ["cp-object-storage"]
    */
   readonly secretNames: readonly string[];
+  /**
+   * Add a ServiceMonitor, a PrometheusRule with capsule's alerts and the Grafana dashboard ConfigMap (needs the
+   * Prometheus Operator's CRDs). @default false
+   */
+  readonly withMonitoring?: boolean;
 }
 
 export const INSTALL_DEFAULTS: InstallOptions = {

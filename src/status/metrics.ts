@@ -25,6 +25,10 @@ export interface TargetBackupStats {
   readonly lastVerificationSuccess?: number;
   /** 1 when the newest succeeded backup has been verified (an alert fires when it stays 0 too long). */
   readonly newestVerified?: number;
+  /** Failed or abandoned runs newer than the newest succeeded one: the failures in a row. */
+  readonly consecutiveFailures: number;
+  /** The usual gap between the target's scheduled runs (see `expectedInterval` in views.ts). */
+  readonly expectedIntervalSeconds?: number;
 }
 
 const TARGET_LABELS = ["cluster", "target", "engine"] as const;
@@ -83,6 +87,18 @@ export class DaemonMetrics {
   readonly newestVerified = new Gauge({
     name: "capsule_backup_newest_verified",
     help: "1 if the newest succeeded backup has been proven by a restore drill",
+    labelNames: TARGET_LABELS,
+    registers: [this.registry],
+  });
+  readonly consecutiveFailures = new Gauge({
+    name: "capsule_backup_consecutive_failures",
+    help: "Failed or abandoned runs since the newest succeeded backup",
+    labelNames: TARGET_LABELS,
+    registers: [this.registry],
+  });
+  readonly expectedInterval = new Gauge({
+    name: "capsule_backup_expected_interval_seconds",
+    help: "Median gap between the target's recent scheduled runs, from their statefiles (needs two runs)",
     labelNames: TARGET_LABELS,
     registers: [this.registry],
   });
@@ -183,6 +199,8 @@ export class DaemonMetrics {
       this.lastVerification,
       this.lastVerificationSuccess,
       this.newestVerified,
+      this.consecutiveFailures,
+      this.expectedInterval,
       this.corruptStatefiles,
     ])
       gauge.reset();
@@ -199,6 +217,9 @@ export class DaemonMetrics {
       if (s.lastVerificationSuccess !== undefined)
         this.lastVerificationSuccess.set(labels, s.lastVerificationSuccess);
       if (s.newestVerified !== undefined) this.newestVerified.set(labels, s.newestVerified);
+      this.consecutiveFailures.set(labels, s.consecutiveFailures);
+      if (s.expectedIntervalSeconds !== undefined)
+        this.expectedInterval.set(labels, s.expectedIntervalSeconds);
     }
     for (const [cluster, count] of corrupt) this.corruptStatefiles.set({ cluster }, count);
   }

@@ -1,6 +1,7 @@
 /**
  * The status HTTP API (DESIGN §10), on node:http:
  *
+ *   GET  /  and /ui/…                               the status page (public shell; its script calls the API)
  *   GET  /healthz                                   the process is alive
  *   GET  /readyz                                    200 once ready (see `Readiness`), else 503
  *   GET  /metrics                                   Prometheus text
@@ -25,6 +26,7 @@ import { BucketSet } from "../storage/bucket-set.js";
 import { ENGINES, isEngine, isSafeSegment } from "../storage/layout.js";
 import type { BackupState } from "../storage/statefile.js";
 import type { DaemonMetrics } from "./metrics.js";
+import { PAGE_SECURITY_HEADERS, pageAsset } from "./page.js";
 import { BACKUP_STATES, backupDetail, backupSummary } from "./views.js";
 
 export interface Readiness {
@@ -117,6 +119,8 @@ export class StatusServer {
     } catch {
       return this.fail(res, new HttpError(400, "bad_request", "malformed request URL"));
     }
+    const asset = pageAsset(url.pathname, this.tokenDigest !== undefined);
+    if (asset) return this.servePage(req, res, asset.contentType, asset.body);
     try {
       const body = await this.withTimeout(this.route(req, url));
       if (typeof body === "string") {
@@ -129,6 +133,23 @@ export class StatusServer {
     } catch (error) {
       this.fail(res, error);
     }
+  }
+
+  private servePage(req: IncomingMessage, res: ServerResponse, contentType: string, body: Buffer): void {
+    const method = req.method ?? "GET";
+    if (method !== "GET" && method !== "HEAD") {
+      return this.fail(
+        res,
+        new HttpError(405, "method_not_allowed", `${method} is not allowed here`, { allow: "GET, HEAD" }),
+      );
+    }
+    res.writeHead(200, {
+      "content-type": contentType,
+      "content-length": body.length,
+      "cache-control": "no-cache",
+      ...PAGE_SECURITY_HEADERS,
+    });
+    res.end(method === "HEAD" ? undefined : body);
   }
 
   private async route(req: IncomingMessage, url: URL): Promise<string | { status?: number; json: unknown }> {

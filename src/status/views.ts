@@ -90,6 +90,7 @@ export function targetStats(entries: readonly BackupEntry[]): {
       engine: s.engine,
       failedRuns: 0,
       runningRuns: 0,
+      consecutiveFailures: 0,
     };
     let next: TargetBackupStats = current;
     const drilledAt =
@@ -120,6 +121,8 @@ export function targetStats(entries: readonly BackupEntry[]): {
       next = {
         ...next,
         failedRuns: next.failedRuns + 1,
+        // Entries come newest first: until a success is seen, every failure is one more in the current streak.
+        consecutiveFailures: next.consecutiveFailures + (current.lastSuccessTime === undefined ? 1 : 0),
         lastFailureTime: Math.max(next.lastFailureTime ?? 0, Date.parse(s.startedAt) / 1000),
       };
     } else if (entry.state === "running") {
@@ -127,5 +130,46 @@ export function targetStats(entries: readonly BackupEntry[]): {
     }
     byTarget.set(key, next);
   }
-  return { stats: [...byTarget.values()], corrupt };
+  const starts = scheduledStarts(entries);
+  const stats = [...byTarget.entries()].map(([key, s]) => {
+    const interval = expectedInterval(starts.get(key) ?? []);
+    return interval === undefined ? s : { ...s, expectedIntervalSeconds: interval };
+  });
+  return { stats, corrupt };
+}
+
+/** How many of a target's newest scheduled runs `expectedInterval` looks at. */
+const INTERVAL_RUNS = 11;
+
+/** Start times (unix seconds, newest first) of each target's newest scheduled runs, whatever their outcome. */
+function scheduledStarts(entries: readonly BackupEntry[]): Map<string, number[]> {
+  const starts = new Map<string, number[]>();
+  for (const entry of entries) {
+    const s = entry.statefile;
+    if (s?.trigger.type !== "schedule") continue;
+    const key = `${s.target}\u0000${s.engine}`;
+    const list = starts.get(key) ?? [];
+    if (list.length < INTERVAL_RUNS) list.push(Date.parse(s.startedAt) / 1000);
+    starts.set(key, list);
+  }
+  return starts;
+}
+
+/**
+ * The period a target is backed up at, as its CronJob realised it: the median gap between its newest scheduled runs.
+ * The statefiles carry no schedule and `capsule serve` has no plan, so the runs themselves are the one source every
+ * replica shares (ADR 0009). The median ignores the odd retry or missed run; only recent runs count, because
+ * retention thins older ones out to daily/weekly keepers. Undefined with fewer than two runs.
+ */
+export function expectedInterval(startsNewestFirst: readonly number[]): number | undefined {
+  const gaps: number[] = [];
+  for (let i = 1; i < startsNewestFirst.length; i++) {
+    const gap = (startsNewestFirst[i - 1] ?? 0) - (startsNewestFirst[i] ?? 0);
+    if (gap > 0) gaps.push(gap);
+  }
+  if (gaps.length === 0) return undefined;
+  gaps.sort((a, b) => a - b);
+  const mid = Math.floor(gaps.length / 2);
+  const median = gaps.length % 2 === 1 ? gaps[mid] : ((gaps[mid - 1] ?? 0) + (gaps[mid] ?? 0)) / 2;
+  return Math.round((median ?? 0) * 1000) / 1000;
 }

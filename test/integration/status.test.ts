@@ -3,46 +3,16 @@
  * ones — written through the BackupStore, exactly as `capsule run` writes them.
  */
 import assert from "node:assert/strict";
-import { Readable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { Daemon } from "../../src/daemon/daemon.js";
 import { BackupStore } from "../../src/storage/backup-store.js";
-import { type BackupRef, layout } from "../../src/storage/layout.js";
+import type { BackupRef } from "../../src/storage/layout.js";
 import { openBucket } from "../../src/storage/open-store.js";
-import { serializeStatefile } from "../../src/storage/statefile.js";
 import { capturedLogger, eventually } from "../fakes/kube-clients.js";
-import { createBucket, s3Env, testServers, uniqueName, type TestServers } from "../harness/index.js";
-import { statefile } from "../support/entries.js";
+import { s3Env, testServers, uniqueName, type TestServers } from "../harness/index.js";
+import { fillStatusBucket } from "../support/status-bucket.js";
 
 const TOKEN = "status-test-token-0123456789";
-
-async function goodBackup(
-  store: BackupStore,
-  cluster: string,
-  target: string,
-  engine: "postgresql" | "redis",
-  bytes: string,
-) {
-  const run = await store.begin({
-    cluster,
-    target,
-    engine,
-    trigger: { type: "schedule" },
-    source: { host: "db", port: 5432 },
-    tool: { capsule: "test" },
-  });
-  const uploaded = await run.uploadArtifact("dump.bin", Readable.from([Buffer.from(bytes)]));
-  await run.commit({
-    artifact: {
-      name: "dump.bin",
-      format: "test",
-      compression: "none",
-      encryption: { type: "none" },
-      ...uploaded,
-    },
-  });
-  return run.ref;
-}
 
 describe("status API (radosgw)", () => {
   let servers: TestServers;
@@ -50,56 +20,12 @@ describe("status API (radosgw)", () => {
   let daemon: Daemon;
   let base: string;
   const bodies: string[] = [];
-  const refs: { pg1: BackupRef; pg2: BackupRef; redis: BackupRef; failed: BackupRef } = {} as never;
+  let refs: { pg1: BackupRef; pg2: BackupRef; redis: BackupRef; failed: BackupRef };
   let corruptKey = "";
 
   before(async () => {
     servers = await testServers();
-    const bucket = uniqueName("status");
-    await createBucket(servers.s3, bucket);
-    const { store: objects, prefix } = openBucket(`s3://${bucket}/capsule`, {}, s3Env(servers.s3));
-    store = new BackupStore(objects, prefix);
-    refs.pg1 = await goodBackup(store, "cnvrg.app", "postgresql", "postgresql", "first");
-    refs.pg2 = await goodBackup(store, "cnvrg.app", "postgresql", "postgresql", "second, longer");
-    refs.redis = await goodBackup(store, "cnvrg.app", "redis", "redis", "rdb");
-    // Drill results: the newest redis backup proven; an older postgres backup failed its drill, the newest unproven.
-    await store.update(
-      refs.redis,
-      (s) => (s.verification = { status: "verified", at: "2026-11-20T00:00:00.000Z", method: "t" }),
-    );
-    await store.update(
-      refs.pg1,
-      (s) => (s.verification = { status: "failed", at: "2026-11-21T00:00:00.000Z", method: "t" }),
-    );
-    const failing = await store.begin({
-      cluster: "cnvrg.app",
-      target: "postgresql",
-      engine: "postgresql",
-      trigger: { type: "manual" },
-      source: {},
-      tool: {},
-    });
-    await failing.fail(
-      "dumping",
-      new Error(`pg_dump: connection refused (password ${servers.s3.secretAccessKey})`),
-    );
-    refs.failed = failing.ref;
-    const abandoned = statefile({
-      cluster: "cnvrg.app",
-      target: "redis",
-      engine: "redis",
-      status: "running",
-      at: "2026-01-01T00:00:00.000Z",
-    });
-    await objects.put(layout.statefileKey(prefix, abandoned), serializeStatefile(abandoned));
-    const corrupt = {
-      cluster: "cnvrg.app",
-      engine: "postgresql" as const,
-      backupId: "postgresql-20260101T000000Z-bad000",
-    };
-    corruptKey = layout.statefileKey(prefix, corrupt);
-    await objects.put(corruptKey, "{ not json");
-    await goodBackup(store, "other.team", "postgresql", "postgresql", "x");
+    ({ store, refs, corruptKey } = await fillStatusBucket(servers));
 
     daemon = new Daemon({
       statusOnly: true,
@@ -249,6 +175,22 @@ describe("status API (radosgw)", () => {
     );
     assert.match(text, new RegExp(`capsule_verification_last_success\\{${pg}\\} 0`));
     assert.match(text, new RegExp(`capsule_backup_newest_verified\\{${pg}\\} 0`));
+    assert.match(
+      text,
+      new RegExp(`capsule_backup_consecutive_failures\\{${pg}\\} 1`),
+      "the failed run is newest",
+    );
+    assert.match(
+      text,
+      new RegExp(`capsule_backup_consecutive_failures\\{${redis}\\} 0`),
+      "abandoned before success",
+    );
+    // Two scheduled pg runs a moment apart: their gap is the interval (the failed run was manual, so it is not one).
+    const interval = new RegExp(`capsule_backup_expected_interval_seconds\\{${pg}\\} ([\\d.e-]+)`).exec(text);
+    assert.ok(
+      interval?.[1] !== undefined && Number(interval[1]) > 0 && Number(interval[1]) < 600,
+      interval?.[0],
+    );
     assert.match(text, /capsule_build_info\{version="[^"]+",commit="[^"]+",node="v20[^"]*"\} 1/);
   });
 
