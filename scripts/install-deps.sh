@@ -29,6 +29,9 @@ command -v ceph >/dev/null || missing+=(ceph-common)
 [ -x /usr/bin/aws ] || missing+=(awscli)
 command -v zstd >/dev/null || missing+=(zstd)
 command -v /usr/bin/time >/dev/null || missing+=(time)
+# capsule completion's tests load the scripts into the real shells.
+command -v zsh >/dev/null || missing+=(zsh)
+command -v fish >/dev/null || missing+=(fish)
 if [ "${#missing[@]}" -gt 0 ]; then
   apt_install "${missing[@]}"
 else

@@ -118,8 +118,26 @@ describe("the release binary", () => {
   test("GIVEN the binary alone WHEN capsule --help THEN every command is listed", async () => {
     const help = await run(["--help"]);
     assert.equal(help.code, 0, help.stderr);
-    for (const command of ["pg", "redis", "es", "plan", "run", "start", "serve", "install", "version"])
+    for (const command of [
+      "pg",
+      "redis",
+      "es",
+      "plan",
+      "run",
+      "start",
+      "serve",
+      "install",
+      "version",
+      "completion",
+    ])
       assert.match(help.stdout, new RegExp(`capsule ${command}\\b`), `--help lists capsule ${command}`);
+  });
+
+  test("GIVEN the binary alone WHEN capsule completion bash THEN the same script as the source tree generates", async () => {
+    const fromBinary = await run(["completion", "bash"]);
+    assert.equal(fromBinary.code, 0, fromBinary.stderr);
+    assert.match(fromBinary.stdout, /--restore/);
+    assert.equal(fromBinary.stdout, (await capsule(["completion", "bash"])).stdout);
   });
 
   test("GIVEN the example plan WHEN capsule plan --dry-run THEN the same CronJobs as the source tree compiles", async () => {
