@@ -149,7 +149,7 @@ describe("the release binary", () => {
     assert.equal(fromBinary.stdout, fromSource.stdout);
   });
 
-  test("GIVEN PostgreSQL and the harness' S3 WHEN pg --create then pg --list and --describe THEN the binary finds pg_dump and zstd on PATH and lists the backup", async () => {
+  test("GIVEN PostgreSQL and the harness' S3 WHEN pg --create, --list, --describe, --download and --restore THEN the binary finds the tools on PATH and round-trips the data", async () => {
     const bucket = uniqueName("release");
     await createBucket(servers.s3, bucket);
     const database = uniqueName("release").replace(/-/g, "_");
@@ -187,6 +187,17 @@ describe("the release binary", () => {
       listed.stdout + listed.stderr + created.stderr,
       new RegExp(servers.s3.secretAccessKey),
     );
+
+    // The laptop's other admin tasks: a verified download, and a restore through pg_restore found on PATH.
+    const file = path.join(home, "t.dump");
+    const downloaded = await run(["pg", "--download", "--id", id, "--to", file], env);
+    assert.equal(downloaded.code, 0, downloaded.stderr);
+    const { stdout: toc } = await exec(path.join(servers.pg.binDir, "pg_restore"), ["--list", file]);
+    assert.match(toc, /TABLE DATA public t /);
+    const copy = `${database}_copy`;
+    const restored = await run(["pg", "--restore", "--yes", "--id", id, "--to-database", copy], env);
+    assert.equal(restored.code, 0, restored.stderr);
+    assert.equal((await sql(servers, copy, "SELECT count(*)::int AS n FROM t"))[0]!["n"], 1000);
   });
 
   test("GIVEN no pg_dump on PATH WHEN pg --create THEN one line on stderr names the tool and its package, exit 1", async () => {
