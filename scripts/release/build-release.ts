@@ -36,7 +36,8 @@ export async function buildRelease(options: { root: string; outDir: string }): P
   try {
     const script = path.join(workDir, "capsule.cjs");
     await bundleCli(options.root, stamp, script);
-    await makeExecutable({ script, output: binary, workDir });
+    // SOURCE_DATE_EPOCH asks for a reproducible build (reproducible-builds.org): then no code cache.
+    await makeExecutable({ script, output: binary, workDir, codeCache: !process.env["SOURCE_DATE_EPOCH"] });
   } finally {
     rmSync(workDir, { recursive: true, force: true });
   }

@@ -5,12 +5,15 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { accessSync, constants, copyFileSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { accessSync, constants, copyFileSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { after, before, describe, test } from "node:test";
 import { buildRelease, releaseName, type Release } from "../../scripts/release/build-release.js";
+import { bundleCli } from "../../scripts/release/bundle.js";
+import { seaBlob } from "../../scripts/release/sea.js";
+import { computeBuildStamp } from "../../scripts/release/stamp.js";
 import {
   createBucket,
   requireBinary,
@@ -99,6 +102,19 @@ describe("the release binary", () => {
       cwd: path.dirname(release.binary),
     });
     assert.equal(stdout.trim(), `${path.basename(release.binary)}: OK`);
+  });
+
+  test("GIVEN SOURCE_DATE_EPOCH WHEN the script is bundled and made into a blob twice, in different directories, THEN the bytes are identical", async () => {
+    const stamp = computeBuildStamp(root, { SOURCE_DATE_EPOCH: "1764000000" });
+    const blobs = [];
+    for (const prefix of ["capsule-repro-a-", "capsule-repro-b-"]) {
+      const workDir = tempDir(prefix);
+      const script = path.join(workDir, "capsule.cjs");
+      await bundleCli(root, stamp, script);
+      blobs.push(readFileSync(seaBlob({ script, workDir, codeCache: false })));
+    }
+    assert.ok(blobs[0]!.equals(blobs[1]!), "the two blobs differ");
+    assert.ok(blobs[0]!.includes(`"2025-11-24T16:00:00Z"`), "the stamp is in the blob");
   });
 
   test("GIVEN the binary alone WHEN capsule version THEN the stamped version, commit and build date, as text and -o json", async () => {
