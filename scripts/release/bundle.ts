@@ -4,10 +4,27 @@
  * every command.
  */
 import * as esbuild from "esbuild";
+import { builtinModules } from "node:module";
 import path from "node:path";
 import type { BuildStamp } from "../../src/build-stamp.js";
 
 const STAMP_MODULE = /[\\/]src[\\/]build-stamp\.ts$/;
+
+/**
+ * Optional packages that dependencies `require()` inside a `try` and do without when absent (native speed-ups,
+ * alternative signers). Not installed, so esbuild would leave the `require` in the bundle, and in a single executable
+ * the first such call prints a multi-line warning on stderr. They are bundled as a module that fails like an absent
+ * package, which is what the dependency expects.
+ */
+const ABSENT_OPTIONAL = [
+  "pg-native", // pg: the libpq binding
+  "encoding", // node-fetch (client-node): non-UTF-8 bodies
+  "bufferutil", // ws (client-node watches): native masking
+  "utf-8-validate", // ws: native UTF-8 check
+  "@aws-sdk/signature-v4-crt", // AWS SDK: the CRT signer (multi-region access points)
+  "@aws-sdk/signature-v4a",
+];
+const ABSENT = new RegExp(`^(${ABSENT_OPTIONAL.map((m) => m.replace(/[/.]/g, "\\$&")).join("|")})$`);
 
 export async function bundleCli(root: string, stamp: BuildStamp, outfile: string): Promise<void> {
   let stamped = 0;
@@ -19,6 +36,7 @@ export async function bundleCli(root: string, stamp: BuildStamp, outfile: string
     format: "cjs",
     target: `node${process.versions.node}`,
     logLevel: "silent",
+    metafile: true,
     plugins: [
       {
         // The binary has no build-stamp.json beside it (and no import.meta in CommonJS): the stamp becomes code.
@@ -33,6 +51,18 @@ export async function bundleCli(root: string, stamp: BuildStamp, outfile: string
           });
         },
       },
+      {
+        name: "capsule-absent-optional",
+        setup(build) {
+          build.onResolve({ filter: ABSENT }, (args) => ({ path: args.path, namespace: "absent" }));
+          build.onLoad({ filter: /.*/, namespace: "absent" }, (args) => ({
+            loader: "js",
+            contents:
+              `const error = new Error(${JSON.stringify(`Cannot find module '${args.path}'`)});\n` +
+              `error.code = "MODULE_NOT_FOUND";\nthrow error;\n`,
+          }));
+        },
+      },
     ],
   });
   // A warning here is a release that misbehaves later (an import.meta left empty, a require esbuild cannot see).
@@ -43,4 +73,15 @@ export async function bundleCli(root: string, stamp: BuildStamp, outfile: string
   }
   if (stamped !== 1)
     throw new Error("bundling src/cli.ts: src/build-stamp.ts was not bundled, nothing stamped");
+  // The binary's require() loads built-in modules only: anything else left outside the bundle fails at run time.
+  const builtins = new Set(builtinModules);
+  const external = Object.values(result.metafile.outputs)
+    .flatMap((output) => output.imports)
+    .filter((i) => i.external && !i.path.startsWith("node:") && !builtins.has(i.path))
+    .map((i) => i.path);
+  if (external.length > 0)
+    throw new Error(
+      `bundling src/cli.ts: not bundled: ${[...new Set(external)].join(", ")} ` +
+        `(install it, or list it in ABSENT_OPTIONAL in scripts/release/bundle.ts if it is optional)`,
+    );
 }

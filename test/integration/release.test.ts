@@ -4,7 +4,7 @@
  * the harness' real PostgreSQL and S3 (radosgw).
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { accessSync, constants, copyFileSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -22,7 +22,13 @@ import {
   uniqueName,
   type TestServers,
 } from "../harness/index.js";
+import { openBackupStore } from "../../src/runtime/bucket.js";
+import { layout } from "../../src/storage/layout.js";
+import { serializeStatefile } from "../../src/storage/statefile.js";
+import { cnvrgApp } from "../fakes/cnvrgapps.js";
+import { FakeKubeApiServer } from "../fakes/kube-apiserver.js";
 import { capsule } from "../support/cli.js";
+import { statefile } from "../support/entries.js";
 import { pgEnv, sql } from "../support/pg.js";
 
 const exec = promisify(execFile);
@@ -214,6 +220,84 @@ describe("the release binary", () => {
     const restored = await run(["pg", "--restore", "--yes", "--id", id, "--to-database", copy], env);
     assert.equal(restored.code, 0, restored.stderr);
     assert.equal((await sql(servers, copy, "SELECT count(*)::int AS n FROM t"))[0]!["n"], 1000);
+  });
+
+  test("GIVEN a kube context and no --bucket WHEN pg --list --cluster THEN the binary reads the CnvrgApp's bucket Secret through client-node", async () => {
+    const bucket = uniqueName("release-kube");
+    await createBucket(servers.s3, bucket);
+    const store = openBackupStore({ bucket: `s3://${bucket}/capsule` }, s3Env(servers.s3));
+    const backupId = "postgresql-20261120T010000Z-abcdef";
+    const s = statefile({ cluster: "ml.cnvrg", backupId, at: "2026-11-20T01:00:00.000Z" });
+    await store.objects.put(layout.statefileKey(store.prefix, s), serializeStatefile(s));
+    const fake = await new FakeKubeApiServer().start();
+    try {
+      fake.put("cnvrgapps", cnvrgApp("ml", "cnvrg"));
+      fake.put("secrets", {
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { namespace: "ml", name: "cp-object-storage" },
+        data: Object.fromEntries(
+          Object.entries({
+            CNVRG_STORAGE_TYPE: "minio",
+            CNVRG_STORAGE_BUCKET: bucket,
+            CNVRG_STORAGE_ENDPOINT: servers.s3.endpoint,
+            CNVRG_STORAGE_REGION: servers.s3.region,
+            CNVRG_STORAGE_ACCESS_KEY: servers.s3.accessKeyId,
+            CNVRG_STORAGE_SECRET_KEY: servers.s3.secretAccessKey,
+          }).map(([k, v]) => [k, Buffer.from(v).toString("base64")]),
+        ),
+      });
+      const listed = await run(["pg", "--list", "--cluster", "ml.cnvrg", "-o", "json"], {
+        KUBECONFIG: await fake.kubeconfigFile(),
+      });
+      assert.equal(listed.code, 0, listed.stderr);
+      assert.equal(listed.stderr, "");
+      assert.deepEqual(
+        (JSON.parse(listed.stdout) as Array<{ backupId: string }>).map((e) => e.backupId),
+        [backupId],
+      );
+    } finally {
+      await fake.close();
+    }
+  });
+
+  test("GIVEN capsule serve from the binary WHEN /healthz and /metrics are read THEN both carry the stamped build, and stderr holds only log lines", async () => {
+    const child = spawn(binary, ["serve", "--bucket", `file://${home}/served`, "--listen", "127.0.0.1:0"], {
+      cwd: home,
+      env: { PATH: toolsPath, HOME: home, CAPSULE_LOG_LEVEL: "info" },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    const listening = new Promise<number>((resolve, reject) => {
+      child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+        stderr += chunk;
+        const port = /"address":"127\.0\.0\.1:(\d+)"/.exec(stderr)?.[1];
+        if (port) resolve(Number(port));
+      });
+      child.once("exit", (code) => reject(new Error(`capsule serve exited ${code}: ${stderr}`)));
+    });
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    try {
+      const port = await listening;
+      const { version, commit, date } = release.stamp;
+      const health = (await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()) as Record<
+        string,
+        string
+      >;
+      assert.deepEqual(health, { status: "ok", version, commit, date, node: process.version });
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      assert.ok(
+        metrics.includes(
+          `capsule_build_info{version="${version}",commit="${commit}",date="${date}",node="${process.version}"} 1`,
+        ),
+        "capsule_build_info carries the stamp",
+      );
+    } finally {
+      child.kill("SIGTERM");
+    }
+    assert.equal(await exited, 0, stderr);
+    for (const line of stderr.split("\n").filter(Boolean))
+      assert.doesNotThrow(() => JSON.parse(line), `stderr line is not a log line: ${line}`);
   });
 
   test("GIVEN no pg_dump on PATH WHEN pg --create THEN one line on stderr names the tool and its package, exit 1", async () => {
