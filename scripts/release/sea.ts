@@ -27,7 +27,26 @@ export async function makeExecutable(options: BlobOptions & { readonly output: s
   const blob = seaBlob(options);
   copyFileSync(process.execPath, options.output);
   chmodSync(options.output, 0o755);
-  await inject(options.output, "NODE_SEA_BLOB", readFileSync(blob), { sentinelFuse: SEA_FUSE });
+  await quietly(() =>
+    inject(options.output, "NODE_SEA_BLOB", readFileSync(blob), { sentinelFuse: SEA_FUSE }),
+  );
+}
+
+/**
+ * postject's ELF library warns about every note section of node's binary it cannot name ("Can't find string offset
+ * for section name '.note.100'"), which is harmless; it prints through the console.warn it finds while loading, so
+ * that is the only place to drop those lines. Every other warning still shows.
+ */
+async function quietly<T>(work: () => Promise<T>): Promise<T> {
+  const warn = console.warn;
+  console.warn = (...args: unknown[]) => {
+    if (!/^warning: Can't find string offset for section name/.test(String(args[0]))) warn(...args);
+  };
+  try {
+    return await work();
+  } finally {
+    console.warn = warn;
+  }
 }
 
 /** `node --experimental-sea-config`: the script (and its code cache) as the blob node runs; returns its path. */
