@@ -32,6 +32,9 @@ command -v /usr/bin/time >/dev/null || missing+=(time)
 # The status page's browser test drives Debian's chromium; promtool (package prometheus) evaluates the alert rules.
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v promtool >/dev/null || missing+=(prometheus)
+# capsule completion's tests load the scripts into the real shells.
+command -v zsh >/dev/null || missing+=(zsh)
+command -v fish >/dev/null || missing+=(fish)
 if [ "${#missing[@]}" -gt 0 ]; then
   apt_install "${missing[@]}"
 else

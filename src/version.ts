@@ -1,27 +1,9 @@
-import { readFileSync } from "node:fs";
+import { readBuildStamp, type BuildStamp } from "./build-stamp.js";
 
-/**
- * capsule's version, read from package.json next to the built or source tree. The release build (issue 11) stamps
- * commit and date; a development tree reports "dev".
- */
-function readPackageVersion(): string {
-  for (const candidate of ["../package.json", "../../package.json"]) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(candidate, import.meta.url), "utf8")) as {
-        name?: string;
-        version?: string;
-      };
-      if (pkg.name === "capsule" && pkg.version) return pkg.version;
-    } catch {
-      // try the next candidate: src/ and dist/src/ sit at different depths
-    }
-  }
-  return "0.0.0";
+/** capsule's version and build, as `capsule version`, `/healthz` and the `capsule_build_info` metric report them. */
+export interface BuildInfo extends BuildStamp {
+  /** The Node.js runtime: the one on PATH, or the one built into the release binary. */
+  readonly node: string;
 }
 
-export const buildInfo = {
-  version: readPackageVersion(),
-  commit: "dev",
-  date: "dev",
-  node: process.version,
-} as const;
+export const buildInfo: BuildInfo = { ...readBuildStamp(), node: process.version };

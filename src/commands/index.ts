@@ -18,6 +18,7 @@ const COMMANDS: Record<string, Loader> = {
   start: async () => (await import("./start.js")).StartCommand,
   serve: async () => (await import("./serve.js")).ServeCommand,
   install: async () => (await import("./install.js")).InstallCommand,
+  completion: async () => (await import("./completion.js")).CompletionCommand,
 };
 
 /** The CLI with the command `argv` names, or with every command (for help, or a word capsule does not know). */

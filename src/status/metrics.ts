@@ -178,11 +178,12 @@ export class DaemonMetrics {
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const info = new Gauge({
       name: "capsule_build_info",
-      help: "capsule's version; always 1",
-      labelNames: ["version", "commit", "node"],
+      help: "capsule's version, commit, build date and Node.js runtime; always 1",
+      labelNames: ["version", "commit", "date", "node"],
       registers: [this.registry],
     });
-    info.set({ version: buildInfo.version, commit: buildInfo.commit, node: buildInfo.node }, 1);
+    const { version, commit, date, node } = buildInfo;
+    info.set({ version, commit, date, node }, 1);
     if (options.defaultMetrics ?? true)
       collectDefaultMetrics({ register: this.registry, prefix: "capsule_" });
   }

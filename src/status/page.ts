@@ -4,7 +4,7 @@
  * data: the script reads the JSON API, with the operator's token when one is configured (ADR 0009). The shell is
  * public, which is why it only says *whether* a token is needed, never anything about the bucket.
  */
-import { readFileSync } from "node:fs";
+import { readPageFile } from "./page-files.js";
 
 export interface PageAsset {
   readonly contentType: string;
@@ -30,9 +30,7 @@ export const PAGE_SECURITY_HEADERS: Readonly<Record<string, string>> = {
 let cache: Map<string, Buffer> | undefined;
 
 function load(): Map<string, Buffer> {
-  cache ??= new Map(
-    Object.values(FILES).map(({ file }) => [file, readFileSync(new URL(`./page/${file}`, import.meta.url))]),
-  );
+  cache ??= new Map(Object.values(FILES).map(({ file }) => [file, readPageFile(file)]));
   return cache;
 }
 

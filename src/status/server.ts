@@ -2,7 +2,7 @@
  * The status HTTP API (DESIGN §10), on node:http:
  *
  *   GET  /  and /ui/…                               the status page (public shell; its script calls the API)
- *   GET  /healthz                                   the process is alive
+ *   GET  /healthz                                   the process is alive, with its version and build
  *   GET  /readyz                                    200 once ready (see `Readiness`), else 503
  *   GET  /metrics                                   Prometheus text
  *   GET  /api/v1/clusters                           clusters with anything in the bucket
@@ -25,6 +25,7 @@ import { newestFirst, type BackupStore } from "../storage/backup-store.js";
 import { BucketSet } from "../storage/bucket-set.js";
 import { ENGINES, isEngine, isSafeSegment } from "../storage/layout.js";
 import type { BackupState } from "../storage/statefile.js";
+import { buildInfo } from "../version.js";
 import type { DaemonMetrics } from "./metrics.js";
 import { PAGE_SECURITY_HEADERS, pageAsset } from "./page.js";
 import { BACKUP_STATES, backupDetail, backupSummary } from "./views.js";
@@ -157,7 +158,8 @@ export class StatusServer {
     const method = req.method ?? "GET";
     if (path === "/healthz") {
       allow(method, ["GET"]);
-      return { json: { status: "ok" } };
+      // Which build answers: the same fields as `capsule version` and capsule_build_info.
+      return { json: { status: "ok", ...buildInfo } };
     }
     if (path === "/readyz") {
       allow(method, ["GET"]);

@@ -25,11 +25,14 @@ describe("the capsule binary", () => {
       assert.match(help.stdout, new RegExp(command), `--help lists ${command}`);
     }
     const version = await exec(process.execPath, [built, "version", "-o", "json"], { cwd: root });
-    const info = JSON.parse(version.stdout) as { version: string };
+    const info = JSON.parse(version.stdout) as { version: string; commit: string; date: string };
     const pkg = (await import(path.join(root, "package.json"), { with: { type: "json" } })) as {
       default: { version: string };
     };
     assert.equal(info.version, pkg.default.version);
+    // npm run build stamps dist/src/build-stamp.json; only a source tree says "dev".
+    assert.match(info.commit, /^([0-9a-f]{12}(-dirty)?|unknown)$/);
+    assert.match(info.date, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
   });
 
   test("GIVEN the package WHEN run through npx THEN capsule version answers", async () => {
