@@ -1,4 +1,5 @@
 import { Builtins, Cli, type CommandClass } from "clipanion";
+import { redact } from "../redact.js";
 import { buildInfo } from "../version.js";
 import type { CapsuleContext } from "./base-command.js";
 
@@ -57,9 +58,19 @@ export async function runCli(
   try {
     command = cli.process(argv, runContext);
   } catch (error) {
-    // Unknown commands and bad flags: on stderr, not where clipanion puts them (stdout).
-    runContext.stderr?.write(cli.error(error));
+    // Unknown commands and bad flags: one line on stderr (clipanion prints the whole usage, in colour, on stdout).
+    runContext.stderr?.write(`${parseErrorLine(error, argv)}\n`);
     return 1;
   }
   return cli.run(command, runContext);
+}
+
+/** clipanion's parse error as capsule's one-line error: its first line, and where to read more. */
+function parseErrorLine(error: unknown, argv: readonly string[]): string {
+  const message = (error instanceof Error ? error.message : String(error)).split("\n")[0]?.trim() ?? "";
+  const first = argv[0];
+  if (/^Command not found/.test(message))
+    return redact(`capsule: unknown command ${JSON.stringify(argv.join(" "))} (see: capsule --help)`);
+  const help = first !== undefined && first in COMMANDS ? `capsule ${first} --help` : "capsule --help";
+  return redact(`capsule: ${message.replace(/\s*;?\s*$/, "")} (see: ${help})`);
 }

@@ -1,5 +1,6 @@
 /** The `capsule` binary as users run it: the built output, and through npx. */
 import assert from "node:assert/strict";
+import { capsule } from "../support/cli.js";
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
@@ -50,5 +51,22 @@ describe("the capsule binary", () => {
         return true;
       },
     );
+  });
+
+  test("GIVEN bad flags, values and commands WHEN parsed THEN each is one plain line on stderr naming it and where help is", async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [["pg", "--bogus"], /^capsule: Unsupported option name \("--bogus"\)\. \(see: capsule pg --help\)\n$/],
+      [
+        ["pg", "--list", "-o", "xml"],
+        /^capsule: Invalid value for -o: .*\(got "xml"\) \(see: capsule pg --help\)\n$/,
+      ],
+      [["bogus"], /^capsule: unknown command "bogus" \(see: capsule --help\)\n$/],
+    ];
+    for (const [args, expected] of cases) {
+      const result = await capsule(args);
+      assert.equal(result.code, 1, args.join(" "));
+      assert.equal(result.stdout, "");
+      assert.match(result.stderr, expected);
+    }
   });
 });
