@@ -20,7 +20,6 @@ await run.commit({
     name: "stream.bin",
     format: "bench",
     compression: "none",
-    encryption: { type: "none" },
     ...uploaded,
   },
 });

@@ -119,7 +119,7 @@ export function cronJobManifest(plan: BackupPlan, target: Target, kind: JobKind 
                     target.name,
                     ...(kind === "verify" ? ["--verify", "latest"] : []),
                   ],
-                  env: containerEnv(plan, target),
+                  env: containerEnv(plan, target, kind),
                   resources: {
                     requests: { ...target.resources.requests },
                     limits: { ...target.resources.limits },

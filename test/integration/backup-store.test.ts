@@ -51,7 +51,7 @@ function storeAt(url: string, env: Record<string, string>): BackupStore {
 async function commitGenerated(run: BackupRun, size: number, seed: number): Promise<void> {
   const uploaded = await run.uploadArtifact("a.bin", generatedStream(size, seed));
   await run.commit({
-    artifact: { name: "a.bin", format: "t", compression: "none", encryption: { type: "none" }, ...uploaded },
+    artifact: { name: "a.bin", format: "t", compression: "none", ...uploaded },
   });
 }
 
@@ -88,7 +88,6 @@ for (const kind of ["s3", "file"] as const) {
           name: "dump.bin",
           format: "test",
           compression: "none",
-          encryption: { type: "none" },
           ...uploaded,
         },
         fingerprint: { rows: 1 },

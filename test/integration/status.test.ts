@@ -37,7 +37,6 @@ async function goodBackup(
       name: "dump.bin",
       format: "test",
       compression: "none",
-      encryption: { type: "none" },
       ...uploaded,
     },
   });
