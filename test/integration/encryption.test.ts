@@ -325,6 +325,33 @@ describe("client-side encryption", () => {
     assert.deepEqual(untouched.requests, [], "the target saw no request");
   });
 
+  test("GIVEN --sse against radosgw, which has no KMS backend here WHEN creating THEN the header reaches the server, whose refusal is one line before any data is read; bad --sse values are one line too", async () => {
+    const env = { ...s3Env(servers.s3), ...redisEnv(servers.redis), CAPSULE_BUCKET: bucket };
+    for (const sse of [
+      ["--sse", "AES256"],
+      ["--sse", "aws:kms", "--sse-kms-key-id", "alias/k"],
+    ]) {
+      const r = await capsule(["redis", "--create", "--cluster", "sse", ...sse], env);
+      assert.equal(r.code, 1);
+      assert.match(
+        r.stderr,
+        /^capsule: s3:\/\/.*: put capsule\/sse\/redis\/.*\/statefile\.json: InvalidRequest/,
+      );
+      assert.equal(errorLines(r.stderr), 1, r.stderr);
+    }
+    assert.deepEqual(await store.list({ cluster: "sse" }), [], "not even a running statefile was written");
+    const plain = await capsule(["redis", "--create", "--cluster", "sse"], env);
+    assert.equal(plain.code, 0, plain.stderr);
+    for (const [args, message] of [
+      [["--sse", "DES"], /--sse must be AES256 or aws:kms \(got "DES"\)/],
+      [["--sse", "AES256", "--sse-kms-key-id", "k"], /--sse-kms-key-id needs --sse aws:kms/],
+    ] as const) {
+      const r = await capsule(["redis", "--create", "--cluster", "sse", ...args], env);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, message);
+    }
+  });
+
   test("GIVEN --encrypt-to with a secret key or garbage WHEN creating THEN one line names the flag and never echoes the secret", async () => {
     const r = await capsule(["redis", "--create", "--cluster", "enc", "--encrypt-to", operator.identity], {
       ...s3Env(servers.s3),
