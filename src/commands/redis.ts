@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { Command, Option, UsageError } from "clipanion";
 import { backupRedis } from "../engines/redis/backup.js";
 import {
@@ -50,6 +51,15 @@ export class RedisCommand extends EngineCommand {
     description: "Read the password from this environment variable (default: REDISCLI_AUTH)",
   });
   target = Option.String("--target", { description: "Target name recorded in the backup (default: redis)" });
+  tls = Option.Boolean("--tls", false, {
+    description: "Connect over TLS; the certificate and host name are verified (default: $REDIS_TLS=true)",
+  });
+  caCert = Option.String("--ca-cert", {
+    description: "PEM file with the CA that signed the server's certificate (implies --tls)",
+  });
+  insecureSkipTlsVerify = Option.Boolean("--insecure-skip-tls-verify", false, {
+    description: "TLS without verifying the server's certificate (not recommended; implies --tls)",
+  });
   listenHost = Option.String("--listen-host", {
     description:
       "Restore: address to serve the backup on (default: the address capsule reaches the target from)",
@@ -119,10 +129,33 @@ export class RedisCommand extends EngineCommand {
   }
 
   private connection(): RedisConnection {
+    let ca: string | undefined;
+    const caFile = this.caCert ?? this.env["REDIS_CA_CERT"];
+    if (caFile) {
+      try {
+        ca = readFileSync(caFile, "utf8");
+      } catch (error) {
+        throw new UsageError(
+          `--ca-cert ${caFile}: ${(error as NodeJS.ErrnoException).code ?? messageOf(error)}`,
+        );
+      }
+    }
+    let conn: RedisConnection;
     try {
-      return redisConnectionFrom(this, this.env);
+      conn = redisConnectionFrom(
+        { ...this, tls: this.tls || this.env["REDIS_TLS"] === "true" },
+        this.env,
+        ca,
+      );
     } catch (error) {
       throw new UsageError(messageOf(error));
     }
+    if (conn.tls?.insecure) {
+      this.note(
+        `warning: --insecure-skip-tls-verify: the certificate of ${describeConnection(conn)} is not checked; ` +
+          `anyone on the path can read the password and the data\n`,
+      );
+    }
+    return conn;
   }
 }

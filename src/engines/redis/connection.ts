@@ -7,6 +7,13 @@ export interface RedisConnection {
   /** ACL user (Redis 6+); unset means the default user (`AUTH <password>`). */
   readonly user?: string;
   readonly password?: string;
+  /** TLS to the server (`--tls`); the certificate and host name are always verified unless `insecure`. */
+  readonly tls?: {
+    /** PEM bundle to verify the server with, instead of the system's CAs. */
+    readonly ca?: string;
+    /** Skip certificate verification (warned about by the command). */
+    readonly insecure: boolean;
+  };
 }
 
 export interface RedisConnectionFlags {
@@ -15,6 +22,8 @@ export interface RedisConnectionFlags {
   readonly user?: string | undefined;
   /** The name of the environment variable that holds the password. @default REDISCLI_AUTH */
   readonly passwordEnv?: string | undefined;
+  readonly tls?: boolean | undefined;
+  readonly insecureSkipTlsVerify?: boolean | undefined;
 }
 
 /** The variable redis-cli itself reads; also what a compiled CronJob sets (plan/run-contract.ts). */
@@ -24,7 +33,11 @@ export const DEFAULT_PASSWORD_ENV = "REDISCLI_AUTH";
  * Flags first, then REDIS_HOST / REDIS_PORT (what `capsule run` is given), then redis-cli's defaults. Throws a plain
  * `Error` for a bad flag value; commands turn it into a usage error.
  */
-export function redisConnectionFrom(flags: RedisConnectionFlags, env: NodeJS.ProcessEnv): RedisConnection {
+export function redisConnectionFrom(
+  flags: RedisConnectionFlags,
+  env: NodeJS.ProcessEnv,
+  ca?: string,
+): RedisConnection {
   const passwordEnv = flags.passwordEnv ?? DEFAULT_PASSWORD_ENV;
   const password = env[passwordEnv];
   if (flags.passwordEnv && password === undefined) {
@@ -41,10 +54,14 @@ export function redisConnectionFrom(flags: RedisConnectionFlags, env: NodeJS.Pro
     port,
     ...(flags.user ? { user: flags.user } : {}),
     ...(password ? { password } : {}),
+    // A CA or the opt-out only make sense over TLS, so either one asks for it.
+    ...(flags.tls || ca !== undefined || flags.insecureSkipTlsVerify
+      ? { tls: { ...(ca !== undefined ? { ca } : {}), insecure: flags.insecureSkipTlsVerify === true } }
+      : {}),
   };
 }
 
 export function describeConnection(conn: RedisConnection): string {
   const host = conn.host.includes(":") ? `[${conn.host}]` : conn.host;
-  return `redis://${conn.user ? `${conn.user}@` : ""}${host}:${conn.port}`;
+  return `${conn.tls ? "rediss" : "redis"}://${conn.user ? `${conn.user}@` : ""}${host}:${conn.port}`;
 }
