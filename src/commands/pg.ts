@@ -1,8 +1,9 @@
 import { Command, Option, UsageError } from "clipanion";
-import { pgConnectionFrom, describeConnection } from "../engines/postgres/connection.js";
+import { pgConnectionFrom, describeConnection, type PgConnection } from "../engines/postgres/connection.js";
 import { backupPostgres } from "../engines/postgres/backup.js";
 import { restorePostgres, type PgRestoreMode } from "../engines/postgres/restore.js";
 import { zstdDecompress } from "../engines/postgres/tools.js";
+import { messageOf } from "../errors.js";
 import { downloadArtifact } from "../runtime/download.js";
 import { drillPostgres } from "../engines/postgres/drill.js";
 import type { DrillResult } from "../runtime/verify.js";
@@ -44,6 +45,17 @@ export class PgCommand extends EngineCommand {
     description: "Database (default: $PGDATABASE, else the user name)",
   });
   user = Option.String("--user", { description: "User (default: $PGUSER, else postgres)" });
+  sslmode = Option.String("--sslmode", {
+    description:
+      "TLS: disable, verify-full, verify-ca, or require (unverified; needs --insecure-skip-tls-verify). " +
+      "Default: $PGSSLMODE, else verify-full when a CA is given, else disable",
+  });
+  sslrootcert = Option.String("--sslrootcert", {
+    description: "PEM file with the CA that signed the server's certificate (default: $PGSSLROOTCERT)",
+  });
+  insecureSkipTlsVerify = Option.Boolean("--insecure-skip-tls-verify", false, {
+    description: "TLS without verifying the server's certificate (sslmode require; not recommended)",
+  });
   target = Option.String("--target", {
     description: "Target name recorded in the backup (default: the database)",
   });
@@ -62,8 +74,24 @@ export class PgCommand extends EngineCommand {
     description: "Download the stored (zstd-compressed) bytes as they are",
   });
 
+  private connection(): PgConnection {
+    let conn: PgConnection;
+    try {
+      conn = pgConnectionFrom(this, this.env);
+    } catch (error) {
+      throw new UsageError(messageOf(error));
+    }
+    if (conn.tls?.mode === "require") {
+      this.note(
+        `warning: --insecure-skip-tls-verify: the certificate of ${describeConnection(conn)} is not checked; ` +
+          `anyone on the path can read the password and the data\n`,
+      );
+    }
+    return conn;
+  }
+
   protected override async runCreate(): Promise<void> {
-    const conn = pgConnectionFrom(this, this.env);
+    const conn = this.connection();
     const statefile = await this.createBackup(
       this.target ?? conn.database,
       { host: conn.host, port: conn.port, database: conn.database },
@@ -76,7 +104,7 @@ export class PgCommand extends EngineCommand {
 
   protected override async runRestore(): Promise<void> {
     if (this.inPlace && this.toDatabase) throw new UsageError("choose one of --in-place and --to-database");
-    const conn = pgConnectionFrom(this, this.env);
+    const conn = this.connection();
     const mode: PgRestoreMode = this.inPlace
       ? { kind: "in-place" }
       : this.toDatabase
@@ -110,7 +138,7 @@ export class PgCommand extends EngineCommand {
 
   protected override drill(store: BackupStore, entry: BackupEntry): Promise<DrillResult> {
     return drillPostgres(store, entry, {
-      ...(this.verifyServer ? { server: pgConnectionFrom(this, this.env) } : {}),
+      ...(this.verifyServer ? { server: this.connection() } : {}),
       onPhase: (phase) => this.note(`${phase}…\n`),
     });
   }

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdtemp, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -20,6 +20,7 @@ import {
 import type { RedisServer } from "../harness/redis.js";
 import { capsule } from "../support/cli.js";
 import { call, dumpAll, dumpDifferences, fillEveryType, startTargetRedis } from "../support/redis.js";
+import { databaseDigest, pgEnv, sql } from "../support/pg.js";
 
 const exec = promisify(execFile);
 
@@ -158,6 +159,105 @@ describe("TLS to Redis", () => {
     assert.match(
       r.stderr,
       /warning: --insecure-skip-tls-verify: the certificate of rediss:\/\/127\.0\.0\.1:\d+ is not checked/,
+    );
+  });
+});
+
+/**
+ * The harness' PostgreSQL gets TLS switched on by a reload for these tests (plain connections keep working, and
+ * capsule's own connections say PGSSLMODE explicitly), then off again.
+ */
+describe("TLS to PostgreSQL", () => {
+  let servers: TestServers;
+  let bucket: string;
+  let good: { ca: string; cert: string; key: string };
+  let wrong: { ca: string };
+  let database: string;
+
+  before(async () => {
+    servers = await testServers();
+    bucket = `s3://${uniqueName("pgtls")}/capsule`;
+    await createBucket(servers.s3, new URL(bucket).host);
+    const dir = await mkdtemp(path.join(tmpdir(), "capsule-pgtls-"));
+    [good, wrong] = await Promise.all([makeCa(dir, "good"), makeCa(dir, "wrong")]);
+    // The server reads its key as its own user, and only from a file no one else may read.
+    const dataDir = String((await sql(servers, "postgres", "SHOW data_directory"))[0]!["data_directory"]);
+    const owner = await stat(dataDir);
+    await chmod(dir, 0o755);
+    for (const file of [good.cert, good.key]) await chown(file, owner.uid, owner.gid);
+    await chmod(good.key, 0o600);
+    await sql(servers, "postgres", `ALTER SYSTEM SET ssl_cert_file = '${good.cert}'`);
+    await sql(servers, "postgres", `ALTER SYSTEM SET ssl_key_file = '${good.key}'`);
+    await sql(servers, "postgres", "ALTER SYSTEM SET ssl = on");
+    await sql(servers, "postgres", "SELECT pg_reload_conf()");
+    database = uniqueName("tls").replace(/-/g, "_");
+    await sql(servers, "postgres", `CREATE DATABASE ${database}`);
+    await sql(
+      servers,
+      database,
+      "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS s FROM generate_series(1, 3000) g",
+    );
+  });
+
+  after(async () => {
+    await sql(servers, "postgres", "ALTER SYSTEM RESET ssl").catch(() => undefined);
+    await sql(servers, "postgres", "ALTER SYSTEM RESET ssl_cert_file").catch(() => undefined);
+    await sql(servers, "postgres", "ALTER SYSTEM RESET ssl_key_file").catch(() => undefined);
+    await sql(servers, "postgres", "SELECT pg_reload_conf()").catch(() => undefined);
+  });
+
+  const env = (extra: Record<string, string> = {}) => ({
+    ...s3Env(servers.s3),
+    ...pgEnv(servers, database),
+    PGHOST: "127.0.0.1",
+    CAPSULE_BUCKET: bucket,
+    ...extra,
+  });
+
+  test("GIVEN --sslrootcert with the CA that signed the server WHEN backed up and restored THEN both run over verified TLS (verify-full by default) and the data comes back", async () => {
+    const digest = await databaseDigest(servers, database);
+    const created = await capsule(["pg", "--create", "--cluster", "tls", "--sslrootcert", good.ca], env());
+    assert.equal(created.code, 0, created.stderr);
+    assert.match(created.stderr, /backed up postgresql:\/\/.*\?sslmode=verify-full/);
+    await sql(servers, database, "DELETE FROM t WHERE id < 100");
+    const restored = await capsule(
+      ["pg", "--restore", "--yes", "--id", created.stdout.trim(), "--cluster", "tls"],
+      env({ PGSSLMODE: "verify-full", PGSSLROOTCERT: good.ca }),
+    );
+    assert.equal(restored.code, 0, restored.stderr);
+    assert.deepEqual(await databaseDigest(servers, database), digest);
+  });
+
+  test("GIVEN a CA that did not sign the server, or an unverified mode without the opt-out WHEN creating THEN each is one line, and --insecure-skip-tls-verify connects with a warning", async () => {
+    const wrongCa = await capsule(["pg", "--create", "--cluster", "tls", "--sslrootcert", wrong.ca], env());
+    assert.equal(wrongCa.code, 1);
+    assert.deepEqual(
+      errorLines(wrongCa.stderr).map((l) => l.replace(/\(\w+\)/, "(CODE)")),
+      [
+        `capsule: postgresql://${servers.pg.user}@127.0.0.1:${servers.pg.port}/${database}?sslmode=verify-full: ` +
+          "TLS certificate not trusted (CODE): pass --sslrootcert with the CA that signed it",
+      ],
+    );
+    for (const [args, message] of [
+      [["--sslmode", "require"], /--sslmode require does not verify the server/],
+      [
+        ["--sslmode", "prefer"],
+        /--sslmode must be disable, require, verify-ca or verify-full \(got "prefer"\)/,
+      ],
+      [["--sslmode", "verify-full"], /--sslmode verify-full needs the CA: --sslrootcert FILE/],
+    ] as const) {
+      const r = await capsule(["pg", "--create", "--cluster", "tls", ...args], env());
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, message);
+    }
+    const insecure = await capsule(
+      ["pg", "--create", "--cluster", "tls", "--insecure-skip-tls-verify"],
+      env(),
+    );
+    assert.equal(insecure.code, 0, insecure.stderr);
+    assert.match(
+      insecure.stderr,
+      /warning: --insecure-skip-tls-verify: the certificate of postgresql:.*\?sslmode=require is not checked/,
     );
   });
 });
