@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import { Command, Option, UsageError } from "clipanion";
 import { backupRedis } from "../engines/redis/backup.js";
 import {
@@ -129,24 +128,9 @@ export class RedisCommand extends EngineCommand {
   }
 
   private connection(): RedisConnection {
-    let ca: string | undefined;
-    const caFile = this.caCert ?? this.env["REDIS_CA_CERT"];
-    if (caFile) {
-      try {
-        ca = readFileSync(caFile, "utf8");
-      } catch (error) {
-        throw new UsageError(
-          `--ca-cert ${caFile}: ${(error as NodeJS.ErrnoException).code ?? messageOf(error)}`,
-        );
-      }
-    }
     let conn: RedisConnection;
     try {
-      conn = redisConnectionFrom(
-        { ...this, tls: this.tls || this.env["REDIS_TLS"] === "true" },
-        this.env,
-        ca,
-      );
+      conn = redisConnectionFrom(this, this.env);
     } catch (error) {
       throw new UsageError(messageOf(error));
     }

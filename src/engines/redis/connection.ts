@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { registerSecret } from "../../redact.js";
 
 /** Where a Redis server is and who capsule is there. The password is only ever read from the environment. */
@@ -23,6 +24,8 @@ export interface RedisConnectionFlags {
   /** The name of the environment variable that holds the password. @default REDISCLI_AUTH */
   readonly passwordEnv?: string | undefined;
   readonly tls?: boolean | undefined;
+  /** PEM file with the CA to verify the server with. */
+  readonly caCert?: string | undefined;
   readonly insecureSkipTlsVerify?: boolean | undefined;
 }
 
@@ -33,11 +36,7 @@ export const DEFAULT_PASSWORD_ENV = "REDISCLI_AUTH";
  * Flags first, then REDIS_HOST / REDIS_PORT (what `capsule run` is given), then redis-cli's defaults. Throws a plain
  * `Error` for a bad flag value; commands turn it into a usage error.
  */
-export function redisConnectionFrom(
-  flags: RedisConnectionFlags,
-  env: NodeJS.ProcessEnv,
-  ca?: string,
-): RedisConnection {
+export function redisConnectionFrom(flags: RedisConnectionFlags, env: NodeJS.ProcessEnv): RedisConnection {
   const passwordEnv = flags.passwordEnv ?? DEFAULT_PASSWORD_ENV;
   const password = env[passwordEnv];
   if (flags.passwordEnv && password === undefined) {
@@ -49,13 +48,23 @@ export function redisConnectionFrom(
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
     throw new Error(`--port must be a TCP port (got ${JSON.stringify(portText)})`);
   }
+  const caFile = flags.caCert ?? env["REDIS_CA_CERT"];
+  let ca: string | undefined;
+  if (caFile) {
+    try {
+      ca = readFileSync(caFile, "utf8");
+    } catch (error) {
+      throw new Error(`--ca-cert ${caFile}: ${(error as NodeJS.ErrnoException).code ?? "unreadable"}`);
+    }
+  }
+  const tls = flags.tls === true || env["REDIS_TLS"] === "true";
   return {
     host: flags.host ?? env["REDIS_HOST"] ?? "127.0.0.1",
     port,
     ...(flags.user ? { user: flags.user } : {}),
     ...(password ? { password } : {}),
     // A CA or the opt-out only make sense over TLS, so either one asks for it.
-    ...(flags.tls || ca !== undefined || flags.insecureSkipTlsVerify
+    ...(tls || ca !== undefined || flags.insecureSkipTlsVerify
       ? { tls: { ...(ca !== undefined ? { ca } : {}), insecure: flags.insecureSkipTlsVerify === true } }
       : {}),
   };
