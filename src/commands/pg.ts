@@ -71,7 +71,8 @@ export class PgCommand extends EngineCommand {
       "--verify: drill into a scratch database on the server the connection flags name, not a throwaway cluster",
   });
   raw = Option.Boolean("--raw", false, {
-    description: "Download the stored (zstd-compressed) bytes as they are",
+    description:
+      "Download the zstd-compressed dump without decompressing it (decrypted, if the backup is encrypted)",
   });
 
   private connection(): PgConnection {

@@ -170,6 +170,10 @@ describe("client-side encryption", () => {
         pg(db, { CAPSULE_AGE_IDENTITY_FILE: identityFile }),
       );
       assert.equal(verified.code, 0, verified.stderr);
+      assert.match(
+        (await statefileOf(ref)).verification.method ?? "",
+        /^sha256, age decryption, sha256, then restore into a throwaway PostgreSQL/,
+      );
 
       await sql(servers, db, "DELETE FROM t WHERE id % 3 = 0");
       const restored = await capsule(
