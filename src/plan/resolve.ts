@@ -129,6 +129,15 @@ export function resolveTarget(
     );
   }
   const storage = doc.storage && resolveStorage(doc.storage, source, at("/storage"), problems);
+  if (doc.encryption && doc.verify?.schedule && !doc.encryption.identitySecretRef) {
+    problems.push(
+      problem(
+        source,
+        at("/encryption/identitySecretRef"),
+        "is required with a verify schedule: the drill decrypts",
+      ),
+    );
+  }
   doc.encryption?.recipients.forEach((recipient, i) => {
     const why = recipientProblem(recipient);
     if (why !== null) problems.push(problem(source, at(`/encryption/recipients/${i}`), why, recipient));

@@ -67,6 +67,19 @@ describe("client-side encryption in plans and CronJobs", () => {
     }
   });
 
+  test("GIVEN an encrypted target with a verify schedule but no identity Secret WHEN loaded THEN the missing field is named", () => {
+    assert.throws(
+      () => mergePlans([], parsePlans(planYaml({ recipients: [recipient] }), "plans/enc.yaml")),
+      (error: unknown) =>
+        error instanceof PlanError &&
+        error.problems.some((p) =>
+          p.startsWith(
+            "plans/enc.yaml: /spec/targets/0/encryption/identitySecretRef is required with a verify schedule",
+          ),
+        ),
+    );
+  });
+
   test("GIVEN a recipient with a broken checksum or a secret key in its place WHEN loaded THEN the field is named", () => {
     const broken = recipient.slice(0, -1) + (recipient.endsWith("q") ? "p" : "q");
     for (const [value, expected] of [
