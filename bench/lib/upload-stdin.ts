@@ -1,11 +1,13 @@
 /**
- * capsule's side of bench/storage: one backup run whose artifact is stdin, through the real BackupStore and S3
- * store (begin → upload while hashing → commit). Prints the backup id and digest.
+ * capsule's side of bench/storage and bench/encryption: one backup run whose artifact is stdin, through the real
+ * BackupStore and S3 store (begin → [encrypt →] upload while hashing → commit). Prints the backup id and digest.
+ * BENCH_ENCRYPT_TO (comma-separated age recipients) turns on client-side encryption.
  *   node bench/lib/upload-stdin.js s3://bucket/prefix SIZE_HINT   (compiled by bench/lib/build.ts)
  */
 import { openBackupStore } from "../../src/runtime/bucket.js";
 
-const store = openBackupStore({ bucket: process.argv[2] }, process.env);
+const encryptTo = process.env["BENCH_ENCRYPT_TO"]?.split(",");
+const store = openBackupStore({ bucket: process.argv[2] }, process.env, encryptTo ? { encryptTo } : {});
 const run = await store.begin({
   cluster: "bench",
   target: "storage",
@@ -20,7 +22,6 @@ await run.commit({
     name: "stream.bin",
     format: "bench",
     compression: "none",
-    encryption: { type: "none" },
     ...uploaded,
   },
 });

@@ -4,11 +4,12 @@ import { clusterFrom, openBackupStore } from "../runtime/bucket.js";
 import { hasKubeContext, storeFromCluster } from "../runtime/cluster-bucket.js";
 import { confirm } from "../runtime/confirm.js";
 import { downloadArtifact } from "../runtime/download.js";
+import { checkRecipients, identitiesFromEnv } from "../runtime/encryption.js";
 import { type Progress, terminalProgress } from "../runtime/progress.js";
 import { recordRestore } from "../runtime/record-restore.js";
 import { type DrillResult, verifyBackup } from "../runtime/verify.js";
 import { takeBackup, type EngineBackup } from "../runtime/take-backup.js";
-import type { BackupEntry, BackupStore } from "../storage/backup-store.js";
+import type { BackupEntry, BackupStore, BackupStoreOptions } from "../storage/backup-store.js";
 import { isSafeSegment } from "../storage/layout.js";
 import type { Statefile } from "../storage/statefile.js";
 import { checkIntegrity } from "../storage/integrity.js";
@@ -62,6 +63,13 @@ export abstract class EngineCommand extends BaseCommand {
   });
   endpoint = Option.String("--endpoint", { description: "S3 endpoint URL (default: $AWS_ENDPOINT_URL_S3)" });
   region = Option.String("--region", { description: "S3 region (default: $AWS_REGION)" });
+  encryptTo = Option.Array("--encrypt-to", {
+    description:
+      "--create: encrypt the artifact to this age recipient (age1… public key; repeatable). Decrypting reads the " +
+      "identity from $CAPSULE_AGE_IDENTITY or the file $CAPSULE_AGE_IDENTITY_FILE, never from a flag",
+  });
+  sse = Option.String("--sse", { description: "S3 server-side encryption of uploads: AES256 or aws:kms" });
+  sseKmsKeyId = Option.String("--sse-kms-key-id", { description: "KMS key id or ARN for --sse aws:kms" });
   to = Option.String("--to", { description: "Target file for --download" });
   yes = Option.Boolean("--yes", false, { description: "Do not ask before destructive actions" });
   inCluster = Option.Boolean("--in-cluster", false, {
@@ -156,6 +164,10 @@ export abstract class EngineCommand extends BaseCommand {
       ...(this.endpoint !== undefined ? ["--endpoint"] : []),
       ...(this.region !== undefined ? ["--region"] : []),
       ...(this.force ? ["--force"] : []),
+      // Encryption is the plan's (the target's recipients and identity Secret), not the caller's.
+      ...(this.encryptTo !== undefined ? ["--encrypt-to"] : []),
+      ...(this.sse !== undefined ? ["--sse"] : []),
+      ...(this.sseKmsKeyId !== undefined ? ["--sse-kms-key-id"] : []),
       ...this.connectionFlagsGiven(),
     ];
     if (refused.length > 0) {
@@ -194,7 +206,11 @@ export abstract class EngineCommand extends BaseCommand {
    * (`--cluster ns.name`, or the only one). Call before `clusterId()`.
    */
   protected async store(): Promise<BackupStore> {
-    const options = this.progress.onTransfer ? { onTransfer: this.progress.onTransfer } : {};
+    const options: BackupStoreOptions = {
+      ...(this.progress.onTransfer ? { onTransfer: this.progress.onTransfer } : {}),
+      ...(this.encryptTo ? { encryptTo: checkRecipients(this.encryptTo, "--encrypt-to") } : {}),
+      identities: identitiesFromEnv(this.env),
+    };
     if (!this.bucket && !this.env["CAPSULE_BUCKET"] && hasKubeContext(this.env)) {
       const found = await storeFromCluster(
         this.engine,
@@ -206,7 +222,13 @@ export abstract class EngineCommand extends BaseCommand {
       return found.store;
     }
     return openBackupStore(
-      { bucket: this.bucket, endpoint: this.endpoint, region: this.region },
+      {
+        bucket: this.bucket,
+        endpoint: this.endpoint,
+        region: this.region,
+        sse: this.sse,
+        sseKmsKeyId: this.sseKmsKeyId,
+      },
       this.env,
       options,
     );
@@ -426,6 +448,8 @@ export abstract class EngineCommand extends BaseCommand {
         `${entry.ref.backupId} is ${entry.state}: only succeeded backups are restored (--force to try anyway)`,
       );
     }
+    // Asking to confirm a restore that cannot decrypt would waste the operator's yes.
+    await store.identitiesFor(entry);
     await confirm(question(entry), { yes: this.yes, stdin: this.context.stdin, stderr: this.context.stderr });
     return entry;
   }

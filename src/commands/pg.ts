@@ -1,8 +1,9 @@
 import { Command, Option, UsageError } from "clipanion";
-import { pgConnectionFrom, describeConnection } from "../engines/postgres/connection.js";
+import { pgConnectionFrom, describeConnection, type PgConnection } from "../engines/postgres/connection.js";
 import { backupPostgres } from "../engines/postgres/backup.js";
 import { restorePostgres, type PgRestoreMode } from "../engines/postgres/restore.js";
 import { zstdDecompress } from "../engines/postgres/tools.js";
+import { messageOf } from "../errors.js";
 import { downloadArtifact } from "../runtime/download.js";
 import { drillPostgres } from "../engines/postgres/drill.js";
 import type { DrillResult } from "../runtime/verify.js";
@@ -44,6 +45,17 @@ export class PgCommand extends EngineCommand {
     description: "Database (default: $PGDATABASE, else the user name)",
   });
   user = Option.String("--user", { description: "User (default: $PGUSER, else postgres)" });
+  sslmode = Option.String("--sslmode", {
+    description:
+      "TLS: disable, verify-full, verify-ca, or require (unverified; needs --insecure-skip-tls-verify). " +
+      "Default: $PGSSLMODE, else verify-full when a CA is given, else disable",
+  });
+  sslrootcert = Option.String("--sslrootcert", {
+    description: "PEM file with the CA that signed the server's certificate (default: $PGSSLROOTCERT)",
+  });
+  insecureSkipTlsVerify = Option.Boolean("--insecure-skip-tls-verify", false, {
+    description: "TLS without verifying the server's certificate (sslmode require; not recommended)",
+  });
   target = Option.String("--target", {
     description: "Target name recorded in the backup (default: the database)",
   });
@@ -59,11 +71,28 @@ export class PgCommand extends EngineCommand {
       "--verify: drill into a scratch database on the server the connection flags name, not a throwaway cluster",
   });
   raw = Option.Boolean("--raw", false, {
-    description: "Download the stored (zstd-compressed) bytes as they are",
+    description:
+      "Download the zstd-compressed dump without decompressing it (decrypted, if the backup is encrypted)",
   });
 
+  private connection(): PgConnection {
+    let conn: PgConnection;
+    try {
+      conn = pgConnectionFrom(this, this.env);
+    } catch (error) {
+      throw new UsageError(messageOf(error));
+    }
+    if (conn.tls?.mode === "require") {
+      this.note(
+        `warning: --insecure-skip-tls-verify: the certificate of ${describeConnection(conn)} is not checked; ` +
+          `anyone on the path can read the password and the data\n`,
+      );
+    }
+    return conn;
+  }
+
   protected override async runCreate(): Promise<void> {
-    const conn = pgConnectionFrom(this, this.env);
+    const conn = this.connection();
     const statefile = await this.createBackup(
       this.target ?? conn.database,
       { host: conn.host, port: conn.port, database: conn.database },
@@ -81,6 +110,9 @@ export class PgCommand extends EngineCommand {
       ...(this.database !== undefined ? ["--database"] : []),
       ...(this.user !== undefined ? ["--user"] : []),
       ...(this.noOwner ? ["--no-owner"] : []),
+      ...(this.sslmode !== undefined ? ["--sslmode"] : []),
+      ...(this.sslrootcert !== undefined ? ["--sslrootcert"] : []),
+      ...(this.insecureSkipTlsVerify ? ["--insecure-skip-tls-verify"] : []),
     ];
   }
 
@@ -94,7 +126,7 @@ export class PgCommand extends EngineCommand {
 
   protected override async runRestore(): Promise<void> {
     if (this.inPlace && this.toDatabase) throw new UsageError("choose one of --in-place and --to-database");
-    const conn = pgConnectionFrom(this, this.env);
+    const conn = this.connection();
     const mode: PgRestoreMode = this.inPlace
       ? { kind: "in-place" }
       : this.toDatabase
@@ -128,7 +160,7 @@ export class PgCommand extends EngineCommand {
 
   protected override drill(store: BackupStore, entry: BackupEntry): Promise<DrillResult> {
     return drillPostgres(store, entry, {
-      ...(this.verifyServer ? { server: pgConnectionFrom(this, this.env) } : {}),
+      ...(this.verifyServer ? { server: this.connection() } : {}),
       onPhase: (phase) => this.note(`${phase}…\n`),
     });
   }

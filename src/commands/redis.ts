@@ -50,6 +50,15 @@ export class RedisCommand extends EngineCommand {
     description: "Read the password from this environment variable (default: REDISCLI_AUTH)",
   });
   target = Option.String("--target", { description: "Target name recorded in the backup (default: redis)" });
+  tls = Option.Boolean("--tls", false, {
+    description: "Connect over TLS; the certificate and host name are verified (default: $REDIS_TLS=true)",
+  });
+  caCert = Option.String("--ca-cert", {
+    description: "PEM file with the CA that signed the server's certificate (implies --tls)",
+  });
+  insecureSkipTlsVerify = Option.Boolean("--insecure-skip-tls-verify", false, {
+    description: "TLS without verifying the server's certificate (not recommended; implies --tls)",
+  });
   listenHost = Option.String("--listen-host", {
     description:
       "Restore: address to serve the backup on (default: the address capsule reaches the target from)",
@@ -88,6 +97,9 @@ export class RedisCommand extends EngineCommand {
       ...(this.listenPort !== undefined ? ["--listen-port"] : []),
       ...(this.advertiseHost !== undefined ? ["--advertise-host"] : []),
       ...(this.detachReplica ? ["--detach-replica"] : []),
+      ...(this.tls ? ["--tls"] : []),
+      ...(this.caCert !== undefined ? ["--ca-cert"] : []),
+      ...(this.insecureSkipTlsVerify ? ["--insecure-skip-tls-verify"] : []),
     ];
   }
 
@@ -132,10 +144,18 @@ export class RedisCommand extends EngineCommand {
   }
 
   private connection(): RedisConnection {
+    let conn: RedisConnection;
     try {
-      return redisConnectionFrom(this, this.env);
+      conn = redisConnectionFrom(this, this.env);
     } catch (error) {
       throw new UsageError(messageOf(error));
     }
+    if (conn.tls?.insecure) {
+      this.note(
+        `warning: --insecure-skip-tls-verify: the certificate of ${describeConnection(conn)} is not checked; ` +
+          `anyone on the path can read the password and the data\n`,
+      );
+    }
+    return conn;
   }
 }

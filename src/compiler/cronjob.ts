@@ -113,7 +113,7 @@ export function cronJobManifest(plan: BackupPlan, target: Target, kind: JobKind 
                   image: plan.spec.image,
                   imagePullPolicy: "IfNotPresent",
                   args: runArgs(cluster, target.name, kind === "verify" ? ["--verify", "latest"] : []),
-                  env: containerEnv(plan, target),
+                  env: containerEnv(plan, target, kind),
                   resources: {
                     requests: { ...target.resources.requests },
                     limits: { ...target.resources.limits },

@@ -37,7 +37,11 @@ function plainOrSecret(
   return [];
 }
 
-export function containerEnv(plan: BackupPlan, target: Target): V1EnvVar[] {
+export function containerEnv(
+  plan: BackupPlan,
+  target: Target,
+  kind: "backup" | "verify" = "backup",
+): V1EnvVar[] {
   const storage = storageFor(plan, target);
   const bucketRef = storage.bucketSecretRef;
   const credsRef = storage.credentialsSecretRef;
@@ -54,7 +58,15 @@ export function containerEnv(plan: BackupPlan, target: Target): V1EnvVar[] {
         ]
       : []),
     ...engineEnv(target),
+    ...identityEnv(target, kind),
   ];
+}
+
+/** Least privilege: a backup only encrypts to public keys; only the restore drill needs the key that decrypts. */
+function identityEnv(target: Target, kind: "backup" | "verify"): V1EnvVar[] {
+  const ref = target.encryption?.identitySecretRef;
+  if (kind !== "verify" || !ref) return [];
+  return [{ name: RUN_ENV.ageIdentity, valueFrom: { secretKeyRef: { name: ref.secretName, key: ref.key } } }];
 }
 
 function engineEnv(target: Target): V1EnvVar[] {

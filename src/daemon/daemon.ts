@@ -18,7 +18,7 @@ import { Leases } from "../k8s/leases.js";
 import { Workloads } from "../k8s/workloads.js";
 import type { Logger } from "../log.js";
 import type { CronJobManifest } from "../compiler/cronjob.js";
-import { backupCronJobs } from "../reconciler/desired.js";
+import { backupCronJobs, restoreCronJobs } from "../reconciler/desired.js";
 import { ReconcileLoop } from "../reconciler/loop.js";
 import { Reconciler, type PassResult } from "../reconciler/reconciler.js";
 import { RequestWatcher, type RestorePolicy } from "../requests/watcher.js";
@@ -86,6 +86,7 @@ export class Daemon {
   private readonly reportedProblems = new Set<string>();
   private lastPass: PassResult | undefined;
   private targets = new Map<string, CronJobManifest>();
+  private restoreTargets = new Map<string, CronJobManifest>();
   private reconciledOnce = false;
   private leading = false;
   private leaderWork: Promise<void> = Promise.resolve();
@@ -230,6 +231,7 @@ export class Daemon {
     this.lastPass = result;
     if (result.failed === 0) this.reconciledOnce = true;
     this.targets = backupCronJobs(result.desired.cronJobs);
+    this.restoreTargets = restoreCronJobs(result.desired.cronJobs);
     this.workloads = workloads;
     this.syncWatchers();
   }
@@ -257,6 +259,7 @@ export class Daemon {
           ...(primary ? (this.lastPass?.desired.plans.map((p) => p.metadata.cluster) ?? []) : []),
         ],
         cronJobOf: (cluster, target) => this.targets.get(`${cluster}/${target}`),
+        restoreCronJobOf: (cluster, target) => this.restoreTargets.get(`${cluster}/${target}`),
         identity: this.config.identity,
         log: this.config.log,
         metrics: this.metrics,

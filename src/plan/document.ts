@@ -6,6 +6,7 @@ import type { RetentionPolicy } from "../storage/retention.js";
 import type { Engine } from "../storage/layout.js";
 import type {
   BucketSecretRole,
+  ClientEncryption,
   Connection,
   CredentialRole,
   Deadlines,
@@ -57,6 +58,7 @@ export interface TargetDocument {
   readonly retention?: Partial<RetentionPolicy>;
   readonly verify?: { readonly schedule?: ScheduleDocument };
   readonly storage?: StorageDocument;
+  readonly encryption?: ClientEncryption;
   readonly resources?: {
     readonly requests?: { readonly cpu?: string; readonly memory?: string };
     readonly limits?: { readonly cpu?: string; readonly memory?: string };

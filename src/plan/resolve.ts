@@ -4,6 +4,7 @@
  */
 import type { Engine } from "../storage/layout.js";
 import type { RetentionPolicy } from "../storage/retention.js";
+import { recipientProblem } from "../storage/age.js";
 import {
   BUCKET_SECRET_KEYS,
   DEFAULT_BUCKET_SECRET,
@@ -128,6 +129,19 @@ export function resolveTarget(
     );
   }
   const storage = doc.storage && resolveStorage(doc.storage, source, at("/storage"), problems);
+  if (doc.encryption && doc.verify?.schedule && !doc.encryption.identitySecretRef) {
+    problems.push(
+      problem(
+        source,
+        at("/encryption/identitySecretRef"),
+        "is required with a verify schedule: the drill decrypts",
+      ),
+    );
+  }
+  doc.encryption?.recipients.forEach((recipient, i) => {
+    const why = recipientProblem(recipient);
+    if (why !== null) problems.push(problem(source, at(`/encryption/recipients/${i}`), why, recipient));
+  });
   if (problems.length > 0 || "problem" in schedule || (verifySchedule && "problem" in verifySchedule)) {
     return { ok: false, problems };
   }
@@ -148,6 +162,7 @@ export function resolveTarget(
       retention,
       ...(verifySchedule ? { verify: { schedule: verifySchedule } } : {}),
       ...(storage ? { storage } : {}),
+      ...(doc.encryption ? { encryption: doc.encryption } : {}),
       resources: {
         requests: { ...DEFAULT_RESOURCES.requests, ...doc.resources?.requests },
         limits: { ...DEFAULT_RESOURCES.limits, ...doc.resources?.limits },

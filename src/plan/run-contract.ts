@@ -30,6 +30,16 @@ export const RUN_ENV = {
   esUrl: "ES_URL",
   esUser: "ES_USER",
   esPassword: "ES_PASSWORD",
+  ageIdentity: "CAPSULE_AGE_IDENTITY",
+} as const;
+
+/**
+ * Where the age identity (the secret key that opens encrypted backups) comes from: only ever the environment, from
+ * a `secretKeyRef` in a CronJob, never a flag. The file form suits a mounted Secret on an operator's machine.
+ */
+export const AGE_ENV = {
+  identity: RUN_ENV.ageIdentity,
+  identityFile: "CAPSULE_AGE_IDENTITY_FILE",
 } as const;
 
 /**
@@ -70,6 +80,8 @@ export interface RunTarget {
     readonly sse?: ServerSideEncryption;
   };
   readonly verify?: VerifyPolicy;
+  /** Public keys only; the identity travels alone in AGE_ENV.identity, and only to the restore drill. */
+  readonly encryption?: { readonly recipients: readonly string[] };
 }
 
 export function runTargetOf(plan: BackupPlan, target: Target): RunTarget {
@@ -84,5 +96,6 @@ export function runTargetOf(plan: BackupPlan, target: Target): RunTarget {
     retention: target.retention,
     storage: { prefix, endpoint, region, pathStyle, sse },
     ...(target.verify && { verify: target.verify }),
+    ...(target.encryption && { encryption: { recipients: target.encryption.recipients } }),
   };
 }

@@ -91,6 +91,20 @@ const target = {
     },
     verify: { type: "object", additionalProperties: false, properties: { schedule } },
     storage,
+    encryption: {
+      type: "object",
+      additionalProperties: false,
+      required: ["recipients"],
+      properties: {
+        recipients: { type: "array", minItems: 1, items: { type: "string", pattern: "^age1[0-9a-z]+$" } },
+        identitySecretRef: {
+          type: "object",
+          additionalProperties: false,
+          required: ["secretName", "key"],
+          properties: { secretName: dnsSubdomain, key: secretKey },
+        },
+      },
+    },
     resources: {
       type: "object",
       additionalProperties: false,

@@ -96,10 +96,22 @@ export interface Target {
   readonly verify?: VerifyPolicy;
   /** Overrides of the plan's storage for this target only (a CnvrgApp may name a bucket per database). */
   readonly storage?: Partial<Storage>;
+  /** Client-side encryption of this target's artifacts (docs/adr/0011); unset means stored as the engine wrote them. */
+  readonly encryption?: ClientEncryption;
   readonly resources: Resources;
   readonly deadlines: Deadlines;
   /** Keeps the CronJob but stops it firing. @default false */
   readonly suspend: boolean;
+}
+
+export interface ClientEncryption {
+  /** Age recipients (public keys, `age1…`): every artifact is encrypted to all of them. Not secrets. */
+  readonly recipients: readonly string[];
+  /**
+   * The Secret key holding an age identity that opens the backups, for the scheduled restore drill only: backup
+   * CronJobs never receive it.
+   */
+  readonly identitySecretRef?: { readonly secretName: string; readonly key: string };
 }
 
 export interface Connection {

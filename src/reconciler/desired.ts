@@ -91,6 +91,21 @@ export function clusterOfApp(app: string): string {
 const JOB_KIND_LABEL = "capsule.cnvrg.io/job";
 
 /** Each target's backup CronJob by `<cluster>/<target>` (drill CronJobs left out): what a backup request runs. */
+/**
+ * Per `cluster/target`, the CronJob a restore Job is made from: the restore-drill CronJob when the target has one
+ * (it alone carries the age identity of an encrypted target), else the backup CronJob.
+ */
+export function restoreCronJobs(cronJobs: readonly CronJobManifest[]): Map<string, CronJobManifest> {
+  const byTarget = backupCronJobs(cronJobs);
+  for (const m of cronJobs) {
+    if (m.metadata.labels[JOB_KIND_LABEL] !== "verify") continue;
+    const cluster = m.metadata.annotations[ANNOTATIONS.cluster];
+    const target = m.metadata.labels[LABELS.target];
+    if (cluster !== undefined && target !== undefined) byTarget.set(`${cluster}/${target}`, m);
+  }
+  return byTarget;
+}
+
 export function backupCronJobs(cronJobs: readonly CronJobManifest[]): Map<string, CronJobManifest> {
   const byTarget = new Map<string, CronJobManifest>();
   for (const m of cronJobs) {

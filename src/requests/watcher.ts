@@ -53,6 +53,8 @@ export interface RequestWatcherOptions {
   readonly clusters: () => Iterable<string>;
   /** The compiled CronJob of a target, if the cluster has that target. */
   readonly cronJobOf: (cluster: string, target: string) => CronJobManifest | undefined;
+  /** The CronJob a restore Job is made from (one that carries the target's age identity); default: `cronJobOf`. */
+  readonly restoreCronJobOf?: (cluster: string, target: string) => CronJobManifest | undefined;
   readonly identity: string;
   readonly log: Logger;
   readonly metrics?: DaemonMetrics;
@@ -162,7 +164,7 @@ export class RequestWatcher {
       const problem = checkSignature(policy.hmacKey, cluster, id, request, this.now());
       if (problem) return void (await reject(`restore request refused: ${problem}`, fields));
     }
-    const cronJob = this.options.cronJobOf(cluster, request.target);
+    const cronJob = this.templateOf(cluster, request.target, request.action);
     if (!cronJob) return void (await reject(`cluster ${cluster} has no target ${request.target}`, fields));
     const job = {
       namespace: cronJob.metadata.namespace,
@@ -246,7 +248,7 @@ export class RequestWatcher {
           ? await this.restoreOf(cluster, target, outcome.backupId, id)
           : await this.backupOf(cluster, target, id);
       if (!ran) {
-        const cronJob = this.options.cronJobOf(cluster, target);
+        const cronJob = this.templateOf(cluster, target, outcome.action);
         if (!cronJob) {
           await this.update(cluster, id, outcome, etag, {
             state: "failed",
@@ -319,6 +321,18 @@ export class RequestWatcher {
     if (request.backupId !== outcome.backupId || request.target !== outcome.target)
       return "the request changed after it was accepted";
     return checkSignature(key, cluster, id, request, this.now());
+  }
+
+  /** The CronJob a request's Job is made from. */
+  private templateOf(
+    cluster: string,
+    target: string,
+    action: string | undefined,
+  ): CronJobManifest | undefined {
+    const restoreOf = this.options.restoreCronJobOf;
+    return action === "restore" && restoreOf
+      ? restoreOf(cluster, target)
+      : this.options.cronJobOf(cluster, target);
   }
 
   /** A restore's Job ended (or vanished): the backup's statefile says how the restore went. */

@@ -6,6 +6,10 @@ export interface BucketFlags {
   readonly bucket?: string | undefined;
   readonly endpoint?: string | undefined;
   readonly region?: string | undefined;
+  /** S3 server-side encryption for uploads: `AES256` or `aws:kms`. */
+  readonly sse?: string | undefined;
+  /** The KMS key for `aws:kms`; unset means the bucket's default key. Not a secret. */
+  readonly sseKmsKeyId?: string | undefined;
 }
 
 /** The backup store named by `--bucket` (or `CAPSULE_BUCKET`), with flag overrides over the AWS environment. */
@@ -24,9 +28,29 @@ export function openBackupStore(
   const overrides: S3Overrides = {
     ...(flags.endpoint ? { endpoint: flags.endpoint } : {}),
     ...(flags.region ? { region: flags.region } : {}),
+    ...serverSideEncryptionOf(flags),
   };
   const { store, prefix } = openBucket(url, overrides, env);
   return new BackupStore(store, prefix, options);
+}
+
+function serverSideEncryptionOf(flags: BucketFlags): S3Overrides {
+  if (flags.sseKmsKeyId !== undefined && flags.sse !== "aws:kms") {
+    throw new CapsuleError(ErrorCode.Config, "--sse-kms-key-id needs --sse aws:kms");
+  }
+  if (flags.sse === undefined) return {};
+  if (flags.sse !== "AES256" && flags.sse !== "aws:kms") {
+    throw new CapsuleError(
+      ErrorCode.Config,
+      `--sse must be AES256 or aws:kms (got ${JSON.stringify(flags.sse)})`,
+    );
+  }
+  return {
+    serverSideEncryption: {
+      algorithm: flags.sse,
+      ...(flags.sseKmsKeyId ? { kmsKeyId: flags.sseKmsKeyId } : {}),
+    },
+  };
 }
 
 /** `--cluster`, else `CAPSULE_CLUSTER`, else `local`. */

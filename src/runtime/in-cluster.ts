@@ -54,13 +54,27 @@ export interface InClusterResult {
 export async function runInCluster(run: InClusterRun): Promise<InClusterResult> {
   const client = new KubeClient(run.env["KUBECONFIG"] ? { kubeconfig: run.env["KUBECONFIG"] } : {});
   const workloads = new Workloads(client);
-  const cronJob = chooseCronJob(
-    await workloads.cronJobsWithTemplates(
-      `${LABELS.managedBy}=${MANAGED_BY},${LABELS.engine}=${run.engine},!${LABELS.job}`,
-    ),
+  const all = await workloads.cronJobsWithTemplates(
+    `${LABELS.managedBy}=${MANAGED_BY},${LABELS.engine}=${run.engine}`,
+  );
+  const chosen = chooseCronJob(
+    all.filter((c) => c.metadata.labels?.[LABELS.job] === undefined),
     run,
     client.where,
   );
+  // A restore runs from the target's restore-drill CronJob when it has one: it alone carries the age identity
+  // of an encrypted target. Same image, same database and bucket settings.
+  const cronJob =
+    (run.work[0] === "--restore"
+      ? all.find(
+          (c) =>
+            c.metadata.labels?.[LABELS.job] === "verify" &&
+            c.metadata.namespace === chosen.metadata.namespace &&
+            c.metadata.labels[LABELS.target] === chosen.metadata.labels?.[LABELS.target] &&
+            c.metadata.annotations?.[ANNOTATIONS.cluster] ===
+              chosen.metadata.annotations?.[ANNOTATIONS.cluster],
+        )
+      : undefined) ?? chosen;
   const cluster = cronJob.metadata.annotations?.[ANNOTATIONS.cluster] ?? "";
   const target = cronJob.metadata.labels?.[LABELS.target] ?? "";
   const requestedBy = operator(run.env);

@@ -4,7 +4,8 @@
  */
 import { CapsuleError, ErrorCode } from "../errors.js";
 import { RUN_ENV, RUN_TARGET_VERSION, type RunTarget } from "../plan/run-contract.js";
-import { BackupStore } from "../storage/backup-store.js";
+import { BackupStore, type BackupStoreOptions } from "../storage/backup-store.js";
+import { checkRecipients, identitiesFromEnv } from "./encryption.js";
 import { assertSafeSegment, isEngine } from "../storage/layout.js";
 import { openBucket, type S3Overrides } from "../storage/open-store.js";
 
@@ -60,7 +61,7 @@ export function runStore(target: RunTarget, env: NodeJS.ProcessEnv): BackupStore
   const url = env["CAPSULE_BUCKET"];
   if (url) {
     const { store, prefix } = openBucket(url, {}, env);
-    return new BackupStore(store, prefix);
+    return new BackupStore(store, prefix, encryptionOptions(target, env));
   }
   const bucket = env[RUN_ENV.bucket];
   if (!bucket) {
@@ -88,7 +89,17 @@ export function runStore(target: RunTarget, env: NodeJS.ProcessEnv): BackupStore
     // An empty value from an optional secretKeyRef means "not set" (cnvrg: empty keys = ambient credentials).
     [RUN_ENV.endpoint]: endpoint,
   });
-  return new BackupStore(store, prefix);
+  return new BackupStore(store, prefix, encryptionOptions(target, env));
+}
+
+function encryptionOptions(target: RunTarget, env: NodeJS.ProcessEnv): BackupStoreOptions {
+  const recipients = target.encryption?.recipients;
+  return {
+    ...(recipients
+      ? { encryptTo: checkRecipients(recipients, `${RUN_ENV.target}: /encryption/recipients`) }
+      : {}),
+    identities: identitiesFromEnv(env),
+  };
 }
 
 /**

@@ -19,12 +19,15 @@ export async function verifyBackup(
   entry: BackupEntry,
   drill: () => Promise<DrillResult>,
 ): Promise<Statefile["verification"]> {
-  let method = "sha256 of the stored artifact";
+  const encrypted = entry.statefile?.artifact?.encryption.type === "age";
+  let method = encrypted
+    ? "sha256 of the stored artifact, age decryption and sha256 of the plaintext"
+    : "sha256 of the stored artifact";
   let verification: Statefile["verification"];
   try {
     await store.verifyArtifact(entry);
     const result = await drill();
-    method = `sha256, then ${result.method}`;
+    method = `${encrypted ? "sha256, age decryption, sha256" : "sha256"}, then ${result.method}`;
     verification = { status: "verified", at: store.now().toISOString(), method, details: result.details };
   } catch (error) {
     verification = {

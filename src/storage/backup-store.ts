@@ -9,6 +9,7 @@ import pLimit, { type LimitFunction } from "p-limit";
 import { CapsuleError, ErrorCode, NotFoundError, PreconditionFailedError, messageOf } from "../errors.js";
 import { redact } from "../redact.js";
 import { DigestStream, VerifyingStream } from "../util/digest-stream.js";
+import { decryptStream, encryptStream, recipientOfIdentity } from "./age.js";
 import {
   type BackupRef,
   type Engine,
@@ -22,6 +23,7 @@ import {
   type Artifact,
   type BackupState,
   DEFAULT_ABANDONED_AFTER_MS,
+  type Encryption,
   STATEFILE_VERSION,
   type Statefile,
   deriveState,
@@ -58,7 +60,22 @@ export interface BackupStoreOptions {
   readonly now?: () => Date;
   /** Sees bytes as artifacts stream in and out (a progress display); must not throw. */
   readonly onTransfer?: (transfer: Transfer) => void;
+  /** Age recipients (public keys): every artifact uploaded is encrypted to them (docs/adr/0011). */
+  readonly encryptTo?: readonly string[];
+  /** Where the identities come from that open encrypted artifacts; read only when one is opened. */
+  readonly identities?: IdentitySource;
 }
+
+/** Age identities (secret keys) and where they came from, for messages that never show the keys themselves. */
+export interface IdentitySource {
+  /** e.g. "CAPSULE_AGE_IDENTITY": what an operator sets to provide an identity. */
+  readonly description: string;
+  /** The identities, or none when nothing is set; rejects when what is set cannot be read. */
+  load(): Promise<string[]>;
+}
+
+/** What an upload recorded: the stored bytes' size and digest, and how they were encrypted. */
+export type UploadedArtifact = Pick<Artifact, "sizeBytes" | "sha256" | "encryption">;
 
 export interface Transfer {
   readonly direction: "upload" | "download";
@@ -80,6 +97,8 @@ export class BackupStore {
   private readonly reading = new Map<string, Promise<BackupEntry>>();
   readonly now: () => Date;
   readonly onTransfer: ((transfer: Transfer) => void) | undefined;
+  readonly encryptTo: readonly string[] | undefined;
+  private readonly identities: IdentitySource | undefined;
 
   constructor(
     readonly objects: ObjectStore,
@@ -90,6 +109,8 @@ export class BackupStore {
     this.readConcurrency = options.readConcurrency ?? 64;
     this.now = options.now ?? (() => new Date());
     this.onTransfer = options.onTransfer;
+    this.encryptTo = options.encryptTo?.length ? options.encryptTo : undefined;
+    this.identities = options.identities;
   }
 
   /** Starts a run: writes its `running` statefile before any data is read from the database. */
@@ -170,11 +191,13 @@ export class BackupStore {
   }
 
   /**
-   * The artifact's bytes, checked against the recorded sha256 and size as they stream: the stream fails at its end
-   * on a mismatch, so a consumer must not commit anything before the stream ends cleanly.
+   * The artifact's bytes as the engine wrote them — decrypted when the artifact is encrypted — checked against the
+   * recorded sha256 and size as they stream: the stream fails at its end on a mismatch (or, encrypted, at the first
+   * chunk that fails authentication), so a consumer must not commit anything before the stream ends cleanly.
    */
   async openArtifact(entry: BackupEntry): Promise<Readable> {
     const artifact = requireArtifact(entry);
+    const identities = await this.identitiesFor(entry);
     const raw = await this.objects.get(layout.artifactKey(this.prefix, entry.ref, artifact.name));
     const verifying = new VerifyingStream(
       artifact,
@@ -187,23 +210,108 @@ export class BackupStore {
       this.reportDownload(artifact.sizeBytes),
     );
     raw.on("error", (error) => verifying.destroy(error));
-    return raw.pipe(verifying);
+    const stored = raw.pipe(verifying);
+    if (artifact.encryption.type !== "age") return stored;
+    const recorded = {
+      sha256: artifact.encryption.plaintextSha256,
+      sizeBytes: artifact.encryption.plaintextBytes,
+    };
+    const plaintext = await decryptStream(stored, identities, (why) => this.tampered(entry, why));
+    const checked = new VerifyingStream(
+      recorded,
+      (actual) =>
+        new CapsuleError(
+          ErrorCode.ChecksumMismatch,
+          `${entry.ref.backupId}: decrypted artifact checksum mismatch (recorded sha256 ` +
+            `${recorded.sha256.slice(0, 12)}… ${recorded.sizeBytes} bytes, decrypted ${actual.sha256.slice(0, 12)}… ` +
+            `${actual.sizeBytes} bytes)`,
+        ),
+    );
+    plaintext.on("error", (error) => checked.destroy(error));
+    return plaintext.pipe(checked);
   }
 
-  /** Reads the whole artifact and checks it against the statefile. */
+  /**
+   * Reads the whole artifact and checks it against the statefile. An encrypted artifact is also decrypted and its
+   * plaintext checked, so a restore that verifies first knows the identity opens it and no chunk was altered.
+   */
   async verifyArtifact(entry: BackupEntry): Promise<{ sha256: string; sizeBytes: number }> {
     const artifact = requireArtifact(entry);
+    const identities = await this.identitiesFor(entry);
     const raw = await this.objects.get(layout.artifactKey(this.prefix, entry.ref, artifact.name));
     const digest = new DigestStream(this.reportDownload(artifact.sizeBytes));
-    await pipeline(raw, digest, discard());
-    if (digest.sha256 !== artifact.sha256 || digest.bytes !== artifact.sizeBytes) {
-      throw new CapsuleError(
+    const mismatch = () =>
+      new CapsuleError(
         ErrorCode.ChecksumMismatch,
         `${entry.ref.backupId}: artifact checksum mismatch (recorded ${artifact.sizeBytes} bytes sha256 ` +
           `${artifact.sha256.slice(0, 12)}…, stored ${digest.bytes} bytes sha256 ${digest.sha256.slice(0, 12)}…)`,
       );
+    if (artifact.encryption.type !== "age") {
+      await pipeline(raw, digest, discard());
+      if (digest.sha256 !== artifact.sha256 || digest.bytes !== artifact.sizeBytes) throw mismatch();
+      return { sha256: digest.sha256, sizeBytes: digest.bytes };
+    }
+    const encryption = artifact.encryption;
+    raw.on("error", (error) => digest.destroy(error));
+    const plaintext = await decryptStream(raw.pipe(digest), identities, (why) => this.tampered(entry, why));
+    const plainDigest = new DigestStream();
+    await pipeline(plaintext, plainDigest, discard());
+    if (digest.sha256 !== artifact.sha256 || digest.bytes !== artifact.sizeBytes) throw mismatch();
+    if (
+      plainDigest.sha256 !== encryption.plaintextSha256 ||
+      plainDigest.bytes !== encryption.plaintextBytes
+    ) {
+      throw new CapsuleError(
+        ErrorCode.ChecksumMismatch,
+        `${entry.ref.backupId}: decrypted artifact checksum mismatch (recorded ${encryption.plaintextBytes} bytes ` +
+          `sha256 ${encryption.plaintextSha256.slice(0, 12)}…, decrypted ${plainDigest.bytes} bytes sha256 ` +
+          `${plainDigest.sha256.slice(0, 12)}…)`,
+      );
     }
     return { sha256: digest.sha256, sizeBytes: digest.bytes };
+  }
+
+  /**
+   * The identities that open an encrypted artifact, checked against its recorded recipients before a byte is read,
+   * so a missing or wrong key is one line naming where the key should come from, and nothing has been written yet.
+   * Empty for an artifact stored in the clear.
+   */
+  async identitiesFor(entry: BackupEntry): Promise<string[]> {
+    const encryption = requireArtifact(entry).encryption;
+    if (encryption.type !== "age") return [];
+    const id = entry.ref.backupId;
+    const recipients = encryption.recipients.map(shortKey).join(", ");
+    const where = this.identities?.description ?? "an age identity";
+    const identities = (await this.identities?.load()) ?? [];
+    if (identities.length === 0) {
+      throw new CapsuleError(
+        ErrorCode.Config,
+        `${id} is encrypted to ${recipients}: set ${where} to a matching age identity`,
+      );
+    }
+    const opens: string[] = [];
+    for (const identity of identities) {
+      const recipient = await recipientOfIdentity(identity);
+      if (recipient === undefined) {
+        throw new CapsuleError(
+          ErrorCode.Config,
+          `${where}: not an age identity (expected AGE-SECRET-KEY-1…)`,
+        );
+      }
+      if (encryption.recipients.includes(recipient)) return identities;
+      opens.push(shortKey(recipient));
+    }
+    throw new CapsuleError(
+      ErrorCode.Config,
+      `${id} is encrypted to ${recipients}, but the identity in ${where} is for ${opens.join(", ")}`,
+    );
+  }
+
+  private tampered(entry: BackupEntry, why: string): CapsuleError {
+    return new CapsuleError(
+      ErrorCode.ChecksumMismatch,
+      `${entry.ref.backupId}: encrypted artifact fails authentication, refused as tampered or corrupt (age: ${why})`,
+    );
   }
 
   /**
@@ -343,12 +451,15 @@ export class BackupRun {
     this.heartbeatTimer.unref();
   }
 
-  /** Streams an artifact into the store, hashing and counting it on the way. Failed multipart uploads are aborted. */
+  /**
+   * Streams an artifact into the store, hashing and counting it on the way; with recipients configured it is
+   * encrypted first, and both the plaintext and the stored bytes are hashed. Failed multipart uploads are aborted.
+   */
   async uploadArtifact(
     name: string,
     data: Readable,
     options: { sizeHint?: number } = {},
-  ): Promise<{ sizeBytes: number; sha256: string }> {
+  ): Promise<UploadedArtifact> {
     assertSafeSegment(name, "artifact name");
     const onTransfer = this.store.onTransfer;
     const digest = new DigestStream(
@@ -361,12 +472,28 @@ export class BackupRun {
           })),
     );
     const key = layout.artifactKey(this.store.prefix, this.ref, name);
-    data.on("error", (error) => digest.destroy(error));
-    await this.store.objects.put(key, data.pipe(digest), {
+    const recipients = this.store.encryptTo;
+    const plainDigest = recipients ? new DigestStream() : undefined;
+    let stored: Readable = data;
+    if (recipients && plainDigest) {
+      data.on("error", (error) => plainDigest.destroy(error));
+      stored = await encryptStream(data.pipe(plainDigest), recipients);
+    }
+    stored.on("error", (error) => digest.destroy(error));
+    await this.store.objects.put(key, stored.pipe(digest), {
       ...(options.sizeHint ? { sizeHint: options.sizeHint } : {}),
       contentType: "application/octet-stream",
     });
-    return { sizeBytes: digest.bytes, sha256: digest.sha256 };
+    const encryption: Encryption =
+      recipients && plainDigest
+        ? {
+            type: "age",
+            recipients: [...recipients],
+            plaintextSha256: plainDigest.sha256,
+            plaintextBytes: plainDigest.bytes,
+          }
+        : { type: "none" };
+    return { sizeBytes: digest.bytes, sha256: digest.sha256, encryption };
   }
 
   /** The commit marker: only now does the backup count as good. */
@@ -434,6 +561,11 @@ function requireArtifact(entry: BackupEntry): Artifact {
     );
   }
   return artifact;
+}
+
+/** A public key shortened for messages: enough to tell keys apart. */
+function shortKey(recipient: string): string {
+  return recipient.length > 16 ? `${recipient.slice(0, 12)}…${recipient.slice(-4)}` : recipient;
 }
 
 /** Newest first by start time, then by id: the order of every listing. */

@@ -60,10 +60,23 @@ export interface Artifact {
   format: string;
   formatVersion?: string;
   compression: "none" | "zstd" | "gzip";
-  encryption: { type: "none" } | { type: "age"; recipients: string[] };
+  encryption: Encryption;
+  /** Stored bytes (the ciphertext when encrypted). */
   sizeBytes: number;
   /** Hex sha256 of the stored bytes. */
   sha256: string;
+}
+
+/**
+ * How the stored bytes were encrypted on the client (docs/adr/0011). For age: the recipients are public keys, so
+ * an operator can tell which identity opens the backup; the plaintext's digest proves the decryption.
+ */
+export type Encryption =
+  { type: "none" } | { type: "age"; recipients: string[]; plaintextSha256: string; plaintextBytes: number };
+
+/** The size of what the engine wrote (the plaintext), whether or not it was encrypted. */
+export function plaintextSize(artifact: Artifact): number {
+  return artifact.encryption.type === "age" ? artifact.encryption.plaintextBytes : artifact.sizeBytes;
 }
 
 export interface RestoreRecord {
@@ -127,7 +140,25 @@ export const statefileSchema = {
         format: { type: "string" },
         formatVersion: { type: "string" },
         compression: { enum: ["none", "zstd", "gzip"] },
-        encryption: { type: "object", required: ["type"], properties: { type: { enum: ["none", "age"] } } },
+        encryption: {
+          type: "object",
+          required: ["type"],
+          properties: { type: { enum: ["none", "age"] } },
+          // An encrypted artifact without its recipients and plaintext digest could not be checked after decryption.
+          if: { properties: { type: { const: "age" } } },
+          then: {
+            required: ["recipients", "plaintextSha256", "plaintextBytes"],
+            properties: {
+              recipients: {
+                type: "array",
+                minItems: 1,
+                items: { type: "string", pattern: "^age1[0-9a-z]+$" },
+              },
+              plaintextSha256: { type: "string", pattern: "^[0-9a-f]{64}$" },
+              plaintextBytes: { type: "integer", minimum: 0 },
+            },
+          },
+        },
         sizeBytes: { type: "integer", minimum: 0 },
         sha256: { type: "string", pattern: "^[0-9a-f]{64}$" },
       },

@@ -13,6 +13,7 @@ import { downloadArtifact } from "../../src/runtime/download.js";
 import { type BackupRun, BackupStore } from "../../src/storage/backup-store.js";
 import { layout } from "../../src/storage/layout.js";
 import { openBucket } from "../../src/storage/open-store.js";
+import { generateX25519Identity, identityToRecipient } from "age-encryption";
 import { S3ObjectStore } from "../../src/storage/s3-object-store.js";
 import { serializeStatefile } from "../../src/storage/statefile.js";
 import { createBucket, s3Env, testServers, uniqueName, type TestServers } from "../harness/index.js";
@@ -51,7 +52,7 @@ function storeAt(url: string, env: Record<string, string>): BackupStore {
 async function commitGenerated(run: BackupRun, size: number, seed: number): Promise<void> {
   const uploaded = await run.uploadArtifact("a.bin", generatedStream(size, seed));
   await run.commit({
-    artifact: { name: "a.bin", format: "t", compression: "none", encryption: { type: "none" }, ...uploaded },
+    artifact: { name: "a.bin", format: "t", compression: "none", ...uploaded },
   });
 }
 
@@ -82,13 +83,16 @@ for (const kind of ["s3", "file"] as const) {
       const uploaded = await run.uploadArtifact("dump.bin", generatedStream(64 * MiB, 7), {
         sizeHint: 64 * MiB,
       });
-      assert.deepEqual(uploaded, { sizeBytes: expected.bytes, sha256: expected.sha256 });
+      assert.deepEqual(uploaded, {
+        sizeBytes: expected.bytes,
+        sha256: expected.sha256,
+        encryption: { type: "none" },
+      });
       await run.commit({
         artifact: {
           name: "dump.bin",
           format: "test",
           compression: "none",
-          encryption: { type: "none" },
           ...uploaded,
         },
         fingerprint: { rows: 1 },
@@ -100,6 +104,36 @@ for (const kind of ["s3", "file"] as const) {
         sha256: expected.sha256,
         sizeBytes: expected.bytes,
       });
+    });
+
+    test("GIVEN age recipients WHEN a 64 MiB stream is backed up and read back THEN the stored bytes are ciphertext, both digests are recorded and the plaintext comes back checked", async () => {
+      const identity = await generateX25519Identity();
+      const { store: objects, prefix } = openBucket(sut.url, {}, sut.env);
+      const store = new BackupStore(objects, prefix, {
+        encryptTo: [await identityToRecipient(identity)],
+        identities: { description: "TEST_IDENTITY", load: () => Promise.resolve([identity]) },
+      });
+      const run = await begin(store);
+      const expected = await sha256Of(generatedStream(64 * MiB, 9));
+      const uploaded = await run.uploadArtifact("dump.bin", generatedStream(64 * MiB, 9));
+      assert.equal(uploaded.encryption.type, "age");
+      assert.ok(uploaded.encryption.type === "age");
+      assert.deepEqual(
+        { sha256: uploaded.encryption.plaintextSha256, bytes: uploaded.encryption.plaintextBytes },
+        expected,
+      );
+      assert.notEqual(uploaded.sha256, expected.sha256);
+      await run.commit({ artifact: { name: "dump.bin", format: "test", compression: "none", ...uploaded } });
+      const entry = await store.get(run.ref);
+      assert.deepEqual(await sha256Of(await store.openArtifact(entry)), expected);
+      assert.deepEqual(await store.verifyArtifact(entry), {
+        sha256: uploaded.sha256,
+        sizeBytes: uploaded.sizeBytes,
+      });
+      const stranger = new BackupStore(objects, prefix, {
+        identities: { description: "TEST_IDENTITY", load: () => Promise.resolve([]) },
+      });
+      await assert.rejects(stranger.openArtifact(entry), /is encrypted to age1.*: set TEST_IDENTITY/);
     });
 
     test("GIVEN 1,500 backups WHEN listed THEN all come back newest first, paging past 1,000", async () => {

@@ -9,6 +9,7 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
+import { generateX25519Identity, identityToRecipient } from "age-encryption";
 import { compileManifests } from "../../src/compiler/compile.js";
 import type { CronJobManifest } from "../../src/compiler/cronjob.js";
 import { Pods } from "../../src/k8s/pods.js";
@@ -51,6 +52,7 @@ describe("--in-cluster and restore requests (fake API server + fake kubelet, rea
     db = uniqueName("incluster").replace(/-/g, "_");
     await sql(servers, "postgres", `CREATE DATABASE ${db}`);
     await sql(servers, db, "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 500);");
+    const identity = await generateX25519Identity();
     const dir = await mkdtemp(path.join(tmpdir(), "capsule-incluster-plan-"));
     await writeFile(
       path.join(dir, "plan.yaml"),
@@ -78,6 +80,17 @@ spec:
       credentials: { secretName: pg-creds }
       schedule: { period: 24h }
       retention: { keepLast: 5 }
+    - name: pg-enc
+      engine: postgresql
+      namespace: ${NAMESPACE}
+      connection: { host: ${servers.pg.host}, port: ${servers.pg.port}, database: ${db} }
+      credentials: { secretName: pg-creds }
+      schedule: { period: 24h }
+      retention: { keepLast: 5 }
+      verify: { schedule: { period: 7d } }
+      encryption:
+        recipients: ["${await identityToRecipient(identity)}"]
+        identitySecretRef: { secretName: age-key, key: identity }
     - name: cache
       engine: redis
       namespace: ${NAMESPACE}
@@ -102,6 +115,7 @@ spec:
     secret("backup-s3", { AK: servers.s3.accessKeyId, SK: servers.s3.secretAccessKey });
     secret("pg-creds", { POSTGRES_USER: servers.pg.user, POSTGRES_PASSWORD: servers.pg.password });
     secret("redis-creds", { CNVRG_REDIS_PASSWORD: "" });
+    secret("age-key", { identity });
     store = openBackupStore(
       { bucket: `s3://${bucket}/capsule` },
       {
@@ -166,6 +180,38 @@ spec:
     assert.match(record?.to ?? "", new RegExp(copy));
   });
 
+  test("GIVEN an encrypted target WHEN its backup is restored --in-cluster THEN the Job comes from the restore-drill CronJob, the only one holding the age identity", async () => {
+    const created = await capsule(["pg", "--create", "--in-cluster", "--target", "pg-enc"], laptop());
+    assert.equal(created.code, 0, created.stderr);
+    const backupId = created.stdout.trim();
+    const entry = await store.get({ cluster: CLUSTER, engine: "postgresql", backupId });
+    assert.equal(
+      entry.statefile?.artifact?.encryption.type,
+      "age",
+      "the backup pod encrypted without the identity",
+    );
+    const copy = `${db}_enc`;
+    const restored = await capsule(
+      [
+        "pg",
+        "--restore",
+        "--in-cluster",
+        "--target",
+        "pg-enc",
+        "--id",
+        backupId,
+        "--to-database",
+        copy,
+        "--yes",
+      ],
+      laptop(),
+    );
+    assert.equal(restored.code, 0, restored.stderr);
+    assert.match(restored.stderr, /from CronJob capsule-apps-cnvrg-pg-enc-verify/);
+    const rows = await sql(servers, copy, "SELECT count(*) AS n FROM t");
+    assert.equal(Number((rows[0] as { n: string }).n), 500);
+  });
+
   test("GIVEN a restore that fails inside the pod WHEN run --in-cluster THEN capsule exits with the container's exit code and says so in one line", async () => {
     const result = await capsule(
       [
@@ -201,7 +247,10 @@ spec:
     const before = jobsCreated();
     const ambiguous = await capsule(["pg", "--create", "--in-cluster"], laptop());
     assert.equal(ambiguous.code, 1);
-    assert.match(ambiguous.stderr, /has 2 postgresql targets: pass --target with one of pg, pg-other/);
+    assert.match(
+      ambiguous.stderr,
+      /has 3 postgresql targets: pass --target with one of pg, pg-enc, pg-other/,
+    );
     const unknown = await capsule(["pg", "--create", "--in-cluster", "--cluster", "nope.x"], laptop());
     assert.match(unknown.stderr, /no postgresql CronJob of cluster nope\.x .*\(clusters: apps\.cnvrg\)/);
     const withHost = await capsule(

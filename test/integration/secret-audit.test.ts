@@ -11,6 +11,7 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
+import { generateX25519Identity, identityToRecipient } from "age-encryption";
 import { compileManifests } from "../../src/compiler/compile.js";
 import { Daemon } from "../../src/daemon/daemon.js";
 import { gatherPlans } from "../../src/plan/gather.js";
@@ -117,6 +118,50 @@ describe("secret-leak audit: no secret value in anything capsule writes", () => 
       const result = await run(args.join(" "), args);
       assert.equal(result.code, 0, `${args.join(" ")}: ${result.stderr}`);
     }
+  });
+
+  test("GIVEN an age identity WHEN an encrypted backup is made, restored and verified, and restored with a stranger's key THEN only the wrong key fails", async () => {
+    const identity = await generateX25519Identity();
+    const stranger = await generateX25519Identity();
+    secrets.push(identity, stranger);
+    const created = await run("pg --create --encrypt-to", [
+      "pg",
+      "--create",
+      "--encrypt-to",
+      await identityToRecipient(identity),
+    ]);
+    assert.equal(created.code, 0, created.stderr);
+    const id = created.stdout.trim();
+    const restored = await run(
+      "encrypted restore",
+      ["pg", "--restore", "--id", id, "--to-database", `${db}_age`, "--yes"],
+      {
+        CAPSULE_AGE_IDENTITY: identity,
+      },
+    );
+    assert.equal(restored.code, 0, restored.stderr);
+    const verified = await run("encrypted verify", ["pg", "--verify", "--verify-server", "--id", id], {
+      CAPSULE_AGE_IDENTITY: identity,
+    });
+    assert.equal(verified.code, 0, verified.stderr);
+    const refused = await run(
+      "stranger's identity",
+      ["pg", "--restore", "--id", id, "--to-database", `${db}_no`, "--yes"],
+      {
+        CAPSULE_AGE_IDENTITY: stranger,
+      },
+    );
+    assert.equal(refused.code, 1);
+    const broken = `${identity.slice(0, -3)}zzz`;
+    secrets.push(broken);
+    const malformed = await run(
+      "malformed identity",
+      ["pg", "--download", "--id", id, "--to", "/tmp/audit-x"],
+      {
+        CAPSULE_AGE_IDENTITY: broken,
+      },
+    );
+    assert.equal(malformed.code, 1);
   });
 
   test("GIVEN wrong or unusable secrets WHEN commands fail THEN they fail (the audit checks what they said)", async () => {

@@ -44,7 +44,6 @@ async function goodBackup(
       name: "dump.bin",
       format: "test",
       compression: "none",
-      encryption: { type: "none" },
       ...uploaded,
     },
   });

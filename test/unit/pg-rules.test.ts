@@ -2,9 +2,27 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { compareRowCounts } from "../../src/engines/postgres/fingerprint.js";
 import { derivedDatabaseName } from "../../src/engines/postgres/restore.js";
+import { translatePgError } from "../../src/engines/postgres/sql.js";
 import { assertClientCanDump } from "../../src/engines/postgres/tools.js";
 
 describe("PostgreSQL engine rules", () => {
+  test("GIVEN a server that accepts only TLS WHEN capsule connects in plain text THEN the error says how to turn verified TLS on", () => {
+    const conn = { host: "db", port: 5432, database: "app", user: "backup", password: "pw-not-shown" };
+    const rejected = {
+      code: "28000",
+      message: 'no pg_hba.conf entry for host "10.0.0.7", user "backup", database "app", no encryption',
+    };
+    assert.match(
+      translatePgError(rejected, conn, "app").message,
+      /postgresql:\/\/backup@db:5432\/app: the server accepts only TLS connections: pass --sslmode verify-full --sslrootcert/,
+    );
+    const wrongPassword = { code: "28P01", message: "password authentication failed for user" };
+    assert.match(
+      translatePgError(wrongPassword, conn, "app").message,
+      /authentication failed for user "backup"$/,
+    );
+  });
+
   test("GIVEN pg_dump older than the server WHEN checked THEN it fails naming the client package to install", () => {
     assert.throws(
       () => assertClientCanDump("pg_dump", 15, 160004),

@@ -27,6 +27,27 @@ describe("statefile v1", () => {
       /\/artifact\/sha256 must match pattern/,
     ],
     ["a missing backupId", (s) => delete s["backupId"], /\/backupId is required/],
+    [
+      "an age artifact without its plaintext digest",
+      (s) =>
+        ((s["artifact"] as Record<string, unknown>)["encryption"] = {
+          type: "age",
+          recipients: ["age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq"],
+          plaintextBytes: 1,
+        }),
+      /\/artifact\/encryption\/plaintextSha256 is required/,
+    ],
+    [
+      "an age artifact naming a secret key as its recipient",
+      (s) =>
+        ((s["artifact"] as Record<string, unknown>)["encryption"] = {
+          type: "age",
+          recipients: ["AGE-SECRET-KEY-1XYZ"],
+          plaintextSha256: "0".repeat(64),
+          plaintextBytes: 1,
+        }),
+      /\/artifact\/encryption\/recipients\/0 must match pattern/,
+    ],
   ];
   for (const [what, mutate, message] of invalid) {
     test(`GIVEN ${what} WHEN parsed THEN it is rejected naming the field`, () => {
@@ -35,6 +56,20 @@ describe("statefile v1", () => {
       assert.throws(() => parseStatefile(JSON.stringify(s), "k"), message);
     });
   }
+
+  test("GIVEN an encrypted artifact WHEN serialized and parsed THEN its recipients and plaintext digest round-trip; a v1 statefile from before encryption still parses", () => {
+    const s = statefile();
+    s.artifact!.encryption = {
+      type: "age",
+      recipients: ["age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq"],
+      plaintextSha256: "a".repeat(64),
+      plaintextBytes: 42,
+    };
+    assert.deepEqual(parseStatefile(serializeStatefile(s), "k"), s);
+    assert.deepEqual(parseStatefile(serializeStatefile(statefile()), "k").artifact?.encryption, {
+      type: "none",
+    });
+  });
 
   test("GIVEN bytes that are not JSON WHEN parsed THEN the error names the key", () => {
     assert.throws(

@@ -10,7 +10,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream";
 import { constants as zlibConstants, createGzip } from "node:zlib";
 import { CapsuleError, ErrorCode } from "../../errors.js";
-import type { BackupRun } from "../../storage/backup-store.js";
+import type { BackupRun, UploadedArtifact } from "../../storage/backup-store.js";
 import type { Artifact } from "../../storage/statefile.js";
 import { buildInfo } from "../../version.js";
 import { EsClient, type ServerInfo } from "./client.js";
@@ -173,7 +173,7 @@ export async function backupElasticsearch(
     const compressed = pipeline(source, gzip, (error) => {
       if (error) cause ??= error;
     });
-    let uploaded: { sizeBytes: number; sha256: string };
+    let uploaded: UploadedArtifact;
     try {
       uploaded = await run.uploadArtifact(ES_ARTIFACT_NAME, compressed, {
         ...(sizeBytes > 0 ? { sizeHint: sizeBytes } : {}),
@@ -191,7 +191,6 @@ export async function backupElasticsearch(
         format: ES_ARTIFACT_FORMAT,
         formatVersion: String(ES_FORMAT_VERSION),
         compression: "gzip",
-        encryption: { type: "none" },
         ...uploaded,
       },
       fingerprint: {

@@ -3,7 +3,7 @@
  * store — no temp file, constant memory — with row counts taken in the very snapshot the dump reads
  * (`pg_export_snapshot()` + `pg_dump --snapshot`). Why zstd and not pg_dump's own zlib: docs/adr/0002.
  */
-import type { BackupRun } from "../../storage/backup-store.js";
+import type { BackupRun, UploadedArtifact } from "../../storage/backup-store.js";
 import type { Artifact } from "../../storage/statefile.js";
 import { spawnPipeline } from "../process-pipeline.js";
 import { libpqEnv, type PgConnection } from "./connection.js";
@@ -65,7 +65,7 @@ export async function backupPostgres(
       options.signal ? { signal: options.signal } : {},
     );
     const counting = tableRowCounts(client);
-    let uploaded: { sizeBytes: number; sha256: string };
+    let uploaded: UploadedArtifact;
     try {
       uploaded = await run.uploadArtifact(PG_ARTIFACT_NAME, dump.output, { sizeHint: Number(server.size) });
       await dump.done;
@@ -86,7 +86,6 @@ export async function backupPostgres(
         format: PG_ARTIFACT_FORMAT,
         formatVersion: `pg_dump ${dumpVersion.text}`,
         compression: "zstd",
-        encryption: { type: "none" },
         ...uploaded,
       },
       fingerprint: { tables, serverVersion: server.version, databaseSizeBytes: Number(server.size) },

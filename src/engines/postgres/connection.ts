@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { registerSecret } from "../../redact.js";
 
 /** Where a PostgreSQL database is. The password is only ever read from the environment. */
@@ -7,13 +8,26 @@ export interface PgConnection {
   readonly database: string;
   readonly user: string;
   readonly password?: string;
+  /** TLS, when asked for; unset means a plain connection (libpq `sslmode=disable`). */
+  readonly tls?: PgTls;
 }
+
+/**
+ * TLS to PostgreSQL (docs/adr/0011). The libpq modes that verify — `verify-full` (chain and host name) and
+ * `verify-ca` (chain only) — need the CA; `require` encrypts without verifying, so only with the opt-out.
+ */
+export type PgTls =
+  | { readonly mode: "verify-full" | "verify-ca"; readonly rootCert: string; readonly ca: string }
+  | { readonly mode: "require" };
 
 export interface PgConnectionFlags {
   readonly host?: string | undefined;
   readonly port?: string | undefined;
   readonly database?: string | undefined;
   readonly user?: string | undefined;
+  readonly sslmode?: string | undefined;
+  readonly sslrootcert?: string | undefined;
+  readonly insecureSkipTlsVerify?: boolean | undefined;
 }
 
 /** Flags first, then the standard libpq variables, then libpq's own defaults. */
@@ -26,13 +40,58 @@ export function pgConnectionFrom(flags: PgConnectionFlags, env: NodeJS.ProcessEn
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
     throw new Error(`--port must be a TCP port (got ${JSON.stringify(portText)})`);
   }
+  const tls = pgTlsFrom(flags, env);
   return {
     host: flags.host ?? env["PGHOST"] ?? "localhost",
     port,
     database: flags.database ?? env["PGDATABASE"] ?? user,
     user,
     ...(password ? { password } : {}),
+    ...(tls ? { tls } : {}),
   };
+}
+
+/**
+ * `--sslmode`/PGSSLMODE and `--sslrootcert`/PGSSLROOTCERT, held to "never an unverified TLS connection without
+ * saying so": a CA alone means `verify-full`; libpq's opportunistic `prefer`/`allow` (which may fall back to
+ * plaintext or accept any certificate) are refused; `require` needs `--insecure-skip-tls-verify`.
+ */
+export function pgTlsFrom(flags: PgConnectionFlags, env: NodeJS.ProcessEnv): PgTls | undefined {
+  const rootCert = flags.sslrootcert ?? env["PGSSLROOTCERT"];
+  const insecure = flags.insecureSkipTlsVerify === true;
+  const mode =
+    flags.sslmode ?? env["PGSSLMODE"] ?? (rootCert ? "verify-full" : insecure ? "require" : "disable");
+  switch (mode) {
+    case "disable":
+      if (insecure) throw new Error("--insecure-skip-tls-verify needs TLS, but --sslmode is disable");
+      return undefined;
+    case "require":
+      if (!insecure) {
+        throw new Error(
+          "--sslmode require does not verify the server: use verify-full with --sslrootcert, or add --insecure-skip-tls-verify",
+        );
+      }
+      return { mode };
+    case "verify-ca":
+    case "verify-full": {
+      if (insecure) throw new Error(`--insecure-skip-tls-verify contradicts --sslmode ${mode}`);
+      if (!rootCert) throw new Error(`--sslmode ${mode} needs the CA: --sslrootcert FILE (or PGSSLROOTCERT)`);
+      let ca: string;
+      try {
+        ca = readFileSync(rootCert, "utf8");
+      } catch (error) {
+        throw new Error(
+          `--sslrootcert ${rootCert}: ${(error as NodeJS.ErrnoException).code ?? "unreadable"}`,
+        );
+      }
+      return { mode, rootCert, ca };
+    }
+    default:
+      throw new Error(
+        `--sslmode must be disable, require, verify-ca or verify-full (got ${JSON.stringify(mode)}); ` +
+          "prefer and allow may silently fall back to an unverified connection",
+      );
+  }
 }
 
 /** The libpq environment for a tool run against `database`; the password travels here, never in argv. */
@@ -43,11 +102,15 @@ export function libpqEnv(conn: PgConnection, database: string = conn.database): 
     PGUSER: conn.user,
     PGDATABASE: database,
     ...(conn.password ? { PGPASSWORD: conn.password } : {}),
+    // Explicit, so an inherited PGSSLMODE or libpq's default `prefer` cannot open an unverified connection.
+    PGSSLMODE: conn.tls?.mode ?? "disable",
+    ...(conn.tls && "rootCert" in conn.tls ? { PGSSLROOTCERT: conn.tls.rootCert } : {}),
     // A tool must fail rather than prompt when no password is given.
     PGCONNECT_TIMEOUT: "10",
   };
 }
 
 export function describeConnection(conn: PgConnection, database: string = conn.database): string {
-  return `postgresql://${conn.user}@${conn.host}:${conn.port}/${database}`;
+  const tls = conn.tls ? `?sslmode=${conn.tls.mode}` : "";
+  return `postgresql://${conn.user}@${conn.host}:${conn.port}/${database}${tls}`;
 }

@@ -46,6 +46,8 @@ export async function restorePostgres(
   const target = conn.database;
   const maintenance = await findMaintenanceDatabase(conn);
   const admin = <T>(work: (c: import("pg").Client) => Promise<T>) => withClient(conn, maintenance, work);
+  // A missing or wrong decryption key is known before any database is created or touched.
+  await store.identitiesFor(entry);
 
   if (mode.kind === "in-place") {
     // Nothing may reach the live database before the whole artifact is known good.

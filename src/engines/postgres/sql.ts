@@ -20,6 +20,7 @@ export async function connect(conn: PgConnection, database: string = conn.databa
     ...(conn.password ? { password: conn.password } : {}),
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     application_name: "capsule",
+    ssl: sslOptions(conn),
   });
   // An idle client whose server goes away emits 'error'; the next query reports it instead of crashing us.
   client.on("error", () => undefined);
@@ -30,6 +31,19 @@ export async function connect(conn: PgConnection, database: string = conn.databa
     throw translatePgError(error, conn, database);
   }
   return client;
+}
+
+/** The same policy libpq gets through PGSSLMODE (connection.ts), for node-postgres. */
+function sslOptions(conn: PgConnection): pg.ClientConfig["ssl"] {
+  const tls = conn.tls;
+  if (!tls) return false;
+  if (tls.mode === "require") return { rejectUnauthorized: false };
+  return {
+    ca: tls.ca,
+    rejectUnauthorized: true,
+    // verify-ca checks the chain only, as libpq does.
+    ...(tls.mode === "verify-ca" ? { checkServerIdentity: () => undefined } : {}),
+  };
 }
 
 export async function withClient<T>(
@@ -57,6 +71,13 @@ export function translatePgError(error: unknown, conn: PgConnection, database: s
   const e = error as { code?: string; message?: string };
   const where = describeConnection(conn, database);
   const message = e.message ?? String(error);
+  // pg_hba.conf with only `hostssl` lines: capsule connects in plain text unless told to use TLS (verified).
+  if (e.code === "28000" && !conn.tls && /no encryption/i.test(message)) {
+    return new CapsuleError(
+      ErrorCode.DatabaseError,
+      `${where}: the server accepts only TLS connections: pass --sslmode verify-full --sslrootcert CA_FILE (or PGSSLMODE/PGSSLROOTCERT)`,
+    );
+  }
   switch (e.code) {
     case "28P01":
     case "28000":
@@ -72,6 +93,15 @@ export function translatePgError(error: unknown, conn: PgConnection, database: s
     case "ETIMEDOUT":
     case "EAI_AGAIN":
       return new CapsuleError(ErrorCode.DatabaseError, `${where}: cannot connect (${e.code})`);
+  }
+  if (conn.tls && e.code && /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ALTNAME/.test(e.code)) {
+    return new CapsuleError(
+      ErrorCode.DatabaseError,
+      `${where}: TLS certificate not trusted (${e.code}): pass --sslrootcert with the CA that signed it`,
+    );
+  }
+  if (/The server does not support SSL connections/i.test(message)) {
+    return new CapsuleError(ErrorCode.DatabaseError, `${where}: the server does not accept TLS`);
   }
   if (/timeout/i.test(message))
     return new CapsuleError(ErrorCode.DatabaseError, `${where}: connection timed out`);

@@ -4,7 +4,7 @@
  * no replication stream after the snapshot), `SYNC` — streamed through an RDB check (header, structure, CRC-64)
  * into the store. No temp file, constant memory, nothing written on the server's side but its usual fork.
  */
-import type { BackupRun } from "../../storage/backup-store.js";
+import type { BackupRun, UploadedArtifact } from "../../storage/backup-store.js";
 import type { Artifact } from "../../storage/statefile.js";
 import { RedisClient } from "./client.js";
 import { describeConnection, type RedisConnection } from "./connection.js";
@@ -69,7 +69,7 @@ export async function backupRedis(
       verifier.destroy(error);
     });
     verifier.on("error", (error) => (cause ??= error));
-    let uploaded: { sizeBytes: number; sha256: string };
+    let uploaded: UploadedArtifact;
     try {
       uploaded = await run.uploadArtifact(REDIS_ARTIFACT_NAME, payload.pipe(verifier), {
         // The RDB is usually smaller than the dataset in memory: a safe estimate for the part size.
@@ -87,7 +87,6 @@ export async function backupRedis(
         format: REDIS_ARTIFACT_FORMAT,
         formatVersion: String(summary.version),
         compression: "none",
-        encryption: { type: "none" },
         ...uploaded,
       },
       fingerprint: fingerprintOf(summary, serverVersion),

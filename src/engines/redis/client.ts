@@ -3,7 +3,8 @@
  * server). Commands are pipelined in order; a connection can be detached into a raw socket for the replication
  * stream, which no general-purpose client exposes. Errors become one line that names the server, never the password.
  */
-import { connect as netConnect, type Socket } from "node:net";
+import { connect as netConnect, isIP, type Socket } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 import { CapsuleError, ErrorCode } from "../../errors.js";
 import { redact } from "../../redact.js";
 import { describeConnection, type RedisConnection } from "./connection.js";
@@ -164,18 +165,28 @@ export async function withRedis<T>(
   }
 }
 
-/** A TCP connection to the server, with a bounded connect time. */
+/** A TCP (or TLS) connection to the server, with a bounded connect time. */
 export function openSocket(conn: RedisConnection): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = netConnect({ host: conn.host, port: conn.port, noDelay: true });
+    const socket = conn.tls
+      ? tlsConnect({
+          host: conn.host,
+          port: conn.port,
+          // SNI takes names only; an IP address is still checked against the certificate's IP SANs.
+          ...(isIP(conn.host) ? {} : { servername: conn.host }),
+          ...(conn.tls.ca !== undefined ? { ca: conn.tls.ca } : {}),
+          rejectUnauthorized: !conn.tls.insecure,
+        })
+      : netConnect({ host: conn.host, port: conn.port, noDelay: true });
     const timer = setTimeout(() => {
       socket.destroy();
       reject(
         new CapsuleError(ErrorCode.DatabaseError, `${describeConnection(conn)}: cannot connect (timed out)`),
       );
     }, CONNECT_TIMEOUT_MS);
-    socket.once("connect", () => {
+    socket.once(conn.tls ? "secureConnect" : "connect", () => {
       clearTimeout(timer);
+      socket.setNoDelay(true);
       socket.removeAllListeners("error");
       socket.setKeepAlive(true, 30_000);
       resolve(socket);
@@ -215,6 +226,9 @@ export function replyError(reply: RespError, command: string, conn: RedisConnect
   return new CapsuleError(ErrorCode.DatabaseError, redact(`${where}: ${command}: ${reply.message}`));
 }
 
+/** Node's codes for a certificate that does not verify (chain, expiry, host name). */
+const TLS_VERIFY_CODES = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ALTNAME/;
+
 export function translateRedisError(error: unknown, conn: RedisConnection): Error {
   if (error instanceof CapsuleError) return error;
   const e = error as { code?: string; message?: string };
@@ -230,6 +244,12 @@ export function translateRedisError(error: unknown, conn: RedisConnection): Erro
     case "ECONNRESET":
     case "EPIPE":
       return new CapsuleError(ErrorCode.DatabaseError, `${where}: the connection was reset (${e.code})`);
+  }
+  if (conn.tls && e.code && TLS_VERIFY_CODES.test(e.code)) {
+    return new CapsuleError(
+      ErrorCode.DatabaseError,
+      `${where}: TLS certificate not trusted (${e.code}): pass --ca-cert with the CA that signed it`,
+    );
   }
   return new CapsuleError(ErrorCode.DatabaseError, redact(`${where}: ${e.message ?? String(error)}`));
 }

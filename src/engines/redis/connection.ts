@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { registerSecret } from "../../redact.js";
 
 /** Where a Redis server is and who capsule is there. The password is only ever read from the environment. */
@@ -7,6 +8,13 @@ export interface RedisConnection {
   /** ACL user (Redis 6+); unset means the default user (`AUTH <password>`). */
   readonly user?: string;
   readonly password?: string;
+  /** TLS to the server (`--tls`); the certificate and host name are always verified unless `insecure`. */
+  readonly tls?: {
+    /** PEM bundle to verify the server with, instead of the system's CAs. */
+    readonly ca?: string;
+    /** Skip certificate verification (warned about by the command). */
+    readonly insecure: boolean;
+  };
 }
 
 export interface RedisConnectionFlags {
@@ -15,6 +23,10 @@ export interface RedisConnectionFlags {
   readonly user?: string | undefined;
   /** The name of the environment variable that holds the password. @default REDISCLI_AUTH */
   readonly passwordEnv?: string | undefined;
+  readonly tls?: boolean | undefined;
+  /** PEM file with the CA to verify the server with. */
+  readonly caCert?: string | undefined;
+  readonly insecureSkipTlsVerify?: boolean | undefined;
 }
 
 /** The variable redis-cli itself reads; also what a compiled CronJob sets (plan/run-contract.ts). */
@@ -36,15 +48,29 @@ export function redisConnectionFrom(flags: RedisConnectionFlags, env: NodeJS.Pro
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
     throw new Error(`--port must be a TCP port (got ${JSON.stringify(portText)})`);
   }
+  const caFile = flags.caCert ?? env["REDIS_CA_CERT"];
+  let ca: string | undefined;
+  if (caFile) {
+    try {
+      ca = readFileSync(caFile, "utf8");
+    } catch (error) {
+      throw new Error(`--ca-cert ${caFile}: ${(error as NodeJS.ErrnoException).code ?? "unreadable"}`);
+    }
+  }
+  const tls = flags.tls === true || env["REDIS_TLS"] === "true";
   return {
     host: flags.host ?? env["REDIS_HOST"] ?? "127.0.0.1",
     port,
     ...(flags.user ? { user: flags.user } : {}),
     ...(password ? { password } : {}),
+    // A CA or the opt-out only make sense over TLS, so either one asks for it.
+    ...(tls || ca !== undefined || flags.insecureSkipTlsVerify
+      ? { tls: { ...(ca !== undefined ? { ca } : {}), insecure: flags.insecureSkipTlsVerify === true } }
+      : {}),
   };
 }
 
 export function describeConnection(conn: RedisConnection): string {
   const host = conn.host.includes(":") ? `[${conn.host}]` : conn.host;
-  return `redis://${conn.user ? `${conn.user}@` : ""}${host}:${conn.port}`;
+  return `${conn.tls ? "rediss" : "redis"}://${conn.user ? `${conn.user}@` : ""}${host}:${conn.port}`;
 }

@@ -13,6 +13,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { CapsuleError, ErrorCode, messageOf } from "../../errors.js";
 import { redact, registerSecret } from "../../redact.js";
 import type { BackupEntry, BackupStore } from "../../storage/backup-store.js";
+import { plaintextSize } from "../../storage/statefile.js";
 import { RedisClient, withRedis } from "./client.js";
 import { describeConnection, type RedisConnection } from "./connection.js";
 import { compareKeyspaces, type RedisFingerprint } from "./fingerprint.js";
@@ -96,7 +97,7 @@ export async function restoreRedis(
       host: listenHost,
       port: options.listenPort ?? 0,
       ...(token ? { token } : {}),
-      sizeBytes: artifact.sizeBytes,
+      sizeBytes: plaintextSize(artifact),
       open: () => store.openArtifact(entry),
     });
     try {
