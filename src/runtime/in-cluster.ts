@@ -196,6 +196,9 @@ class JobFollower {
       const exitCode = now?.container?.exitCode;
       if (now && exitCode !== undefined) return this.ended(now, exitCode);
       if (!now) throw this.lost("its pod is gone");
+      // Ended without a container exit code (evicted, node lost): the phase is all there is to go by.
+      if (now.phase === "Succeeded" || now.phase === "Failed")
+        return this.ended(now, now.phase === "Succeeded" ? 0 : 1);
       // The stream ended while the container runs: the connection was cut. Resume after the last line.
       await sleep(this.pollMs);
     }

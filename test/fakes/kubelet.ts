@@ -43,6 +43,8 @@ export class FakeKubelet {
   private timer: NodeJS.Timeout | undefined;
   /** Pods the kubelet made: job "namespace/name" → pod name. */
   readonly pods = new Map<string, string>();
+  /** The next pod is evicted once its container has started: phase Failed, no container exit code. */
+  evictNext = false;
 
   constructor(
     private readonly api: FakeKubeApiServer,
@@ -112,6 +114,14 @@ export class FakeKubelet {
       containerStatuses: [{ name: containerName, ready: true, state: { running: { startedAt: now() } } }],
     });
     this.api.startLog(namespace, podName);
+    if (this.evictNext) {
+      this.evictNext = false;
+      this.api.appendLog(namespace, podName, "started; the node is about to go away");
+      pod({ phase: "Failed", reason: "Evicted", message: "The node was low on resource: memory." });
+      this.api.endLog(namespace, podName);
+      this.api.finishJob(namespace, jobName, "Failed");
+      return;
+    }
     const exitCode = await this.execute(container?.args ?? [], { ...this.options.baseEnv, ...env }, (line) =>
       this.api.appendLog(namespace, podName, line),
     );

@@ -269,6 +269,14 @@ spec:
     assert.equal(jobsCreated(), before);
   });
 
+  test("GIVEN a pod evicted while it runs WHEN run --in-cluster THEN capsule exits 1 and says the Job failed, without waiting forever", async () => {
+    kubelet.evictNext = true;
+    const result = await capsule(["redis", "--create", "--in-cluster"], laptop());
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /the node is about to go away/);
+    assert.match(result.stderr, /Job apps\/.+ failed: exit code 1/);
+  });
+
   test("GIVEN a pod whose Secret is missing WHEN run --in-cluster THEN capsule stops waiting with the kubelet's reason", async () => {
     const saved = api.get("secrets", NAMESPACE, "redis-creds");
     api.remove("secrets", NAMESPACE, "redis-creds");
