@@ -56,17 +56,24 @@ export class Workloads {
     return out;
   }
 
-  /** Whole CronJobs (templates included) matching `labelSelector`, in one namespace or all. */
+  /** Whole CronJobs (templates included) matching `labelSelector`, in one namespace or all, paged. */
   async cronJobsWithTemplates(labelSelector: string, namespace?: string): Promise<CronJobWithTemplate[]> {
-    const list = await this.client.call(`list CronJobs${namespace ? ` in ${namespace}` : ""}`, () =>
-      namespace
-        ? this.client.batch.listNamespacedCronJob({ namespace, labelSelector })
-        : this.client.batch.listCronJobForAllNamespaces({ labelSelector }),
-    );
-    return list.items.flatMap((item) => {
-      const { name, namespace } = item.metadata ?? {};
-      return name && namespace ? [{ ...item, metadata: { ...item.metadata, name, namespace } }] : [];
-    });
+    const out: CronJobWithTemplate[] = [];
+    let next: string | undefined;
+    do {
+      const page = { labelSelector, limit: PAGE_SIZE, ...(next && { _continue: next }) };
+      const list = await this.client.call(`list CronJobs${namespace ? ` in ${namespace}` : ""}`, () =>
+        namespace
+          ? this.client.batch.listNamespacedCronJob({ ...page, namespace })
+          : this.client.batch.listCronJobForAllNamespaces(page),
+      );
+      for (const item of list.items) {
+        const { name, namespace: ns } = item.metadata ?? {};
+        if (name && ns) out.push({ ...item, metadata: { ...item.metadata, name, namespace: ns } });
+      }
+      next = list.metadata?._continue || undefined;
+    } while (next);
+    return out;
   }
 
   async createCronJob(manifest: CronJobManifest): Promise<void> {
