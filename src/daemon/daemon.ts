@@ -196,10 +196,10 @@ export class Daemon {
   /** Which bucket each target writes to, from the live CronJobs; problems are logged once each. */
   private async resolveBuckets(kube: KubeClient): Promise<void> {
     const cronJobs = await this.workloads!.cronJobsWithTemplates(MANAGED_SELECTOR, this.config.namespace);
-    const { buckets, problems } = await resolveTargetBuckets(cronJobs, (namespace, name) =>
+    const { buckets, problems, unresolved } = await resolveTargetBuckets(cronJobs, (namespace, name) =>
       readSecret(kube, namespace, name),
     );
-    this.buckets.setTargets(buckets);
+    this.buckets.setTargets(buckets, unresolved);
     for (const problem of problems) {
       if (this.reportedProblems.has(problem)) continue;
       this.reportedProblems.add(problem);

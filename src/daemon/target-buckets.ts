@@ -29,8 +29,10 @@ export type SecretReader = (namespace: string, name: string) => Promise<Record<s
 
 export interface ResolvedBuckets {
   readonly buckets: TargetBucket[];
-  /** One line per target whose bucket could not be resolved (missing Secret, no RBAC…). */
+  /** One line per target whose bucket could not be resolved (missing Secret, no RBAC, an API blip…). */
   readonly problems: string[];
+  /** Those targets, as `{cluster, target}` where the CronJob says: their last known bucket is kept. */
+  readonly unresolved: Array<{ cluster: string; target: string }>;
 }
 
 export async function resolveTargetBuckets(
@@ -46,6 +48,7 @@ export async function resolveTargetBuckets(
   };
   const buckets: TargetBucket[] = [];
   const problems: string[] = [];
+  const unresolved: Array<{ cluster: string; target: string }> = [];
   await Promise.all(
     cronJobs
       .filter((c) => c.metadata.labels?.[LABELS.job] === undefined)
@@ -72,10 +75,13 @@ export async function resolveTargetBuckets(
           });
         } catch (error) {
           problems.push(`CronJob ${namespace}/${name}: ${messageOf(error)}`);
+          const cluster = cronJob.metadata.annotations?.[ANNOTATIONS.cluster];
+          const target = cronJob.metadata.labels?.[LABELS.target];
+          if (cluster && target) unresolved.push({ cluster, target });
         }
       }),
   );
-  return { buckets, problems };
+  return { buckets, problems, unresolved };
 }
 
 async function resolveEnv(

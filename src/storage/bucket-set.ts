@@ -36,9 +36,23 @@ export class BucketSet {
     return new BucketSet(store);
   }
 
-  /** Replaces what the targets write to; stores no target or fallback uses any more are dropped. */
-  setTargets(resolved: readonly TargetBucket[]): void {
+  /**
+   * Replaces what the targets write to; stores no target or fallback uses any more are dropped. Targets in `keep`
+   * could not be resolved this time (an API blip, a Secret being rotated): their last known bucket stays, so their
+   * metrics and requests do not flap.
+   */
+  setTargets(
+    resolved: readonly TargetBucket[],
+    keep: ReadonlyArray<{ readonly cluster: string; readonly target: string }> = [],
+  ): void {
     const targets = new Map<string, Map<string, string>>();
+    for (const { cluster, target } of keep) {
+      const key = this.targets.get(cluster)?.get(target);
+      if (key === undefined) continue;
+      let ofCluster = targets.get(cluster);
+      if (!ofCluster) targets.set(cluster, (ofCluster = new Map<string, string>()));
+      ofCluster.set(target, key);
+    }
     for (const t of resolved) {
       if (!this.byKey.has(t.key)) this.byKey.set(t.key, t.open());
       let ofCluster = targets.get(t.cluster);
