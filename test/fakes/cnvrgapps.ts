@@ -33,3 +33,18 @@ export function cnvrgApp(namespace: string, name: string, options: AppOptions = 
   }
   return { apiVersion: "mlops.cnvrg.io/v1", kind: "CnvrgApp", metadata: { namespace, name }, spec: { dbs } };
 }
+
+/** The values of cnvrg's bucket Secret (`cp-object-storage`, DESIGN §3) for a bucket on the harness' S3. */
+export function cnvrgStorageSecret(
+  s3: { endpoint: string; region: string; accessKeyId: string; secretAccessKey: string },
+  bucket: string,
+): Record<string, string> {
+  return {
+    CNVRG_STORAGE_TYPE: "minio",
+    CNVRG_STORAGE_BUCKET: bucket,
+    CNVRG_STORAGE_ENDPOINT: s3.endpoint,
+    CNVRG_STORAGE_REGION: s3.region,
+    CNVRG_STORAGE_ACCESS_KEY: s3.accessKeyId,
+    CNVRG_STORAGE_SECRET_KEY: s3.secretAccessKey,
+  };
+}

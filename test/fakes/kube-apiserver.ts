@@ -234,6 +234,14 @@ export class FakeKubeApiServer {
     return stored;
   }
 
+  /** Creates or replaces a Secret from plain values (stored base64-encoded, as the API server keeps them). */
+  putSecret(namespace: string, name: string, values: Record<string, string>): Obj {
+    const data = Object.fromEntries(
+      Object.entries(values).map(([k, v]) => [k, Buffer.from(v).toString("base64")]),
+    );
+    return this.put("secrets", { apiVersion: "v1", kind: "Secret", metadata: { namespace, name }, data });
+  }
+
   /** Deletes an object directly (no write recorded), emitting the watch event. */
   remove(resource: ResourceName, namespace: string, name: string): boolean {
     const store = this.store(resource);

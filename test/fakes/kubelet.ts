@@ -9,12 +9,7 @@ import { randomBytes } from "node:crypto";
 import { PassThrough } from "node:stream";
 import { runCli } from "../../src/commands/index.js";
 import type { FakeKubeApiServer } from "./kube-apiserver.js";
-
-interface EnvVar {
-  name: string;
-  value?: string;
-  valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean } };
-}
+import { resolveContainerEnv, type EnvVar } from "./pod-env.js";
 
 interface Container {
   name: string;
@@ -103,7 +98,11 @@ export class FakeKubelet {
     waiting("ContainerCreating");
     let env: Record<string, string>;
     try {
-      env = this.resolveEnv(namespace, container?.env ?? []);
+      env = resolveContainerEnv(
+        container?.env ?? [],
+        (name) => this.secretValues(namespace, name),
+        namespace,
+      );
     } catch (error) {
       // The real kubelet leaves the container waiting and retries; the Job stays active.
       waiting("CreateContainerConfigError", (error as Error).message);
@@ -141,27 +140,13 @@ export class FakeKubelet {
     this.api.finishJob(namespace, jobName, exitCode === 0 ? "Complete" : "Failed");
   }
 
-  /** The container's environment as the kubelet builds it from the pod spec. */
-  private resolveEnv(namespace: string, vars: EnvVar[]): Record<string, string> {
-    const out: Record<string, string> = {};
-    for (const v of vars) {
-      if (v.value !== undefined) out[v.name] = v.value;
-      const ref = v.valueFrom?.secretKeyRef;
-      if (!ref) continue;
-      const secret = this.api.get("secrets", namespace, ref.name) as
-        { data?: Record<string, string> } | undefined;
-      const encoded = secret?.data?.[ref.key];
-      if (encoded === undefined) {
-        if (ref.optional) continue;
-        throw new Error(
-          secret
-            ? `couldn't find key ${ref.key} in Secret ${namespace}/${ref.name}`
-            : `secret "${ref.name}" not found`,
-        );
-      }
-      out[v.name] = Buffer.from(encoded, "base64").toString("utf8");
-    }
-    return out;
+  /** The Secret's decoded values, from the fake API server. */
+  private secretValues(namespace: string, name: string): Record<string, string> | undefined {
+    const secret = this.api.get("secrets", namespace, name) as { data?: Record<string, string> } | undefined;
+    if (!secret) return undefined;
+    return Object.fromEntries(
+      Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, "base64").toString("utf8")]),
+    );
   }
 
   /** Runs the image's entrypoint (`capsule`) with the container's args; every output line goes to the log. */

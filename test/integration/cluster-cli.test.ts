@@ -8,13 +8,11 @@ import { openBackupStore } from "../../src/runtime/bucket.js";
 import { normalizeEndpoint } from "../../src/runtime/run-target.js";
 import { layout } from "../../src/storage/layout.js";
 import { serializeStatefile } from "../../src/storage/statefile.js";
-import { cnvrgApp } from "../fakes/cnvrgapps.js";
+import { cnvrgApp, cnvrgStorageSecret } from "../fakes/cnvrgapps.js";
 import { FakeKubeApiServer } from "../fakes/kube-apiserver.js";
 import { createBucket, s3Env, testServers, uniqueName } from "../harness/index.js";
 import { capsule } from "../support/cli.js";
 import { statefile } from "../support/entries.js";
-
-const b64 = (s: string) => Buffer.from(s).toString("base64");
 
 describe("capsule <engine> with a kube context and no --bucket", () => {
   let fake: FakeKubeApiServer;
@@ -34,19 +32,7 @@ describe("capsule <engine> with a kube context and no --bucket", () => {
     fake = await new FakeKubeApiServer().start();
     fake.put("cnvrgapps", cnvrgApp("ml", "cnvrg"));
     fake.put("cnvrgapps", cnvrgApp("other", "cnvrg"));
-    fake.put("secrets", {
-      apiVersion: "v1",
-      kind: "Secret",
-      metadata: { namespace: "ml", name: "cp-object-storage" },
-      data: {
-        CNVRG_STORAGE_TYPE: b64("minio"),
-        CNVRG_STORAGE_BUCKET: b64(bucket),
-        CNVRG_STORAGE_ENDPOINT: b64(servers.s3.endpoint),
-        CNVRG_STORAGE_REGION: b64(servers.s3.region),
-        CNVRG_STORAGE_ACCESS_KEY: b64(servers.s3.accessKeyId),
-        CNVRG_STORAGE_SECRET_KEY: b64(servers.s3.secretAccessKey),
-      },
-    });
+    fake.putSecret("ml", "cp-object-storage", cnvrgStorageSecret(servers.s3, bucket));
     kubeconfig = await fake.kubeconfigFile();
   });
   after(() => fake.close());

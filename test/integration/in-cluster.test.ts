@@ -5,9 +5,6 @@
  * no database password and no bucket credentials.
  */
 import assert from "node:assert/strict";
-import { mkdtemp, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { generateX25519Identity, identityToRecipient } from "age-encryption";
 import { compileManifests } from "../../src/compiler/compile.js";
@@ -24,6 +21,7 @@ import { capturedLogger, clientsFor, eventually } from "../fakes/kube-clients.js
 import { FakeKubelet } from "../fakes/kubelet.js";
 import { createBucket, testServers, uniqueName, type TestServers } from "../harness/index.js";
 import { capsule } from "../support/cli.js";
+import { planS3Secret, writeHarnessPlan } from "../support/plan.js";
 import { sql } from "../support/pg.js";
 
 const CLUSTER = "apps.cnvrg";
@@ -53,20 +51,10 @@ describe("--in-cluster and restore requests (fake API server + fake kubelet, rea
     await sql(servers, "postgres", `CREATE DATABASE ${db}`);
     await sql(servers, db, "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 500);");
     const identity = await generateX25519Identity();
-    const dir = await mkdtemp(path.join(tmpdir(), "capsule-incluster-plan-"));
-    await writeFile(
-      path.join(dir, "plan.yaml"),
-      `apiVersion: capsule.cnvrg.io/v1
-kind: BackupPlan
-metadata: { cluster: ${CLUSTER} }
-spec:
-  storage:
-    bucket: ${bucket}
-    endpoint: ${servers.s3.endpoint}
-    pathStyle: true
-    credentialsSecretRef: { secretName: backup-s3, keys: { accessKeyId: AK, secretAccessKey: SK } }
-  targets:
-    - name: pg
+    const dir = await writeHarnessPlan(servers, {
+      cluster: CLUSTER,
+      bucket,
+      targets: `    - name: pg
       engine: postgresql
       namespace: ${NAMESPACE}
       connection: { host: ${servers.pg.host}, port: ${servers.pg.port}, database: ${db} }
@@ -99,20 +87,12 @@ spec:
       schedule: { period: 6h }
       retention: { keepLast: 5 }
 `,
-    );
+    });
     cronJobs = compileManifests((await gatherPlans({ plans: dir })).plans);
     for (const cronJob of cronJobs)
       api.put("cronjobs", JSON.parse(JSON.stringify(cronJob)) as Record<string, unknown>);
-    const secret = (name: string, data: Record<string, string>) =>
-      api.put("secrets", {
-        apiVersion: "v1",
-        kind: "Secret",
-        metadata: { name, namespace: NAMESPACE },
-        data: Object.fromEntries(
-          Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString("base64")]),
-        ),
-      });
-    secret("backup-s3", { AK: servers.s3.accessKeyId, SK: servers.s3.secretAccessKey });
+    const secret = (name: string, values: Record<string, string>) => api.putSecret(NAMESPACE, name, values);
+    secret("backup-s3", planS3Secret(servers));
     secret("pg-creds", { POSTGRES_USER: servers.pg.user, POSTGRES_PASSWORD: servers.pg.password });
     secret("redis-creds", { CNVRG_REDIS_PASSWORD: "" });
     secret("age-key", { identity });

@@ -25,7 +25,7 @@ import {
 import { openBackupStore } from "../../src/runtime/bucket.js";
 import { layout } from "../../src/storage/layout.js";
 import { serializeStatefile } from "../../src/storage/statefile.js";
-import { cnvrgApp } from "../fakes/cnvrgapps.js";
+import { cnvrgApp, cnvrgStorageSecret } from "../fakes/cnvrgapps.js";
 import { FakeKubeApiServer } from "../fakes/kube-apiserver.js";
 import { capsule } from "../support/cli.js";
 import { statefile } from "../support/entries.js";
@@ -232,21 +232,7 @@ describe("the release binary", () => {
     const fake = await new FakeKubeApiServer().start();
     try {
       fake.put("cnvrgapps", cnvrgApp("ml", "cnvrg"));
-      fake.put("secrets", {
-        apiVersion: "v1",
-        kind: "Secret",
-        metadata: { namespace: "ml", name: "cp-object-storage" },
-        data: Object.fromEntries(
-          Object.entries({
-            CNVRG_STORAGE_TYPE: "minio",
-            CNVRG_STORAGE_BUCKET: bucket,
-            CNVRG_STORAGE_ENDPOINT: servers.s3.endpoint,
-            CNVRG_STORAGE_REGION: servers.s3.region,
-            CNVRG_STORAGE_ACCESS_KEY: servers.s3.accessKeyId,
-            CNVRG_STORAGE_SECRET_KEY: servers.s3.secretAccessKey,
-          }).map(([k, v]) => [k, Buffer.from(v).toString("base64")]),
-        ),
-      });
+      fake.putSecret("ml", "cp-object-storage", cnvrgStorageSecret(servers.s3, bucket));
       const listed = await run(["pg", "--list", "--cluster", "ml.cnvrg", "-o", "json"], {
         KUBECONFIG: await fake.kubeconfigFile(),
       });

@@ -4,41 +4,18 @@
  * PostgreSQL, Redis and S3. Proves the compiler and the run agree on the contract end to end.
  */
 import assert from "node:assert/strict";
-import { mkdtemp, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { compileManifests } from "../../src/compiler/compile.js";
 import { gatherPlans } from "../../src/plan/gather.js";
 import { openBackupStore } from "../../src/runtime/bucket.js";
 import { FakeElasticsearch } from "../fakes/elasticsearch.js";
+import { resolveContainerEnv, type EnvVar } from "../fakes/pod-env.js";
 import { createBucket, testServers, uniqueName, type TestServers } from "../harness/index.js";
 import { capsule } from "../support/cli.js";
+import { planS3Secret, writeHarnessPlan } from "../support/plan.js";
 import { sql } from "../support/pg.js";
 
 type Secrets = Record<string, Record<string, string>>;
-
-interface EnvVar {
-  name: string;
-  value?: string;
-  valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean } };
-}
-
-/** The container's environment as the kubelet builds it from the pod spec. */
-function resolveEnv(env: EnvVar[], secrets: Secrets): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const v of env) {
-    if (v.value !== undefined) out[v.name] = v.value;
-    const ref = v.valueFrom?.secretKeyRef;
-    if (ref) {
-      const value = secrets[ref.name]?.[ref.key];
-      if (value === undefined && !ref.optional)
-        throw new Error(`pod would not start: secret ${ref.name}/${ref.key} missing`);
-      if (value !== undefined) out[v.name] = value;
-    }
-  }
-  return out;
-}
 
 describe("capsule run", () => {
   let servers: TestServers;
@@ -66,20 +43,10 @@ describe("capsule run", () => {
     await sql(servers, "postgres", `CREATE DATABASE ${db}`);
     await sql(servers, db, "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 1000);");
 
-    const dir = await mkdtemp(path.join(tmpdir(), "capsule-run-plan-"));
-    await writeFile(
-      path.join(dir, "plan.yaml"),
-      `apiVersion: capsule.cnvrg.io/v1
-kind: BackupPlan
-metadata: { cluster: run.test }
-spec:
-  storage:
-    bucket: ${bucket}
-    endpoint: ${servers.s3.endpoint}
-    pathStyle: true
-    credentialsSecretRef: { secretName: backup-s3, keys: { accessKeyId: AK, secretAccessKey: SK } }
-  targets:
-    - name: pg
+    const dir = await writeHarnessPlan(servers, {
+      cluster: "run.test",
+      bucket,
+      targets: `    - name: pg
       engine: postgresql
       namespace: apps
       connection: { host: ${servers.pg.host}, port: ${servers.pg.port}, database: ${db} }
@@ -102,10 +69,10 @@ spec:
       schedule: { period: 6h }
       retention: { keepLast: 1 }
 `,
-    );
+    });
     const secrets: Secrets = {
       "es-creds": { CNVRG_ES_USER: "elastic", CNVRG_ES_PASS: "es-secret-pass" },
-      "backup-s3": { AK: servers.s3.accessKeyId, SK: servers.s3.secretAccessKey },
+      "backup-s3": planS3Secret(servers),
       "pg-creds": { POSTGRES_USER: servers.pg.user, POSTGRES_PASSWORD: servers.pg.password },
       "redis-creds": { CNVRG_REDIS_PASSWORD: "" },
     };
@@ -118,7 +85,7 @@ spec:
           (cronJob.metadata.labels["capsule.cnvrg.io/job"] === "verify" ? "/verify" : ""),
         args: container.args as string[],
         env: {
-          ...resolveEnv(container.env as EnvVar[], secrets),
+          ...resolveContainerEnv(container.env as EnvVar[], (name) => secrets[name]),
           AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
         },
       };

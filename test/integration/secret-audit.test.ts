@@ -7,7 +7,7 @@
  * Every text capsule produced is kept in `produced` with where it came from; the last test searches it all.
  */
 import assert from "node:assert/strict";
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -20,12 +20,13 @@ import { RequestWatcher } from "../../src/requests/watcher.js";
 import { openBackupStore } from "../../src/runtime/bucket.js";
 import type { BackupStore } from "../../src/storage/backup-store.js";
 import { getBytes } from "../../src/storage/object-store.js";
-import { cnvrgApp } from "../fakes/cnvrgapps.js";
+import { cnvrgApp, cnvrgStorageSecret } from "../fakes/cnvrgapps.js";
 import { FakeElasticsearch } from "../fakes/elasticsearch.js";
 import { FakeKubeApiServer } from "../fakes/kube-apiserver.js";
 import { capturedLogger, clientsFor } from "../fakes/kube-clients.js";
 import { createBucket, s3Env, testServers, uniqueName, type TestServers } from "../harness/index.js";
 import { capsule } from "../support/cli.js";
+import { writeHarnessPlan } from "../support/plan.js";
 import { pgEnv, sql } from "../support/pg.js";
 
 const CLUSTER = "audit.app";
@@ -198,20 +199,10 @@ describe("secret-leak audit: no secret value in anything capsule writes", () => 
   });
 
   test("GIVEN a compiled plan WHEN rendered and its pod runs with a wrong password THEN the run fails and its statefile records why", async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), "capsule-audit-plan-"));
-    await writeFile(
-      path.join(dir, "plan.yaml"),
-      `apiVersion: capsule.cnvrg.io/v1
-kind: BackupPlan
-metadata: { cluster: ${CLUSTER} }
-spec:
-  storage:
-    bucket: ${bucket}
-    endpoint: ${servers.s3.endpoint}
-    pathStyle: true
-    credentialsSecretRef: { secretName: backup-s3, keys: { accessKeyId: AK, secretAccessKey: SK } }
-  targets:
-    - name: pg
+    const dir = await writeHarnessPlan(servers, {
+      cluster: CLUSTER,
+      bucket,
+      targets: `    - name: pg
       engine: postgresql
       namespace: apps
       connection: { host: ${servers.pg.host}, port: ${servers.pg.port}, database: ${db} }
@@ -219,7 +210,7 @@ spec:
       schedule: { period: 24h }
       retention: { keepLast: 2 }
 `,
-    );
+    });
     const rendered = await run("plan --dry-run", ["plan", "--dry-run", "--plans", dir]);
     assert.equal(rendered.code, 0, rendered.stderr);
     const installed = await run("install --dry-run", ["install", "--dry-run", "--secret", "pg-creds"]);
@@ -324,19 +315,9 @@ spec:
   test("GIVEN a kube context with a bucket Secret WHEN the cluster-aware CLI runs, right and wrong THEN it lists or fails in one line", async () => {
     api.put("cnvrgapps", cnvrgApp("audit", "app"));
     const put = (secretKey: string) =>
-      api.put("secrets", {
-        apiVersion: "v1",
-        kind: "Secret",
-        metadata: { namespace: "audit", name: "cp-object-storage" },
-        data: Object.fromEntries(
-          Object.entries({
-            CNVRG_STORAGE_BUCKET: bucket,
-            CNVRG_STORAGE_ENDPOINT: servers.s3.endpoint,
-            CNVRG_STORAGE_REGION: servers.s3.region,
-            CNVRG_STORAGE_ACCESS_KEY: servers.s3.accessKeyId,
-            CNVRG_STORAGE_SECRET_KEY: secretKey,
-          }).map(([k, v]) => [k, Buffer.from(v).toString("base64")]),
-        ),
+      api.putSecret("audit", "cp-object-storage", {
+        ...cnvrgStorageSecret(servers.s3, bucket),
+        CNVRG_STORAGE_SECRET_KEY: secretKey,
       });
     const kube = {
       KUBECONFIG: await api.kubeconfigFile(),

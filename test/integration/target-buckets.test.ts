@@ -11,14 +11,13 @@ import { BackupStore } from "../../src/storage/backup-store.js";
 import { layout } from "../../src/storage/layout.js";
 import { openBucket } from "../../src/storage/open-store.js";
 import { serializeStatefile } from "../../src/storage/statefile.js";
-import { cnvrgApp } from "../fakes/cnvrgapps.js";
+import { cnvrgApp, cnvrgStorageSecret } from "../fakes/cnvrgapps.js";
 import { FakeKubeApiServer } from "../fakes/kube-apiserver.js";
 import { capturedLogger, eventually, type CapturedLogger } from "../fakes/kube-clients.js";
 import { createBucket, s3Env, testServers, uniqueName, type TestServers } from "../harness/index.js";
 import { statefile } from "../support/entries.js";
 
 const TOKEN = "target-buckets-token-0123456789";
-const b64 = (text: string) => Buffer.from(text).toString("base64");
 
 describe("daemon: each CnvrgApp's own bucket (fake API server + radosgw)", () => {
   let servers: TestServers;
@@ -40,18 +39,7 @@ describe("daemon: each CnvrgApp's own bucket (fake API server + radosgw)", () =>
       if (namespace === "team-c") continue; // its bucket Secret is missing
       const bucket = uniqueName(namespace);
       await createBucket(servers.s3, bucket);
-      fake.put("secrets", {
-        apiVersion: "v1",
-        kind: "Secret",
-        metadata: { namespace, name: "cp-object-storage" },
-        data: {
-          CNVRG_STORAGE_BUCKET: b64(bucket),
-          CNVRG_STORAGE_ENDPOINT: b64(servers.s3.endpoint),
-          CNVRG_STORAGE_REGION: b64(servers.s3.region),
-          CNVRG_STORAGE_ACCESS_KEY: b64(servers.s3.accessKeyId),
-          CNVRG_STORAGE_SECRET_KEY: b64(servers.s3.secretAccessKey),
-        },
-      });
+      fake.putSecret(namespace, "cp-object-storage", cnvrgStorageSecret(servers.s3, bucket));
       const { store, prefix } = openBucket(`s3://${bucket}/capsule`, {}, s3Env(servers.s3));
       stores[namespace] = new BackupStore(store, prefix);
       const s = statefile({
