@@ -155,6 +155,11 @@ export abstract class EngineCommand extends BaseCommand {
     return [];
   }
 
+  /** Asks before a destructive action (or proceeds with `--yes`; refuses without a terminal). */
+  protected confirmAction(question: string): Promise<void> {
+    return confirm(question, { yes: this.yes, stdin: this.context.stdin, stderr: this.context.stderr });
+  }
+
   /** The connection flags the operator gave, which `--in-cluster` cannot honour. */
   protected abstract connectionFlagsGiven(): string[];
 
@@ -186,12 +191,7 @@ export abstract class EngineCommand extends BaseCommand {
       logLine: (line) => this.context.stderr.write(`${line}\n`),
       note: (line) => this.note(`${line}\n`),
       ...(action === "restore" && {
-        beforeCreate: (where: string) =>
-          confirm(`Restore ${this.id ?? ""} into ${where}?`, {
-            yes: this.yes,
-            stdin: this.context.stdin,
-            stderr: this.context.stderr,
-          }),
+        beforeCreate: (where: string) => this.confirmAction(`Restore ${this.id ?? ""} into ${where}?`),
       }),
     });
     if (outcome.result !== undefined) this.print(outcome.result);
@@ -282,11 +282,9 @@ export abstract class EngineCommand extends BaseCommand {
   private async runDelete(): Promise<void> {
     const store = await this.store();
     const entry = await this.entry(store);
-    await confirm(`Delete backup ${entry.ref.backupId} (${entry.state}) of cluster ${entry.ref.cluster}?`, {
-      yes: this.yes,
-      stdin: this.context.stdin,
-      stderr: this.context.stderr,
-    });
+    await this.confirmAction(
+      `Delete backup ${entry.ref.backupId} (${entry.state}) of cluster ${entry.ref.cluster}?`,
+    );
     await store.delete(entry.ref);
     this.note(`deleted ${entry.ref.backupId}\n`);
   }
@@ -309,11 +307,7 @@ export abstract class EngineCommand extends BaseCommand {
       const scope = { cluster, engine: this.engine, target };
       const plan = planRetention(await store.list(scope), policy, store.now());
       if (!this.dryRun && plan.delete.length > 0) {
-        await confirm(`Delete ${plan.delete.length} backup(s) of ${cluster}/${target}?`, {
-          yes: this.yes,
-          stdin: this.context.stdin,
-          stderr: this.context.stderr,
-        });
+        await this.confirmAction(`Delete ${plan.delete.length} backup(s) of ${cluster}/${target}?`);
         for (const d of plan.delete)
           await store.delete({ cluster, engine: this.engine, backupId: d.backupId });
       }
@@ -450,7 +444,7 @@ export abstract class EngineCommand extends BaseCommand {
     }
     // Asking to confirm a restore that cannot decrypt would waste the operator's yes.
     await store.identitiesFor(entry);
-    await confirm(question(entry), { yes: this.yes, stdin: this.context.stdin, stderr: this.context.stderr });
+    await this.confirmAction(question(entry));
     return entry;
   }
 

@@ -29,6 +29,12 @@ const BY_TARGET = "by (cluster, target, engine)";
 const TARGET_LEGEND = "{{cluster}}/{{target}}";
 
 const DATASOURCE = { type: "prometheus", uid: "${datasource}" } as const;
+/** The top row's stat panels: the newest value per target, on a background coloured by its threshold. */
+const STATUS_STAT = {
+  reduceOptions: { calcs: ["lastNotNull"] },
+  colorMode: "background",
+  textMode: "value_and_name",
+} as const;
 
 function thresholds(...steps: Array<[number | null, string]>): Record<string, unknown> {
   return { mode: "absolute", steps: steps.map(([value, color]) => ({ color, value })) };
@@ -84,11 +90,7 @@ export function grafanaDashboard(): Record<string, unknown> {
       ],
       {
         thresholds: thresholds([null, "green"], [86_400, "orange"], [172_800, "red"]),
-        options: {
-          reduceOptions: { calcs: ["lastNotNull"] },
-          colorMode: "background",
-          textMode: "value_and_name",
-        },
+        options: STATUS_STAT,
       },
     ),
     panel(
@@ -101,11 +103,7 @@ export function grafanaDashboard(): Record<string, unknown> {
       [[`min ${BY_TARGET} (capsule_verification_last_success{${SELECTED}})`, TARGET_LEGEND]],
       {
         thresholds: thresholds([null, "red"], [1, "green"]),
-        options: {
-          reduceOptions: { calcs: ["lastNotNull"] },
-          colorMode: "background",
-          textMode: "value_and_name",
-        },
+        options: STATUS_STAT,
       },
     ),
     panel(
@@ -118,11 +116,7 @@ export function grafanaDashboard(): Record<string, unknown> {
       [[`max ${BY_TARGET} (capsule_backup_consecutive_failures{${SELECTED}})`, TARGET_LEGEND]],
       {
         thresholds: thresholds([null, "green"], [1, "orange"], [3, "red"]),
-        options: {
-          reduceOptions: { calcs: ["lastNotNull"] },
-          colorMode: "background",
-          textMode: "value_and_name",
-        },
+        options: STATUS_STAT,
       },
     ),
     panel(

@@ -25,7 +25,7 @@ import type { Workloads } from "../k8s/workloads.js";
 import type { Logger } from "../log.js";
 import { redact, registerSecret } from "../redact.js";
 import type { BackupStore } from "../storage/backup-store.js";
-import { isEngine, layout } from "../storage/layout.js";
+import { isEngine, layout, type Engine } from "../storage/layout.js";
 import { getBytes } from "../storage/object-store.js";
 import type { DaemonMetrics } from "../status/metrics.js";
 import { requestJob, requestJobName } from "./job.js";
@@ -359,6 +359,12 @@ export class RequestWatcher {
     });
   }
 
+  /** The engine of a target, from its CronJob's label. */
+  private engineOf(cluster: string, target: string): Engine | undefined {
+    const engine = this.options.cronJobOf(cluster, target)?.metadata.labels[LABELS.engine];
+    return engine !== undefined && isEngine(engine) ? engine : undefined;
+  }
+
   /** The restore a request ran, found by the request id in the backup's restore records. */
   private async restoreOf(
     cluster: string,
@@ -366,9 +372,8 @@ export class RequestWatcher {
     backupId: string | undefined,
     id: string,
   ): Promise<{ result: string; message?: string } | undefined> {
-    if (!backupId) return undefined;
-    const engine = this.options.cronJobOf(cluster, target)?.metadata.labels[LABELS.engine];
-    if (engine === undefined || !isEngine(engine)) return undefined;
+    const engine = this.engineOf(cluster, target);
+    if (!backupId || !engine) return undefined;
     try {
       const entry = await this.options.store.get({ cluster, engine, backupId });
       return entry.statefile?.restores.findLast((r) => r.requestId === id);
@@ -483,13 +488,8 @@ export class RequestWatcher {
     target: string,
     id: string,
   ): Promise<{ backupId: string; state: string } | undefined> {
-    const cronJob = this.options.cronJobOf(cluster, target);
-    const engine = cronJob?.metadata.labels[LABELS.engine];
-    const entries = await this.options.store.list({
-      cluster,
-      target,
-      ...(engine !== undefined && isEngine(engine) && { engine }),
-    });
+    const engine = this.engineOf(cluster, target);
+    const entries = await this.options.store.list({ cluster, target, ...(engine && { engine }) });
     const entry = entries.find((e) => e.statefile?.trigger.requestId === id);
     return entry && { backupId: entry.ref.backupId, state: entry.state };
   }
