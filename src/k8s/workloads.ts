@@ -40,7 +40,19 @@ export class Workloads {
 
   /** CronJobs matching `labelSelector`, in one namespace or all, paged. */
   async listCronJobs(labelSelector: string, namespace?: string): Promise<LiveCronJob[]> {
-    const out: LiveCronJob[] = [];
+    return (await this.listCronJobPages(labelSelector, namespace)).map(liveCronJob);
+  }
+
+  /** Whole CronJobs (templates included) matching `labelSelector`, in one namespace or all, paged. */
+  async cronJobsWithTemplates(labelSelector: string, namespace?: string): Promise<CronJobWithTemplate[]> {
+    return (await this.listCronJobPages(labelSelector, namespace)).flatMap((item) => {
+      const { name, namespace: ns } = item.metadata ?? {};
+      return name && ns ? [{ ...item, metadata: { ...item.metadata, name, namespace: ns } }] : [];
+    });
+  }
+
+  private async listCronJobPages(labelSelector: string, namespace?: string): Promise<V1CronJob[]> {
+    const out: V1CronJob[] = [];
     let next: string | undefined;
     const operation = `list CronJobs${namespace ? ` in ${namespace}` : ""}`;
     do {
@@ -50,27 +62,7 @@ export class Workloads {
           ? this.client.batch.listNamespacedCronJob({ ...page, namespace })
           : this.client.batch.listCronJobForAllNamespaces(page),
       );
-      for (const item of list.items) out.push(liveCronJob(item));
-      next = list.metadata?._continue || undefined;
-    } while (next);
-    return out;
-  }
-
-  /** Whole CronJobs (templates included) matching `labelSelector`, in one namespace or all, paged. */
-  async cronJobsWithTemplates(labelSelector: string, namespace?: string): Promise<CronJobWithTemplate[]> {
-    const out: CronJobWithTemplate[] = [];
-    let next: string | undefined;
-    do {
-      const page = { labelSelector, limit: PAGE_SIZE, ...(next && { _continue: next }) };
-      const list = await this.client.call(`list CronJobs${namespace ? ` in ${namespace}` : ""}`, () =>
-        namespace
-          ? this.client.batch.listNamespacedCronJob({ ...page, namespace })
-          : this.client.batch.listCronJobForAllNamespaces(page),
-      );
-      for (const item of list.items) {
-        const { name, namespace: ns } = item.metadata ?? {};
-        if (name && ns) out.push({ ...item, metadata: { ...item.metadata, name, namespace: ns } });
-      }
+      out.push(...list.items);
       next = list.metadata?._continue || undefined;
     } while (next);
     return out;
