@@ -27,6 +27,8 @@ export const ErrorCode = {
   KubeApi: "CAPSULE_KUBE_API",
   /** An `--in-cluster` Job could not run (its pod never started, or it vanished). */
   JobFailed: "CAPSULE_JOB_FAILED",
+  /** SIGINT/SIGTERM stopped a restore or drill; the message says what state the target is in. */
+  Interrupted: "CAPSULE_INTERRUPTED",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -2,6 +2,7 @@ import { Command, Option, UsageError } from "clipanion";
 import * as t from "typanion";
 import { CapsuleError } from "../errors.js";
 import { redact } from "../redact.js";
+import { InterruptedError } from "../runtime/interruption.js";
 
 export interface CapsuleContext {
   stdin: NodeJS.ReadStream;
@@ -30,6 +31,10 @@ export abstract class BaseCommand extends Command<CapsuleContext> {
     try {
       return (await this.run()) ?? 0;
     } catch (error) {
+      if (error instanceof InterruptedError) {
+        this.context.stderr.write(`capsule: ${redact(error.message)}\n`);
+        return error.exitCode;
+      }
       if (error instanceof CapsuleError) {
         this.context.stderr.write(`capsule: ${redact(error.message)}\n`);
         return 1;

@@ -6,6 +6,7 @@ import { confirm } from "../runtime/confirm.js";
 import { downloadArtifact } from "../runtime/download.js";
 import { checkRecipients, identitiesFromEnv } from "../runtime/encryption.js";
 import { type Progress, terminalProgress } from "../runtime/progress.js";
+import { interruptible, InterruptedError } from "../runtime/interruption.js";
 import { recordRestore } from "../runtime/record-restore.js";
 import { type DrillResult, verifyBackup } from "../runtime/verify.js";
 import { takeBackup, type EngineBackup } from "../runtime/take-backup.js";
@@ -338,7 +339,7 @@ export abstract class EngineCommand extends BaseCommand {
   }
 
   /** The engine's restore drill into a scratch target; it must leave nothing behind, also when it fails. */
-  protected abstract drill(store: BackupStore, entry: BackupEntry): Promise<DrillResult>;
+  protected abstract drill(store: BackupStore, entry: BackupEntry, signal: AbortSignal): Promise<DrillResult>;
 
   private async runVerify(): Promise<void> {
     const store = await this.store();
@@ -364,7 +365,9 @@ export abstract class EngineCommand extends BaseCommand {
         `${entry.ref.backupId} is ${entry.state}: only succeeded backups are verified`,
       );
     }
-    const verification = await verifyBackup(store, entry, () => this.drill(store, entry));
+    const verification = await verifyBackup(store, entry, (signal) => this.drill(store, entry, signal), {
+      notice: (line) => this.note(`${line}\n`),
+    });
     this.note(`verified ${entry.ref.backupId}: ${verification.details} (${verification.method})\n`);
     if (this.output !== "table")
       this.print(render(this.output, { backupId: entry.ref.backupId, verification }));
@@ -448,21 +451,26 @@ export abstract class EngineCommand extends BaseCommand {
     return entry;
   }
 
-  /** Runs a restore and appends its outcome, success or failure, to the backup's statefile. */
+  /**
+   * Runs a restore and appends its outcome — succeeded, failed or interrupted — to the backup's statefile. SIGINT
+   * and SIGTERM abort `work`'s signal instead of killing capsule, so the engine can leave the target whole first.
+   */
   protected async recordingRestore<T>(
     store: BackupStore,
     entry: BackupEntry,
     to: string,
-    work: () => Promise<T>,
+    work: (signal: AbortSignal) => Promise<T>,
   ): Promise<T> {
     try {
-      const outcome = await work();
+      const outcome = await interruptible(work, { notice: (line) => this.note(`${line}\n`) });
       await recordRestore(store, entry, { to, result: "succeeded" });
       return outcome;
     } catch (error) {
-      await recordRestore(store, entry, { to, result: "failed", message: messageOf(error) }).catch(
-        () => undefined,
-      );
+      await recordRestore(store, entry, {
+        to,
+        result: error instanceof InterruptedError ? "interrupted" : "failed",
+        message: messageOf(error),
+      }).catch(() => undefined);
       throw error;
     }
   }

@@ -148,7 +148,8 @@ export class RunCommand extends BaseCommand {
         `no succeeded backup of ${target.cluster}/${target.target} to verify (${id})`,
       );
     }
-    const drill = (): Promise<DrillResult> => {
+    // The signal reaches the engines' drills once they take one (#16: interrupted drills clean up).
+    const drill = (_signal: AbortSignal): Promise<DrillResult> => {
       switch (target.engine) {
         case "postgresql":
           return drillPostgres(store, entry);

@@ -1,5 +1,6 @@
 import { redact } from "../redact.js";
 import type { BackupEntry, BackupStore } from "../storage/backup-store.js";
+import type { RestoreRecord } from "../storage/statefile.js";
 
 /** Who asked for a restore that ran inside the cluster: a bucket request, or an operator's `--in-cluster`. */
 export interface RestoreTrigger {
@@ -11,7 +12,12 @@ export interface RestoreTrigger {
 export async function recordRestore(
   store: BackupStore,
   entry: BackupEntry,
-  record: { to: string; result: "succeeded" | "failed"; message?: string; trigger?: RestoreTrigger },
+  record: {
+    to: string;
+    result: RestoreRecord["result"];
+    message?: string;
+    trigger?: RestoreTrigger;
+  },
 ): Promise<void> {
   await store.update(entry.ref, (s) => {
     s.restores.push({

@@ -13,6 +13,7 @@ import { restoreElasticsearch } from "../engines/elasticsearch/restore.js";
 import { CapsuleError, ErrorCode, messageOf } from "../errors.js";
 import type { RunTarget } from "../plan/run-contract.js";
 import type { BackupEntry, BackupStore } from "../storage/backup-store.js";
+import { interruptible, InterruptedError } from "./interruption.js";
 import { recordRestore, type RestoreTrigger } from "./record-restore.js";
 import { esConnectionOf, pgConnectionOf, redisConnectionOf } from "./target-connection.js";
 
@@ -52,7 +53,8 @@ export async function restoreTarget(
   }
   const { to, work } = plan(target, env, store, entry, options);
   try {
-    const summary = await work();
+    // SIGTERM (a deleted Job, a drained node) aborts the restore's signal so the engine leaves the target whole.
+    const summary = await interruptible(work);
     await recordRestore(store, entry, {
       to,
       result: "succeeded",
@@ -62,7 +64,7 @@ export async function restoreTarget(
   } catch (error) {
     await recordRestore(store, entry, {
       to,
-      result: "failed",
+      result: error instanceof InterruptedError ? "interrupted" : "failed",
       message: messageOf(error),
       ...(options.trigger && { trigger: options.trigger }),
     }).catch(() => undefined);
@@ -76,7 +78,7 @@ function plan(
   store: BackupStore,
   entry: BackupEntry,
   options: TargetRestoreOptions,
-): { to: string; work: () => Promise<string> } {
+): { to: string; work: (signal: AbortSignal) => Promise<string> } {
   const onPhase = options.onPhase ?? (() => undefined);
   switch (target.engine) {
     case "postgresql": {

@@ -2,12 +2,14 @@
  * Proof that a backup restores (issue 8): the artifact's sha256 first, then the engine's restore drill into a
  * target that cannot harm production, compared with the fingerprint taken at backup time. The outcome — verified
  * or failed, when, how, what differed — is written into the statefile, so the bucket itself says which backups
- * have been proven.
+ * have been proven. An interrupted drill proves nothing either way: it records nothing, so a backup is never marked
+ * failed (and retention never passes it over) because an operator pressed Ctrl-C.
  */
 import { messageOf } from "../errors.js";
 import { redact } from "../redact.js";
 import type { BackupEntry, BackupStore } from "../storage/backup-store.js";
 import type { Statefile } from "../storage/statefile.js";
+import { interruptible, InterruptedError } from "./interruption.js";
 
 export interface DrillResult {
   readonly method: string;
@@ -17,7 +19,8 @@ export interface DrillResult {
 export async function verifyBackup(
   store: BackupStore,
   entry: BackupEntry,
-  drill: () => Promise<DrillResult>,
+  drill: (signal: AbortSignal) => Promise<DrillResult>,
+  options: { notice?: (line: string) => void } = {},
 ): Promise<Statefile["verification"]> {
   const encrypted = entry.statefile?.artifact?.encryption.type === "age";
   let method = encrypted
@@ -25,11 +28,17 @@ export async function verifyBackup(
     : "sha256 of the stored artifact";
   let verification: Statefile["verification"];
   try {
-    await store.verifyArtifact(entry);
-    const result = await drill();
+    const result = await interruptible(
+      async (signal) => {
+        await store.verifyArtifact(entry);
+        return drill(signal);
+      },
+      { ...(options.notice && { notice: options.notice }) },
+    );
     method = `${encrypted ? "sha256, age decryption, sha256" : "sha256"}, then ${result.method}`;
     verification = { status: "verified", at: store.now().toISOString(), method, details: result.details };
   } catch (error) {
+    if (error instanceof InterruptedError) throw error;
     verification = {
       status: "failed",
       at: store.now().toISOString(),

@@ -82,7 +82,8 @@ export function plaintextSize(artifact: Artifact): number {
 export interface RestoreRecord {
   at: string;
   to: string;
-  result: "succeeded" | "failed";
+  /** `interrupted`: SIGINT/SIGTERM stopped it; the message says what state the target was left in. */
+  result: "succeeded" | "failed" | "interrupted";
   message?: string;
   /** The bucket request (or `--in-cluster` run) that asked for it; how the S3 watcher learns a restore ended. */
   requestId?: string;
