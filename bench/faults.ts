@@ -124,9 +124,11 @@ try {
         (e) => e.ref.backupId !== backupId && e.state === "succeeded" && !e.statefile?.artifact,
       );
       const source = await shopState();
+      const newest = entries.find((e) => e.ref.backupId !== backupId);
+      const interrupted = newest ? `newest run ${newest.state}` : "no new run";
       return {
         intact: good && lying.length === 0 && source === "old",
-        detail: `${good ? "" : "previous backup gone; "}source ${source}`,
+        detail: `${good ? "previous backup kept" : "PREVIOUS BACKUP GONE"}, ${interrupted}, source ${source}`,
       };
     },
     debris: () => Promise.resolve([]),
@@ -139,6 +141,7 @@ try {
     await matrix({
       operation,
       args: ["pg", "--restore", "--id", backupId, "--database", "shop", "--yes", ...extra],
+      startPattern: /restoring/,
       before: resetShop,
       check: async () => {
         const state = await shopState();
@@ -153,6 +156,7 @@ try {
   await matrix({
     operation: "pg verify drill",
     args: ["pg", "--verify", "--id", backupId],
+    startPattern: /starting a throwaway/,
     before: () => Promise.resolve(),
     check: async () => {
       const entry = await store.get({ cluster: "faults", engine: "postgresql", backupId });
@@ -191,6 +195,7 @@ try {
   await matrix({
     operation: "redis restore (online)",
     args: ["redis", "--restore", "--id", redisBackupId, "--yes"],
+    startPattern: /serving the backup/,
     before: async () => {
       await cli("REPLICAOF NO ONE");
       await cli("FLUSHALL");
@@ -218,6 +223,8 @@ try {
 interface Scenario {
   operation: string;
   args: string[];
+  /** The stderr line at which the work that touches data begins; early/mid/late are fractions of what follows. */
+  startPattern?: RegExp;
   before: () => Promise<void>;
   check: () => Promise<{ intact: boolean; detail: string }>;
   debris: () => Promise<string[]>;
@@ -227,15 +234,20 @@ interface Scenario {
 
 async function matrix(s: Scenario): Promise<void> {
   await s.before();
+  const first = startCapsule(s.args, childEnv);
+  if (s.startPattern) await first.waitForStderr(s.startPattern);
   const t0 = performance.now();
-  const baseline = await runToEnd(s.args);
+  const baseline = { code: (await first.exited).code };
   const duration = performance.now() - t0;
   rows.push([s.operation, "none", "-", String(baseline.code), (await s.check()).detail, "-"]);
-  console.error(`bench/faults: ${s.operation} takes ${(duration / 1000).toFixed(1)} s undisturbed`);
+  console.error(
+    `bench/faults: ${s.operation} takes ${(duration / 1000).toFixed(1)} s undisturbed after ${s.startPattern ? String(s.startPattern) : "its start"}`,
+  );
   for (const signal of SIGNALS) {
     for (const [when, fraction] of Object.entries(WHEN)) {
       await s.before();
       const child = startCapsule(s.args, childEnv);
+      if (s.startPattern) await child.waitForStderr(s.startPattern);
       await new Promise((r) => setTimeout(r, duration * fraction));
       child.signal(signal);
       const exit = await child.exited;
