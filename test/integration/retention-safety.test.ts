@@ -4,11 +4,15 @@
  * finds) is left for an operator and not counted; `--prune` without flags uses the plan's retention or refuses.
  */
 import assert from "node:assert/strict";
-import { before, describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import { openBackupStore } from "../../src/runtime/bucket.js";
 import type { BackupStore } from "../../src/storage/backup-store.js";
 import { layout } from "../../src/storage/layout.js";
 import { serializeStatefile, type Statefile } from "../../src/storage/statefile.js";
+import { compileManifests } from "../../src/compiler/compile.js";
+import { scan } from "../../src/scanner/scan.js";
+import { cnvrgApp, cnvrgStorageSecret } from "../fakes/cnvrgapps.js";
+import { FakeKubeApiServer } from "../fakes/kube-apiserver.js";
 import { createBucket, s3Env, testServers, uniqueName, type TestServers } from "../harness/index.js";
 import { capsule } from "../support/cli.js";
 import { statefile } from "../support/entries.js";
@@ -175,5 +179,35 @@ describe("capsule <engine> --prune never leaves nothing restorable", () => {
     });
     assert.notEqual(otherCluster.code, 0);
     assert.match(otherCluster.stderr, /no retention policy .* \(searched: --plans /);
+  });
+
+  describe("with a kube context and no --bucket", () => {
+    let api: FakeKubeApiServer | undefined;
+    after(() => api?.close());
+
+    test("GIVEN a CnvrgApp whose rotation is 2 and the CronJob compiled from it WHEN --prune --dry-run without flags THEN the CronJob's retention applies", async () => {
+      const app = cnvrgApp("ml", "cnvrg", { rotation: 2 });
+      const cronJobs = compileManifests(scan([app]).plans);
+      const fake = (api = await new FakeKubeApiServer().start());
+      fake.put("cnvrgapps", app);
+      fake.putSecret("ml", "cp-object-storage", cnvrgStorageSecret(servers.s3, bucket));
+      for (const c of cronJobs)
+        fake.put("cronjobs", JSON.parse(JSON.stringify(c)) as Record<string, unknown>);
+      const cronJob = cronJobs[0]!.metadata;
+      const backups = [20, 21, 22, 23].map((d) =>
+        statefile({ cluster: "ml.cnvrg", target: "postgresql", at: `2026-11-${d}T01:00:00.000Z` }),
+      );
+      for (const s of backups) await putBackup(store, s);
+
+      const laptop = { KUBECONFIG: await fake.kubeconfigFile(), HOME: "/nonexistent" };
+      const result = await capsule(["pg", "--prune", "--dry-run"], laptop);
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(
+        result.stdout,
+        new RegExp(`postgresql: keep-last 2, failed-grace-hours 72 \\(from CronJob ml/${cronJob.name}\\)`),
+      );
+      for (const [s, decision] of backups.map((s, i) => [s, i < 2 ? "would delete" : "keep"] as const))
+        assert.match(result.stdout, new RegExp(`${s.backupId}.*${decision}`));
+    });
   });
 });
