@@ -181,6 +181,49 @@ describe("capsule <engine> --prune never leaves nothing restorable", () => {
     assert.match(otherCluster.stderr, /no retention policy .* \(searched: --plans /);
   });
 
+  test("GIVEN two verified backups and a newer one whose verification failed WHEN a scheduled run with keepLast 1 takes a backup THEN its retention keeps the newest verified one beside the new backup", async () => {
+    const cluster = "scheduled";
+    const db = uniqueName("sdb").replace(/-/g, "_");
+    await sql(servers, "postgres", `CREATE DATABASE ${db}`);
+    await sql(servers, db, "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100);");
+    const verified = (at: string) =>
+      statefile({ cluster, target: "db", at, verification: { status: "verified", at } });
+    const older = verified("2026-11-20T01:00:00.000Z");
+    const newer = verified("2026-11-21T01:00:00.000Z");
+    const failed = statefile({
+      cluster,
+      target: "db",
+      at: "2026-11-22T01:00:00.000Z",
+      verification: { status: "failed", at: "2026-11-22T02:00:00.000Z", details: "sha256 mismatch" },
+    });
+    for (const s of [older, newer, failed]) await putBackup(store, s);
+    const target = {
+      version: 1,
+      cluster,
+      target: "db",
+      engine: "postgresql",
+      namespace: "apps",
+      connection: { host: servers.pg.host, port: servers.pg.port, database: db },
+      retention: { keepLast: 1 },
+      storage: { prefix: "capsule" },
+    };
+    const run = await capsule(["run"], {
+      ...env,
+      CAPSULE_TARGET: JSON.stringify(target),
+      PGUSER: servers.pg.user,
+      PGPASSWORD: servers.pg.password,
+    });
+    assert.equal(run.code, 0, run.stderr);
+    const taken = run.stdout.trim();
+    assert.match(run.stderr, /"msg":"retention applied"/);
+
+    const left = (await store.list({ cluster, engine: "postgresql", target: "db" })).map(
+      (x) => x.ref.backupId,
+    );
+    // The failed verification is past its 72 h grace and a newer restorable backup now exists: it goes.
+    assert.deepEqual(left.sort(), [taken, newer.backupId].sort());
+  });
+
   describe("with a kube context and no --bucket", () => {
     let api: FakeKubeApiServer | undefined;
     after(() => api?.close());
