@@ -63,7 +63,7 @@ export function applyFlags(
   if (flags.keepLast === undefined) {
     throw new UsageError(
       `--prune: no retention policy for ${where.engine} target ${target} of cluster ${where.cluster} ` +
-        `(searched: ${where.searched.length > 0 ? where.searched.join(", ") : "nothing"}); ` +
+        `(${where.searched.length > 0 ? `searched: ${where.searched.join(", ")}` : "no --plans, and the bucket was not found through a kube context"}); ` +
         `pass --plans PATH, or --keep-last N to prune by flags alone`,
     );
   }

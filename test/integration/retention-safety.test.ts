@@ -215,7 +215,8 @@ describe("capsule <engine> --prune never leaves nothing restorable", () => {
     });
     assert.equal(run.code, 0, run.stderr);
     const taken = run.stdout.trim();
-    assert.match(run.stderr, /"msg":"retention applied"/);
+    const applied = run.stderr.split("\n").find((l) => l.includes('"msg":"retention applied"'));
+    assert.match(applied ?? "", new RegExp(`"backupId":"${older.backupId}","reason":"beyond retention"`));
 
     const left = (await store.list({ cluster, engine: "postgresql", target: "db" })).map(
       (x) => x.ref.backupId,
