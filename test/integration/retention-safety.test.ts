@@ -8,6 +8,7 @@ import { after, before, describe, test } from "node:test";
 import { openBackupStore } from "../../src/runtime/bucket.js";
 import type { BackupStore } from "../../src/storage/backup-store.js";
 import { layout } from "../../src/storage/layout.js";
+import { deletePlanned, planStoredRetention } from "../../src/storage/retention.js";
 import { serializeStatefile, type Statefile } from "../../src/storage/statefile.js";
 import { compileManifests } from "../../src/compiler/compile.js";
 import { scan } from "../../src/scanner/scan.js";
@@ -223,6 +224,26 @@ describe("capsule <engine> --prune never leaves nothing restorable", () => {
     );
     // The failed verification is past its 72 h grace and a newer restorable backup now exists: it goes.
     assert.deepEqual(left.sort(), [taken, newer.backupId].sort());
+  });
+
+  test("GIVEN a plan made before the newest backup failed its drill WHEN it is carried out THEN the backup that became the newest restorable is spared", async () => {
+    const scope = { cluster: "raced", engine: "postgresql" as const, target: "db" };
+    const older = statefile({ cluster: scope.cluster, target: "db", at: "2026-11-20T01:00:00.000Z" });
+    const newest = statefile({ cluster: scope.cluster, target: "db", at: "2026-11-21T01:00:00.000Z" });
+    for (const s of [older, newest]) await putBackup(store, s);
+    const shown = await planStoredRetention(store, scope, { keepLast: 1 });
+    assert.deepEqual(
+      shown.delete.map((d) => d.backupId),
+      [older.backupId],
+    );
+    // While the operator reads the confirmation, the drill of the newest backup fails.
+    await store.update({ ...scope, backupId: newest.backupId }, (s) => {
+      s.verification = { status: "failed", at: new Date().toISOString() };
+    });
+    const { deleted, spared } = await deletePlanned(store, scope, { keepLast: 1 }, shown);
+    assert.deepEqual(deleted, []);
+    assert.deepEqual(spared, [older.backupId]);
+    assert.equal((await store.list(scope)).length, 2);
   });
 
   describe("with a kube context and no --bucket", () => {
