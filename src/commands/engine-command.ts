@@ -14,7 +14,15 @@ import type { BackupEntry, BackupStore, BackupStoreOptions } from "../storage/ba
 import { isSafeSegment } from "../storage/layout.js";
 import type { Statefile } from "../storage/statefile.js";
 import { checkIntegrity } from "../storage/integrity.js";
-import { planRetention, type RetentionPolicy } from "../storage/retention.js";
+import { deletePlanned, planRetention, type RetentionDecision } from "../storage/retention.js";
+import {
+  applyFlags,
+  describePolicy,
+  type FoundPolicy,
+  policiesFromCluster,
+  policiesFromPlans,
+  type RetentionFlags,
+} from "../runtime/retention-policy.js";
 import type { Engine } from "../storage/layout.js";
 import { BaseCommand } from "./base-command.js";
 import { backupsTable, decisionsTable, entryDocument, findingsTable, formatBytes, render } from "./render.js";
@@ -48,7 +56,12 @@ export abstract class EngineCommand extends BaseCommand {
   restore = Option.Boolean("--restore", false, { description: "Restore a backup" });
   delete = Option.Boolean("--delete", false, { description: "Delete a backup (artifact and statefile)" });
   prune = Option.Boolean("--prune", false, {
-    description: "Apply retention to a target (--target), or to every target",
+    description:
+      "Apply the target's retention (--target, or every target): the plan's policy from --plans, else from the " +
+      "target's CronJob when the bucket comes from the kube context; --keep-* flags override it field by field; " +
+      "with neither, --keep-last is required. Only restorable backups (succeeded, verification not failed, artifact " +
+      "whole) fill keep slots, verified ones first; the newest restorable and the newest verified backup are never " +
+      "deleted, nor is a running one; damaged backups are left for an operator",
   });
   verify = Option.Boolean("--verify", false, {
     description: "Prove a backup (--id ID or latest): checksum, then a restore drill into a scratch target",
@@ -81,16 +94,20 @@ export abstract class EngineCommand extends BaseCommand {
   dryRun = Option.Boolean("--dry-run", false, {
     description: "--prune: show what would go and why, delete nothing",
   });
-  keepLast = Option.String("--keep-last", "5", {
-    description: "--prune: newest succeeded backups to keep (default 5)",
+  keepLast = Option.String("--keep-last", {
+    description: "--prune: newest restorable backups to keep (default: the plan's)",
   });
   keepDaily = Option.String("--keep-daily", {
-    description: "--prune: also keep the newest of each of the last N days",
+    description: "--prune: also keep one restorable backup (verified first) of each of the last N days",
   });
   keepWeekly = Option.String("--keep-weekly", { description: "--prune: … of each of the last N ISO weeks" });
   keepMonthly = Option.String("--keep-monthly", { description: "--prune: … of each of the last N months" });
   failedGraceHours = Option.String("--failed-grace-hours", {
-    description: "--prune: keep failed and abandoned runs this long (default 72)",
+    description:
+      "--prune: keep failed runs and failed verifications this long (default: the plan's, else 72)",
+  });
+  plans = Option.String("--plans", {
+    description: "--prune: a directory (or file) of plans whose retention applies to their targets",
   });
 
   /** The target name (`--target`); each engine declares the flag with its own default. */
@@ -290,8 +307,12 @@ export abstract class EngineCommand extends BaseCommand {
     this.note(`deleted ${entry.ref.backupId}\n`);
   }
 
+  /**
+   * Retention for each target: every policy is resolved before anything is deleted (a target without one refuses
+   * the whole prune), then per target the decisions are shown, confirmed and carried out.
+   */
   private async runPrune(): Promise<void> {
-    const policy = this.retentionPolicy();
+    const flags = this.retentionFlags();
     const store = await this.store();
     const cluster = this.clusterId();
     const targets = this.target
@@ -302,40 +323,67 @@ export abstract class EngineCommand extends BaseCommand {
               e.statefile ? [e.statefile.target] : [],
             ),
           ),
-        ];
-    const plans = [];
-    for (const target of targets.sort()) {
+        ].sort();
+    const { policies, searched } = await this.foundPolicies(cluster);
+    const applied = targets.map((target) =>
+      applyFlags(target, policies.get(target), flags, { cluster, engine: this.engine, searched }),
+    );
+    const findings = await checkIntegrity(store, cluster, this.engine);
+    const results = [];
+    for (const { target, policy, source } of applied) {
       const scope = { cluster, engine: this.engine, target };
-      const plan = planRetention(await store.list(scope), policy, store.now());
+      const plan = planRetention(await store.list(scope), policy, store.now(), findings);
+      let spared: string[] = [];
       if (!this.dryRun && plan.delete.length > 0) {
         await this.confirmAction(`Delete ${plan.delete.length} backup(s) of ${cluster}/${target}?`);
-        for (const d of plan.delete)
-          await store.delete({ cluster, engine: this.engine, backupId: d.backupId });
+        ({ spared } = await deletePlanned(store, scope, policy, plan));
+        for (const id of spared)
+          this.note(`kept ${id}: the store changed since the plan, it is no longer let go\n`);
       }
-      plans.push({ target, ...plan });
+      results.push({ target, policy, source, ...plan, spared });
     }
     if (this.output !== "table") {
-      this.print(render(this.output, { dryRun: this.dryRun, policy, targets: plans }));
+      this.print(render(this.output, { dryRun: this.dryRun, targets: results }));
       return;
     }
     const verb = this.dryRun ? "would delete" : "deleted";
-    const rows = plans.flatMap((p) => [
+    const state = (d: RetentionDecision) =>
+      d.verification && d.verification !== "unverified" ? `${d.state} (${d.verification})` : d.state;
+    const rows = results.flatMap((p) => [
       ...p.delete.map((d) => ({
         backupId: d.backupId,
         target: p.target,
-        state: d.state,
-        decision: verb,
-        reason: d.reason,
+        state: state(d),
+        decision: p.spared.includes(d.backupId) ? "keep" : verb,
+        reason: p.spared.includes(d.backupId) ? "changed since the plan" : d.reason,
       })),
       ...p.keep.map((d) => ({
         backupId: d.backupId,
         target: p.target,
-        state: d.state,
+        state: state(d),
         decision: "keep",
         reason: d.reason,
       })),
     ]);
-    this.print(rows.length ? decisionsTable(rows) : "no backups");
+    const header = results.map((p) => `${p.target}: ${describePolicy(p.policy)} (from ${p.source})`);
+    this.print([...header, rows.length ? decisionsTable(rows) : "no backups"].join("\n"));
+  }
+
+  /** The plan's retention per target, from `--plans` or else the cluster the bucket was found through. */
+  private async foundPolicies(
+    cluster: string,
+  ): Promise<{ policies: Map<string, FoundPolicy>; searched: string[] }> {
+    if (this.plans !== undefined)
+      return {
+        policies: await policiesFromPlans(this.plans, cluster, this.engine),
+        searched: [`--plans ${this.plans}`],
+      };
+    if (this.discoveredCluster !== undefined)
+      return {
+        policies: await policiesFromCluster(cluster, this.engine, this.env),
+        searched: ["the cluster's CronJobs"],
+      };
+    return { policies: new Map(), searched: [] };
   }
 
   /** The engine's restore drill into a scratch target; it must leave nothing behind, also when it fails. */
@@ -391,7 +439,7 @@ export abstract class EngineCommand extends BaseCommand {
     return unresolved.length > 0 ? 1 : 0;
   }
 
-  private retentionPolicy(): RetentionPolicy {
+  private retentionFlags(): RetentionFlags {
     const count = (flag: string, value: string | undefined, min: number): number | undefined => {
       if (value === undefined) return undefined;
       const n = Number(value);
@@ -399,17 +447,14 @@ export abstract class EngineCommand extends BaseCommand {
         throw new UsageError(`${flag} must be an integer >= ${min} (got ${JSON.stringify(value)})`);
       return n;
     };
-    const keepDaily = count("--keep-daily", this.keepDaily, 0);
-    const keepWeekly = count("--keep-weekly", this.keepWeekly, 0);
-    const keepMonthly = count("--keep-monthly", this.keepMonthly, 0);
-    const failedGraceHours = count("--failed-grace-hours", this.failedGraceHours, 0);
-    return {
-      keepLast: count("--keep-last", this.keepLast, 1)!,
-      ...(keepDaily !== undefined ? { keepDaily } : {}),
-      ...(keepWeekly !== undefined ? { keepWeekly } : {}),
-      ...(keepMonthly !== undefined ? { keepMonthly } : {}),
-      ...(failedGraceHours !== undefined ? { failedGraceHours } : {}),
+    const flags: RetentionFlags = {
+      keepLast: count("--keep-last", this.keepLast, 1),
+      keepDaily: count("--keep-daily", this.keepDaily, 0),
+      keepWeekly: count("--keep-weekly", this.keepWeekly, 0),
+      keepMonthly: count("--keep-monthly", this.keepMonthly, 0),
+      failedGraceHours: count("--failed-grace-hours", this.failedGraceHours, 0),
     };
+    return Object.fromEntries(Object.entries(flags).filter(([, n]) => n !== undefined));
   }
 
   /** Takes one backup through the run protocol and prints its id (or its statefile with `-o json|yaml`). */

@@ -204,10 +204,13 @@ export class RunCommand extends BaseCommand {
         { cluster: target.cluster, engine: target.engine, target: target.target },
         target.retention,
       );
+      // Each deletion with its reason, so the Job's log answers "why is that backup gone?".
       log.info("retention applied", {
         backupId: statefile.backupId,
         kept: result.keep.length,
-        deleted: result.deleted,
+        deleted: result.delete
+          .filter((d) => result.deleted.includes(d.backupId))
+          .map(({ backupId, reason }) => ({ backupId, reason })),
       });
     } catch (error) {
       // The backup itself succeeded and is committed; a retention failure is reported, not fatal.
