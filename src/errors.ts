@@ -27,6 +27,10 @@ export const ErrorCode = {
   KubeApi: "CAPSULE_KUBE_API",
   /** An `--in-cluster` Job could not run (its pod never started, or it vanished). */
   JobFailed: "CAPSULE_JOB_FAILED",
+  /** The command line itself is wrong (a flag, its value, or a flag the chosen action does not take); exit 2. */
+  Usage: "CAPSULE_USAGE",
+  /** A local file or directory capsule was told to use cannot be used (`--to`, a CA file, …). */
+  LocalFile: "CAPSULE_LOCAL_FILE",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -25,16 +25,20 @@ export function openBackupStore(
       "no bucket: pass --bucket s3://bucket/prefix (or file:///dir), or set CAPSULE_BUCKET",
     );
   }
-  const overrides: S3Overrides = {
+  const { store, prefix } = openBucket(url, s3OverridesOf(flags), env);
+  return new BackupStore(store, prefix, options);
+}
+
+/** The S3 settings the flags give, over whatever the environment or a cluster's bucket Secret says. */
+export function s3OverridesOf(flags: Omit<BucketFlags, "bucket">): S3Overrides {
+  return {
     ...(flags.endpoint ? { endpoint: flags.endpoint } : {}),
     ...(flags.region ? { region: flags.region } : {}),
     ...serverSideEncryptionOf(flags),
   };
-  const { store, prefix } = openBucket(url, overrides, env);
-  return new BackupStore(store, prefix, options);
 }
 
-function serverSideEncryptionOf(flags: BucketFlags): S3Overrides {
+function serverSideEncryptionOf(flags: Omit<BucketFlags, "bucket">): S3Overrides {
   if (flags.sseKmsKeyId !== undefined && flags.sse !== "aws:kms") {
     throw new CapsuleError(ErrorCode.Config, "--sse-kms-key-id needs --sse aws:kms");
   }
