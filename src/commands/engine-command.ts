@@ -2,9 +2,8 @@ import { Option, UsageError } from "clipanion";
 import { CapsuleError, ErrorCode, messageOf } from "../errors.js";
 import { clusterFrom, openBackupStore, s3OverridesOf } from "../runtime/bucket.js";
 import { hasKubeContext, storeFromCluster } from "../runtime/cluster-bucket.js";
-import { checkDestination } from "../runtime/download.js";
 import { confirm } from "../runtime/confirm.js";
-import { downloadArtifact } from "../runtime/download.js";
+import { checkDestination, downloadArtifact } from "../runtime/download.js";
 import { checkRecipients, identitiesFromEnv } from "../runtime/encryption.js";
 import { type Progress, terminalProgress } from "../runtime/progress.js";
 import { recordRestore } from "../runtime/record-restore.js";
@@ -133,6 +132,7 @@ export abstract class EngineCommand extends BaseCommand {
   }
 
   private dispatch(action: Action): Promise<number | void> {
+    // The flag table lets --in-cluster through with --create and --restore only.
     if (this.inCluster) return this.runInCluster(action as "create" | "restore");
     switch (action) {
       case "list":

@@ -1,4 +1,5 @@
 import { CapsuleError, ErrorCode } from "../errors.js";
+import { hostProblem } from "../redact.js";
 import { BackupStore, type BackupStoreOptions } from "../storage/backup-store.js";
 import { openBucket, type S3Overrides } from "../storage/open-store.js";
 
@@ -31,6 +32,12 @@ export function openBackupStore(
 
 /** The S3 settings the flags give, over whatever the environment or a cluster's bucket Secret says. */
 export function s3OverridesOf(flags: Omit<BucketFlags, "bucket">): S3Overrides {
+  if (flags.endpoint && hostProblem(flags.endpoint.replace(/^[a-z][a-z0-9+.-]*:\/\//i, "")) !== undefined) {
+    throw new CapsuleError(
+      ErrorCode.Config,
+      "--endpoint must not carry credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment",
+    );
+  }
   return {
     ...(flags.endpoint ? { endpoint: flags.endpoint } : {}),
     ...(flags.region ? { region: flags.region } : {}),

@@ -188,6 +188,21 @@ describe("admin commands do what they say and nothing else", () => {
       assert.deepEqual([...(await filesUnder(dir)).keys()], []);
     });
 
+    test("GIVEN --endpoint with credentials WHEN run THEN it is refused in one line before any request", async () => {
+      const { url } = await fileBucket();
+      const result = await capsule([
+        "pg",
+        "--list",
+        "--bucket",
+        url,
+        "--endpoint",
+        `http://key:${secret}@127.0.0.1:9`,
+      ]);
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(result.stderr, /^capsule: CAPSULE_CONFIG: --endpoint must not carry credentials/);
+      assert.ok(!result.stderr.includes(secret));
+    });
+
     test("GIVEN a source with credentials in its host WHEN redacted for a statefile THEN only the host is kept", () => {
       assert.deepEqual(redactSource({ host: `app:${secret}@db.internal`, port: 5432, database: "app" }), {
         host: "db.internal",
