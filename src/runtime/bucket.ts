@@ -26,7 +26,18 @@ export function openBackupStore(
       "no bucket: pass --bucket s3://bucket/prefix (or file:///dir), or set CAPSULE_BUCKET",
     );
   }
-  const { store, prefix } = openBucket(url, s3OverridesOf(flags), env);
+  const overrides = s3OverridesOf(flags);
+  if (url.startsWith("file:")) {
+    // A file:// bucket has no endpoint, region or server-side encryption: saying so beats ignoring the flag.
+    const given = (["endpoint", "region", "sse", "sseKmsKeyId"] as const).filter(
+      (f) => flags[f] !== undefined,
+    );
+    if (given.length > 0) {
+      const names = given.map((f) => `--${f.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+      throw new CapsuleError(ErrorCode.Config, `${names.join(", ")}: only for s3:// buckets, not file://`);
+    }
+  }
+  const { store, prefix } = openBucket(url, overrides, env);
   return new BackupStore(store, prefix, options);
 }
 

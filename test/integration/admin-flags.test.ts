@@ -203,6 +203,33 @@ describe("admin commands do what they say and nothing else", () => {
       assert.ok(!result.stderr.includes(secret));
     });
 
+    test("GIVEN --endpoint or --sse with a file:// bucket WHEN run THEN they are refused, not ignored", async () => {
+      const { url, store } = await fileBucket();
+      const ref = await putStatefile(store);
+      for (const extra of [
+        ["--endpoint", "http://127.0.0.1:9"],
+        ["--region", "eu-west-1"],
+        ["--sse", "AES256"],
+      ]) {
+        const result = await capsule([
+          "pg",
+          "--delete",
+          "--yes",
+          "--id",
+          ref.backupId,
+          "--bucket",
+          url,
+          ...extra,
+        ]);
+        assert.equal(result.code, 1, result.stderr);
+        assert.match(
+          result.stderr,
+          new RegExp(`^capsule: CAPSULE_CONFIG: ${extra[0]}: only for s3:// buckets`),
+        );
+      }
+      assert.equal((await store.get(ref)).state, "succeeded");
+    });
+
     test("GIVEN a source with credentials in its host WHEN redacted for a statefile THEN only the host is kept", () => {
       assert.deepEqual(redactSource({ host: `app:${secret}@db.internal`, port: 5432, database: "app" }), {
         host: "db.internal",
@@ -350,6 +377,36 @@ describe("admin commands do what they say and nothing else", () => {
         /^capsule: CAPSULE_CONFIG: PGSSLMODE must be disable, require, verify-ca or verify-full/,
       );
       assert.deepEqual([...(await filesUnder(dir)).keys()], []);
+    });
+  });
+
+  describe("item 12: capsule run's log carries the code too", () => {
+    test("GIVEN capsule run with a wrong password WHEN the backup fails THEN the JSON log line and the last line both carry CAPSULE_DATABASE_ERROR", async () => {
+      const { url } = await fileBucket();
+      const target = {
+        version: 1,
+        cluster: "adm.flags",
+        target: "pg",
+        engine: "postgresql",
+        namespace: "apps",
+        connection: { host: servers.pg.host, port: servers.pg.port, database: "postgres" },
+        retention: { keepLast: 1 },
+        storage: { prefix: "capsule" },
+      };
+      const result = await capsule(["run"], {
+        ...pgEnv(servers, "postgres"),
+        PGPASSWORD: "not-the-password",
+        CAPSULE_TARGET: JSON.stringify(target),
+        CAPSULE_BUCKET: url,
+      });
+      assert.equal(result.code, 1, result.stderr);
+      const lines = result.stderr.trimEnd().split("\n");
+      const failed = lines
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as { msg: string; code?: string })
+        .find((l) => l.msg === "backup failed");
+      assert.equal(failed?.code, "CAPSULE_DATABASE_ERROR", result.stderr);
+      assert.match(lines.at(-1)!, /^capsule: CAPSULE_DATABASE_ERROR: .*authentication failed/);
     });
   });
 
