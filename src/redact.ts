@@ -31,7 +31,9 @@ export function redact(text: string): string {
 export function redactSource<T extends Record<string, unknown>>(source: T): T {
   const out: Record<string, unknown> = {};
   for (const [field, value] of Object.entries(source)) {
-    out[field] = typeof value === "string" ? redact(stripUserinfo(value)) : value;
+    // Only addresses lose what precedes an "@": a database may legally be called "app@2024".
+    const address = field === "host" || field === "url";
+    out[field] = typeof value === "string" ? redact(address ? stripUserinfo(value) : value) : value;
   }
   return out as T;
 }

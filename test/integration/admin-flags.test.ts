@@ -239,6 +239,10 @@ describe("admin commands do what they say and nothing else", () => {
       assert.deepEqual(redactSource({ host: `postgresql://app:${secret}@db/app` }), {
         host: "postgresql://db/app",
       });
+      assert.deepEqual(redactSource({ host: "db", database: "app@2024" }), {
+        host: "db",
+        database: "app@2024",
+      });
     });
   });
 
