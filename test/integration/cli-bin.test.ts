@@ -55,7 +55,10 @@ describe("the capsule binary", () => {
 
   test("GIVEN bad flags, values and commands WHEN parsed THEN each is one plain line on stderr naming it and where help is", async () => {
     const cases: Array<[string[], RegExp]> = [
-      [["pg", "--bogus"], /^capsule: CAPSULE_USAGE: Unsupported option name \("--bogus"\)\. \(see: capsule pg --help\)\n$/],
+      [
+        ["pg", "--bogus"],
+        /^capsule: CAPSULE_USAGE: Unsupported option name \("--bogus"\)\. \(see: capsule pg --help\)\n$/,
+      ],
       [
         ["pg", "--list", "-o", "xml"],
         /^capsule: CAPSULE_USAGE: Invalid value for -o: .*\(got "xml"\) \(see: capsule pg --help\)\n$/,
