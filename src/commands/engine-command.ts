@@ -1,9 +1,9 @@
 import { Option, UsageError } from "clipanion";
 import { CapsuleError, ErrorCode, messageOf } from "../errors.js";
-import { clusterFrom, openBackupStore } from "../runtime/bucket.js";
+import { clusterFrom, openBackupStore, s3OverridesOf } from "../runtime/bucket.js";
 import { hasKubeContext, storeFromCluster } from "../runtime/cluster-bucket.js";
 import { confirm } from "../runtime/confirm.js";
-import { downloadArtifact } from "../runtime/download.js";
+import { checkDestination, downloadArtifact } from "../runtime/download.js";
 import { checkRecipients, identitiesFromEnv } from "../runtime/encryption.js";
 import { type Progress, terminalProgress } from "../runtime/progress.js";
 import { interruptible, InterruptedError } from "../runtime/interruption.js";
@@ -11,7 +11,8 @@ import { recordRestore } from "../runtime/record-restore.js";
 import { type DrillResult, verifyBackup } from "../runtime/verify.js";
 import { takeBackup, type EngineBackup } from "../runtime/take-backup.js";
 import type { BackupEntry, BackupStore, BackupStoreOptions } from "../storage/backup-store.js";
-import { isSafeSegment } from "../storage/layout.js";
+import { isSafeSegment, SAFE_SEGMENT_RULE } from "../storage/layout.js";
+import { redactSource } from "../redact.js";
 import type { Statefile } from "../storage/statefile.js";
 import { checkIntegrity } from "../storage/integrity.js";
 import { deletePlanned, planRetention, type RetentionDecision } from "../storage/retention.js";
@@ -24,21 +25,9 @@ import {
   type RetentionFlags,
 } from "../runtime/retention-policy.js";
 import type { Engine } from "../storage/layout.js";
+import { ACTIONS, type Action, propertyOf, refusedFlag, tableFlags } from "./action-flags.js";
 import { BaseCommand } from "./base-command.js";
 import { backupsTable, decisionsTable, entryDocument, findingsTable, formatBytes, render } from "./render.js";
-
-const ACTIONS = [
-  "create",
-  "list",
-  "describe",
-  "download",
-  "restore",
-  "delete",
-  "prune",
-  "check",
-  "verify",
-] as const;
-type Action = (typeof ACTIONS)[number];
 
 /**
  * `capsule <engine> --<action>`: the admin surface shared by every engine (the original capsule's flag-verb style).
@@ -128,18 +117,41 @@ export abstract class EngineCommand extends BaseCommand {
 
   async run(): Promise<number | void> {
     try {
-      return await this.dispatch(this.action());
+      const action = this.action();
+      this.checkFlags(action);
+      return await this.dispatch(action);
     } finally {
       this.progress.stop();
     }
   }
 
-  private dispatch(action: Action): Promise<number | void> {
-    if (this.inCluster) {
-      if (action !== "create" && action !== "restore")
-        throw new UsageError(`--in-cluster applies to --create and --restore, not --${action}`);
-      return this.runInCluster(action);
+  /**
+   * Before any I/O: every flag given must be one the action honours (action-flags.ts), and every name that becomes
+   * part of an object key must be one safe segment, so `--id ../postgresql/ID` cannot reach another engine's backup.
+   */
+  private checkFlags(action: Action): void {
+    const given = [...tableFlags(this.engine)].filter((flag) => {
+      if (flag === "-o") return this.output !== "table";
+      const value: unknown = (this as unknown as Record<string, unknown>)[propertyOf(flag)];
+      return value !== undefined && value !== false;
+    });
+    const refused = refusedFlag(this.engine, action, given);
+    if (refused) throw new UsageError(refused);
+    const segments: Array<[string, string | undefined]> = [
+      ["--id", this.id === "latest" && action === "verify" ? undefined : this.id],
+      ["--cluster", this.cluster],
+      ["--target", this.target],
+    ];
+    for (const [flag, value] of segments) {
+      if (value !== undefined && !isSafeSegment(value))
+        throw new UsageError(`${flag} ${JSON.stringify(value)}: ${SAFE_SEGMENT_RULE}`);
     }
+    if (action === "download" && this.to !== undefined) checkDestination(this.to, "--to");
+  }
+
+  private dispatch(action: Action): Promise<number | void> {
+    // The flag table lets --in-cluster through with --create and --restore only.
+    if (this.inCluster) return this.runInCluster(action as "create" | "restore");
     switch (action) {
       case "list":
         return this.runList();
@@ -178,26 +190,7 @@ export abstract class EngineCommand extends BaseCommand {
     return confirm(question, { yes: this.yes, stdin: this.context.stdin, stderr: this.context.stderr });
   }
 
-  /** The connection flags the operator gave, which `--in-cluster` cannot honour. */
-  protected abstract connectionFlagsGiven(): string[];
-
   private async runInCluster(action: "create" | "restore"): Promise<number> {
-    const refused = [
-      ...(this.bucket !== undefined ? ["--bucket"] : []),
-      ...(this.endpoint !== undefined ? ["--endpoint"] : []),
-      ...(this.region !== undefined ? ["--region"] : []),
-      ...(this.force ? ["--force"] : []),
-      // Encryption is the plan's (the target's recipients and identity Secret), not the caller's.
-      ...(this.encryptTo !== undefined ? ["--encrypt-to"] : []),
-      ...(this.sse !== undefined ? ["--sse"] : []),
-      ...(this.sseKmsKeyId !== undefined ? ["--sse-kms-key-id"] : []),
-      ...this.connectionFlagsGiven(),
-    ];
-    if (refused.length > 0) {
-      throw new UsageError(
-        `--in-cluster runs with the target's own bucket and connection, from its CronJob: drop ${refused.join(", ")}`,
-      );
-    }
     const work = action === "create" ? [] : ["--restore", this.requireId(), ...this.inClusterRestoreFlags()];
     const { runInCluster } = await import("../runtime/in-cluster.js");
     const outcome = await runInCluster({
@@ -235,6 +228,7 @@ export abstract class EngineCommand extends BaseCommand {
         this.cluster ?? this.env["CAPSULE_CLUSTER"],
         this.env,
         options,
+        s3OverridesOf(this),
       );
       this.discoveredCluster = found.cluster;
       return found.store;
@@ -293,7 +287,10 @@ export abstract class EngineCommand extends BaseCommand {
   /** Downloads the stored artifact as it is; engines override to hand out what their own tools read. */
   protected async runDownloadTo(file: string): Promise<void> {
     const store = await this.store();
-    const bytes = await downloadArtifact(store, await this.entry(store), file, { force: this.force });
+    const bytes = await downloadArtifact(store, await this.entry(store), file, {
+      force: this.force,
+      flag: "--to",
+    });
     this.note(`downloaded ${formatBytes(bytes)} to ${file} (sha256 verified)\n`);
   }
 
@@ -464,11 +461,20 @@ export abstract class EngineCommand extends BaseCommand {
     engine: EngineBackup,
   ): Promise<Statefile> {
     if (!isSafeSegment(target)) {
-      throw new UsageError(`--target ${JSON.stringify(target)}: use letters, digits, ".", "_" and "-"`);
+      // Only a defaulted name reaches here (checkFlags vets --target): say where it came from and what to do.
+      throw new UsageError(
+        `the backup needs a target name and ${JSON.stringify(target)} cannot be one (${SAFE_SEGMENT_RULE}): pass --target NAME`,
+      );
     }
     const statefile = await takeBackup(
       await this.store(),
-      { cluster: this.clusterId(), target, engine: this.engine, trigger: { type: "manual" }, source },
+      {
+        cluster: this.clusterId(),
+        target,
+        engine: this.engine,
+        trigger: { type: "manual" },
+        source: redactSource(source),
+      },
       engine,
     );
     this.print(this.output === "table" ? statefile.backupId : render(this.output, statefile));

@@ -103,19 +103,6 @@ export class PgCommand extends EngineCommand {
     );
   }
 
-  protected override connectionFlagsGiven(): string[] {
-    return [
-      ...(this.host !== undefined ? ["--host"] : []),
-      ...(this.port !== undefined ? ["--port"] : []),
-      ...(this.database !== undefined ? ["--database"] : []),
-      ...(this.user !== undefined ? ["--user"] : []),
-      ...(this.noOwner ? ["--no-owner"] : []),
-      ...(this.sslmode !== undefined ? ["--sslmode"] : []),
-      ...(this.sslrootcert !== undefined ? ["--sslrootcert"] : []),
-      ...(this.insecureSkipTlsVerify ? ["--insecure-skip-tls-verify"] : []),
-    ];
-  }
-
   protected override inClusterRestoreFlags(): string[] {
     if (this.inPlace && this.toDatabase) throw new UsageError("choose one of --in-place and --to-database");
     return [
@@ -171,6 +158,7 @@ export class PgCommand extends EngineCommand {
     const bytes = await downloadArtifact(store, entry, file, {
       ...(this.raw ? {} : { decode: zstdDecompress() }),
       force: this.force,
+      flag: "--to",
     });
     this.note(
       `downloaded ${formatBytes(bytes)} to ${file} (sha256 verified${this.raw ? "" : "; a pg_restore custom-format file"})\n`,

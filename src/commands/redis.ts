@@ -87,22 +87,6 @@ export class RedisCommand extends EngineCommand {
     );
   }
 
-  protected override connectionFlagsGiven(): string[] {
-    return [
-      ...(this.host !== undefined ? ["--host"] : []),
-      ...(this.port !== undefined ? ["--port"] : []),
-      ...(this.user !== undefined ? ["--user"] : []),
-      ...(this.passwordEnv !== undefined ? ["--password-env"] : []),
-      ...(this.listenHost !== undefined ? ["--listen-host"] : []),
-      ...(this.listenPort !== undefined ? ["--listen-port"] : []),
-      ...(this.advertiseHost !== undefined ? ["--advertise-host"] : []),
-      ...(this.detachReplica ? ["--detach-replica"] : []),
-      ...(this.tls ? ["--tls"] : []),
-      ...(this.caCert !== undefined ? ["--ca-cert"] : []),
-      ...(this.insecureSkipTlsVerify ? ["--insecure-skip-tls-verify"] : []),
-    ];
-  }
-
   protected override async runRestore(): Promise<void> {
     const conn = this.connection();
     const listenPort = this.listenPort === undefined ? undefined : Number(this.listenPort);

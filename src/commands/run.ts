@@ -167,7 +167,11 @@ export class RunCommand extends BaseCommand {
         details: verification.details,
       });
     } catch (error) {
-      log.error("verification failed", { backupId: entry.ref.backupId, error: (error as Error).message });
+      log.error("verification failed", {
+        backupId: entry.ref.backupId,
+        error: (error as Error).message,
+        ...(error instanceof CapsuleError && { code: error.code }),
+      });
       throw error;
     }
     this.print(entry.ref.backupId);

@@ -72,7 +72,12 @@ export async function takeBackup(
       .catch((failError: unknown) =>
         log?.error("could not record the failure in the statefile", { error: messageOf(failError) }),
       );
-    log?.error("backup failed", { backupId: run.ref.backupId, phase, error: messageOf(error) });
+    log?.error("backup failed", {
+      backupId: run.ref.backupId,
+      phase,
+      error: messageOf(error),
+      ...(error instanceof CapsuleError && { code: error.code }),
+    });
     throw error;
   } finally {
     process.off("SIGINT", onSignal);

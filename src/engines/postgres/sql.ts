@@ -78,6 +78,13 @@ export function translatePgError(error: unknown, conn: PgConnection, database: s
       `${where}: the server accepts only TLS connections: pass --sslmode verify-full --sslrootcert CA_FILE (or PGSSLMODE/PGSSLROOTCERT)`,
     );
   }
+  // node-postgres asks for the password only when the server does (SCRAM): without one it fails in its own words.
+  if (!conn.password && /client password must be a string|no password supplied/i.test(message)) {
+    return new CapsuleError(
+      ErrorCode.DatabaseError,
+      `${where}: the server asks for a password and none is set: set PGPASSWORD`,
+    );
+  }
   switch (e.code) {
     case "28P01":
     case "28000":
