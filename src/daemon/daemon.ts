@@ -109,6 +109,8 @@ export class Daemon {
         ...(config.image !== undefined && { image: config.image }),
         log,
         metrics: this.metrics,
+        // The fence: a pass in flight when the renew deadline passes writes nothing more.
+        mayWrite: () => this.isLeader,
       });
       this.loop = new ReconcileLoop(reconciler, {
         kube,
@@ -159,8 +161,9 @@ export class Daemon {
     });
   }
 
+  /** Leading, and (with leader election) still within the renew deadline. */
   get isLeader(): boolean {
-    return this.leading;
+    return this.leading && (this.elector?.isLeader ?? true);
   }
 
   /** The last reconcile pass this replica ran, if any. */
