@@ -32,6 +32,9 @@ import { DaemonMetrics } from "../status/metrics.js";
 import { StatusServer, type Readiness } from "../status/server.js";
 import { LeaderElector } from "./leader.js";
 
+/** Leadership without election (a single replica) never ends. */
+const FOREVER = new AbortController().signal;
+
 export interface DaemonConfig {
   /** Kubernetes access; required unless `statusOnly`. */
   readonly kube?: { readonly kubeconfig?: string; readonly requestTimeoutMs?: number };
@@ -109,8 +112,9 @@ export class Daemon {
         ...(config.image !== undefined && { image: config.image }),
         log,
         metrics: this.metrics,
-        // The fence: a pass in flight when the renew deadline passes writes nothing more.
-        mayWrite: () => this.isLeader,
+        // The fence: a pass in flight when the renew deadline passes starts no write, and its writes on the wire are
+        // aborted.
+        fence: () => (this.elector ? this.elector.leadership : FOREVER),
       });
       this.loop = new ReconcileLoop(reconciler, {
         kube,

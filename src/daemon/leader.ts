@@ -44,6 +44,8 @@ export class LeaderElector {
   /** While leading: the moment leadership ends unless a renewal sent before it succeeds. */
   private leadingUntil = 0;
   private deadlineTimer: NodeJS.Timeout | undefined;
+  /** Aborted the moment this term of leadership ends. */
+  private term: AbortController | undefined;
   private readonly now: () => number;
   private readonly renewDeadlineMs: number;
 
@@ -66,6 +68,14 @@ export class LeaderElector {
   /** Leading, and the renew deadline has not passed (by the clock, not only by the timer). */
   get isLeader(): boolean {
     return this.leading && this.now() < this.leadingUntil;
+  }
+
+  /**
+   * While leading: a signal aborted the moment leadership ends (renew deadline, lost Lease, stop), for requests the
+   * leader has in flight. Undefined when not leading.
+   */
+  get leadership(): AbortSignal | undefined {
+    return this.isLeader ? this.term?.signal : undefined;
   }
 
   start(): void {
@@ -130,8 +140,10 @@ export class LeaderElector {
   private setLeading(leading: boolean): void {
     if (leading === this.leading) return;
     this.leading = leading;
-    if (!leading && this.deadlineTimer) {
-      clearTimeout(this.deadlineTimer);
+    if (leading) this.term = new AbortController();
+    else {
+      this.term?.abort(new Error("this replica stopped leading"));
+      if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
       this.deadlineTimer = undefined;
     }
     const { log, identity, namespace, name } = this.options;

@@ -5,15 +5,8 @@
  * `AbortSignal` besides the client's request timeout: leader election bounds each attempt by its renew deadline,
  * which is shorter than any sensible request timeout (client-go does the same with its context).
  */
-import {
-  Observable,
-  V1MicroTime,
-  type ObservableMiddleware,
-  type RequestContext,
-  type ResponseContext,
-  type V1Lease,
-} from "@kubernetes/client-node";
-import { isNotFound, type KubeClient } from "./kube-client.js";
+import { V1MicroTime, type V1Lease } from "@kubernetes/client-node";
+import { abortedBy, isNotFound, type KubeClient } from "./kube-client.js";
 
 /** A Lease as leader election sees it. */
 export interface LeaseRecord {
@@ -75,23 +68,6 @@ export class Leases {
     );
     return record(lease);
   }
-}
-
-/**
- * Per-call options that also abort the request on `signal`, keeping the client's own timeout (its middleware runs
- * first). The object-parameter API takes observable middleware per call, not the promise kind.
- */
-function abortedBy(signal: AbortSignal | undefined) {
-  if (!signal) return undefined;
-  const middleware: ObservableMiddleware = {
-    pre: (context: RequestContext) => {
-      const timeout = context.getSignal();
-      context.setSignal(timeout ? AbortSignal.any([timeout, signal]) : signal);
-      return new Observable(Promise.resolve(context));
-    },
-    post: (context: ResponseContext) => new Observable(Promise.resolve(context)),
-  };
-  return { middlewareMergeStrategy: "append" as const, middleware: [middleware] };
 }
 
 function body(namespace: string, name: string, spec: LeaseSpecUpdate, resourceVersion?: string): V1Lease {

@@ -4,7 +4,7 @@
  * and reported and the pass goes on with the others; a failed list (or invalid hand-written plans) fails the pass
  * before any write, because acting on half a picture could delete what should stay. Live CronJobs are read whole, so
  * a hand edit of a field capsule owns is put back (diff.ts, drift.ts). With leader election, every write is fenced:
- * none starts once `mayWrite()` says this replica no longer leads, even in the middle of a pass.
+ * none starts once this replica no longer leads, even in the middle of a pass, and those on the wire are aborted.
  */
 import pLimit from "p-limit";
 import { LABELS, MANAGED_BY, type CronJobManifest } from "../compiler/cronjob.js";
@@ -41,10 +41,11 @@ export interface ReconcilerOptions {
   /** New skip reasons reported as Events per pass, at most. @default 50 */
   readonly maxEventsPerPass?: number;
   /**
-   * Asked right before each write; false (leadership lost) leaves the write to the next leader.
-   * @default always true
+   * Asked right before each write: the current leadership's signal, aborted when it ends, or undefined when this
+   * replica no longer leads. No write starts without one, and writes on the wire are aborted with it.
+   * @default writes are not fenced
    */
-  readonly mayWrite?: () => boolean;
+  readonly fence?: () => AbortSignal | undefined;
 }
 
 export interface PassResult {
@@ -56,7 +57,7 @@ export interface PassResult {
   readonly held: number;
   /** Objects whose write failed; the next pass tries again. */
   readonly failed: number;
-  /** Writes not made because this replica stopped leading during the pass. */
+  /** Writes not made, or aborted, because this replica stopped leading during the pass. */
   readonly fenced: number;
   readonly errors: string[];
   readonly skipped: number;
@@ -119,21 +120,27 @@ export class Reconciler {
     const attempt = async (
       verb: string,
       what: string,
-      write: () => Promise<void>,
+      write: (signal: AbortSignal | undefined) => Promise<void>,
       reason?: string,
     ): Promise<void> => {
-      if (options.mayWrite && !options.mayWrite()) {
+      const signal = options.fence?.();
+      if (options.fence && (!signal || signal.aborted)) {
         fenced++;
         return;
       }
       try {
-        await write();
+        await write(signal);
         options.metrics?.reconcileWrites.inc({ verb });
         options.log.info(`${verb}d CronJob`, { cronJob: what, ...(reason !== undefined && { reason }) });
         if (verb === "create") created++;
         else if (verb === "replace") replaced++;
         else deleted++;
       } catch (error) {
+        if (signal?.aborted) {
+          // Cut at the renew deadline: the next leader makes it.
+          fenced++;
+          return;
+        }
         options.metrics?.reconcileErrors.inc({ operation: verb });
         const message = messageOf(error);
         errors.push(message);
@@ -145,9 +152,9 @@ export class Reconciler {
     await Promise.all([
       ...diff.create.map((m) =>
         limit(() =>
-          attempt("create", keyOf(m), async () => {
+          attempt("create", keyOf(m), async (signal) => {
             try {
-              await options.workloads.createCronJob(m);
+              await options.workloads.createCronJob(m, signal);
             } catch (error) {
               if (!isAlreadyExists(error)) throw error;
               // Listed by label, so an existing CronJob of that name is not capsule's: never take it over.
@@ -163,16 +170,21 @@ export class Reconciler {
           attempt(
             "replace",
             keyOf(m),
-            () => options.workloads.replaceCronJob(m, current.resourceVersion),
+            (signal) => options.workloads.replaceCronJob(m, current.resourceVersion, signal),
             reason,
           ),
         ),
       ),
       ...diff.delete.map((current) =>
         limit(() =>
-          attempt("delete", keyOf(current), async () => {
+          attempt("delete", keyOf(current), async (signal) => {
             try {
-              await options.workloads.deleteCronJob(current.namespace, current.name, current.resourceVersion);
+              await options.workloads.deleteCronJob(
+                current.namespace,
+                current.name,
+                current.resourceVersion,
+                signal,
+              );
             } catch (error) {
               if (!isNotFound(error)) throw error; // already gone is what we wanted
             }
