@@ -37,7 +37,8 @@ export abstract class BaseCommand extends Command<CapsuleContext> {
       return (await this.run()) ?? 0;
     } catch (error) {
       if (error instanceof InterruptedError) {
-        this.context.stderr.write(`capsule: ${redact(error.message)}\n`);
+        // 130/143, as a shell reports a process its signal ended: scripts tell "stopped" from "failed".
+        this.context.stderr.write(errorLine(error.code, error.message));
         return error.exitCode;
       }
       if (error instanceof CapsuleError) {
