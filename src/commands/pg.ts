@@ -22,6 +22,17 @@ export class PgCommand extends EngineCommand {
       read only from PGPASSWORD. A restore is non-destructive by default: the backup is restored into a new
       database, checked against its checksum and row counts, and only then swapped in; the old database is kept
       as <db>_pre_restore_<timestamp>.
+
+      Which database a restore replaces: --database, else the one the backup was taken from; if PGDATABASE names
+      another, the restore is refused. --to-database names a new database to restore into instead.
+
+      Interrupted (SIGINT, SIGTERM, SIGKILL) or failed, a restore leaves the target with exactly its old data or
+      exactly the backup's. Swap: both renames are one transaction; until it commits the target is unchanged and
+      the scratch database is dropped. --in-place: one transaction that commits only after the last byte passed
+      zstd and the sha256 check. --to-database: the new database is dropped. SIGINT/SIGTERM exit 130/143 with one
+      line saying what state the target is in; the restore is recorded as interrupted. After a SIGKILL, --check
+      with connection flags names the scratch databases and throwaway clusters left behind (--yes removes them);
+      without connection flags --check looks at the bucket only.
     `,
     examples: [
       [
@@ -62,7 +73,7 @@ export class PgCommand extends EngineCommand {
     description: "Target name recorded in the backup (default: the database)",
   });
   inPlace = Option.Boolean("--in-place", false, {
-    description: "Restore over the existing database (pg_restore --clean)",
+    description: "Restore over the existing database (pg_restore --clean, in one transaction)",
   });
   toDatabase = Option.String("--to-database", {
     description: "Restore into this new database, beside the original",
