@@ -175,6 +175,8 @@ describe("capsule pg restore under fault", () => {
       env(db),
     );
     assert.equal(r.code, 1, r.stderr);
+    await until("the restore's session to end", () => restoreSessionsGone(db));
+    assert.deepEqual(await databaseDigest(servers, db), before);
     assert.match(r.stderr.trim().split("\n").at(-1)!, new RegExp(`^capsule: zstd .*; ${db} is unchanged`));
     assert.equal(
       r.stderr
@@ -183,8 +185,6 @@ describe("capsule pg restore under fault", () => {
         .filter((l) => l.startsWith("capsule:")).length,
       1,
     );
-    await until("the restore's session to end", () => restoreSessionsGone(db));
-    assert.deepEqual(await databaseDigest(servers, db), before);
   });
 
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
