@@ -113,6 +113,14 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/** Whether `command` (a path, or a name looked up on PATH) exists: the guard shell would only say "not found". */
+function onPath(command: string): boolean {
+  if (command.includes("/")) return existsSync(command);
+  return (process.env["PATH"] ?? "")
+    .split(path.delimiter)
+    .some((dir) => dir && existsSync(path.join(dir, command)));
+}
+
 /** Alive and not a zombie (the guard reaps its server only once told to stop). */
 function isRunning(pid: number): boolean {
   try {
@@ -162,7 +170,7 @@ export async function startScratchServer(options: {
   /** Aborts the wait for readiness. */
   signal?: AbortSignal;
 }): Promise<ScratchServer> {
-  if (!existsSync(options.command)) {
+  if (!onPath(options.command)) {
     await rm(options.dir, { recursive: true, force: true });
     throw new CapsuleError(ErrorCode.ToolMissing, `${options.command} not found: install ${options.package}`);
   }
