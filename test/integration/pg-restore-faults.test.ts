@@ -19,7 +19,7 @@ import type { RestoreRecord } from "../../src/storage/statefile.js";
 import { createBucket, s3Env, testServers, uniqueName, type TestServers } from "../harness/index.js";
 import { startCapsule, type CapsuleProcess } from "../support/capsule-process.js";
 import { capsule } from "../support/cli.js";
-import { databaseDigest, pgEnv, sql } from "../support/pg.js";
+import { databaseDigest, pgEnv, RICH_SCHEMA, sql } from "../support/pg.js";
 
 const exec = promisify(execFile);
 
@@ -185,6 +185,39 @@ describe("capsule pg restore under fault", () => {
         .filter((l) => l.startsWith("capsule:")).length,
       1,
     );
+  });
+
+  test("GIVEN extensions, an enum, a large object, triggers and views WHEN restored --in-place in one transaction THEN every object and row is the backup's", async () => {
+    // --single-transaction refuses statements that cannot run in a transaction block; a dump must not contain any.
+    const db = uniqueName("rich").replace(/-/g, "_");
+    await sql(servers, "postgres", `CREATE DATABASE ${db}`);
+    await sql(servers, db, RICH_SCHEMA);
+    const digest = await databaseDigest(servers, db);
+    const made = await capsule(["pg", "--create", "--cluster", cluster, "--target", "rich"], env(db));
+    assert.equal(made.code, 0, made.stderr);
+    await sql(
+      servers,
+      db,
+      "DELETE FROM everything WHERE id % 3 = 0; SELECT lo_unlink(min(oid)) FROM pg_largeobject_metadata;",
+    );
+    const r = await capsule(
+      [
+        "pg",
+        "--restore",
+        "--yes",
+        "--in-place",
+        "--id",
+        made.stdout.trim(),
+        "--cluster",
+        cluster,
+        "--database",
+        db,
+      ],
+      env(db),
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const after = await databaseDigest(servers, db);
+    assert.deepEqual(after, digest);
   });
 
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
