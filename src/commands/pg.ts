@@ -31,8 +31,9 @@ export class PgCommand extends EngineCommand {
       the scratch database is dropped. --in-place: one transaction that commits only after the last byte passed
       zstd and the sha256 check. --to-database: the new database is dropped. SIGINT/SIGTERM exit 130/143 with one
       line saying what state the target is in; the restore is recorded as interrupted. After a SIGKILL, --check
-      with connection flags names the scratch databases and throwaway clusters left behind (--yes removes them);
-      without connection flags --check looks at the bucket only.
+      names the throwaway clusters a drill left on this machine and, given connection flags (--host, --port,
+      --database, --user), the scratch databases left on that server; --yes removes them. A live run's are never
+      touched. Without connection flags --check contacts no database server.
     `,
     examples: [
       [
@@ -212,12 +213,26 @@ export class PgCommand extends EngineCommand {
   }
 
   /**
-   * With connection flags, `--check` also looks at that server for scratch databases a killed restore or drill
-   * left, and at this machine for throwaway clusters a killed drill left; without them, only at the bucket.
+   * `--check` also looks at this machine for throwaway clusters a killed drill left, and, given connection flags,
+   * at that server for scratch databases a killed restore or drill left (without them, no server is contacted).
    */
   protected override async checkLeftovers(): Promise<number> {
-    if (![this.host, this.port, this.database, this.user].some((f) => f !== undefined)) return 0;
-    const conn = this.connection();
+    const server = [this.host, this.port, this.database, this.user].some((f) => f !== undefined);
+    let unresolved = server ? await this.checkServerLeftovers(this.connection()) : 0;
+    for (const leftover of await findScratchLeftovers(SCRATCH_LABEL)) {
+      const what = `throwaway PostgreSQL ${leftover.dir}${leftover.serverPid ? ` (postgres pid ${leftover.serverPid} still running)` : ""}`;
+      if (this.yes) {
+        await removeScratchLeftover(leftover);
+        this.note(`removed ${what}, left by an interrupted drill\n`);
+      } else {
+        this.note(`${what} was left by an interrupted drill; --check --yes removes it\n`);
+        unresolved++;
+      }
+    }
+    return unresolved;
+  }
+
+  private async checkServerLeftovers(conn: PgConnection): Promise<number> {
     const maintenance = await findMaintenanceDatabase(conn);
     let unresolved = 0;
     for (const name of await findLeftoverDatabases(conn, maintenance)) {
@@ -228,16 +243,6 @@ export class PgCommand extends EngineCommand {
         this.note(
           `scratch database ${name} on ${describeConnection(conn, maintenance)} was left by an interrupted capsule restore or drill; --check --yes drops it\n`,
         );
-        unresolved++;
-      }
-    }
-    for (const leftover of await findScratchLeftovers(SCRATCH_LABEL)) {
-      const what = `throwaway PostgreSQL ${leftover.dir}${leftover.serverPid ? ` (postgres pid ${leftover.serverPid} still running)` : ""}`;
-      if (this.yes) {
-        await removeScratchLeftover(leftover);
-        this.note(`removed ${what}, left by an interrupted drill\n`);
-      } else {
-        this.note(`${what} was left by an interrupted drill; --check --yes removes it\n`);
         unresolved++;
       }
     }

@@ -71,7 +71,7 @@ export interface ScratchLeftover {
   readonly serverPid?: number;
 }
 
-/** `capsule-<label>-*` directories whose owning capsule is gone (SIGKILL, or an older capsule without the guard). */
+/** `capsule-<label>-*` directories whose owning capsule (named in `capsule.owner`) is gone: killed before its guard ran. */
 export async function findScratchLeftovers(label: string, root = tmpdir()): Promise<ScratchLeftover[]> {
   const prefix = `capsule-${label}-`;
   const found: ScratchLeftover[] = [];
@@ -81,8 +81,8 @@ export async function findScratchLeftovers(label: string, root = tmpdir()): Prom
       (text) => (JSON.parse(text) as { pid?: unknown }).pid,
       () => undefined,
     );
-    // No marker: made by a capsule before markers existed, or half made; only debris if nothing owns it now.
-    if (typeof owner === "number" && isAlive(owner)) continue;
+    // No marker: an older capsule's (perhaps still running) or not capsule's at all — not ours to judge.
+    if (typeof owner !== "number" || isAlive(owner)) continue;
     const serverPid = await readFile(path.join(dir, "data", "postmaster.pid"), "utf8").then(
       (text) => Number(text.split("\n")[0]),
       () => undefined,

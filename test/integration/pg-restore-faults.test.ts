@@ -5,9 +5,9 @@
  * old data (or exactly the backup's), nothing capsule made is left unnamed, and restores[] says what happened.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { chmod, mkdtemp, readdir } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -380,6 +380,37 @@ describe("capsule pg restore under fault", () => {
       const { stdout } = await exec("ps", ["-eo", "pid=,args="]);
       return stdout.split("\n").filter((l) => l.includes(tmp) && /postgres/.test(l) && !/ps -eo/.test(l));
     }
+
+    test("GIVEN throwaway-cluster directories WHEN --check runs THEN only the one whose capsule is dead is named, and --check --yes removes only it", async () => {
+      const tmp = await mkdtemp(path.join(tmpdir(), "capsule-check-faults-"));
+      const gone = spawn(process.execPath, ["-e", ""]);
+      await new Promise((resolve) => gone.once("exit", resolve));
+      const make = async (name: string, owner?: number) => {
+        await mkdir(path.join(tmp, name, "data"), { recursive: true });
+        if (owner !== undefined)
+          await writeFile(path.join(tmp, name, "capsule.owner"), JSON.stringify({ pid: owner }));
+      };
+      await make("capsule-verify-pg-dead", gone.pid);
+      await make("capsule-verify-pg-live", process.pid);
+      await make("capsule-verify-pg-nomarker");
+      const run = async (args: string[]) => {
+        const p = startCapsule(["pg", "--check", "--cluster", cluster, ...args], {
+          ...env(golden),
+          TMPDIR: tmp,
+        });
+        return { exit: await p.exited, stderr: p.stderr() };
+      };
+      const check = await run([]);
+      assert.equal(check.exit.code, 1, check.stderr);
+      assert.match(check.stderr, /capsule-verify-pg-dead was left by an interrupted drill/);
+      assert.doesNotMatch(check.stderr, /pg-live|pg-nomarker/);
+      const fix = await run(["--yes"]);
+      assert.equal(fix.exit.code, 0, fix.stderr);
+      assert.deepEqual((await readdir(tmp)).filter((n) => n.startsWith("capsule-")).sort(), [
+        "capsule-verify-pg-live",
+        "capsule-verify-pg-nomarker",
+      ]);
+    });
 
     test("GIVEN a drill into a throwaway PostgreSQL WHEN SIGINT arrives mid-restore THEN capsule exits 130 saying so, and no postgres process or temp directory is left", async () => {
       const { p, tmp } = await drill();
