@@ -245,6 +245,25 @@ describe("capsule pg restore under fault", () => {
     });
   }
 
+  test("GIVEN a swap restore WHEN capsule is killed (SIGKILL) while pg_restore is copying into the scratch database THEN the database is unchanged, and --check --yes drops the scratch database even while the orphaned pg_restore still holds it", async () => {
+    const { db, digest } = await production();
+    const p = restore(db, []);
+    await p.waitForStderr(/restoring into .*_capsule_restore_/);
+    await until("pg_restore copying rows", () => copying(`${db}_capsule_restore_`));
+    p.signal("SIGKILL");
+    await p.exited;
+    assert.deepEqual(await databaseDigest(servers, db), digest);
+    const scratch = (await databases()).filter((d) => d.startsWith(`${db}_capsule_restore_`));
+    assert.equal(scratch.length, 1);
+    const fix = await capsule(["pg", "--check", "--yes", "--cluster", cluster, "--database", db], env(db));
+    assert.match(fix.stderr, new RegExp(`dropped scratch database ${scratch[0]!}`));
+    assert.deepEqual(
+      (await databases()).filter((d) => d.startsWith(db)),
+      [db],
+    );
+    assert.deepEqual(await databaseDigest(servers, db), digest);
+  });
+
   test("GIVEN a swap restore WHEN capsule is killed (SIGKILL) between the two renames THEN the database still exists with its old data, and the leftover scratch database is named by the next restore and by --check, and dropped by --check --yes", async () => {
     const { db, digest } = await production();
     const p = restore(db, [], ["pg-swap-between-renames"]);
