@@ -97,7 +97,8 @@ export const ACCEPTED_FLAGS: Readonly<Record<string, Row>> = {
       "--failed-grace-hours",
     ],
   },
-  check: { common: [...STORE, ...OUTPUT, "--yes"] },
+  // PostgreSQL: with connection flags --check also looks for a killed restore's scratch databases on that server.
+  check: { common: [...STORE, ...OUTPUT, "--yes"], postgresql: PG_CONNECTION },
   verify: { common: [...STORE, ...SSE, ...OUTPUT, "--id", "--target"] },
   "verify --verify-server": { common: [], postgresql: PG_CONNECTION },
   "verify --verify-url": { common: [], elasticsearch: ["--insecure-skip-tls-verify"] },

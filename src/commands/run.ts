@@ -148,11 +148,11 @@ export class RunCommand extends BaseCommand {
         `no succeeded backup of ${target.cluster}/${target.target} to verify (${id})`,
       );
     }
-    // The signal reaches the engines' drills once they take one (#16: interrupted drills clean up).
-    const drill = (_signal: AbortSignal): Promise<DrillResult> => {
+    // The signal reaches the engines' drills that take one (#16: interrupted drills clean up).
+    const drill = (signal: AbortSignal): Promise<DrillResult> => {
       switch (target.engine) {
         case "postgresql":
-          return drillPostgres(store, entry);
+          return drillPostgres(store, entry, { signal });
         case "redis":
           return drillRedis(store, entry);
         case "elasticsearch":

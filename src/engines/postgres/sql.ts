@@ -11,7 +11,11 @@ export type SqlClient = pg.Client;
 
 const CONNECT_TIMEOUT_MS = 10_000;
 
-export async function connect(conn: PgConnection, database: string = conn.database): Promise<pg.Client> {
+export async function connect(
+  conn: PgConnection,
+  database: string = conn.database,
+  options: { applicationName?: string } = {},
+): Promise<pg.Client> {
   const client = new pg.Client({
     host: conn.host,
     port: conn.port,
@@ -19,7 +23,7 @@ export async function connect(conn: PgConnection, database: string = conn.databa
     database,
     ...(conn.password ? { password: conn.password } : {}),
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-    application_name: "capsule",
+    application_name: options.applicationName ?? "capsule",
     ssl: sslOptions(conn),
   });
   // An idle client whose server goes away emits 'error'; the next query reports it instead of crashing us.
@@ -50,8 +54,9 @@ export async function withClient<T>(
   conn: PgConnection,
   database: string,
   work: (client: pg.Client) => Promise<T>,
+  options: { applicationName?: string } = {},
 ): Promise<T> {
-  const client = await connect(conn, database);
+  const client = await connect(conn, database, options);
   try {
     return await work(client);
   } catch (error) {
