@@ -127,7 +127,10 @@ describe("capsule pg restore under fault", () => {
       const exit = await p.exited;
       assert.equal(exit.code, code, p.stderr());
       const last = p.stderr().trim().split("\n").at(-1)!;
-      assert.match(last, new RegExp(`^capsule: interrupted by ${signal} .*${db} is unchanged`));
+      assert.match(
+        last,
+        new RegExp(`^capsule: CAPSULE_INTERRUPTED: interrupted by ${signal} .*${db} is unchanged`),
+      );
       await until("the restore's session to end", () => restoreSessionsGone(db));
       assert.deepEqual(await databaseDigest(servers, db), digest);
       const record = await lastRestore();
@@ -177,7 +180,10 @@ describe("capsule pg restore under fault", () => {
     assert.equal(r.code, 1, r.stderr);
     await until("the restore's session to end", () => restoreSessionsGone(db));
     assert.deepEqual(await databaseDigest(servers, db), before);
-    assert.match(r.stderr.trim().split("\n").at(-1)!, new RegExp(`^capsule: zstd .*; ${db} is unchanged`));
+    assert.match(
+      r.stderr.trim().split("\n").at(-1)!,
+      new RegExp(`^capsule: CAPSULE_TOOL_FAILED: zstd .*; ${db} is unchanged`),
+    );
     assert.equal(
       r.stderr
         .trim()
@@ -233,7 +239,7 @@ describe("capsule pg restore under fault", () => {
       assert.match(
         p.stderr().trim().split("\n").at(-1)!,
         new RegExp(
-          `^capsule: interrupted by ${signal} while restoring into ${db}_capsule_restore_\\d+: ${db} is unchanged; the scratch database was dropped$`,
+          `^capsule: CAPSULE_INTERRUPTED: interrupted by ${signal} while restoring into ${db}_capsule_restore_\\d+: ${db} is unchanged; the scratch database was dropped$`,
         ),
       );
       assert.deepEqual(
@@ -438,7 +444,7 @@ describe("capsule pg restore under fault", () => {
       assert.equal(exit.code, 130, p.stderr());
       assert.match(
         p.stderr().trim().split("\n").at(-1)!,
-        /^capsule: interrupted by SIGINT during the restore drill: the throwaway PostgreSQL was stopped/,
+        /^capsule: CAPSULE_INTERRUPTED: interrupted by SIGINT during the restore drill: the throwaway PostgreSQL was stopped/,
       );
       assert.deepEqual(await postgresUnder(tmp), []);
       assert.deepEqual(
