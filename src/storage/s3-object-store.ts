@@ -537,6 +537,11 @@ class ResumingReadable extends Readable {
     body.on("end", () => {
       if (this.body === body) this.push(null);
     });
+    // A body closed before its end without an error is cut off all the same.
+    body.on("close", () => {
+      if (this.body === body && !body.readableEnded)
+        body.emit("error", new Error("connection closed mid-body"));
+    });
     body.on("error", (error) => {
       if (this.body !== body) return;
       this.body = undefined;

@@ -249,6 +249,8 @@ export async function startRadosgw(): Promise<RadosgwServer> {
 /** A second radosgw of a running cluster, on its own port, that a test may kill and bring back. */
 export interface ExtraRadosgw {
   readonly endpoint: string;
+  /** False between kill() and restart(). */
+  readonly running: boolean;
   /** kill -9: connections drop mid-request, as in a crash. */
   kill(): Promise<void>;
   /** Starts it again on the same port and resolves once it answers. */
@@ -301,12 +303,21 @@ export async function startExtraRadosgw(cephConf: string): Promise<ExtraRadosgw>
     daemon = undefined;
     if (!d) return;
     process.kill(d.pid, "SIGKILL");
-    await d.exited;
+    // The daemon does not hold the event loop; this wait must, or a test with nothing else in flight ends here.
+    const holding = setInterval(() => undefined, 1000);
+    try {
+      await d.exited;
+    } finally {
+      clearInterval(holding);
+    }
     await d.stop();
   };
   await start();
   return {
     endpoint,
+    get running() {
+      return daemon !== undefined;
+    },
     kill,
     restart: start,
     stop: async () => {
