@@ -53,7 +53,7 @@ export interface S3StoreConfig {
   /**
    * How long a request that keeps failing with a transient error (connection refused or reset, timeout, 5xx,
    * throttling) is retried, with backoff, counted from its first failure: a store away for less than this does
-   * not fail a run. @default 60 000 ms (`CAPSULE_S3_RETRY_WINDOW_MS`)
+   * not fail a run. Until the store has answered once, at most 10 s. @default 60 000 ms (`CAPSULE_S3_RETRY_WINDOW_MS`)
    */
   readonly retryWindowMs?: number;
   /** At most this many attempts per request, however much of the window is left. @default unlimited */
@@ -85,6 +85,11 @@ const CONNECT_TIMEOUT_MS = 5_000;
 /** Backoff between attempts: doubling from the base, capped, so a store that comes back is used within seconds. */
 const BACKOFF_BASE_MS = 100;
 const BACKOFF_CAP_MS = 5_000;
+/**
+ * The window until this client has had one answer from the store: an endpoint that was never there (a typo, a
+ * wrong port) fails in seconds, not a minute, and a run whose store is down at its start fails before it read a byte.
+ */
+const FIRST_CONTACT_WINDOW_MS = 10_000;
 /** A download cut off this many times in a row without a byte in between is given up. */
 const RESUMES_WITHOUT_PROGRESS = 3;
 
@@ -465,6 +470,9 @@ class WindowToken implements RetryToken {
  * retry middleware still runs the loop; this only decides whether and when.
  */
 class RetryWindowStrategy implements RetryStrategyV2 {
+  /** Whether any request of this client has succeeded: only a store that was there can be "away". */
+  private reached = false;
+
   constructor(
     private readonly windowMs: number,
     private readonly maxAttempts: number,
@@ -478,7 +486,8 @@ class RetryWindowStrategy implements RetryStrategyV2 {
     const previous = token as WindowToken;
     const now = Date.now();
     const firstFailureAt = previous.firstFailureAt ?? now;
-    const left = firstFailureAt + this.windowMs - now;
+    const window = this.reached ? this.windowMs : Math.min(this.windowMs, FIRST_CONTACT_WINDOW_MS);
+    const left = firstFailureAt + window - now;
     const retryable = info.errorType === "TRANSIENT" || info.errorType === "THROTTLING";
     // The middleware reports the request's own error when this rejects.
     if (!retryable || left <= 0 || previous.retries + 2 > this.maxAttempts) {
@@ -492,7 +501,9 @@ class RetryWindowStrategy implements RetryStrategyV2 {
     return Promise.resolve(new WindowToken(firstFailureAt, previous.retries + 1, delay));
   }
 
-  recordSuccess(): void {}
+  recordSuccess(): void {
+    this.reached = true;
+  }
 }
 
 /**
