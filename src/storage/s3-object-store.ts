@@ -465,9 +465,10 @@ class WindowToken implements RetryToken {
 /**
  * Retries a request that failed with what the SDK classifies as transient or throttling, with capped exponential
  * backoff, until `windowMs` has passed since its first failure. The SDK's standard strategy counts attempts
- * (4 attempts spend under 2 s) and draws every retry from one budget shared by all requests (500 tokens, up to
- * 14 a retry), which parallel parts drain within a minute of outage: neither can say "ride out a minute". The SDK's
- * retry middleware still runs the loop; this only decides whether and when.
+ * (4 attempts spend under 2 s) and draws every retry from one budget shared by all requests (500 tokens, 14 a
+ * retry: about 35 retries until a success refills it), which parts and heartbeats retrying through a minute-long
+ * outage use up: neither can say "ride out a minute". The SDK's retry middleware still runs the loop; this only
+ * decides whether and when (docs/adr/0013).
  */
 class RetryWindowStrategy implements RetryStrategyV2 {
   /** Whether any request of this client has succeeded: only a store that was there can be "away". */
