@@ -201,6 +201,48 @@ describe("object-store outages", () => {
     assert.equal(hash.digest("hex"), createHash("sha256").update(data).digest("hex"));
   });
 
+  test("GIVEN a PostgreSQL restore streaming from S3 WHEN the S3 server is killed -9 mid-download and started again THEN the restore completes with every row", async () => {
+    const cluster = "restored";
+    const backup = capsuleChild(["pg", "--create", "--cluster", cluster], {
+      ...s3Env(servers.s3),
+      ...pgEnv(servers, db),
+      CAPSULE_BUCKET: bucket,
+    });
+    assert.equal(await backup.exited, 0, backup.output().stderr);
+    const id = backup.output().stdout.trim();
+    const target = `${db}_restored`;
+    const restore = capsuleChild(
+      ["pg", "--restore", "--yes", "--id", id, "--cluster", cluster, "--to-database", target],
+      viaExtra(),
+    );
+    try {
+      // pg_restore connected to the new database: the artifact is streaming into it.
+      const restoring = async () =>
+        (
+          await sql(
+            servers,
+            "postgres",
+            `SELECT 1 FROM pg_stat_activity WHERE datname = '${target}' AND application_name = 'pg_restore'`,
+          )
+        ).length > 0;
+      while (!(await restoring())) {
+        if (!restore.running())
+          assert.fail(`the restore ended before it streamed: ${restore.output().stderr}`);
+        await sleep(50);
+      }
+      await extra.kill();
+      await sleep(OUTAGE_MS / 2);
+      await extra.restart();
+      assert.equal(await restore.exited, 0, restore.output().stderr);
+    } finally {
+      restore.kill();
+      await upAgain();
+    }
+    const [row] = await sql(servers, target, "SELECT count(*)::int AS n FROM big");
+    assert.equal(row?.["n"], 200000);
+    await sql(servers, "postgres", `DROP DATABASE IF EXISTS ${target}`);
+  });
+
   test("GIVEN a PostgreSQL backup WHEN the S3 server stays away longer than the retry window THEN the run fails with the store's error first, in its one line and in the statefile, never pg_dump's 'terminated by user'", async () => {
     const cluster = "outlasted";
     const child = capsuleChild(
