@@ -318,7 +318,7 @@ describe("object-store outages", () => {
   });
 
   test("GIVEN a running backup WHEN its heartbeat cannot be written THEN the run stops itself with the store's error while readers would still see it running, not abandoned", async () => {
-    const abandonedAfterMs = 3_000;
+    const abandonedAfterMs = 6_000;
     const store = openBackupStore(
       { bucket },
       {
