@@ -142,6 +142,7 @@ try {
       operation,
       args: ["pg", "--restore", "--id", backupId, "--database", "shop", "--yes", ...extra],
       startPattern: /restoring/,
+      ...(extra.length === 0 ? { failpoint: "pg-swap-between-renames" } : {}),
       before: resetShop,
       check: async () => {
         const state = await shopState();
@@ -228,6 +229,8 @@ interface Scenario {
   before: () => Promise<void>;
   check: () => Promise<{ intact: boolean; detail: string }>;
   debris: () => Promise<string[]>;
+  /** A failpoint (src/runtime/failpoint.ts) at the riskiest instant, for one more row per signal: "at <name>". */
+  failpoint?: string;
   /** What an operator runs after a SIGKILL to find and remove capsule's leftovers. */
   cleanup?: string[];
 }
@@ -243,12 +246,21 @@ async function matrix(s: Scenario): Promise<void> {
   console.error(
     `bench/faults: ${s.operation} takes ${(duration / 1000).toFixed(1)} s undisturbed after ${s.startPattern ? String(s.startPattern) : "its start"}`,
   );
+  const moments: Array<[string, number | string]> = [
+    ...Object.entries(WHEN),
+    ...(s.failpoint ? [[`at ${s.failpoint}`, s.failpoint] as [string, string]] : []),
+  ];
   for (const signal of SIGNALS) {
-    for (const [when, fraction] of Object.entries(WHEN)) {
+    for (const [when, moment] of moments) {
       await s.before();
-      const child = startCapsule(s.args, childEnv);
-      if (s.startPattern) await child.waitForStderr(s.startPattern);
-      await new Promise((r) => setTimeout(r, duration * fraction));
+      const failpoint = typeof moment === "string" ? moment : undefined;
+      const child = startCapsule(s.args, childEnv, failpoint ? { failpoints: [failpoint] } : {});
+      if (failpoint) {
+        await child.waitForStderr(new RegExp(`failpoint ${failpoint} reached`));
+      } else {
+        if (s.startPattern) await child.waitForStderr(s.startPattern);
+        await new Promise((r) => setTimeout(r, duration * (moment as number)));
+      }
       child.signal(signal);
       const exit = await child.exited;
       const { intact, detail } = await s.check();
