@@ -216,13 +216,13 @@ describe("object-store outages", () => {
       viaExtra(),
     );
     try {
-      // pg_restore connected to the new database: the artifact is streaming into it.
+      // pg_restore (named capsule-restore:…) connected to the new database: the artifact is streaming into it.
       const restoring = async () =>
         (
           await sql(
             servers,
             "postgres",
-            `SELECT 1 FROM pg_stat_activity WHERE datname = '${target}' AND application_name = 'pg_restore'`,
+            `SELECT 1 FROM pg_stat_activity WHERE datname = '${target}' AND application_name LIKE 'capsule-restore:%'`,
           )
         ).length > 0;
       while (!(await restoring())) {
