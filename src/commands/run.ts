@@ -149,14 +149,14 @@ export class RunCommand extends BaseCommand {
       );
     }
     // The signal reaches the engines' drills once they take one (#16: interrupted drills clean up).
-    const drill = (_signal: AbortSignal): Promise<DrillResult> => {
+    const drill = (signal: AbortSignal): Promise<DrillResult> => {
       switch (target.engine) {
         case "postgresql":
           return drillPostgres(store, entry);
         case "redis":
-          return drillRedis(store, entry);
+          return drillRedis(store, entry, { signal });
         case "elasticsearch":
-          return drillElasticsearch(store, entry);
+          return drillElasticsearch(store, entry, { signal });
       }
     };
     try {
