@@ -24,6 +24,8 @@ import type { Statefile } from "../../src/storage/statefile.js";
 const OWN_KEYS = 3000;
 /** The backup: large enough that its RDB reaches the target in many chunks. */
 const BACKUP_KEYS = 20_000;
+/** A capsule that never puts the target back must fail its test, not hang the suite. */
+const BOUNDED = { timeout: 180_000 };
 
 describe("capsule redis --restore under SIGINT, SIGTERM and SIGKILL", () => {
   let servers: TestServers;
@@ -115,147 +117,167 @@ describe("capsule redis --restore under SIGINT, SIGTERM and SIGKILL", () => {
     { signal: "SIGINT", code: 130, load: "disabled" },
     { signal: "SIGTERM", code: 143, load: "swapdb" },
   ] as const) {
-    test(`GIVEN a restore mid-transfer into a server with repl-diskless-load ${load} WHEN capsule gets ${signal} THEN the server is a writable master with its own keys and replication settings, capsule exits ${code} saying so, and restores[] records the interruption`, async () => {
-      const t = await target({ "repl-diskless-load": load });
-      const before = await settings(t);
-      const count = (await restores()).length;
-      const child = startCapsule(restoreArgs(), env(t), { failpoints: ["redis-restore-mid-transfer"] });
-      await child.waitForStderr(/failpoint redis-restore-mid-transfer reached/);
-      if (load === "disabled") {
-        // Mid-transfer for real: the target follows capsule and is receiving the RDB into a temp file.
-        const replication = await text(t, "INFO", "replication");
-        assert.match(replication, /role:slave/);
-        assert.match(replication, /master_sync_in_progress:1/);
-      } // (swapdb: the target is blocked reading the RDB from the socket into its second keyspace; it answers nothing)
-      child.signal(signal);
-      const exit = await child.exited;
-      assert.equal(exit.code, code, child.stderr());
-      const last = child.stderr().trim().split("\n").at(-1)!;
-      assert.match(
-        last,
-        new RegExp(
-          `^capsule: interrupted by ${signal}: redis://127\\.0\\.0\\.1:${t.port} is a master again .*holds its own data`,
-        ),
-      );
-      await assertOwnDataAndWritable(t, before);
-      // The server's own account: it was loading the backup when the transfer was cut, and dropped what it had.
-      const log = await readFile(t.logFile, "utf8");
-      if (load === "disabled") {
-        assert.match(log, /receiving \d+ bytes from master to disk/);
-        assert.match(log, /I\/O error trying to sync with MASTER: connection lost/);
-      } else {
-        assert.match(log, /Loading DB in memory/);
-        assert.match(log, /Discarding temporary DB/);
-      }
-      const recorded = await restores();
-      assert.equal(recorded.length, count + 1);
-      assert.equal(recorded.at(-1)?.result, "interrupted");
-      assert.match(recorded.at(-1)?.message ?? "", new RegExp(`interrupted by ${signal}`));
-    });
+    test(
+      `GIVEN a restore mid-transfer into a server with repl-diskless-load ${load} WHEN capsule gets ${signal} THEN the server is a writable master with its own keys and replication settings, capsule exits ${code} saying so, and restores[] records the interruption`,
+      BOUNDED,
+      async () => {
+        const t = await target({ "repl-diskless-load": load });
+        const before = await settings(t);
+        const count = (await restores()).length;
+        const child = startCapsule(restoreArgs(), env(t), { failpoints: ["redis-restore-mid-transfer"] });
+        await child.waitForStderr(/failpoint redis-restore-mid-transfer reached/);
+        if (load === "disabled") {
+          // Mid-transfer for real: the target follows capsule and is receiving the RDB into a temp file.
+          const replication = await text(t, "INFO", "replication");
+          assert.match(replication, /role:slave/);
+          assert.match(replication, /master_sync_in_progress:1/);
+        } // (swapdb: the target is blocked reading the RDB from the socket into its second keyspace; it answers nothing)
+        child.signal(signal);
+        const exit = await child.exited;
+        assert.equal(exit.code, code, child.stderr());
+        const last = child.stderr().trim().split("\n").at(-1)!;
+        assert.match(
+          last,
+          new RegExp(
+            `^capsule: interrupted by ${signal}: redis://127\\.0\\.0\\.1:${t.port} is a master again .*holds its own data`,
+          ),
+        );
+        await assertOwnDataAndWritable(t, before);
+        // The server's own account: it was loading the backup when the transfer was cut, and dropped what it had.
+        const log = await readFile(t.logFile, "utf8");
+        if (load === "disabled") {
+          assert.match(log, /receiving \d+ bytes from master to disk/);
+          assert.match(log, /I\/O error trying to sync with MASTER: connection lost/);
+        } else {
+          assert.match(log, /Loading DB in memory/);
+          assert.match(log, /Discarding temporary DB/);
+        }
+        const recorded = await restores();
+        assert.equal(recorded.length, count + 1);
+        assert.equal(recorded.at(-1)?.result, "interrupted");
+        assert.match(recorded.at(-1)?.message ?? "", new RegExp(`interrupted by ${signal}`));
+      },
+    );
   }
 
-  test("GIVEN a target that has loaded the whole backup WHEN capsule gets SIGTERM before detaching it THEN it is a writable master holding exactly the backup's keys, and the line says so", async () => {
-    const t = await target();
-    const before = await settings(t);
-    const child = startCapsule(restoreArgs(), env(t), { failpoints: ["redis-restore-before-detach"] });
-    await child.waitForStderr(/failpoint redis-restore-before-detach reached/);
-    child.signal("SIGTERM");
-    const exit = await child.exited;
-    assert.equal(exit.code, 143, child.stderr());
-    assert.match(child.stderr().trim().split("\n").at(-1)!, /is a master again .*holds the backup's data/);
-    assert.equal(await role(t), "master");
-    assert.equal(await call(t, "DBSIZE"), BACKUP_KEYS);
-    assert.equal(await call(t, "EXISTS", "own:1"), 0);
-    assert.equal(await text(t, "SET", "written-after", "yes"), "OK");
-    assert.deepEqual(await settings(t), before);
-  });
-
-  test("GIVEN a restore killed (SIGKILL) mid-transfer WHEN the next capsule redis command runs against the server THEN it names the dead listener and the --recover command, and --recover makes it a writable master with its own keys and settings", async () => {
-    const t = await target();
-    await call(t, "CONFIG", "SET", "masterauth", "original-repl-secret-9");
-    const before = await settings(t);
-    const child = startCapsule(restoreArgs(), env(t), { failpoints: ["redis-restore-mid-transfer"] });
-    await child.waitForStderr(/failpoint redis-restore-mid-transfer reached/);
-    child.signal("SIGKILL");
-    await child.exited;
-    // What the kill left: a read-only replica of a listener that is gone.
-    assert.equal(await role(t), "slave");
-    await assert.rejects(call(t, "SET", "x", "y"), /READONLY/);
-
-    const recover = `capsule redis --recover --host 127.0.0.1 --port ${t.port}`;
-    for (const args of [["redis", "--create", "--cluster", cluster], restoreArgs()]) {
-      const r = await capsule(args, env(t));
-      assert.equal(r.code, 1, r.stderr);
-      const lines = r.stderr.trim().split("\n");
-      assert.match(
-        lines.at(-1)!,
-        new RegExp(
-          `read-only replica of capsule's listener at 127\\.0\\.0\\.1:\\d+ by a restore that was killed .*run "${recover}"`,
-        ),
-      );
-      assert.doesNotMatch(r.stderr, /original-repl-secret-9/);
-    }
-
-    const r = await capsule(["redis", "--recover"], env(t));
-    assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, /recovered redis:\/\/127\.0\.0\.1:\d+: a master again .*holds its own data/);
-    await assertOwnDataAndWritable(t, before);
-    // Nothing is left to recover, and the server can be restored again.
-    const again = await capsule(["redis", "--recover"], env(t));
-    assert.equal(again.code, 1);
-    assert.match(again.stderr, /carries no mark of an interrupted capsule restore/);
-    const restored = await capsule(restoreArgs(), env(t));
-    assert.equal(restored.code, 0, restored.stderr);
-    assert.equal(await call(t, "DBSIZE"), BACKUP_KEYS);
-  });
-
-  test("GIVEN a restore killed (SIGKILL) after the target loaded the whole backup WHEN --recover runs THEN it is a writable master and the line says it holds the backup's data", async () => {
-    const t = await target();
-    const before = await settings(t);
-    const child = startCapsule(restoreArgs(), env(t), { failpoints: ["redis-restore-before-detach"] });
-    await child.waitForStderr(/failpoint redis-restore-before-detach reached/);
-    child.signal("SIGKILL");
-    await child.exited;
-    const r = await capsule(["redis", "--recover"], env(t));
-    assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, /a master again .*holds the backup's data/);
-    assert.equal(await role(t), "master");
-    assert.equal(await call(t, "DBSIZE"), BACKUP_KEYS);
-    assert.equal(await text(t, "SET", "written-after", "yes"), "OK");
-    assert.deepEqual(await settings(t), before);
-  });
-
-  test("GIVEN a restore drill (--verify) mid-transfer WHEN capsule gets SIGINT THEN it exits 130, its throwaway redis-server is gone with its directory, and no verification is recorded", async () => {
-    const scratch = await mkdtemp(path.join(tmpdir(), "capsule-faults-tmp-"));
-    try {
-      const child = startCapsule(
-        ["redis", "--verify", "--id", backupId, "--cluster", cluster],
-        { ...env(servers.redis), TMPDIR: scratch },
-        { failpoints: ["redis-restore-mid-transfer"] },
-      );
-      await child.waitForStderr(/failpoint redis-restore-mid-transfer reached/);
-      const port = Number(/serving the backup to redis:\/\/127\.0\.0\.1:(\d+)/.exec(child.stderr())?.[1]);
-      assert.ok(port > 0, child.stderr());
-      const drillDirs = async () => (await readdir(scratch)).filter((d) => d.startsWith("capsule-"));
-      assert.equal((await drillDirs()).length, 1, "the drill's directory exists while it runs");
-      child.signal("SIGINT");
+  test(
+    "GIVEN a target that has loaded the whole backup WHEN capsule gets SIGTERM before detaching it THEN it is a writable master holding exactly the backup's keys, and the line says so",
+    BOUNDED,
+    async () => {
+      const t = await target();
+      const before = await settings(t);
+      const child = startCapsule(restoreArgs(), env(t), { failpoints: ["redis-restore-before-detach"] });
+      await child.waitForStderr(/failpoint redis-restore-before-detach reached/);
+      child.signal("SIGTERM");
       const exit = await child.exited;
-      assert.equal(exit.code, 130, child.stderr());
-      assert.match(
-        child.stderr().trim().split("\n").at(-1)!,
-        /^capsule: interrupted by SIGINT: the restore drill stopped; its throwaway redis-server is stopped/,
-      );
-      assert.deepEqual(await drillDirs(), []);
-      assert.equal(await accepts(port), false, "the throwaway redis-server still listens");
-      const r = await capsule(
-        ["redis", "--describe", "--id", backupId, "--cluster", cluster, "-o", "json"],
-        env(servers.redis),
-      );
-      assert.deepEqual((JSON.parse(r.stdout) as Statefile).verification, { status: "unverified" });
-    } finally {
-      await rm(scratch, { recursive: true, force: true });
-    }
-  });
+      assert.equal(exit.code, 143, child.stderr());
+      assert.match(child.stderr().trim().split("\n").at(-1)!, /is a master again .*holds the backup's data/);
+      assert.equal(await role(t), "master");
+      assert.equal(await call(t, "DBSIZE"), BACKUP_KEYS);
+      assert.equal(await call(t, "EXISTS", "own:1"), 0);
+      assert.equal(await text(t, "SET", "written-after", "yes"), "OK");
+      assert.deepEqual(await settings(t), before);
+    },
+  );
+
+  test(
+    "GIVEN a restore killed (SIGKILL) mid-transfer WHEN the next capsule redis command runs against the server THEN it names the dead listener and the --recover command, and --recover makes it a writable master with its own keys and settings",
+    BOUNDED,
+    async () => {
+      const t = await target();
+      await call(t, "CONFIG", "SET", "masterauth", "original-repl-secret-9");
+      const before = await settings(t);
+      const child = startCapsule(restoreArgs(), env(t), { failpoints: ["redis-restore-mid-transfer"] });
+      await child.waitForStderr(/failpoint redis-restore-mid-transfer reached/);
+      child.signal("SIGKILL");
+      await child.exited;
+      // What the kill left: a read-only replica of a listener that is gone.
+      assert.equal(await role(t), "slave");
+      await assert.rejects(call(t, "SET", "x", "y"), /READONLY/);
+
+      const recover = `capsule redis --recover --host 127.0.0.1 --port ${t.port}`;
+      for (const args of [["redis", "--create", "--cluster", cluster], restoreArgs()]) {
+        const r = await capsule(args, env(t));
+        assert.equal(r.code, 1, r.stderr);
+        const lines = r.stderr.trim().split("\n");
+        assert.match(
+          lines.at(-1)!,
+          new RegExp(
+            `read-only replica of capsule's listener at 127\\.0\\.0\\.1:\\d+ by a restore that was killed .*run "${recover}"`,
+          ),
+        );
+        assert.doesNotMatch(r.stderr, /original-repl-secret-9/);
+      }
+
+      const r = await capsule(["redis", "--recover"], env(t));
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /recovered redis:\/\/127\.0\.0\.1:\d+: a master again .*holds its own data/);
+      await assertOwnDataAndWritable(t, before);
+      // Nothing is left to recover, and the server can be restored again.
+      const again = await capsule(["redis", "--recover"], env(t));
+      assert.equal(again.code, 1);
+      assert.match(again.stderr, /carries no mark of an interrupted capsule restore/);
+      const restored = await capsule(restoreArgs(), env(t));
+      assert.equal(restored.code, 0, restored.stderr);
+      assert.equal(await call(t, "DBSIZE"), BACKUP_KEYS);
+    },
+  );
+
+  test(
+    "GIVEN a restore killed (SIGKILL) after the target loaded the whole backup WHEN --recover runs THEN it is a writable master and the line says it holds the backup's data",
+    BOUNDED,
+    async () => {
+      const t = await target();
+      const before = await settings(t);
+      const child = startCapsule(restoreArgs(), env(t), { failpoints: ["redis-restore-before-detach"] });
+      await child.waitForStderr(/failpoint redis-restore-before-detach reached/);
+      child.signal("SIGKILL");
+      await child.exited;
+      const r = await capsule(["redis", "--recover"], env(t));
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /a master again .*holds the backup's data/);
+      assert.equal(await role(t), "master");
+      assert.equal(await call(t, "DBSIZE"), BACKUP_KEYS);
+      assert.equal(await text(t, "SET", "written-after", "yes"), "OK");
+      assert.deepEqual(await settings(t), before);
+    },
+  );
+
+  test(
+    "GIVEN a restore drill (--verify) mid-transfer WHEN capsule gets SIGINT THEN it exits 130, its throwaway redis-server is gone with its directory, and no verification is recorded",
+    BOUNDED,
+    async () => {
+      const scratch = await mkdtemp(path.join(tmpdir(), "capsule-faults-tmp-"));
+      try {
+        const child = startCapsule(
+          ["redis", "--verify", "--id", backupId, "--cluster", cluster],
+          { ...env(servers.redis), TMPDIR: scratch },
+          { failpoints: ["redis-restore-mid-transfer"] },
+        );
+        await child.waitForStderr(/failpoint redis-restore-mid-transfer reached/);
+        const port = Number(/serving the backup to redis:\/\/127\.0\.0\.1:(\d+)/.exec(child.stderr())?.[1]);
+        assert.ok(port > 0, child.stderr());
+        const drillDirs = async () => (await readdir(scratch)).filter((d) => d.startsWith("capsule-"));
+        assert.equal((await drillDirs()).length, 1, "the drill's directory exists while it runs");
+        child.signal("SIGINT");
+        const exit = await child.exited;
+        assert.equal(exit.code, 130, child.stderr());
+        assert.match(
+          child.stderr().trim().split("\n").at(-1)!,
+          /^capsule: interrupted by SIGINT: the restore drill stopped; its throwaway redis-server is stopped/,
+        );
+        assert.deepEqual(await drillDirs(), []);
+        assert.equal(await accepts(port), false, "the throwaway redis-server still listens");
+        const r = await capsule(
+          ["redis", "--describe", "--id", backupId, "--cluster", cluster, "-o", "json"],
+          env(servers.redis),
+        );
+        assert.deepEqual((JSON.parse(r.stdout) as Statefile).verification, { status: "unverified" });
+      } finally {
+        await rm(scratch, { recursive: true, force: true });
+      }
+    },
+  );
 });
 
 function accepts(port: number): Promise<boolean> {
