@@ -12,6 +12,9 @@ import { startCapsule } from "../support/capsule-process.js";
 import { capsule } from "../support/cli.js";
 import { esEnv, Fakes, type FakeElasticsearch } from "../support/es.js";
 
+/** A capsule that never ends must fail its test, not hang the suite. */
+const BOUNDED = { timeout: 120_000 };
+
 describe("capsule es --restore and --verify under SIGINT and SIGTERM", () => {
   let servers: TestServers;
   let bucket: string;
@@ -61,47 +64,55 @@ describe("capsule es --restore and --verify under SIGINT and SIGTERM", () => {
     await fakes.closeAll();
   });
 
-  test("GIVEN a restore that has created its first index WHEN capsule gets SIGINT THEN the unfinished index is deleted, the target's own index is untouched, capsule exits 130 saying so and restores[] records the interruption", async () => {
-    const target = await fakes.start("8", { refreshIntervalMs: 0 });
-    target.seed("own", {}, [{ id: "1", source: { n: 1 } }]);
-    const child = startCapsule(
-      ["es", "--restore", "--yes", "--id", backupId, "--cluster", cluster],
-      env(target),
-      { failpoints: ["es-restore-index-created"] },
-    );
-    await child.waitForStderr(/failpoint es-restore-index-created reached/);
-    assert.deepEqual(await indexNames(target), ["alpha", "own"]);
-    child.signal("SIGINT");
-    const exit = await child.exited;
-    assert.equal(exit.code, 130, child.stderr());
-    assert.match(
-      child.stderr().trim().split("\n").at(-1)!,
-      /^capsule: interrupted by SIGINT: .*no index was restored completely; the unfinished alpha was deleted$/,
-    );
-    assert.deepEqual(await indexNames(target), ["own"]);
-    const restores = (await statefile()).restores;
-    assert.equal(restores.at(-1)?.result, "interrupted");
-  });
+  test(
+    "GIVEN a restore that has created its first index WHEN capsule gets SIGINT THEN the unfinished index is deleted, the target's own index is untouched, capsule exits 130 saying so and restores[] records the interruption",
+    BOUNDED,
+    async () => {
+      const target = await fakes.start("8", { refreshIntervalMs: 0 });
+      target.seed("own", {}, [{ id: "1", source: { n: 1 } }]);
+      const child = startCapsule(
+        ["es", "--restore", "--yes", "--id", backupId, "--cluster", cluster],
+        env(target),
+        { failpoints: ["es-restore-index-created"] },
+      );
+      await child.waitForStderr(/failpoint es-restore-index-created reached/);
+      assert.deepEqual(await indexNames(target), ["alpha", "own"]);
+      child.signal("SIGINT");
+      const exit = await child.exited;
+      assert.equal(exit.code, 130, child.stderr());
+      assert.match(
+        child.stderr().trim().split("\n").at(-1)!,
+        /^capsule: interrupted by SIGINT: .*no index was restored completely; the unfinished alpha was deleted$/,
+      );
+      assert.deepEqual(await indexNames(target), ["own"]);
+      const restores = (await statefile()).restores;
+      assert.equal(restores.at(-1)?.result, "interrupted");
+    },
+  );
 
-  test("GIVEN a drill into a verification cluster WHEN capsule gets SIGTERM mid-restore THEN its capsule-verify-* copies are deleted, capsule exits 143 and no verification is recorded", async () => {
-    const verifier = await fakes.start("8", { refreshIntervalMs: 0 });
-    verifier.seed("alpha", {}, [{ id: "mine", source: { n: 42 } }]);
-    const child = startCapsule(
-      ["es", "--verify", "--id", backupId, "--cluster", cluster, "--verify-url", verifier.url],
-      env(source),
-      { failpoints: ["es-restore-index-created"] },
-    );
-    await child.waitForStderr(/failpoint es-restore-index-created reached/);
-    assert.equal((await indexNames(verifier)).filter((n) => n.startsWith("capsule-verify-")).length, 1);
-    child.signal("SIGTERM");
-    const exit = await child.exited;
-    assert.equal(exit.code, 143, child.stderr());
-    assert.match(
-      child.stderr().trim().split("\n").at(-1)!,
-      /^capsule: interrupted by SIGTERM: the restore drill stopped; its capsule-verify-\d+-\* indices are deleted/,
-    );
-    assert.deepEqual(await indexNames(verifier), ["alpha"]);
-    assert.equal(verifier.index("alpha")?.docs.size, 1);
-    assert.deepEqual((await statefile()).verification, { status: "unverified" });
-  });
+  test(
+    "GIVEN a drill into a verification cluster WHEN capsule gets SIGTERM mid-restore THEN its capsule-verify-* copies are deleted, capsule exits 143 and no verification is recorded",
+    BOUNDED,
+    async () => {
+      const verifier = await fakes.start("8", { refreshIntervalMs: 0 });
+      verifier.seed("alpha", {}, [{ id: "mine", source: { n: 42 } }]);
+      const child = startCapsule(
+        ["es", "--verify", "--id", backupId, "--cluster", cluster, "--verify-url", verifier.url],
+        env(source),
+        { failpoints: ["es-restore-index-created"] },
+      );
+      await child.waitForStderr(/failpoint es-restore-index-created reached/);
+      assert.equal((await indexNames(verifier)).filter((n) => n.startsWith("capsule-verify-")).length, 1);
+      child.signal("SIGTERM");
+      const exit = await child.exited;
+      assert.equal(exit.code, 143, child.stderr());
+      assert.match(
+        child.stderr().trim().split("\n").at(-1)!,
+        /^capsule: interrupted by SIGTERM: the restore drill stopped; its capsule-verify-\d+-\* indices are deleted/,
+      );
+      assert.deepEqual(await indexNames(verifier), ["alpha"]);
+      assert.equal(verifier.index("alpha")?.docs.size, 1);
+      assert.deepEqual((await statefile()).verification, { status: "unverified" });
+    },
+  );
 });
