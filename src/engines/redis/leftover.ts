@@ -65,7 +65,9 @@ export function configValue(reply: RespValue | undefined): string | undefined {
 /** A restore's mark on the target, and whether the restore that wrote it is still serving. */
 export interface Leftover {
   readonly mark: RestoreMark;
-  /** The target replicates from capsule's listener and that listener still answers: a restore is running. */
+  /** The target still replicates from capsule's listener (else only its settings were left half put back). */
+  readonly following: boolean;
+  /** It follows the listener and the listener still answers: a restore is running. */
   readonly running: boolean;
 }
 
@@ -80,7 +82,7 @@ export async function findLeftover(client: RedisClient): Promise<Leftover | unde
     info.get("master_host") === mark.listener.host &&
     info.get("master_port") === String(mark.listener.port);
   const running = following && (info.get("master_link_status") === "up" || (await answers(mark.listener)));
-  return { mark, running };
+  return { mark, following, running };
 }
 
 /** The one line that says how to recover a target a killed restore left behind (or refuses one in use). */
@@ -94,10 +96,13 @@ export function leftoverError(conn: RedisConnection, leftover: Leftover): Capsul
         `target back)`,
     );
   }
+  const left = leftover.following
+    ? `was left a read-only replica of capsule's listener at ${listener}`
+    : "still carries the replication settings capsule set";
   return new CapsuleError(
     ErrorCode.Refused,
-    `${where} was left a read-only replica of capsule's listener at ${listener} by a restore that was killed ` +
-      `before it could put the target back: run "${recoverCommand(conn)}" to make it ` +
+    `${where} ${left} by a restore that was killed before it could put the target back: ` +
+      `run "${recoverCommand(conn)}" to make it ` +
       `${leftover.mark.master ? `a replica of ${leftover.mark.master.host}:${leftover.mark.master.port}` : "a master"} ` +
       `again with its replication settings as before`,
   );
