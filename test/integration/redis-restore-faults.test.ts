@@ -131,6 +131,13 @@ describe("capsule redis --restore under SIGINT, SIGTERM and SIGKILL", () => {
           const replication = await text(t, "INFO", "replication");
           assert.match(replication, /role:slave/);
           assert.match(replication, /master_sync_in_progress:1/);
+          // A restore in progress is not a leftover: --recover leaves it alone.
+          const busy = await capsule(["redis", "--recover"], env(t));
+          assert.equal(busy.code, 1, busy.stderr);
+          assert.match(
+            busy.stderr,
+            /is receiving a capsule restore from 127\.0\.0\.1:\d+: wait until it ends/,
+          );
         } // (swapdb: the target is blocked reading the RDB from the socket into its second keyspace; it answers nothing)
         child.signal(signal);
         const exit = await child.exited;
@@ -208,6 +215,14 @@ describe("capsule redis --restore under SIGINT, SIGTERM and SIGKILL", () => {
         );
         assert.doesNotMatch(r.stderr, /original-repl-secret-9/);
       }
+
+      const mixed = await capsule(["redis", "--recover", "--restore"], env(t));
+      assert.notEqual(mixed.code, 0, mixed.stderr); // a usage error (its exit status is item 7's)
+      assert.match(
+        mixed.stderr,
+        /--recover puts a server back on its own; it does not combine with --restore/,
+      );
+      assert.equal(await role(t), "slave", "a refused command changes nothing");
 
       const r = await capsule(["redis", "--recover"], env(t));
       assert.equal(r.code, 0, r.stderr);
