@@ -13,7 +13,12 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
+import { compileManifests } from "../../src/compiler/compile.js";
+import { gatherPlans } from "../../src/plan/gather.js";
+import { openBackupStore } from "../../src/runtime/bucket.js";
+import { resolveContainerEnv, type EnvVar } from "../fakes/pod-env.js";
 import { createBucket, s3Env, testServers, uniqueName, type TestServers } from "../harness/index.js";
+import { planS3Secret, writeHarnessPlan } from "../support/plan.js";
 import type { RedisServer } from "../harness/redis.js";
 import { capsule } from "../support/cli.js";
 import { startCapsule } from "../support/capsule-process.js";
@@ -291,6 +296,65 @@ describe("capsule redis --restore under SIGINT, SIGTERM and SIGKILL", () => {
       } finally {
         await rm(scratch, { recursive: true, force: true });
       }
+    },
+  );
+
+  test(
+    "GIVEN `capsule run --restore` in a pod WHEN it gets SIGTERM mid-transfer (a deleted Job, a drained node) THEN the target is a writable master with its own keys, the run exits 143 and restores[] records the interruption",
+    BOUNDED,
+    async () => {
+      const t = await target();
+      const before = await settings(t);
+      const runBucket = uniqueName("redisfaultsrun");
+      await createBucket(servers.s3, runBucket);
+      const dir = await writeHarnessPlan(servers, {
+        cluster: "faults.run",
+        bucket: runBucket,
+        targets: `    - name: cache
+      engine: redis
+      namespace: apps
+      connection: { host: ${t.host}, port: ${t.port} }
+      credentials: { secretName: redis-creds }
+      schedule: { period: 6h }
+      retention: { keepLast: 3 }
+`,
+      });
+      const secrets: Record<string, Record<string, string>> = {
+        "backup-s3": planS3Secret(servers),
+        "redis-creds": { CNVRG_REDIS_PASSWORD: "" },
+      };
+      const { plans } = await gatherPlans({ plans: dir });
+      const cronJob = compileManifests(plans).find(
+        (c) => c.metadata.labels["capsule.cnvrg.io/job"] !== "verify",
+      )!;
+      const container = cronJob.spec!.jobTemplate.spec!.template.spec!.containers[0]!;
+      const podEnv = resolveContainerEnv(container.env as EnvVar[], (name) => secrets[name]);
+      const args = container.args as string[];
+      // The backup is of the target itself: its own keys, so restoring it must not be confused with keeping them.
+      await call(t, "SET", "only-in-backup", "x".repeat(2_000_000)); // many chunks of RDB
+      const backup = await capsule(args, podEnv);
+      assert.equal(backup.code, 0, backup.stderr);
+      const id = backup.stdout.trim();
+      await call(t, "DEL", "only-in-backup");
+
+      const child = startCapsule([...args, "--restore", id], podEnv, {
+        failpoints: ["redis-restore-mid-transfer"],
+      });
+      await child.waitForStderr(/failpoint redis-restore-mid-transfer reached/);
+      child.signal("SIGTERM");
+      const exit = await child.exited;
+      assert.equal(exit.code, 143, child.stderr());
+      assert.match(
+        child.stderr().trim().split("\n").at(-1)!,
+        /^capsule: interrupted by SIGTERM: .*holds its own data/,
+      );
+      await assertOwnDataAndWritable(t, before);
+      const store = openBackupStore(
+        { bucket: `s3://${runBucket}/capsule` },
+        { ...podEnv, AWS_ENDPOINT_URL_S3: servers.s3.endpoint },
+      );
+      const entry = await store.get({ cluster: "faults.run", engine: "redis", backupId: id });
+      assert.equal(entry.statefile?.restores.at(-1)?.result, "interrupted");
     },
   );
 });
