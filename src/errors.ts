@@ -29,6 +29,10 @@ export const ErrorCode = {
   JobFailed: "CAPSULE_JOB_FAILED",
   /** SIGINT/SIGTERM stopped a restore or drill; the message says what state the target is in. */
   Interrupted: "CAPSULE_INTERRUPTED",
+  /** The command line itself is wrong (a flag, its value, or a flag the chosen action does not take); exit 2. */
+  Usage: "CAPSULE_USAGE",
+  /** A local file or directory capsule was told to use cannot be used (`--to`, a CA file, …). */
+  LocalFile: "CAPSULE_LOCAL_FILE",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

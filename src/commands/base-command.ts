@@ -1,6 +1,6 @@
 import { Command, Option, UsageError } from "clipanion";
 import * as t from "typanion";
-import { CapsuleError } from "../errors.js";
+import { CapsuleError, ErrorCode } from "../errors.js";
 import { redact } from "../redact.js";
 import { InterruptedError } from "../runtime/interruption.js";
 
@@ -15,9 +15,14 @@ export interface CapsuleContext {
 export const OUTPUT_FORMATS = ["table", "json", "yaml"] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
+/** Exit codes (sysexits-style): a failure, a command line that is wrong, a bug. */
+export const EXIT = { failure: 1, usage: 2, software: 70 } as const;
+
 /**
- * Shared flags and error handling. Commands implement `execute()`; a `CapsuleError` becomes one redacted line on
- * stderr and exit code 1; anything else is a bug and keeps its stack.
+ * Shared flags and error handling. Commands implement `execute()`. Every error the user can act on is one redacted
+ * line on stderr that starts with its stable code (`capsule: CAPSULE_CONFIG: …`), so scripts and alerts can match
+ * it: a `CapsuleError` exits 1, a `UsageError` (the command line is wrong) exits 2; anything else is a bug and keeps
+ * its stack.
  */
 export abstract class BaseCommand extends Command<CapsuleContext> {
   output = Option.String("-o,--output", "table", {
@@ -32,18 +37,21 @@ export abstract class BaseCommand extends Command<CapsuleContext> {
       return (await this.run()) ?? 0;
     } catch (error) {
       if (error instanceof InterruptedError) {
-        this.context.stderr.write(`capsule: ${redact(error.message)}\n`);
+        // 130/143, as a shell reports a process its signal ended: scripts tell "stopped" from "failed".
+        this.context.stderr.write(errorLine(error.code, error.message));
         return error.exitCode;
       }
       if (error instanceof CapsuleError) {
-        this.context.stderr.write(`capsule: ${redact(error.message)}\n`);
-        return 1;
+        this.context.stderr.write(errorLine(error.code, error.message));
+        return error.code === ErrorCode.Usage ? EXIT.usage : EXIT.failure;
       }
       if (error instanceof UsageError) {
         // One line on stderr (clipanion would print message + usage on stdout, where scripts read results).
         const path = (this.constructor as typeof BaseCommand).paths?.[0]?.join(" ") ?? "";
-        this.context.stderr.write(redact(`capsule: ${error.message} (see: capsule ${path} --help)\n`));
-        return 1;
+        this.context.stderr.write(
+          errorLine(ErrorCode.Usage, `${error.message} (see: capsule ${path} --help)`),
+        );
+        return EXIT.usage;
       }
       // A bug: keep the stack, but never a secret.
       this.context.stderr.write(
@@ -51,7 +59,7 @@ export abstract class BaseCommand extends Command<CapsuleContext> {
           `capsule: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
         ),
       );
-      return 70; // EX_SOFTWARE
+      return EXIT.software;
     }
   }
 
@@ -62,4 +70,9 @@ export abstract class BaseCommand extends Command<CapsuleContext> {
   protected print(text: string): void {
     this.context.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
   }
+}
+
+/** capsule's one-line error: `capsule: <CODE>: <message>`, redacted. */
+export function errorLine(code: ErrorCode, message: string): string {
+  return redact(`capsule: ${code}: ${message}\n`);
 }

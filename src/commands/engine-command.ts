@@ -1,9 +1,9 @@
 import { Option, UsageError } from "clipanion";
 import { CapsuleError, ErrorCode, messageOf } from "../errors.js";
-import { clusterFrom, openBackupStore } from "../runtime/bucket.js";
+import { clusterFrom, openBackupStore, s3OverridesOf } from "../runtime/bucket.js";
 import { hasKubeContext, storeFromCluster } from "../runtime/cluster-bucket.js";
 import { confirm } from "../runtime/confirm.js";
-import { downloadArtifact } from "../runtime/download.js";
+import { checkDestination, downloadArtifact } from "../runtime/download.js";
 import { checkRecipients, identitiesFromEnv } from "../runtime/encryption.js";
 import { type Progress, terminalProgress } from "../runtime/progress.js";
 import { interruptible, InterruptedError } from "../runtime/interruption.js";
@@ -11,26 +11,23 @@ import { recordRestore } from "../runtime/record-restore.js";
 import { type DrillResult, verifyBackup } from "../runtime/verify.js";
 import { takeBackup, type EngineBackup } from "../runtime/take-backup.js";
 import type { BackupEntry, BackupStore, BackupStoreOptions } from "../storage/backup-store.js";
-import { isSafeSegment } from "../storage/layout.js";
+import { isSafeSegment, SAFE_SEGMENT_RULE } from "../storage/layout.js";
+import { redactSource } from "../redact.js";
 import type { Statefile } from "../storage/statefile.js";
 import { checkIntegrity } from "../storage/integrity.js";
-import { planRetention, type RetentionPolicy } from "../storage/retention.js";
+import { deletePlanned, planRetention, type RetentionDecision } from "../storage/retention.js";
+import {
+  applyFlags,
+  describePolicy,
+  type FoundPolicy,
+  policiesFromCluster,
+  policiesFromPlans,
+  type RetentionFlags,
+} from "../runtime/retention-policy.js";
 import type { Engine } from "../storage/layout.js";
+import { ACTIONS, type Action, propertyOf, refusedFlag, tableFlags } from "./action-flags.js";
 import { BaseCommand } from "./base-command.js";
 import { backupsTable, decisionsTable, entryDocument, findingsTable, formatBytes, render } from "./render.js";
-
-const ACTIONS = [
-  "create",
-  "list",
-  "describe",
-  "download",
-  "restore",
-  "delete",
-  "prune",
-  "check",
-  "verify",
-] as const;
-type Action = (typeof ACTIONS)[number];
 
 /**
  * `capsule <engine> --<action>`: the admin surface shared by every engine (the original capsule's flag-verb style).
@@ -48,7 +45,12 @@ export abstract class EngineCommand extends BaseCommand {
   restore = Option.Boolean("--restore", false, { description: "Restore a backup" });
   delete = Option.Boolean("--delete", false, { description: "Delete a backup (artifact and statefile)" });
   prune = Option.Boolean("--prune", false, {
-    description: "Apply retention to a target (--target), or to every target",
+    description:
+      "Apply the target's retention (--target, or every target): the plan's policy from --plans, else from the " +
+      "target's CronJob when the bucket comes from the kube context; --keep-* flags override it field by field; " +
+      "with neither, --keep-last is required. Only restorable backups (succeeded, verification not failed, artifact " +
+      "whole) fill keep slots, verified ones first; the newest restorable and the newest verified backup are never " +
+      "deleted, nor is a running one; damaged backups are left for an operator",
   });
   verify = Option.Boolean("--verify", false, {
     description: "Prove a backup (--id ID or latest): checksum, then a restore drill into a scratch target",
@@ -81,16 +83,20 @@ export abstract class EngineCommand extends BaseCommand {
   dryRun = Option.Boolean("--dry-run", false, {
     description: "--prune: show what would go and why, delete nothing",
   });
-  keepLast = Option.String("--keep-last", "5", {
-    description: "--prune: newest succeeded backups to keep (default 5)",
+  keepLast = Option.String("--keep-last", {
+    description: "--prune: newest restorable backups to keep (default: the plan's)",
   });
   keepDaily = Option.String("--keep-daily", {
-    description: "--prune: also keep the newest of each of the last N days",
+    description: "--prune: also keep one restorable backup (verified first) of each of the last N days",
   });
   keepWeekly = Option.String("--keep-weekly", { description: "--prune: … of each of the last N ISO weeks" });
   keepMonthly = Option.String("--keep-monthly", { description: "--prune: … of each of the last N months" });
   failedGraceHours = Option.String("--failed-grace-hours", {
-    description: "--prune: keep failed and abandoned runs this long (default 72)",
+    description:
+      "--prune: keep failed runs and failed verifications this long (default: the plan's, else 72)",
+  });
+  plans = Option.String("--plans", {
+    description: "--prune: a directory (or file) of plans whose retention applies to their targets",
   });
 
   /** The target name (`--target`); each engine declares the flag with its own default. */
@@ -111,18 +117,41 @@ export abstract class EngineCommand extends BaseCommand {
 
   async run(): Promise<number | void> {
     try {
-      return await this.dispatch(this.action());
+      const action = this.action();
+      this.checkFlags(action);
+      return await this.dispatch(action);
     } finally {
       this.progress.stop();
     }
   }
 
-  private dispatch(action: Action): Promise<number | void> {
-    if (this.inCluster) {
-      if (action !== "create" && action !== "restore")
-        throw new UsageError(`--in-cluster applies to --create and --restore, not --${action}`);
-      return this.runInCluster(action);
+  /**
+   * Before any I/O: every flag given must be one the action honours (action-flags.ts), and every name that becomes
+   * part of an object key must be one safe segment, so `--id ../postgresql/ID` cannot reach another engine's backup.
+   */
+  private checkFlags(action: Action): void {
+    const given = [...tableFlags(this.engine)].filter((flag) => {
+      if (flag === "-o") return this.output !== "table";
+      const value: unknown = (this as unknown as Record<string, unknown>)[propertyOf(flag)];
+      return value !== undefined && value !== false;
+    });
+    const refused = refusedFlag(this.engine, action, given);
+    if (refused) throw new UsageError(refused);
+    const segments: Array<[string, string | undefined]> = [
+      ["--id", this.id === "latest" && action === "verify" ? undefined : this.id],
+      ["--cluster", this.cluster],
+      ["--target", this.target],
+    ];
+    for (const [flag, value] of segments) {
+      if (value !== undefined && !isSafeSegment(value))
+        throw new UsageError(`${flag} ${JSON.stringify(value)}: ${SAFE_SEGMENT_RULE}`);
     }
+    if (action === "download" && this.to !== undefined) checkDestination(this.to, "--to");
+  }
+
+  private dispatch(action: Action): Promise<number | void> {
+    // The flag table lets --in-cluster through with --create and --restore only.
+    if (this.inCluster) return this.runInCluster(action as "create" | "restore");
     switch (action) {
       case "list":
         return this.runList();
@@ -142,7 +171,14 @@ export abstract class EngineCommand extends BaseCommand {
         return this.runCheck();
       case "verify":
         return this.runVerify();
+      case "recover":
+        return this.runRecover();
     }
+  }
+
+  /** An engine-specific repair of what a killed run left on the server (`redis --recover`). */
+  protected runRecover(): Promise<number | void> {
+    return Promise.reject(new UsageError(`--recover applies to capsule redis only`));
   }
 
   protected abstract runCreate(): Promise<number | void>;
@@ -161,26 +197,7 @@ export abstract class EngineCommand extends BaseCommand {
     return confirm(question, { yes: this.yes, stdin: this.context.stdin, stderr: this.context.stderr });
   }
 
-  /** The connection flags the operator gave, which `--in-cluster` cannot honour. */
-  protected abstract connectionFlagsGiven(): string[];
-
   private async runInCluster(action: "create" | "restore"): Promise<number> {
-    const refused = [
-      ...(this.bucket !== undefined ? ["--bucket"] : []),
-      ...(this.endpoint !== undefined ? ["--endpoint"] : []),
-      ...(this.region !== undefined ? ["--region"] : []),
-      ...(this.force ? ["--force"] : []),
-      // Encryption is the plan's (the target's recipients and identity Secret), not the caller's.
-      ...(this.encryptTo !== undefined ? ["--encrypt-to"] : []),
-      ...(this.sse !== undefined ? ["--sse"] : []),
-      ...(this.sseKmsKeyId !== undefined ? ["--sse-kms-key-id"] : []),
-      ...this.connectionFlagsGiven(),
-    ];
-    if (refused.length > 0) {
-      throw new UsageError(
-        `--in-cluster runs with the target's own bucket and connection, from its CronJob: drop ${refused.join(", ")}`,
-      );
-    }
     const work = action === "create" ? [] : ["--restore", this.requireId(), ...this.inClusterRestoreFlags()];
     const { runInCluster } = await import("../runtime/in-cluster.js");
     const outcome = await runInCluster({
@@ -218,6 +235,7 @@ export abstract class EngineCommand extends BaseCommand {
         this.cluster ?? this.env["CAPSULE_CLUSTER"],
         this.env,
         options,
+        s3OverridesOf(this),
       );
       this.discoveredCluster = found.cluster;
       return found.store;
@@ -249,9 +267,11 @@ export abstract class EngineCommand extends BaseCommand {
   }
 
   private action(): Action {
-    const chosen = ACTIONS.filter((a) => this[a]);
+    // Not every engine has every action (only redis declares --recover).
+    const mine = ACTIONS.filter((a) => a in this);
+    const chosen = mine.filter((a) => (this as unknown as Record<string, unknown>)[a] === true);
     if (chosen.length !== 1) {
-      throw new UsageError(`choose exactly one of ${ACTIONS.map((a) => `--${a}`).join(", ")}`);
+      throw new UsageError(`choose exactly one of ${mine.map((a) => `--${a}`).join(", ")}`);
     }
     return chosen[0]!;
   }
@@ -276,7 +296,10 @@ export abstract class EngineCommand extends BaseCommand {
   /** Downloads the stored artifact as it is; engines override to hand out what their own tools read. */
   protected async runDownloadTo(file: string): Promise<void> {
     const store = await this.store();
-    const bytes = await downloadArtifact(store, await this.entry(store), file, { force: this.force });
+    const bytes = await downloadArtifact(store, await this.entry(store), file, {
+      force: this.force,
+      flag: "--to",
+    });
     this.note(`downloaded ${formatBytes(bytes)} to ${file} (sha256 verified)\n`);
   }
 
@@ -290,8 +313,12 @@ export abstract class EngineCommand extends BaseCommand {
     this.note(`deleted ${entry.ref.backupId}\n`);
   }
 
+  /**
+   * Retention for each target: every policy is resolved before anything is deleted (a target without one refuses
+   * the whole prune), then per target the decisions are shown, confirmed and carried out.
+   */
   private async runPrune(): Promise<void> {
-    const policy = this.retentionPolicy();
+    const flags = this.retentionFlags();
     const store = await this.store();
     const cluster = this.clusterId();
     const targets = this.target
@@ -302,40 +329,67 @@ export abstract class EngineCommand extends BaseCommand {
               e.statefile ? [e.statefile.target] : [],
             ),
           ),
-        ];
-    const plans = [];
-    for (const target of targets.sort()) {
+        ].sort();
+    const { policies, searched } = await this.foundPolicies(cluster);
+    const applied = targets.map((target) =>
+      applyFlags(target, policies.get(target), flags, { cluster, engine: this.engine, searched }),
+    );
+    const findings = await checkIntegrity(store, cluster, this.engine);
+    const results = [];
+    for (const { target, policy, source } of applied) {
       const scope = { cluster, engine: this.engine, target };
-      const plan = planRetention(await store.list(scope), policy, store.now());
+      const plan = planRetention(await store.list(scope), policy, store.now(), findings);
+      let spared: string[] = [];
       if (!this.dryRun && plan.delete.length > 0) {
         await this.confirmAction(`Delete ${plan.delete.length} backup(s) of ${cluster}/${target}?`);
-        for (const d of plan.delete)
-          await store.delete({ cluster, engine: this.engine, backupId: d.backupId });
+        ({ spared } = await deletePlanned(store, scope, policy, plan));
+        for (const id of spared)
+          this.note(`kept ${id}: the store changed since the plan, it is no longer let go\n`);
       }
-      plans.push({ target, ...plan });
+      results.push({ target, policy, source, ...plan, spared });
     }
     if (this.output !== "table") {
-      this.print(render(this.output, { dryRun: this.dryRun, policy, targets: plans }));
+      this.print(render(this.output, { dryRun: this.dryRun, targets: results }));
       return;
     }
     const verb = this.dryRun ? "would delete" : "deleted";
-    const rows = plans.flatMap((p) => [
+    const state = (d: RetentionDecision) =>
+      d.verification && d.verification !== "unverified" ? `${d.state} (${d.verification})` : d.state;
+    const rows = results.flatMap((p) => [
       ...p.delete.map((d) => ({
         backupId: d.backupId,
         target: p.target,
-        state: d.state,
-        decision: verb,
-        reason: d.reason,
+        state: state(d),
+        decision: p.spared.includes(d.backupId) ? "keep" : verb,
+        reason: p.spared.includes(d.backupId) ? "changed since the plan" : d.reason,
       })),
       ...p.keep.map((d) => ({
         backupId: d.backupId,
         target: p.target,
-        state: d.state,
+        state: state(d),
         decision: "keep",
         reason: d.reason,
       })),
     ]);
-    this.print(rows.length ? decisionsTable(rows) : "no backups");
+    const header = results.map((p) => `${p.target}: ${describePolicy(p.policy)} (from ${p.source})`);
+    this.print([...header, rows.length ? decisionsTable(rows) : "no backups"].join("\n"));
+  }
+
+  /** The plan's retention per target, from `--plans` or else the cluster the bucket was found through. */
+  private async foundPolicies(
+    cluster: string,
+  ): Promise<{ policies: Map<string, FoundPolicy>; searched: string[] }> {
+    if (this.plans !== undefined)
+      return {
+        policies: await policiesFromPlans(this.plans, cluster, this.engine),
+        searched: [`--plans ${this.plans}`],
+      };
+    if (this.discoveredCluster !== undefined)
+      return {
+        policies: await policiesFromCluster(cluster, this.engine, this.env),
+        searched: ["the cluster's CronJobs"],
+      };
+    return { policies: new Map(), searched: [] };
   }
 
   /** The engine's restore drill into a scratch target; it must leave nothing behind, also when it fails. */
@@ -378,6 +432,7 @@ export abstract class EngineCommand extends BaseCommand {
     const store = await this.store();
     const cluster = this.clusterId();
     const findings = await checkIntegrity(store, cluster, this.engine);
+    const leftovers = await this.checkLeftovers();
     const orphans = findings.filter((f) => f.kind === "orphan");
     if (orphans.length > 0 && this.yes) {
       for (const o of orphans) await store.objects.delete(o.key);
@@ -388,10 +443,18 @@ export abstract class EngineCommand extends BaseCommand {
     if (this.output === "table") this.print(findings.length ? findingsTable(findings) : "no damage found");
     else this.print(render(this.output, findings));
     const unresolved = this.yes ? findings.filter((f) => f.kind !== "orphan") : findings;
-    return unresolved.length > 0 ? 1 : 0;
+    return unresolved.length + leftovers > 0 ? 1 : 0;
   }
 
-  private retentionPolicy(): RetentionPolicy {
+  /**
+   * `--check` beyond the bucket: what a killed restore or drill left on a server or this machine, named on stderr
+   * (removed with `--yes`). Resolves with how many are left unresolved.
+   */
+  protected checkLeftovers(): Promise<number> {
+    return Promise.resolve(0);
+  }
+
+  private retentionFlags(): RetentionFlags {
     const count = (flag: string, value: string | undefined, min: number): number | undefined => {
       if (value === undefined) return undefined;
       const n = Number(value);
@@ -399,17 +462,14 @@ export abstract class EngineCommand extends BaseCommand {
         throw new UsageError(`${flag} must be an integer >= ${min} (got ${JSON.stringify(value)})`);
       return n;
     };
-    const keepDaily = count("--keep-daily", this.keepDaily, 0);
-    const keepWeekly = count("--keep-weekly", this.keepWeekly, 0);
-    const keepMonthly = count("--keep-monthly", this.keepMonthly, 0);
-    const failedGraceHours = count("--failed-grace-hours", this.failedGraceHours, 0);
-    return {
-      keepLast: count("--keep-last", this.keepLast, 1)!,
-      ...(keepDaily !== undefined ? { keepDaily } : {}),
-      ...(keepWeekly !== undefined ? { keepWeekly } : {}),
-      ...(keepMonthly !== undefined ? { keepMonthly } : {}),
-      ...(failedGraceHours !== undefined ? { failedGraceHours } : {}),
+    const flags: RetentionFlags = {
+      keepLast: count("--keep-last", this.keepLast, 1),
+      keepDaily: count("--keep-daily", this.keepDaily, 0),
+      keepWeekly: count("--keep-weekly", this.keepWeekly, 0),
+      keepMonthly: count("--keep-monthly", this.keepMonthly, 0),
+      failedGraceHours: count("--failed-grace-hours", this.failedGraceHours, 0),
     };
+    return Object.fromEntries(Object.entries(flags).filter(([, n]) => n !== undefined));
   }
 
   /** Takes one backup through the run protocol and prints its id (or its statefile with `-o json|yaml`). */
@@ -419,11 +479,20 @@ export abstract class EngineCommand extends BaseCommand {
     engine: EngineBackup,
   ): Promise<Statefile> {
     if (!isSafeSegment(target)) {
-      throw new UsageError(`--target ${JSON.stringify(target)}: use letters, digits, ".", "_" and "-"`);
+      // Only a defaulted name reaches here (checkFlags vets --target): say where it came from and what to do.
+      throw new UsageError(
+        `the backup needs a target name and ${JSON.stringify(target)} cannot be one (${SAFE_SEGMENT_RULE}): pass --target NAME`,
+      );
     }
     const statefile = await takeBackup(
       await this.store(),
-      { cluster: this.clusterId(), target, engine: this.engine, trigger: { type: "manual" }, source },
+      {
+        cluster: this.clusterId(),
+        target,
+        engine: this.engine,
+        trigger: { type: "manual" },
+        source: redactSource(source),
+      },
       engine,
     );
     this.print(this.output === "table" ? statefile.backupId : render(this.output, statefile));

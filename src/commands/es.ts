@@ -105,16 +105,6 @@ export class EsCommand extends EngineCommand {
     }
   }
 
-  protected override connectionFlagsGiven(): string[] {
-    return [
-      ...(this.url !== undefined ? ["--url"] : []),
-      ...(this.caCert !== undefined ? ["--ca-cert"] : []),
-      ...(this.insecureSkipTlsVerify ? ["--insecure-skip-tls-verify"] : []),
-      ...(this.renamePattern !== undefined ? ["--rename-pattern"] : []),
-      ...(this.renameReplacement !== undefined ? ["--rename-replacement"] : []),
-    ];
-  }
-
   protected override inClusterRestoreFlags(): string[] {
     this.validateIndices();
     return [

@@ -1,7 +1,7 @@
 import { Builtins, Cli, type CommandClass } from "clipanion";
-import { redact } from "../redact.js";
 import { buildInfo } from "../version.js";
-import type { CapsuleContext } from "./base-command.js";
+import { ErrorCode } from "../errors.js";
+import { type CapsuleContext, EXIT, errorLine } from "./base-command.js";
 
 type Loader = () => Promise<CommandClass<CapsuleContext>>;
 
@@ -59,18 +59,21 @@ export async function runCli(
     command = cli.process(argv, runContext);
   } catch (error) {
     // Unknown commands and bad flags: one line on stderr (clipanion prints the whole usage, in colour, on stdout).
-    runContext.stderr?.write(`${parseErrorLine(error, argv)}\n`);
-    return 1;
+    runContext.stderr?.write(parseErrorLine(error, argv));
+    return EXIT.usage;
   }
   return cli.run(command, runContext);
 }
 
-/** clipanion's parse error as capsule's one-line error: its first line, and where to read more. */
+/** clipanion's parse error as capsule's one-line usage error: its first line, and where to read more. */
 function parseErrorLine(error: unknown, argv: readonly string[]): string {
   const message = (error instanceof Error ? error.message : String(error)).split("\n")[0]?.trim() ?? "";
   const first = argv[0];
   if (/^Command not found/.test(message))
-    return redact(`capsule: unknown command ${JSON.stringify(argv.join(" "))} (see: capsule --help)`);
+    return errorLine(
+      ErrorCode.Usage,
+      `unknown command ${JSON.stringify(argv.join(" "))} (see: capsule --help)`,
+    );
   const help = first !== undefined && first in COMMANDS ? `capsule ${first} --help` : "capsule --help";
-  return redact(`capsule: ${message.replace(/\s*;?\s*$/, "")} (see: ${help})`);
+  return errorLine(ErrorCode.Usage, `${message.replace(/\s*;?\s*$/, "")} (see: ${help})`);
 }

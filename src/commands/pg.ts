@@ -1,11 +1,13 @@
 import { Command, Option, UsageError } from "clipanion";
 import { pgConnectionFrom, describeConnection, type PgConnection } from "../engines/postgres/connection.js";
 import { backupPostgres } from "../engines/postgres/backup.js";
-import { restorePostgres, type PgRestoreMode } from "../engines/postgres/restore.js";
+import { dropDatabase, findLeftoverDatabases } from "../engines/postgres/leftovers.js";
+import { findMaintenanceDatabase, restorePostgres, type PgRestoreMode } from "../engines/postgres/restore.js";
+import { findScratchLeftovers, removeScratchLeftover } from "../engines/scratch-server.js";
 import { zstdDecompress } from "../engines/postgres/tools.js";
 import { messageOf } from "../errors.js";
 import { downloadArtifact } from "../runtime/download.js";
-import { drillPostgres } from "../engines/postgres/drill.js";
+import { drillPostgres, SCRATCH_LABEL } from "../engines/postgres/drill.js";
 import type { DrillResult } from "../runtime/verify.js";
 import type { BackupEntry, BackupStore } from "../storage/backup-store.js";
 import { EngineCommand } from "./engine-command.js";
@@ -20,6 +22,18 @@ export class PgCommand extends EngineCommand {
       read only from PGPASSWORD. A restore is non-destructive by default: the backup is restored into a new
       database, checked against its checksum and row counts, and only then swapped in; the old database is kept
       as <db>_pre_restore_<timestamp>.
+
+      Which database a restore replaces: --database, else the one the backup was taken from; if PGDATABASE names
+      another, the restore is refused. --to-database names a new database to restore into instead.
+
+      Interrupted (SIGINT, SIGTERM, SIGKILL) or failed, a restore leaves the target with exactly its old data or
+      exactly the backup's. Swap: both renames are one transaction; until it commits the target is unchanged and
+      the scratch database is dropped. --in-place: one transaction that commits only after the last byte passed
+      zstd and the sha256 check. --to-database: the new database is dropped. SIGINT/SIGTERM exit 130/143 with one
+      line saying what state the target is in; the restore is recorded as interrupted. After a SIGKILL, --check
+      names the throwaway clusters a drill left on this machine and, given connection flags (--host, --port,
+      --database, --user), the scratch databases left on that server; --yes removes them. A live run's are never
+      touched. Without connection flags --check contacts no database server.
     `,
     examples: [
       [
@@ -60,7 +74,7 @@ export class PgCommand extends EngineCommand {
     description: "Target name recorded in the backup (default: the database)",
   });
   inPlace = Option.Boolean("--in-place", false, {
-    description: "Restore over the existing database (pg_restore --clean)",
+    description: "Restore over the existing database (pg_restore --clean, in one transaction)",
   });
   toDatabase = Option.String("--to-database", {
     description: "Restore into this new database, beside the original",
@@ -103,19 +117,6 @@ export class PgCommand extends EngineCommand {
     );
   }
 
-  protected override connectionFlagsGiven(): string[] {
-    return [
-      ...(this.host !== undefined ? ["--host"] : []),
-      ...(this.port !== undefined ? ["--port"] : []),
-      ...(this.database !== undefined ? ["--database"] : []),
-      ...(this.user !== undefined ? ["--user"] : []),
-      ...(this.noOwner ? ["--no-owner"] : []),
-      ...(this.sslmode !== undefined ? ["--sslmode"] : []),
-      ...(this.sslrootcert !== undefined ? ["--sslrootcert"] : []),
-      ...(this.insecureSkipTlsVerify ? ["--insecure-skip-tls-verify"] : []),
-    ];
-  }
-
   protected override inClusterRestoreFlags(): string[] {
     if (this.inPlace && this.toDatabase) throw new UsageError("choose one of --in-place and --to-database");
     return [
@@ -126,25 +127,31 @@ export class PgCommand extends EngineCommand {
 
   protected override async runRestore(): Promise<void> {
     if (this.inPlace && this.toDatabase) throw new UsageError("choose one of --in-place and --to-database");
-    const conn = this.connection();
     const mode: PgRestoreMode = this.inPlace
       ? { kind: "in-place" }
       : this.toDatabase
         ? { kind: "new-database", database: this.toDatabase }
         : { kind: "swap" };
-    const where = describeConnection(conn, this.toDatabase ?? conn.database);
+    const connection = this.connection();
     const store = await this.store();
+    const connectionTo = (e: BackupEntry): PgConnection =>
+      mode.kind === "new-database" ? connection : { ...connection, database: this.databaseToReplace(e) };
+    const where = (e: BackupEntry) =>
+      describeConnection(connectionTo(e), this.toDatabase ?? connectionTo(e).database);
     const entry = await this.restorableEntry(store, (e) =>
       mode.kind === "in-place"
-        ? `OVERWRITE ${where} in place with ${e.ref.backupId}?`
+        ? `OVERWRITE ${where(e)} in place with ${e.ref.backupId}?`
         : mode.kind === "swap"
-          ? `Restore ${e.ref.backupId} as ${where} (the current database is kept under another name)?`
-          : `Restore ${e.ref.backupId} into the new database ${where}?`,
+          ? `Restore ${e.ref.backupId} as ${where(e)} (the current database is kept under another name)?`
+          : `Restore ${e.ref.backupId} into the new database ${where(e)}?`,
     );
-    const outcome = await this.recordingRestore(store, entry, where, () =>
+    const conn = connectionTo(entry);
+    const outcome = await this.recordingRestore(store, entry, where(entry), (signal) =>
       restorePostgres(conn, store, entry, mode, {
         noOwner: this.noOwner,
         onPhase: (phase) => this.note(`${phase}…\n`),
+        onNotice: (line) => this.note(`${line}\n`),
+        signal,
       }),
     );
     this.note(
@@ -158,11 +165,75 @@ export class PgCommand extends EngineCommand {
     if (this.output !== "table") this.print(render(this.output, outcome));
   }
 
-  protected override drill(store: BackupStore, entry: BackupEntry): Promise<DrillResult> {
+  /**
+   * The database a swap or in-place restore replaces: `--database`, else the one the backup was taken from — never
+   * whatever PGDATABASE happens to name (#16: a backup of `shop` was swapped in as `app_copy`).
+   */
+  private databaseToReplace(entry: BackupEntry): string {
+    if (this.database !== undefined) return this.database;
+    const source = entry.statefile?.source.database;
+    if (!source) {
+      throw new UsageError(
+        `${entry.ref.backupId} does not record its source database: name the database to replace with --database`,
+      );
+    }
+    const fromEnv = this.env["PGDATABASE"];
+    if (fromEnv !== undefined && fromEnv !== source) {
+      throw new UsageError(
+        `${entry.ref.backupId} is a backup of database "${source}" but PGDATABASE is "${fromEnv}": ` +
+          `name the database to replace with --database (or restore beside it with --to-database)`,
+      );
+    }
+    return source;
+  }
+
+  protected override drill(
+    store: BackupStore,
+    entry: BackupEntry,
+    signal: AbortSignal,
+  ): Promise<DrillResult> {
     return drillPostgres(store, entry, {
       ...(this.verifyServer ? { server: this.connection() } : {}),
       onPhase: (phase) => this.note(`${phase}…\n`),
+      signal,
     });
+  }
+
+  /**
+   * `--check` also looks at this machine for throwaway clusters a killed drill left, and, given connection flags,
+   * at that server for scratch databases a killed restore or drill left (without them, no server is contacted).
+   */
+  protected override async checkLeftovers(): Promise<number> {
+    const server = [this.host, this.port, this.database, this.user].some((f) => f !== undefined);
+    let unresolved = server ? await this.checkServerLeftovers(this.connection()) : 0;
+    for (const leftover of await findScratchLeftovers(SCRATCH_LABEL)) {
+      const what = `throwaway PostgreSQL ${leftover.dir}${leftover.serverPid ? ` (postgres pid ${leftover.serverPid} still running)` : ""}`;
+      if (this.yes) {
+        await removeScratchLeftover(leftover);
+        this.note(`removed ${what}, left by an interrupted drill\n`);
+      } else {
+        this.note(`${what} was left by an interrupted drill; --check --yes removes it\n`);
+        unresolved++;
+      }
+    }
+    return unresolved;
+  }
+
+  private async checkServerLeftovers(conn: PgConnection): Promise<number> {
+    const maintenance = await findMaintenanceDatabase(conn);
+    let unresolved = 0;
+    for (const name of await findLeftoverDatabases(conn, maintenance)) {
+      if (this.yes) {
+        await dropDatabase(conn, maintenance, name);
+        this.note(`dropped scratch database ${name}, left by an interrupted capsule restore or drill\n`);
+      } else {
+        this.note(
+          `scratch database ${name} on ${describeConnection(conn, maintenance)} was left by an interrupted capsule restore or drill; --check --yes drops it\n`,
+        );
+        unresolved++;
+      }
+    }
+    return unresolved;
   }
 
   protected override async runDownloadTo(file: string): Promise<void> {
@@ -171,6 +242,7 @@ export class PgCommand extends EngineCommand {
     const bytes = await downloadArtifact(store, entry, file, {
       ...(this.raw ? {} : { decode: zstdDecompress() }),
       force: this.force,
+      flag: "--to",
     });
     this.note(
       `downloaded ${formatBytes(bytes)} to ${file} (sha256 verified${this.raw ? "" : "; a pg_restore custom-format file"})\n`,

@@ -101,22 +101,6 @@ export class RedisCommand extends EngineCommand {
     );
   }
 
-  protected override connectionFlagsGiven(): string[] {
-    return [
-      ...(this.host !== undefined ? ["--host"] : []),
-      ...(this.port !== undefined ? ["--port"] : []),
-      ...(this.user !== undefined ? ["--user"] : []),
-      ...(this.passwordEnv !== undefined ? ["--password-env"] : []),
-      ...(this.listenHost !== undefined ? ["--listen-host"] : []),
-      ...(this.listenPort !== undefined ? ["--listen-port"] : []),
-      ...(this.advertiseHost !== undefined ? ["--advertise-host"] : []),
-      ...(this.detachReplica ? ["--detach-replica"] : []),
-      ...(this.tls ? ["--tls"] : []),
-      ...(this.caCert !== undefined ? ["--ca-cert"] : []),
-      ...(this.insecureSkipTlsVerify ? ["--insecure-skip-tls-verify"] : []),
-    ];
-  }
-
   protected override async runRestore(): Promise<void> {
     const conn = this.connection();
     const listenPort = this.listenPort === undefined ? undefined : Number(this.listenPort);
@@ -162,29 +146,7 @@ export class RedisCommand extends EngineCommand {
     return drillRedis(store, entry, { onPhase: (phase) => this.note(`${phase}…\n`), signal });
   }
 
-  override async run(): Promise<number | void> {
-    if (!this.recover) return super.run();
-    const others = (
-      [
-        ...([
-          "create",
-          "list",
-          "describe",
-          "download",
-          "restore",
-          "delete",
-          "prune",
-          "check",
-          "verify",
-        ] as const),
-        "inCluster",
-        "id",
-      ] as const
-    ).filter((flag) => this[flag] !== undefined && this[flag] !== false);
-    if (others.length > 0) {
-      const flag = `--${others[0]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-      throw new UsageError(`--recover puts a server back on its own; it does not combine with ${flag}`);
-    }
+  protected override async runRecover(): Promise<void> {
     this.note(`${await recoverRedis(this.connection(), { onPhase: (phase) => this.note(`${phase}…\n`) })}\n`);
   }
 

@@ -148,11 +148,11 @@ export class RunCommand extends BaseCommand {
         `no succeeded backup of ${target.cluster}/${target.target} to verify (${id})`,
       );
     }
-    // The signal reaches the engines' drills once they take one (#16: interrupted drills clean up).
+    // The signal reaches the engines' drills that take one (#16: interrupted drills clean up).
     const drill = (signal: AbortSignal): Promise<DrillResult> => {
       switch (target.engine) {
         case "postgresql":
-          return drillPostgres(store, entry);
+          return drillPostgres(store, entry, { signal });
         case "redis":
           return drillRedis(store, entry, { signal });
         case "elasticsearch":
@@ -167,7 +167,11 @@ export class RunCommand extends BaseCommand {
         details: verification.details,
       });
     } catch (error) {
-      log.error("verification failed", { backupId: entry.ref.backupId, error: (error as Error).message });
+      log.error("verification failed", {
+        backupId: entry.ref.backupId,
+        error: (error as Error).message,
+        ...(error instanceof CapsuleError && { code: error.code }),
+      });
       throw error;
     }
     this.print(entry.ref.backupId);
@@ -204,10 +208,13 @@ export class RunCommand extends BaseCommand {
         { cluster: target.cluster, engine: target.engine, target: target.target },
         target.retention,
       );
+      // Each deletion with its reason, so the Job's log answers "why is that backup gone?".
       log.info("retention applied", {
         backupId: statefile.backupId,
         kept: result.keep.length,
-        deleted: result.deleted,
+        deleted: result.delete
+          .filter((d) => result.deleted.includes(d.backupId))
+          .map(({ backupId, reason }) => ({ backupId, reason })),
       });
     } catch (error) {
       // The backup itself succeeded and is committed; a retention failure is reported, not fatal.

@@ -32,6 +32,9 @@ import { DaemonMetrics } from "../status/metrics.js";
 import { StatusServer, type Readiness } from "../status/server.js";
 import { LeaderElector } from "./leader.js";
 
+/** Leadership without election (a single replica) never ends. */
+const FOREVER = new AbortController().signal;
+
 export interface DaemonConfig {
   /** Kubernetes access; required unless `statusOnly`. */
   readonly kube?: { readonly kubeconfig?: string; readonly requestTimeoutMs?: number };
@@ -109,6 +112,9 @@ export class Daemon {
         ...(config.image !== undefined && { image: config.image }),
         log,
         metrics: this.metrics,
+        // The fence: a pass in flight when the renew deadline passes starts no write, and its writes on the wire are
+        // aborted.
+        fence: () => (this.elector ? this.elector.leadership : FOREVER),
       });
       this.loop = new ReconcileLoop(reconciler, {
         kube,
@@ -159,8 +165,9 @@ export class Daemon {
     });
   }
 
+  /** Leading, and (with leader election) still within the renew deadline. */
   get isLeader(): boolean {
-    return this.leading;
+    return this.leading && (this.elector?.isLeader ?? true);
   }
 
   /** The last reconcile pass this replica ran, if any. */

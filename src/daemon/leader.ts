@@ -4,8 +4,12 @@
  *   changed for `leaseDuration` *as observed by this process' own clock*, so clock skew between nodes cannot hand
  *   the Lease to two replicas;
  * - every write is conditional on the resourceVersion read, so of two candidates exactly one wins;
- * - the leader renews every `retryPeriod`; if it cannot renew within `renewDeadline` it stops leading before the
- *   Lease can expire for the others (renewDeadline < leaseDuration);
+ * - the leader renews every `retryPeriod`, and leads only until `renewDeadline` after it *sent* its last successful
+ *   renewal (the write landed no earlier, so the others cannot see the Lease expire before that + `leaseDuration`).
+ *   When that moment passes it stops leading at once, by timer, even while a renewal hangs; `isLeader` checks the
+ *   clock too, so a caller fencing its writes on it never writes late (renewDeadline < leaseDuration);
+ * - every attempt (read and write) is aborted at that deadline, as client-go bounds it with a context, so a hung
+ *   request can neither keep the replica leading nor block the next attempt until the client's request timeout;
  * - `release()` (SIGTERM) clears the holder so a successor need not wait for expiry.
  */
 import { RepeatingTask } from "../util/repeating-task.js";
@@ -37,19 +41,41 @@ export class LeaderElector {
   private readonly task: RepeatingTask;
   private leading = false;
   private observed: { record: LeaseRecord; at: number } | undefined;
-  private lastRenew = 0;
+  /** While leading: the moment leadership ends unless a renewal sent before it succeeds. */
+  private leadingUntil = 0;
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  /** Aborted the moment this term of leadership ends. */
+  private term: AbortController | undefined;
   private readonly now: () => number;
+  private readonly renewDeadlineMs: number;
 
   constructor(private readonly options: LeaderElectionOptions) {
     this.now = options.now ?? Date.now;
+    this.renewDeadlineMs = options.renewDeadlineMs ?? 10_000;
+    const leaseMs = options.leaseDurationMs ?? 15_000;
+    const retryMs = options.retryPeriodMs ?? 2000;
+    if (!(retryMs < this.renewDeadlineMs && this.renewDeadlineMs < leaseMs)) {
+      throw new Error(
+        `leader election needs retryPeriod < renewDeadline < leaseDuration (got ${retryMs} ms, ${this.renewDeadlineMs} ms, ${leaseMs} ms)`,
+      );
+    }
     this.task = new RepeatingTask(
       () => this.round(),
       () => options.retryPeriodMs ?? 2000,
     );
   }
 
+  /** Leading, and the renew deadline has not passed (by the clock, not only by the timer). */
   get isLeader(): boolean {
-    return this.leading;
+    return this.leading && this.now() < this.leadingUntil;
+  }
+
+  /**
+   * While leading: a signal aborted the moment leadership ends (renew deadline, lost Lease, stop), for requests the
+   * leader has in flight. Undefined when not leading.
+   */
+  get leadership(): AbortSignal | undefined {
+    return this.isLeader ? this.term?.signal : undefined;
   }
 
   start(): void {
@@ -67,28 +93,59 @@ export class LeaderElector {
 
   private async round(): Promise<void> {
     const { log } = this.options;
+    const sentAt = this.now();
+    const deadline = this.leading ? this.leadingUntil : sentAt + this.renewDeadlineMs;
+    const attempt = AbortSignal.timeout(Math.max(1, deadline - sentAt));
     try {
-      const acquired = await this.tryAcquireOrRenew();
+      const acquired = await this.tryAcquireOrRenew(attempt);
       if (this.task.isStopped) return;
-      if (acquired) {
-        this.lastRenew = this.now();
-        this.setLeading(true);
-      } else if (this.leading) {
-        log.warn("lost the Lease to another replica", { holder: this.observed?.record.holderIdentity });
-        this.setLeading(false);
+      if (!acquired) {
+        if (this.leading) {
+          log.warn("lost the Lease to another replica", { holder: this.observed?.record.holderIdentity });
+          this.setLeading(false);
+        }
+        return;
       }
+      // Counted from when the request left: the write may have landed any time after that.
+      const until = sentAt + this.renewDeadlineMs;
+      if (this.now() >= until) {
+        log.warn("the Lease was written after the renew deadline; not leading on it");
+        this.stepDown();
+        return;
+      }
+      this.leadingUntil = until;
+      this.armDeadline();
+      this.setLeading(true);
     } catch (error) {
       log.warn("Lease update failed", { error: messageOf(error), leading: this.leading });
-      if (this.leading && this.now() - this.lastRenew > (this.options.renewDeadlineMs ?? 10_000)) {
-        log.error("could not renew the Lease in time; stepping down");
-        this.setLeading(false);
-      }
+      this.stepDown();
     }
+  }
+
+  /** Stops leading if the renew deadline has passed. */
+  private stepDown(): void {
+    if (!this.leading || this.now() < this.leadingUntil) return;
+    this.options.log.error("could not renew the Lease within the renew deadline; stepping down", {
+      renewDeadlineMs: this.renewDeadlineMs,
+    });
+    this.setLeading(false);
+  }
+
+  private armDeadline(): void {
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = setTimeout(() => this.stepDown(), Math.max(0, this.leadingUntil - this.now()));
+    this.deadlineTimer.unref();
   }
 
   private setLeading(leading: boolean): void {
     if (leading === this.leading) return;
     this.leading = leading;
+    if (leading) this.term = new AbortController();
+    else {
+      this.term?.abort(new Error("this replica stopped leading"));
+      if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+      this.deadlineTimer = undefined;
+    }
     const { log, identity, namespace, name } = this.options;
     if (leading) {
       log.info("became leader", { identity, lease: `${namespace}/${name}` });
@@ -100,21 +157,26 @@ export class LeaderElector {
   }
 
   /** True when this replica holds the Lease after the call. */
-  private async tryAcquireOrRenew(): Promise<boolean> {
+  private async tryAcquireOrRenew(signal: AbortSignal): Promise<boolean> {
     const { leases, namespace, name, identity } = this.options;
     const durationSeconds = Math.ceil((this.options.leaseDurationMs ?? 15_000) / 1000);
     const now = new Date(this.now());
-    const current = await leases.get(namespace, name);
+    const current = await leases.get(namespace, name, signal);
     if (!current) {
       try {
         this.remember(
-          await leases.create(namespace, name, {
-            holderIdentity: identity,
-            leaseDurationSeconds: durationSeconds,
-            acquireTime: now,
-            renewTime: now,
-            leaseTransitions: 0,
-          }),
+          await leases.create(
+            namespace,
+            name,
+            {
+              holderIdentity: identity,
+              leaseDurationSeconds: durationSeconds,
+              acquireTime: now,
+              renewTime: now,
+              leaseTransitions: 0,
+            },
+            signal,
+          ),
         );
         return true;
       } catch (error) {
@@ -139,6 +201,7 @@ export class LeaderElector {
             leaseTransitions: mine ? current.leaseTransitions : current.leaseTransitions + 1,
           },
           current.resourceVersion,
+          signal,
         ),
       );
       return true;

@@ -24,8 +24,11 @@ export interface RunningPipeline {
   readonly output: Readable;
   /** Resolves when every process exited 0; rejects with the first failure. */
   readonly done: Promise<void>;
-  /** Kills every process (e.g. when the consumer failed). */
-  kill(): void;
+  /**
+   * Kills every process (e.g. when the consumer failed). With a `cause`, `done` rejects with it unless a tool had
+   * already failed: the tools' "terminated" is the casualty, the cause is what went wrong first.
+   */
+  kill(cause?: Error): void;
 }
 
 const STDERR_KEEP_BYTES = 16 * 1024;
@@ -86,7 +89,13 @@ export function spawnPipeline(
     previous = child.stdout ?? undefined;
   }
 
-  const done = firstFailureOrAll(exits);
+  let failFirst: (cause: Error) => void = () => undefined;
+  const done = new Promise<void>((resolve, reject) => {
+    failFirst = reject;
+    firstFailureOrAll(exits).then(resolve, reject);
+  });
+  // The input's failure (a download cut off, a checksum mismatch) is the first cause, not the tools it kills.
+  input?.on("error", (error) => failFirst(error));
   const output = new PassThrough();
   // Hold the end of the stream until every process has exited 0: a consumer sees either all bytes and a clean
   // end, or an error — never a short stream that ends cleanly.
@@ -111,7 +120,15 @@ export function spawnPipeline(
   });
 
   options.signal?.addEventListener("abort", () => killAll(children), { once: true });
-  return { output, done, kill: () => killAll(children) };
+  return {
+    output,
+    done,
+    kill: (cause) => {
+      // A promise settles once: a tool that failed first keeps its place.
+      if (cause) failFirst(cause);
+      killAll(children);
+    },
+  };
 }
 
 /** Runs one tool to completion and returns its stdout (small outputs only, e.g. `--version`). */

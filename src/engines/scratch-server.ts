@@ -2,10 +2,15 @@
  * Throwaway database servers for verification drills: a temp directory, a free loopback port, a server process
  * that is always stopped and whose directory is always removed — also when the drill fails. Used only where the
  * server binaries are present (the capsule image ships them; DESIGN §8 / issue 8).
+ *
+ * The server dies with capsule, however capsule dies (#16): it runs under a small `sh` guard whose stdin is a pipe
+ * from capsule; when the pipe closes — capsule stopping it, or the kernel closing it after a SIGKILL — the guard
+ * stops the server and removes the directory. Each directory carries `capsule.owner` (the owning capsule's PID), so
+ * `findScratchLeftovers` can tell a live run's directory from debris and never touches the former.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
-import { chown, mkdtemp, rm } from "node:fs/promises";
+import { chown, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -48,11 +53,104 @@ export function serviceAccount(name: string): { uid: number; gid: number } | und
   return { uid: Number(uid), gid: Number(gid) };
 }
 
+const OWNER_FILE = "capsule.owner";
+
 export async function scratchDir(label: string, owner?: { uid: number; gid: number }): Promise<string> {
   const dir = await mkdtemp(path.join(tmpdir(), `capsule-${label}-`));
+  await writeFile(
+    path.join(dir, OWNER_FILE),
+    `${JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString() })}\n`,
+  );
   if (owner) await chown(dir, owner.uid, owner.gid);
   return dir;
 }
+
+export interface ScratchLeftover {
+  readonly dir: string;
+  /** The PID of a server still running from it (PostgreSQL's postmaster.pid), if any. */
+  readonly serverPid?: number;
+}
+
+/** `capsule-<label>-*` directories whose owning capsule (named in `capsule.owner`) is gone: killed before its guard ran. */
+export async function findScratchLeftovers(label: string, root = tmpdir()): Promise<ScratchLeftover[]> {
+  const prefix = `capsule-${label}-`;
+  const found: ScratchLeftover[] = [];
+  for (const name of (await readdir(root).catch(() => [])).filter((n) => n.startsWith(prefix)).sort()) {
+    const dir = path.join(root, name);
+    const owner = await readFile(path.join(dir, OWNER_FILE), "utf8").then(
+      (text) => (JSON.parse(text) as { pid?: unknown }).pid,
+      () => undefined,
+    );
+    // No marker: an older capsule's (perhaps still running) or not capsule's at all — not ours to judge.
+    if (typeof owner !== "number" || isAlive(owner)) continue;
+    const serverPid = await readFile(path.join(dir, "data", "postmaster.pid"), "utf8").then(
+      (text) => Number(text.split("\n")[0]),
+      () => undefined,
+    );
+    found.push({ dir, ...(serverPid && isAlive(serverPid) ? { serverPid } : {}) });
+  }
+  return found;
+}
+
+/** Stops a leftover's server (PostgreSQL: fast shutdown, then SIGKILL) and removes its directory. */
+export async function removeScratchLeftover(leftover: ScratchLeftover): Promise<void> {
+  const pid = leftover.serverPid;
+  if (pid !== undefined) {
+    signalProcess(pid, "SIGINT");
+    for (let i = 0; i < 100 && isAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+    if (isAlive(pid)) signalProcess(pid, "SIGKILL");
+  }
+  await rm(leftover.dir, { recursive: true, force: true });
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: alive, but another user's.
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Whether `command` (a path, or a name looked up on PATH) exists: the guard shell would only say "not found". */
+function onPath(command: string): boolean {
+  if (command.includes("/")) return existsSync(command);
+  return (process.env["PATH"] ?? "")
+    .split(path.delimiter)
+    .some((dir) => dir && existsSync(path.join(dir, command)));
+}
+
+/** Alive and not a zombie (the guard reaps its server only once told to stop). */
+function isRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return isAlive(pid);
+  }
+}
+
+function signalProcess(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+/**
+ * Runs `command args…` in the background, then waits for stdin to close, stops the server with `signal`, waits for
+ * it, and removes `dir`. INT and TERM are ignored so a Ctrl-C to the whole process group cannot skip the cleanup.
+ */
+const GUARD_SCRIPT = `trap '' INT TERM
+"$@" &
+server=$!
+echo "server $server"
+cat >/dev/null
+kill -$STOP_SIGNAL $server 2>/dev/null
+wait $server
+rm -rf "$SCRATCH_DIR"`;
 
 /**
  * Starts `command`, waits until `ready()` says yes (bounded), and returns a handle whose `stop()` ends the process
@@ -67,24 +165,45 @@ export async function startScratchServer(options: {
   ready: () => Promise<boolean>;
   package: string;
   timeoutMs?: number;
+  /** How the guard stops the server (PostgreSQL: INT, a fast shutdown that does not wait for clients). */
+  stopSignal?: "INT" | "TERM";
+  /** Aborts the wait for readiness. */
+  signal?: AbortSignal;
 }): Promise<ScratchServer> {
-  const child: ChildProcess = spawn(options.command, options.args, {
-    cwd: options.dir,
-    stdio: ["ignore", "pipe", "pipe"],
-    ...(options.owner ? { uid: options.owner.uid, gid: options.owner.gid } : {}),
-  });
+  if (!onPath(options.command)) {
+    await rm(options.dir, { recursive: true, force: true });
+    throw new CapsuleError(ErrorCode.ToolMissing, `${options.command} not found: install ${options.package}`);
+  }
+  const child: ChildProcess = spawn(
+    "sh",
+    ["-c", GUARD_SCRIPT, "capsule-scratch-guard", options.command, ...options.args],
+    {
+      cwd: options.dir,
+      env: { PATH: process.env["PATH"], STOP_SIGNAL: options.stopSignal ?? "TERM", SCRATCH_DIR: options.dir },
+      stdio: ["pipe", "pipe", "pipe"],
+      ...(options.owner ? { uid: options.owner.uid, gid: options.owner.gid } : {}),
+    },
+  );
   let output = "";
-  const keep = (c: Buffer) => (output = (output + c.toString()).slice(-4096));
+  let serverPid: number | undefined;
+  const keep = (c: Buffer) => {
+    output = (output + c.toString()).slice(-4096);
+    serverPid ??= Number(/^server (\d+)$/m.exec(output)?.[1]) || undefined;
+  };
   child.stdout?.on("data", keep);
   child.stderr?.on("data", keep);
+  child.stdin?.on("error", () => undefined);
   const exited = new Promise<void>((resolve) => child.once("close", () => resolve()));
   let spawnError: NodeJS.ErrnoException | undefined;
   child.once("error", (error: NodeJS.ErrnoException) => (spawnError = error));
 
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGTERM");
-      const killer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      child.stdin?.end();
+      const killer = setTimeout(() => {
+        if (serverPid !== undefined) signalProcess(serverPid, "SIGKILL");
+        child.kill("SIGKILL");
+      }, 10_000);
       await exited;
       clearTimeout(killer);
     }
@@ -99,7 +218,7 @@ export async function startScratchServer(options: {
         ? new CapsuleError(ErrorCode.ToolMissing, `${options.command} not found: install ${options.package}`)
         : spawnError;
     }
-    if (child.exitCode !== null) {
+    if (child.exitCode !== null || (serverPid !== undefined && !isRunning(serverPid))) {
       await stop();
       throw new CapsuleError(
         ErrorCode.ToolFailed,
@@ -107,6 +226,10 @@ export async function startScratchServer(options: {
       );
     }
     if (await options.ready().catch(() => false)) return { dir: options.dir, port: options.port, stop };
+    if (options.signal?.aborted) {
+      await stop();
+      throw options.signal.reason;
+    }
     if (Date.now() > deadline) {
       await stop();
       throw new CapsuleError(

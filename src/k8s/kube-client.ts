@@ -6,6 +6,8 @@
  */
 import {
   ApiException,
+  Observable,
+  type ObservableMiddleware,
   BatchV1Api,
   CoordinationV1Api,
   CoreV1Api,
@@ -113,6 +115,24 @@ export class KubeClient {
       throw toKubeApiError(operation, error);
     }
   }
+}
+
+/**
+ * Per-call options that also abort the request on `signal`, keeping the client's own timeout (its middleware runs
+ * first): leader election aborts a Lease attempt, and the leader's writes, at its renew deadline. The
+ * object-parameter API takes observable middleware per call, not the promise kind.
+ */
+export function abortedBy(signal: AbortSignal | undefined) {
+  if (!signal) return undefined;
+  const middleware: ObservableMiddleware = {
+    pre: (context: RequestContext) => {
+      const timeout = context.getSignal();
+      context.setSignal(timeout ? AbortSignal.any([timeout, signal]) : signal);
+      return new Observable(Promise.resolve(context));
+    },
+    post: (context: ResponseContext) => new Observable(Promise.resolve(context)),
+  };
+  return { middlewareMergeStrategy: "append" as const, middleware: [middleware] };
 }
 
 /** The Status object of an error body, when there is one. */

@@ -1,10 +1,12 @@
 /**
  * coordination.k8s.io/v1 Leases for leader election: read, create, and replace conditional on the resourceVersion
  * that was read, so two candidates can never both believe they won. Times travel as MicroTime
- * (`2006-01-02T15:04:05.000000Z`), the only form the API server accepts for Lease times.
+ * (`2006-01-02T15:04:05.000000Z`), the only form the API server accepts for Lease times. Every call takes an
+ * `AbortSignal` besides the client's request timeout: leader election bounds each attempt by its renew deadline,
+ * which is shorter than any sensible request timeout (client-go does the same with its context).
  */
 import { V1MicroTime, type V1Lease } from "@kubernetes/client-node";
-import { isNotFound, type KubeClient } from "./kube-client.js";
+import { abortedBy, isNotFound, type KubeClient } from "./kube-client.js";
 
 /** A Lease as leader election sees it. */
 export interface LeaseRecord {
@@ -22,10 +24,10 @@ export class Leases {
   constructor(private readonly client: KubeClient) {}
 
   /** The Lease, or undefined when there is none. */
-  async get(namespace: string, name: string): Promise<LeaseRecord | undefined> {
+  async get(namespace: string, name: string, signal?: AbortSignal): Promise<LeaseRecord | undefined> {
     try {
       const lease = await this.client.call(`read Lease ${namespace}/${name}`, () =>
-        this.client.coordination.readNamespacedLease({ namespace, name }),
+        this.client.coordination.readNamespacedLease({ namespace, name }, abortedBy(signal)),
       );
       return record(lease);
     } catch (error) {
@@ -35,9 +37,17 @@ export class Leases {
   }
 
   /** Creates the Lease; a 409 (someone else created it first) is a `KubeApiError` with reason AlreadyExists. */
-  async create(namespace: string, name: string, spec: LeaseSpecUpdate): Promise<LeaseRecord> {
+  async create(
+    namespace: string,
+    name: string,
+    spec: LeaseSpecUpdate,
+    signal?: AbortSignal,
+  ): Promise<LeaseRecord> {
     const lease = await this.client.call(`create Lease ${namespace}/${name}`, () =>
-      this.client.coordination.createNamespacedLease({ namespace, body: body(namespace, name, spec) }),
+      this.client.coordination.createNamespacedLease(
+        { namespace, body: body(namespace, name, spec) },
+        abortedBy(signal),
+      ),
     );
     return record(lease);
   }
@@ -48,13 +58,13 @@ export class Leases {
     name: string,
     spec: LeaseSpecUpdate,
     resourceVersion: string | undefined,
+    signal?: AbortSignal,
   ): Promise<LeaseRecord> {
     const lease = await this.client.call(`replace Lease ${namespace}/${name}`, () =>
-      this.client.coordination.replaceNamespacedLease({
-        namespace,
-        name,
-        body: body(namespace, name, spec, resourceVersion),
-      }),
+      this.client.coordination.replaceNamespacedLease(
+        { namespace, name, body: body(namespace, name, spec, resourceVersion) },
+        abortedBy(signal),
+      ),
     );
     return record(lease);
   }

@@ -5,7 +5,7 @@
  */
 import type { V1CronJob, V1Job } from "@kubernetes/client-node";
 import type { CronJobManifest } from "../compiler/cronjob.js";
-import type { KubeClient } from "./kube-client.js";
+import { abortedBy, type KubeClient } from "./kube-client.js";
 
 const PAGE_SIZE = 500;
 
@@ -68,34 +68,47 @@ export class Workloads {
     return out;
   }
 
-  async createCronJob(manifest: CronJobManifest): Promise<void> {
+  /** CronJob writes take an optional `signal`: the reconciler's, aborted when its replica stops leading. */
+  async createCronJob(manifest: CronJobManifest, signal?: AbortSignal): Promise<void> {
     const { namespace, name } = manifest.metadata;
     await this.client.call(`create CronJob ${namespace}/${name}`, () =>
-      this.client.batch.createNamespacedCronJob({ namespace, body: manifest }),
+      this.client.batch.createNamespacedCronJob({ namespace, body: manifest }, abortedBy(signal)),
     );
   }
 
   /** Replaces the whole object, conditional on `resourceVersion` (what was listed). */
-  async replaceCronJob(manifest: CronJobManifest, resourceVersion: string | undefined): Promise<void> {
+  async replaceCronJob(
+    manifest: CronJobManifest,
+    resourceVersion: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<void> {
     const { namespace, name } = manifest.metadata;
     const body: V1CronJob = {
       ...manifest,
       metadata: { ...manifest.metadata, ...(resourceVersion !== undefined && { resourceVersion }) },
     };
     await this.client.call(`replace CronJob ${namespace}/${name}`, () =>
-      this.client.batch.replaceNamespacedCronJob({ namespace, name, body }),
+      this.client.batch.replaceNamespacedCronJob({ namespace, name, body }, abortedBy(signal)),
     );
   }
 
   /** Deletes a CronJob and, in the background, the Jobs it owns; conditional on `resourceVersion` when given. */
-  async deleteCronJob(namespace: string, name: string, resourceVersion?: string): Promise<void> {
+  async deleteCronJob(
+    namespace: string,
+    name: string,
+    resourceVersion?: string,
+    signal?: AbortSignal,
+  ): Promise<void> {
     await this.client.call(`delete CronJob ${namespace}/${name}`, () =>
-      this.client.batch.deleteNamespacedCronJob({
-        namespace,
-        name,
-        propagationPolicy: "Background",
-        ...(resourceVersion !== undefined && { body: { preconditions: { resourceVersion } } }),
-      }),
+      this.client.batch.deleteNamespacedCronJob(
+        {
+          namespace,
+          name,
+          propagationPolicy: "Background",
+          ...(resourceVersion !== undefined && { body: { preconditions: { resourceVersion } } }),
+        },
+        abortedBy(signal),
+      ),
     );
   }
 

@@ -16,6 +16,7 @@
  * Periods in between units round down to the unit (90m → 1h, 36h → 1d).
  */
 import { createHash } from "node:crypto";
+import { CronExpressionParser } from "cron-parser";
 
 const PERIOD = /^([1-9][0-9]{0,5})(s|m|h|d)$/;
 const UNIT_SECONDS = { s: 1, m: 60, h: 3_600, d: 86_400 } as const;
@@ -59,21 +60,65 @@ export function periodToCron(seconds: number, seed: string): string {
   return `${minute} ${hour} ${1 + (d % 28)} * *`;
 }
 
+/** The macros Kubernetes documents for `spec.schedule`. */
 const MACROS = new Set(["@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"]);
-const FIELD =
-  /^(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(\/[0-9]+)?(,(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(\/[0-9]+)?)*$/;
 
 /**
- * Why a cron expression is not acceptable, or undefined. Checks the shape Kubernetes accepts (five fields or a
- * macro); a time zone prefix is refused because the CronJob's `timeZone` is fixed to Etc/UTC.
+ * The five fields as Kubernetes parses them (robfig/cron's standard parser): its bounds, not cron-parser's, since
+ * Kubernetes has no 7 for Sunday; names only in month and day-of-week.
+ */
+const FIELDS = [
+  { name: "minute", min: 0, max: 59, names: false },
+  { name: "hour", min: 0, max: 23, names: false },
+  { name: "day-of-month", min: 1, max: 31, names: false },
+  { name: "month", min: 1, max: 12, names: true },
+  { name: "day-of-week", min: 0, max: 6, names: true },
+] as const;
+
+/** One comma-separated part of a field: `*`, `?`, a value or a range, with an optional step. No L, W, # or H. */
+const PART = /^(?:[*?]|([0-9]+|[A-Za-z]{3})(?:-([0-9]+|[A-Za-z]{3}))?)(?:\/([0-9]+))?$/;
+
+/** The parser's reason an expression is refused, or undefined. */
+function parserProblem(expression: string): string | undefined {
+  try {
+    CronExpressionParser.parse(expression);
+    return undefined;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
+}
+
+/**
+ * Why a cron expression would be refused by Kubernetes or never fire, or undefined. cron-parser decides; the checks
+ * before it name the field and narrow cron-parser to what Kubernetes accepts. A time zone prefix is refused because
+ * Kubernetes refuses it in `spec.schedule` and capsule fixes the CronJob's `timeZone` to Etc/UTC.
  */
 export function cronProblem(cron: string): string | undefined {
   const trimmed = cron.trim();
   if (/^(CRON_)?TZ=/.test(trimmed)) return "must not set a time zone: capsule CronJobs always run in Etc/UTC";
-  if (MACROS.has(trimmed)) return undefined;
+  if (trimmed.startsWith("@")) {
+    return MACROS.has(trimmed) ? undefined : `macro ${trimmed} is not one of ${[...MACROS].join(", ")}`;
+  }
   const fields = trimmed.split(/\s+/);
-  if (fields.length !== 5)
+  if (fields.length !== FIELDS.length)
     return `must have 5 fields (minute hour day-of-month month day-of-week) or be a macro`;
-  if (!fields.every((f) => FIELD.test(f))) return "has a field that is not a number, range, list, step or *";
-  return undefined;
+  for (const [i, field] of FIELDS.entries()) {
+    for (const part of fields[i]!.split(",")) {
+      const match = PART.exec(part);
+      const [, start, end] = match ?? [];
+      if (!match || (!field.names && /[A-Za-z]/.test(part))) {
+        return `${field.name} ${part} is not a number, range, list, step, * or ?`;
+      }
+      for (const value of [start, end]) {
+        if (value !== undefined && /^[0-9]+$/.test(value) && (+value < field.min || +value > field.max))
+          return `${field.name} ${value} is out of range ${field.min}-${field.max}`;
+      }
+      // The part alone, every other field `*`: cron-parser's reason is then about this part only.
+      const alone = FIELDS.map((_, j) => (j === i ? part : "*")).join(" ");
+      const reason = parserProblem(alone);
+      if (reason !== undefined) return `${field.name} ${part} is invalid: ${reason}`;
+    }
+  }
+  const reason = parserProblem(trimmed);
+  return reason === undefined ? undefined : `never fires: ${reason}`;
 }

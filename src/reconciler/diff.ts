@@ -1,15 +1,25 @@
 /**
  * The reconciler's decision, as a pure function of what should exist and what does: which CronJobs to create,
- * which to replace (their spec-hash differs), which to delete (labelled managed-by capsule, no longer desired), and
- * which to leave alone. Only CronJobs carrying capsule's managed-by label are ever replaced or deleted.
+ * which to replace (their spec-hash differs: the plan changed; or a field capsule owns was changed by hand: drift),
+ * which to delete (labelled managed-by capsule, no longer desired), and which to leave alone. Only CronJobs carrying
+ * capsule's managed-by label are ever replaced or deleted.
  */
 import { ANNOTATIONS, LABELS, MANAGED_BY, type CronJobManifest } from "../compiler/cronjob.js";
 import type { LiveCronJob } from "../k8s/workloads.js";
 import { holdKey } from "./desired.js";
+import { ownedFieldDrift } from "./drift.js";
+
+/** A live CronJob with its spec, when it was read: then its owned fields are checked for drift too. */
+export type ObservedCronJob = LiveCronJob & { readonly spec?: unknown };
 
 export interface CronJobDiff {
   readonly create: CronJobManifest[];
-  readonly replace: Array<{ readonly desired: CronJobManifest; readonly live: LiveCronJob }>;
+  readonly replace: Array<{
+    readonly desired: CronJobManifest;
+    readonly live: LiveCronJob;
+    /** `plan changed`, or `drift at <field>` for a hand edit. */
+    readonly reason: string;
+  }>;
   readonly delete: LiveCronJob[];
   /** Desired and live agree. */
   readonly unchanged: number;
@@ -19,7 +29,7 @@ export interface CronJobDiff {
 
 export function diffCronJobs(
   desired: readonly CronJobManifest[],
-  live: readonly LiveCronJob[],
+  live: readonly ObservedCronJob[],
   held: ReadonlySet<string> = new Set(),
 ): CronJobDiff {
   const managed = live.filter((c) => c.labels[LABELS.managedBy] === MANAGED_BY);
@@ -31,11 +41,12 @@ export function diffCronJobs(
     const key = `${manifest.metadata.namespace}/${manifest.metadata.name}`;
     desiredKeys.add(key);
     const current = liveByKey.get(key);
-    if (!current) result.create.push(manifest);
-    else if (
-      current.annotations[ANNOTATIONS.specHash] !== manifest.metadata.annotations[ANNOTATIONS.specHash]
-    )
-      result.replace.push({ desired: manifest, live: current });
+    if (!current) {
+      result.create.push(manifest);
+      continue;
+    }
+    const reason = replaceReason(manifest, current);
+    if (reason) result.replace.push({ desired: manifest, live: current, reason });
     else unchanged++;
   }
   for (const current of managed) {
@@ -47,4 +58,18 @@ export function diffCronJobs(
     else result.delete.push(current);
   }
   return { ...result, unchanged };
+}
+
+function replaceReason(desired: CronJobManifest, live: ObservedCronJob): string | undefined {
+  if (live.annotations[ANNOTATIONS.specHash] !== desired.metadata.annotations[ANNOTATIONS.specHash])
+    return "plan changed";
+  if (!("spec" in live)) return undefined;
+  const field = ownedFieldDrift(
+    {
+      metadata: { labels: desired.metadata.labels, annotations: desired.metadata.annotations },
+      spec: desired.spec,
+    },
+    { metadata: { labels: live.labels, annotations: live.annotations }, spec: live.spec },
+  );
+  return field === undefined ? undefined : `drift at ${field}`;
 }

@@ -106,6 +106,7 @@ export class ReconcileLoop {
         unchanged: result.unchanged,
         held: result.held,
         failed: result.failed,
+        fenced: result.fenced,
         skipped: result.skipped,
       });
       this.options.onPass?.(result);

@@ -2,7 +2,9 @@
  * One reconcile pass, the I/O edge around `desiredState()` and `diffCronJobs()`: list CnvrgApps and the CronJobs
  * capsule manages, load the hand-written plans, compute the diff, apply it. A failed write of one object is counted
  * and reported and the pass goes on with the others; a failed list (or invalid hand-written plans) fails the pass
- * before any write, because acting on half a picture could delete what should stay.
+ * before any write, because acting on half a picture could delete what should stay. Live CronJobs are read whole, so
+ * a hand edit of a field capsule owns is put back (diff.ts, drift.ts). With leader election, every write is fenced:
+ * none starts once this replica no longer leads, even in the middle of a pass, and those on the wire are aborted.
  */
 import pLimit from "p-limit";
 import { LABELS, MANAGED_BY, type CronJobManifest } from "../compiler/cronjob.js";
@@ -10,7 +12,7 @@ import { messageOf } from "../errors.js";
 import { listCnvrgAppsVersioned } from "../k8s/cnvrgapps.js";
 import type { Events } from "../k8s/events.js";
 import { isAlreadyExists, isNotFound, type KubeClient } from "../k8s/kube-client.js";
-import type { LiveCronJob, Workloads } from "../k8s/workloads.js";
+import type { CronJobWithTemplate, LiveCronJob, Workloads } from "../k8s/workloads.js";
 import type { Logger } from "../log.js";
 import type { SourcedPlanDocument } from "../plan/document.js";
 import { loadPlans } from "../plan/load.js";
@@ -18,7 +20,7 @@ import { CNVRGAPP } from "../scanner/cnvrgapp.js";
 import { formatSkipped, type SkippedField } from "../scanner/fields.js";
 import type { DaemonMetrics } from "../status/metrics.js";
 import { desiredState, type DesiredState } from "./desired.js";
-import { diffCronJobs } from "./diff.js";
+import { diffCronJobs, type ObservedCronJob } from "./diff.js";
 
 export const MANAGED_SELECTOR = `${LABELS.managedBy}=${MANAGED_BY}`;
 
@@ -38,6 +40,12 @@ export interface ReconcilerOptions {
   readonly writeConcurrency?: number;
   /** New skip reasons reported as Events per pass, at most. @default 50 */
   readonly maxEventsPerPass?: number;
+  /**
+   * Asked right before each write: the current leadership's signal, aborted when it ends, or undefined when this
+   * replica no longer leads. No write starts without one, and writes on the wire are aborted with it.
+   * @default writes are not fenced
+   */
+  readonly fence?: () => AbortSignal | undefined;
 }
 
 export interface PassResult {
@@ -49,6 +57,8 @@ export interface PassResult {
   readonly held: number;
   /** Objects whose write failed; the next pass tries again. */
   readonly failed: number;
+  /** Writes not made, or aborted, because this replica stopped leading during the pass. */
+  readonly fenced: number;
   readonly errors: string[];
   readonly skipped: number;
   /** The CnvrgApp list's resourceVersion: where a watch continues. */
@@ -83,7 +93,9 @@ export class Reconciler {
     const [apps, handWritten, live] = await Promise.all([
       this.step("list-cnvrgapps", () => listCnvrgAppsVersioned(options.kube, options.namespace)),
       this.step("load-plans", () => this.handWritten()),
-      this.step("list-cronjobs", () => options.workloads.listCronJobs(MANAGED_SELECTOR, options.namespace)),
+      this.step("list-cronjobs", async () =>
+        (await options.workloads.cronJobsWithTemplates(MANAGED_SELECTOR, options.namespace)).map(observed),
+      ),
     ]);
     const desired = await this.step("plan", () =>
       Promise.resolve(
@@ -104,15 +116,31 @@ export class Reconciler {
     let created = 0;
     let replaced = 0;
     let deleted = 0;
-    const attempt = async (verb: string, what: string, write: () => Promise<void>): Promise<void> => {
+    let fenced = 0;
+    const attempt = async (
+      verb: string,
+      what: string,
+      write: (signal: AbortSignal | undefined) => Promise<void>,
+      reason?: string,
+    ): Promise<void> => {
+      const signal = options.fence?.();
+      if (options.fence && (!signal || signal.aborted)) {
+        fenced++;
+        return;
+      }
       try {
-        await write();
+        await write(signal);
         options.metrics?.reconcileWrites.inc({ verb });
-        options.log.info(`${verb}d CronJob`, { cronJob: what });
+        options.log.info(`${verb}d CronJob`, { cronJob: what, ...(reason !== undefined && { reason }) });
         if (verb === "create") created++;
         else if (verb === "replace") replaced++;
         else deleted++;
       } catch (error) {
+        if (signal?.aborted) {
+          // Cut at the renew deadline: the next leader makes it.
+          fenced++;
+          return;
+        }
         options.metrics?.reconcileErrors.inc({ operation: verb });
         const message = messageOf(error);
         errors.push(message);
@@ -124,9 +152,9 @@ export class Reconciler {
     await Promise.all([
       ...diff.create.map((m) =>
         limit(() =>
-          attempt("create", keyOf(m), async () => {
+          attempt("create", keyOf(m), async (signal) => {
             try {
-              await options.workloads.createCronJob(m);
+              await options.workloads.createCronJob(m, signal);
             } catch (error) {
               if (!isAlreadyExists(error)) throw error;
               // Listed by label, so an existing CronJob of that name is not capsule's: never take it over.
@@ -137,16 +165,26 @@ export class Reconciler {
           }),
         ),
       ),
-      ...diff.replace.map(({ desired: m, live: current }) =>
+      ...diff.replace.map(({ desired: m, live: current, reason }) =>
         limit(() =>
-          attempt("replace", keyOf(m), () => options.workloads.replaceCronJob(m, current.resourceVersion)),
+          attempt(
+            "replace",
+            keyOf(m),
+            (signal) => options.workloads.replaceCronJob(m, current.resourceVersion, signal),
+            reason,
+          ),
         ),
       ),
       ...diff.delete.map((current) =>
         limit(() =>
-          attempt("delete", keyOf(current), async () => {
+          attempt("delete", keyOf(current), async (signal) => {
             try {
-              await options.workloads.deleteCronJob(current.namespace, current.name, current.resourceVersion);
+              await options.workloads.deleteCronJob(
+                current.namespace,
+                current.name,
+                current.resourceVersion,
+                signal,
+              );
             } catch (error) {
               if (!isNotFound(error)) throw error; // already gone is what we wanted
             }
@@ -154,6 +192,8 @@ export class Reconciler {
         ),
       ),
     ]);
+    if (fenced > 0)
+      options.log.warn("stopped leading during the pass; writes left to the next leader", { fenced });
     return {
       created,
       replaced,
@@ -161,6 +201,7 @@ export class Reconciler {
       unchanged: diff.unchanged,
       held: diff.held.length,
       failed: errors.length,
+      fenced,
       errors,
       skipped: desired.skipped.length,
       resourceVersion: apps.resourceVersion,
@@ -214,6 +255,18 @@ export class Reconciler {
     // A fixed problem that comes back later is news again.
     for (const line of this.reportedSkips) if (!current.has(line)) this.reportedSkips.delete(line);
   }
+}
+
+/** What the diff needs of a live CronJob: identity, labels, annotations and the spec to check for drift. */
+function observed(item: CronJobWithTemplate): ObservedCronJob {
+  return {
+    namespace: item.metadata.namespace,
+    name: item.metadata.name,
+    resourceVersion: item.metadata.resourceVersion,
+    labels: item.metadata.labels ?? {},
+    annotations: item.metadata.annotations ?? {},
+    spec: item.spec,
+  };
 }
 
 function findApp(

@@ -1,4 +1,5 @@
 import { CapsuleError, ErrorCode } from "../errors.js";
+import { hostProblem } from "../redact.js";
 import { BackupStore, type BackupStoreOptions } from "../storage/backup-store.js";
 import { openBucket, type S3Overrides } from "../storage/open-store.js";
 
@@ -25,16 +26,37 @@ export function openBackupStore(
       "no bucket: pass --bucket s3://bucket/prefix (or file:///dir), or set CAPSULE_BUCKET",
     );
   }
-  const overrides: S3Overrides = {
-    ...(flags.endpoint ? { endpoint: flags.endpoint } : {}),
-    ...(flags.region ? { region: flags.region } : {}),
-    ...serverSideEncryptionOf(flags),
-  };
+  const overrides = s3OverridesOf(flags);
+  if (url.startsWith("file:")) {
+    // A file:// bucket has no endpoint, region or server-side encryption: saying so beats ignoring the flag.
+    const given = (["endpoint", "region", "sse", "sseKmsKeyId"] as const).filter(
+      (f) => flags[f] !== undefined,
+    );
+    if (given.length > 0) {
+      const names = given.map((f) => `--${f.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+      throw new CapsuleError(ErrorCode.Config, `${names.join(", ")}: only for s3:// buckets, not file://`);
+    }
+  }
   const { store, prefix } = openBucket(url, overrides, env);
   return new BackupStore(store, prefix, options);
 }
 
-function serverSideEncryptionOf(flags: BucketFlags): S3Overrides {
+/** The S3 settings the flags give, over whatever the environment or a cluster's bucket Secret says. */
+export function s3OverridesOf(flags: Omit<BucketFlags, "bucket">): S3Overrides {
+  if (flags.endpoint && hostProblem(flags.endpoint.replace(/^[a-z][a-z0-9+.-]*:\/\//i, "")) !== undefined) {
+    throw new CapsuleError(
+      ErrorCode.Config,
+      "--endpoint must not carry credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment",
+    );
+  }
+  return {
+    ...(flags.endpoint ? { endpoint: flags.endpoint } : {}),
+    ...(flags.region ? { region: flags.region } : {}),
+    ...serverSideEncryptionOf(flags),
+  };
+}
+
+function serverSideEncryptionOf(flags: Omit<BucketFlags, "bucket">): S3Overrides {
   if (flags.sseKmsKeyId !== undefined && flags.sse !== "aws:kms") {
     throw new CapsuleError(ErrorCode.Config, "--sse-kms-key-id needs --sse aws:kms");
   }

@@ -7,7 +7,7 @@ import { existsSync } from "node:fs";
 import { CapsuleError, ErrorCode } from "../errors.js";
 import { BackupStore, type BackupStoreOptions } from "../storage/backup-store.js";
 import { DEFAULT_PREFIX, type Engine } from "../storage/layout.js";
-import { openBucket } from "../storage/open-store.js";
+import { openBucket, type S3Overrides } from "../storage/open-store.js";
 import { normalizeEndpoint } from "./run-target.js";
 
 /** Where each engine's backup block lives in a CnvrgApp (DESIGN §3). */
@@ -66,12 +66,17 @@ export function chooseApp(
   );
 }
 
-/** The store a CnvrgApp's backups go to, from its bucket Secret; empty keys mean ambient credentials. */
+/**
+ * The store a CnvrgApp's backups go to, from its bucket Secret; empty keys mean ambient credentials. `overrides`
+ * (the operator's --endpoint, --region, --sse) win over the Secret: from a laptop, the Secret's in-cluster endpoint
+ * may not even resolve.
+ */
 export function storeFromBucketSecret(
   secret: Record<string, string>,
   secretName: string,
   env: NodeJS.ProcessEnv,
   options: BackupStoreOptions = {},
+  overrides: S3Overrides = {},
 ): BackupStore {
   const bucket = secret["CNVRG_STORAGE_BUCKET"];
   if (!bucket) throw new CapsuleError(ErrorCode.Config, `Secret ${secretName} has no CNVRG_STORAGE_BUCKET`);
@@ -85,6 +90,7 @@ export function storeFromBucketSecret(
       ...(endpoint ? { endpoint } : {}),
       ...(region ? { region } : {}),
       ...(accessKeyId && secretAccessKey ? { credentials: { accessKeyId, secretAccessKey } } : {}),
+      ...overrides,
     },
     env,
   );
@@ -96,6 +102,7 @@ export async function storeFromCluster(
   cluster: string | undefined,
   env: NodeJS.ProcessEnv,
   options: BackupStoreOptions = {},
+  overrides: S3Overrides = {},
 ): Promise<{ store: BackupStore; cluster: string }> {
   // Loaded only here: the Kubernetes client is the slowest import in capsule.
   const { KubeClient } = await import("../k8s/kube-client.js");
@@ -110,7 +117,7 @@ export async function storeFromCluster(
   );
   const secret = await readSecret(client, app.namespace, app.bucketSecret);
   return {
-    store: storeFromBucketSecret(secret, `${app.namespace}/${app.bucketSecret}`, env, options),
+    store: storeFromBucketSecret(secret, `${app.namespace}/${app.bucketSecret}`, env, options, overrides),
     cluster: `${app.namespace}.${app.name}`,
   };
 }

@@ -2,7 +2,7 @@
  * SIGINT and SIGTERM during work that must not be cut short: a restore, a restore drill. The signal does not kill
  * the process; it aborts the work's AbortSignal, the work stops its tools, puts the target back (or leaves it
  * untouched) and removes what it created, and only then does the process exit — 130 for SIGINT, 143 for SIGTERM, as
- * a shell reports them — with one line that says what state the target is in (docs/adr/0013).
+ * a shell reports them — with one line that says what state the target is in (docs/adr/0015).
  *
  * A second signal while cleaning up does not abandon the cleanup (half a cleanup is worse than a slow one); it says
  * so, and SIGKILL remains the operator's way out. What a SIGKILL leaves behind is found by the next run.

@@ -90,8 +90,8 @@ function plan(
           : { kind: "swap" };
       return {
         to: describePg(conn, options.toDatabase ?? conn.database),
-        work: async () => {
-          const o = await restorePostgres(conn, store, entry, mode, { onPhase });
+        work: async (signal) => {
+          const o = await restorePostgres(conn, store, entry, mode, { onPhase, onNotice: onPhase, signal });
           return (
             `restored ${entry.ref.backupId} into ${o.database}: ${o.tables} tables, ${o.rows} rows match the backup` +
             (o.keptAs ? `; the previous database is kept as "${o.keptAs}"` : "")

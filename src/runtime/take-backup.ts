@@ -1,7 +1,8 @@
 /**
  * One backup run, engine-agnostic: begin (a `running` statefile before any data is read), heartbeat while the
  * engine streams, commit on success, record the failure otherwise. An interrupt (SIGINT/SIGTERM) marks the run
- * failed before the process exits, so nothing is left looking like it might still succeed.
+ * failed before the process exits, so nothing is left looking like it might still succeed. A run that cannot
+ * write its heartbeat stops itself before readers would call it abandoned while it still runs (docs/adr/0013).
  */
 import { CapsuleError, ErrorCode, messageOf } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -25,6 +26,11 @@ export interface EngineContext {
 
 export type EngineBackup = (run: BackupRun, context: EngineContext) => Promise<EngineBackupResult>;
 
+export interface TakeBackupOptions {
+  /** How often the statefile's heartbeat is written. @default 30 000 ms */
+  readonly heartbeatMs?: number;
+}
+
 const HEARTBEAT_MS = 30_000;
 
 export async function takeBackup(
@@ -32,13 +38,36 @@ export async function takeBackup(
   init: Omit<BeginRun, "tool"> & { tool?: Record<string, string> },
   engine: EngineBackup,
   log?: Logger,
+  options: TakeBackupOptions = {},
 ): Promise<Statefile> {
   const run = await store.begin({ ...init, tool: { capsule: buildInfo.version, ...init.tool } });
   log?.info("backup started", { backupId: run.ref.backupId, cluster: init.cluster, target: init.target });
   let phase = "starting";
-  run.startHeartbeat(HEARTBEAT_MS, (error) => log?.warn("heartbeat failed", { error: messageOf(error) }));
+  const heartbeatMs = options.heartbeatMs ?? HEARTBEAT_MS;
+  let heartbeatError: unknown;
+  run.startHeartbeat(heartbeatMs, (error) => {
+    heartbeatError = error;
+    log?.warn("heartbeat failed", { error: messageOf(error) });
+  });
 
   const abort = new AbortController();
+  // Half the abandoned age: the stop, and the attempt to record it, still finish while readers see `running`.
+  const silenceLimitMs = store.abandonedAfterMs / 2;
+  const watchdog = setInterval(() => {
+    const silentMs = store.now().getTime() - run.lastHeartbeatAt.getTime();
+    if (silentMs <= silenceLimitMs || abort.signal.aborted) return;
+    const cause = heartbeatError instanceof Error ? heartbeatError : undefined;
+    abort.abort(
+      new CapsuleError(
+        cause instanceof CapsuleError ? cause.code : ErrorCode.StoreUnreachable,
+        `stopped while ${phase}: the statefile's heartbeat could not be written for ${Math.round(silentMs / 1000)} s ` +
+          `(${cause ? messageOf(cause) : "writes still retrying"}); a run stops before it would be reported ` +
+          `abandoned (${Math.round(store.abandonedAfterMs / 1000)} s)`,
+        { cause },
+      ),
+    );
+  }, heartbeatMs);
+  watchdog.unref();
   const interrupted = new Promise<never>((_, reject) => {
     abort.signal.addEventListener("abort", () => reject(abort.signal.reason as Error), { once: true });
   });
@@ -72,9 +101,15 @@ export async function takeBackup(
       .catch((failError: unknown) =>
         log?.error("could not record the failure in the statefile", { error: messageOf(failError) }),
       );
-    log?.error("backup failed", { backupId: run.ref.backupId, phase, error: messageOf(error) });
+    log?.error("backup failed", {
+      backupId: run.ref.backupId,
+      phase,
+      error: messageOf(error),
+      ...(error instanceof CapsuleError && { code: error.code }),
+    });
     throw error;
   } finally {
+    clearInterval(watchdog);
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
   }

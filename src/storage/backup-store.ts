@@ -90,7 +90,8 @@ const STATEFILE_CONTENT_TYPE = "application/json";
 const UPDATE_ATTEMPTS = 5;
 
 export class BackupStore {
-  private readonly abandonedAfterMs: number;
+  /** A running statefile whose heartbeat is older than this is reported as abandoned. */
+  readonly abandonedAfterMs: number;
   private readonly readConcurrency: number;
   /** Parsed statefiles by key and ETag; bounded by the bucket's size (a few KB per backup). */
   private readonly readCache = new Map<string, { etag: string; statefile: Statefile }>();
@@ -424,6 +425,7 @@ const MISSING = "statefile missing";
 export class BackupRun {
   private writes: Promise<unknown> = Promise.resolve();
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  private beating = false;
 
   constructor(
     private readonly store: BackupStore,
@@ -436,6 +438,14 @@ export class BackupRun {
     return this.current;
   }
 
+  /**
+   * The heartbeat the store holds for this run: what a reader judges "abandoned" by. Only a write that landed
+   * moves it.
+   */
+  get lastHeartbeatAt(): Date {
+    return new Date(this.current.heartbeatAt);
+  }
+
   /** Records progress and proves the run is alive. */
   heartbeat(phase?: string): Promise<void> {
     return this.write((s) => {
@@ -446,7 +456,12 @@ export class BackupRun {
   /** Heartbeats every `intervalMs` until the run commits or fails. Errors are reported, not thrown. */
   startHeartbeat(intervalMs: number, onError: (error: unknown) => void): void {
     this.heartbeatTimer = setInterval(() => {
-      this.heartbeat().catch(onError);
+      // A heartbeat still retrying through an outage is not joined by another: they would only queue.
+      if (this.beating) return;
+      this.beating = true;
+      this.heartbeat()
+        .catch(onError)
+        .finally(() => (this.beating = false));
     }, intervalMs);
     this.heartbeatTimer.unref();
   }

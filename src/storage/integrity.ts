@@ -40,7 +40,8 @@ export async function checkIntegrity(
         findings.push({
           kind: "orphan",
           backupId,
-          key: layout.artifactKey(store.prefix, ref, name),
+          // As listed: a stranger's folder need not be a name capsule would build a key from.
+          key: `${prefix}${backupId}/${name}`,
           detail: "no statefile",
         });
       }

@@ -21,6 +21,9 @@ export function isSafeSegment(value: string): boolean {
   return SAFE_SEGMENT.test(value) && !value.includes("..");
 }
 
+/** What a safe segment is, for messages that refuse one. */
+export const SAFE_SEGMENT_RULE = 'use letters, digits, ".", "_" and "-", starting with a letter or digit';
+
 export function assertSafeSegment(value: string, what: string): void {
   if (!isSafeSegment(value)) {
     throw new CapsuleError(
@@ -28,6 +31,21 @@ export function assertSafeSegment(value: string, what: string): void {
       `${what} ${JSON.stringify(value)} is not safe for object keys (letters, digits, ".", "_", "-"; starts with a letter or digit)`,
     );
   }
+}
+
+/** Every key is built from checked segments, so no caller can reach outside its cluster and engine (`../`). */
+function segment(value: string, what: string): string {
+  assertSafeSegment(value, what);
+  return value;
+}
+
+function refPath(prefix: string, ref: BackupRef): string {
+  return `${prefix}/${segment(ref.cluster, "cluster")}/${engineSegment(ref.engine)}/${segment(ref.backupId, "backup id")}/`;
+}
+
+function engineSegment(engine: Engine): Engine {
+  if (!isEngine(engine)) throw new CapsuleError(ErrorCode.Config, `unknown engine ${JSON.stringify(engine)}`);
+  return engine;
 }
 
 export function isEngine(value: string): value is Engine {
@@ -41,12 +59,14 @@ export interface BackupRef {
 }
 
 export const layout = {
-  clusterPrefix: (prefix: string, cluster: string) => `${prefix}/${cluster}/`,
-  enginePrefix: (prefix: string, cluster: string, engine: Engine) => `${prefix}/${cluster}/${engine}/`,
-  backupPrefix: (prefix: string, ref: BackupRef) => `${prefix}/${ref.cluster}/${ref.engine}/${ref.backupId}/`,
-  statefileKey: (prefix: string, ref: BackupRef) => `${layout.backupPrefix(prefix, ref)}${STATEFILE_NAME}`,
-  artifactKey: (prefix: string, ref: BackupRef, name: string) => `${layout.backupPrefix(prefix, ref)}${name}`,
-  requestsPrefix: (prefix: string, cluster: string) => `${prefix}/${cluster}/requests/`,
+  clusterPrefix: (prefix: string, cluster: string) => `${prefix}/${segment(cluster, "cluster")}/`,
+  enginePrefix: (prefix: string, cluster: string, engine: Engine) =>
+    `${prefix}/${segment(cluster, "cluster")}/${engineSegment(engine)}/`,
+  backupPrefix: (prefix: string, ref: BackupRef) => refPath(prefix, ref),
+  statefileKey: (prefix: string, ref: BackupRef) => `${refPath(prefix, ref)}${STATEFILE_NAME}`,
+  // The name is a statefile's (its schema allows no "/") or checked where an artifact is written.
+  artifactKey: (prefix: string, ref: BackupRef, name: string) => `${refPath(prefix, ref)}${name}`,
+  requestsPrefix: (prefix: string, cluster: string) => `${prefix}/${segment(cluster, "cluster")}/requests/`,
 
   /** The backup a statefile key belongs to, or `undefined` if the key is not a statefile under `prefix`. */
   parseStatefileKey(prefix: string, key: string): BackupRef | undefined {

@@ -74,7 +74,27 @@ function s3SettingsFromEnv(env: NodeJS.ProcessEnv): Omit<S3StoreConfig, "bucket"
     ...(pathStyle ? { forcePathStyle: pathStyle === "true" } : {}),
     ...(checksum ? { checksumMode: checksum } : {}),
     ...(env["CAPSULE_S3_INSECURE_SKIP_TLS_VERIFY"] === "true" ? { insecureSkipTlsVerify: true } : {}),
+    ...milliseconds(env, "CAPSULE_S3_RETRY_WINDOW_MS", "retryWindowMs"),
+    ...milliseconds(env, "CAPSULE_S3_IDLE_TIMEOUT_MS", "idleTimeoutMs"),
+    ...milliseconds(env, "CAPSULE_S3_REQUEST_TIMEOUT_MS", "requestTimeoutMs"),
   };
+}
+
+function milliseconds<K extends "retryWindowMs" | "idleTimeoutMs" | "requestTimeoutMs">(
+  env: NodeJS.ProcessEnv,
+  name: string,
+  field: K,
+): Partial<Record<K, number>> {
+  const value = env[name];
+  if (value === undefined || value === "") return {};
+  const ms = Number(value);
+  if (!Number.isInteger(ms) || ms < 1) {
+    throw new CapsuleError(
+      ErrorCode.Config,
+      `${name} must be a whole number of milliseconds >= 1 (got ${JSON.stringify(value)})`,
+    );
+  }
+  return { [field]: ms } as Partial<Record<K, number>>;
 }
 
 function invalid(url: string, why: string): CapsuleError {

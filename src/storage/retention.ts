@@ -1,23 +1,46 @@
 /**
- * Retention (DESIGN §9): a pure planner over the backups of one (cluster, target), and an executor. The planner
- * never deletes the newest succeeded backup, never deletes a running one, never counts a failed, abandoned or
- * corrupt run as good, so a schedule that only fails keeps every good backup it had.
+ * Retention (DESIGN §9): a pure planner over the backups of one (cluster, target), and an executor.
+ *
+ * Only a **restorable** backup fills a keep slot: state `succeeded`, verification not `failed`, and no damage the
+ * integrity sweep finds (`--check`: artifact missing or of another size than recorded). Among restorable backups a
+ * verified one ranks above an unverified one. The rules, each printed as the reason of its decision:
+ *
+ * - The newest restorable backup is always kept, and so is the newest verified one (the last proven restore point):
+ *   a newer backup that was never drilled must not push the only proven one out. With keepLast 1 that can keep two.
+ * - keepLast N: the N newest restorable backups.
+ * - keepDaily / keepWeekly / keepMonthly N: for each of the newest N UTC days / ISO weeks / months that hold a
+ *   restorable backup, one of them: the newest verified one of that period, else the newest.
+ * - Every other restorable backup is deleted ("beyond retention").
+ *
+ * Backups that are not restorable never fill a slot. What happens to them, and why:
+ * - running: kept (a run in progress; an abandoned one has its own state).
+ * - unreadable statefile or damaged artifact: kept for an operator, like `--check` leaves them: the damage is
+ *   evidence of a storage or tampering problem that deleting would erase; `--delete --id` removes one on purpose.
+ * - failed or abandoned run: kept `failedGraceHours` for diagnosis, then deleted (it has no usable artifact).
+ * - failed verification: kept `failedGraceHours` from the failure for diagnosis, and beyond that until a newer
+ *   restorable backup exists. The artifact is whole as far as the store can tell and the failure may be the drill's,
+ *   so the newest backup a target has is never thrown away just because it could not be proven.
+ * - deleting: an interrupted delete is finished.
+ *
+ * The invariant — if the target had a restorable backup, the newest one stays, and nothing running is deleted — is
+ * checked on every plan before it is returned, so a bug in the rules above fails loudly instead of deleting.
  */
 import { CapsuleError, ErrorCode } from "../errors.js";
 import type { BackupEntry, BackupStore } from "./backup-store.js";
+import { checkIntegrity, type Finding } from "./integrity.js";
 import type { Engine } from "./layout.js";
-import type { BackupState } from "./statefile.js";
+import type { BackupState, VerificationStatus } from "./statefile.js";
 
 export interface RetentionPolicy {
-  /** Newest succeeded backups kept regardless of age. At least 1. */
+  /** Newest restorable backups kept regardless of age. At least 1. */
   readonly keepLast: number;
-  /** Newest succeeded backup of each of the last N UTC days (GFS). @default 0 */
+  /** One restorable backup of each of the last N UTC days that have one (GFS). @default 0 */
   readonly keepDaily?: number;
   /** … of each of the last N ISO weeks. @default 0 */
   readonly keepWeekly?: number;
   /** … of each of the last N months. @default 0 */
   readonly keepMonthly?: number;
-  /** Failed and abandoned runs are kept this long for diagnosis, then deleted. @default 72 */
+  /** Failed and abandoned runs, and failed verifications, are kept this long for diagnosis. @default 72 */
   readonly failedGraceHours?: number;
 }
 
@@ -26,6 +49,9 @@ export const DEFAULT_FAILED_GRACE_HOURS = 72;
 export interface RetentionDecision {
   readonly backupId: string;
   readonly state: BackupState;
+  /** Whether the backup could be restored: what the keep slots count. */
+  readonly restorable: boolean;
+  readonly verification?: VerificationStatus;
   readonly reason: string;
 }
 
@@ -34,10 +60,18 @@ export interface RetentionPlan {
   readonly delete: RetentionDecision[];
 }
 
+/** Integrity findings that make a succeeded backup unrestorable: its artifact is not what the statefile records. */
+const DAMAGE: ReadonlySet<Finding["kind"]> = new Set(["missing-artifact", "size-mismatch"]);
+
+/**
+ * Plans retention for the backups of one (cluster, engine, target). `findings` are the integrity sweep's for that
+ * cluster and engine (`checkIntegrity`); those about other backups are ignored.
+ */
 export function planRetention(
   entries: readonly BackupEntry[],
   policy: RetentionPolicy,
   now: Date,
+  findings: readonly Finding[],
 ): RetentionPlan {
   if (!Number.isInteger(policy.keepLast) || policy.keepLast < 1) {
     throw new CapsuleError(
@@ -46,24 +80,39 @@ export function planRetention(
     );
   }
   assertOneScope(entries);
+  const damage = new Map<string, string>();
+  for (const f of findings) if (DAMAGE.has(f.kind)) damage.set(f.backupId, `${f.kind}: ${f.detail}`);
+
   const keep = new Map<string, RetentionDecision>();
   const remove = new Map<string, RetentionDecision>();
-  const keepBecause = (e: BackupEntry, reason: string) => {
+  const decision = (e: BackupEntry, restorable: boolean, reason: string): RetentionDecision => ({
+    backupId: e.ref.backupId,
+    state: e.state,
+    restorable,
+    ...(e.statefile && { verification: e.statefile.verification.status }),
+    reason,
+  });
+  const keepBecause = (e: BackupEntry, reason: string, restorable = false) => {
     const prior = keep.get(e.ref.backupId);
-    keep.set(e.ref.backupId, {
-      backupId: e.ref.backupId,
-      state: e.state,
-      reason: prior ? `${prior.reason}, ${reason}` : reason,
-    });
+    keep.set(e.ref.backupId, decision(e, restorable, prior ? `${prior.reason}, ${reason}` : reason));
   };
+  const deleteBecause = (e: BackupEntry, reason: string, restorable = false) =>
+    remove.set(e.ref.backupId, decision(e, restorable, reason));
 
-  const graceMs = (policy.failedGraceHours ?? DEFAULT_FAILED_GRACE_HOURS) * 3_600_000;
-  const succeeded: BackupEntry[] = [];
+  const grace = policy.failedGraceHours ?? DEFAULT_FAILED_GRACE_HOURS;
+  const withinGrace = (at: string | undefined) =>
+    (at ? now.getTime() - Date.parse(at) : Infinity) < grace * 3_600_000;
+  const restorable: BackupEntry[] = [];
+  const failedVerification: BackupEntry[] = [];
   for (const e of entries) {
     switch (e.state) {
-      case "succeeded":
-        succeeded.push(e);
+      case "succeeded": {
+        const damaged = damage.get(e.ref.backupId);
+        if (damaged !== undefined) keepBecause(e, `damaged (${damaged}): left for an operator`);
+        else if (e.statefile?.verification.status === "failed") failedVerification.push(e);
+        else restorable.push(e);
         break;
+      }
       case "running":
         keepBecause(e, "still running");
         break;
@@ -71,75 +120,83 @@ export function planRetention(
         keepBecause(e, "unreadable statefile: left for an operator");
         break;
       case "deleting":
-        remove.set(e.ref.backupId, {
-          backupId: e.ref.backupId,
-          state: e.state,
-          reason: "finishing an interrupted delete",
-        });
+        deleteBecause(e, "finishing an interrupted delete");
         break;
       case "failed":
       case "abandoned": {
         const last = e.statefile?.finishedAt ?? e.statefile?.heartbeatAt ?? e.statefile?.startedAt;
-        const age = last ? now.getTime() - Date.parse(last) : Infinity;
-        if (age < graceMs) keepBecause(e, `${e.state} within the ${graceMs / 3_600_000}h grace period`);
-        else
-          remove.set(e.ref.backupId, {
-            backupId: e.ref.backupId,
-            state: e.state,
-            reason: `${e.state} run past grace`,
-          });
+        if (withinGrace(last)) keepBecause(e, `${e.state} within the ${grace}h grace period`);
+        else deleteBecause(e, `${e.state} run past grace`);
         break;
       }
     }
   }
 
-  succeeded.sort((a, b) => (timeOf(a) < timeOf(b) ? 1 : timeOf(a) > timeOf(b) ? -1 : 0));
-  succeeded
-    .slice(0, policy.keepLast)
-    .forEach((e, i) => keepBecause(e, i === 0 ? "newest succeeded" : `keepLast ${policy.keepLast}`));
+  restorable.sort(newestFirst);
+  const newest = restorable[0];
+  if (newest) keepBecause(newest, "newest restorable", true);
+  const newestVerified = restorable.find(isVerified);
+  if (newestVerified) keepBecause(newestVerified, "newest verified", true);
+  restorable.slice(0, policy.keepLast).forEach((e) => keepBecause(e, `keepLast ${policy.keepLast}`, true));
   const gfs: Array<[number | undefined, string, (d: Date) => string]> = [
     [policy.keepDaily, "daily", (d) => d.toISOString().slice(0, 10)],
     [policy.keepWeekly, "weekly", isoWeek],
     [policy.keepMonthly, "monthly", (d) => d.toISOString().slice(0, 7)],
   ];
-  for (const [count, label, bucketOf] of gfs) {
+  for (const [count, label, periodOf] of gfs) {
     if (!count) continue;
-    for (const [bucket, pick] of pickPerBucket(succeeded, bucketOf, count))
-      keepBecause(pick, `${label} ${bucket}`);
+    for (const [period, pick] of pickPerPeriod(restorable, periodOf, count))
+      keepBecause(pick, `${label} ${period}${isVerified(pick) ? " (verified)" : ""}`, true);
   }
-  for (const e of succeeded) {
-    if (!keep.has(e.ref.backupId)) {
-      remove.set(e.ref.backupId, { backupId: e.ref.backupId, state: e.state, reason: "beyond retention" });
-    }
+  for (const e of restorable) if (!keep.has(e.ref.backupId)) deleteBecause(e, "beyond retention", true);
+
+  for (const e of failedVerification) {
+    const at = e.statefile?.verification.at ?? e.statefile?.finishedAt;
+    if (withinGrace(at)) keepBecause(e, `verification failed, within the ${grace}h grace period`);
+    else if (!newest || timeOf(newest) < timeOf(e))
+      keepBecause(e, "verification failed, kept: no newer restorable backup");
+    else deleteBecause(e, "verification failed past grace, a newer restorable backup is kept");
   }
-  return { keep: [...keep.values()], delete: [...remove.values()] };
+
+  const plan = { keep: [...keep.values()], delete: [...remove.values()] };
+  assertSafe(entries, plan, newest);
+  return plan;
+}
+
+function isVerified(e: BackupEntry): boolean {
+  return e.statefile?.verification.status === "verified";
 }
 
 /**
- * The representative of each of the newest `count` buckets: the newest verified backup in the bucket if there is
- * one (a proven restore beats a fresher unproven one), else the newest.
+ * The pick of each of the newest `count` periods: the newest verified backup in the period if there is one (a
+ * proven restore beats a fresher unproven one), else the newest.
  */
-function pickPerBucket(
+function pickPerPeriod(
   newestFirst: readonly BackupEntry[],
-  bucketOf: (d: Date) => string,
+  periodOf: (d: Date) => string,
   count: number,
 ): Array<[string, BackupEntry]> {
-  const buckets = new Map<string, BackupEntry[]>();
+  const periods = new Map<string, BackupEntry[]>();
   for (const e of newestFirst) {
-    const bucket = bucketOf(new Date(timeOf(e)));
-    if (!buckets.has(bucket) && buckets.size >= count) break;
-    const members = buckets.get(bucket) ?? [];
+    const period = periodOf(new Date(timeOf(e)));
+    if (!periods.has(period) && periods.size >= count) break;
+    const members = periods.get(period) ?? [];
     members.push(e);
-    buckets.set(bucket, members);
+    periods.set(period, members);
   }
-  return [...buckets].map(([bucket, members]) => [
-    bucket,
-    members.find((m) => m.statefile?.verification.status === "verified") ?? members[0]!,
-  ]);
+  return [...periods].map(([period, members]) => [period, members.find(isVerified) ?? members[0]!]);
 }
 
 function timeOf(e: BackupEntry): string {
   return e.statefile?.finishedAt ?? e.statefile?.startedAt ?? "";
+}
+
+/** Newest finished first; ties by id, so a plan never depends on the listing's order. */
+function newestFirst(a: BackupEntry, b: BackupEntry): number {
+  const at = timeOf(a);
+  const bt = timeOf(b);
+  if (at !== bt) return at < bt ? 1 : -1;
+  return a.ref.backupId < b.ref.backupId ? 1 : a.ref.backupId > b.ref.backupId ? -1 : 0;
 }
 
 /** ISO-8601 week, e.g. "2026-W48": weeks start on Monday and belong to the year of their Thursday. */
@@ -167,10 +224,69 @@ function assertOneScope(entries: readonly BackupEntry[]): void {
   }
 }
 
+/**
+ * The guarantee, checked on the finished plan rather than trusted to the rules: every backup decided exactly once,
+ * the newest restorable one kept, nothing running deleted. A violation is a bug, never a deletion.
+ */
+function assertSafe(
+  entries: readonly BackupEntry[],
+  plan: RetentionPlan,
+  newest: BackupEntry | undefined,
+): void {
+  const deleted = new Set(plan.delete.map((d) => d.backupId));
+  const problems = [
+    ...(newest && deleted.has(newest.ref.backupId) ? [`the newest restorable ${newest.ref.backupId}`] : []),
+    ...entries
+      .filter((e) => e.state === "running" && deleted.has(e.ref.backupId))
+      .map((e) => `running ${e.ref.backupId}`),
+    ...entries
+      .filter((e) => deleted.has(e.ref.backupId) === plan.keep.some((k) => k.backupId === e.ref.backupId))
+      .map((e) => `${e.ref.backupId} decided ${deleted.has(e.ref.backupId) ? "twice" : "never"}`),
+  ];
+  if (problems.length > 0)
+    throw new Error(`retention plan would break its guarantee: ${problems.join(", ")}`);
+}
+
 export interface RetentionScope {
   readonly cluster: string;
   readonly engine: Engine;
   readonly target: string;
+}
+
+/** The plan for one target as the store holds it now: its backups, and the integrity sweep's damage. */
+export async function planStoredRetention(
+  store: BackupStore,
+  scope: RetentionScope,
+  policy: RetentionPolicy,
+): Promise<RetentionPlan> {
+  const findings = await checkIntegrity(store, scope.cluster, scope.engine);
+  return planRetention(await store.list(scope), policy, store.now(), findings);
+}
+
+/**
+ * Deletes what `shown` lets go — but only what a fresh plan still lets go. Between a plan and its deletion time
+ * passes (an operator reading a confirmation, a drill recording a failure, another prune): a backup that became the
+ * newest restorable in between is kept. Returns the ids deleted and those spared by the fresh plan.
+ */
+export async function deletePlanned(
+  store: BackupStore,
+  scope: RetentionScope,
+  policy: RetentionPolicy,
+  shown: RetentionPlan,
+): Promise<{ deleted: string[]; spared: string[] }> {
+  const fresh = await planStoredRetention(store, scope, policy);
+  const stillGoing = new Set(fresh.delete.map((d) => d.backupId));
+  const deleted: string[] = [];
+  const spared: string[] = [];
+  for (const decision of shown.delete) {
+    if (!stillGoing.has(decision.backupId)) {
+      spared.push(decision.backupId);
+      continue;
+    }
+    await store.delete({ cluster: scope.cluster, engine: scope.engine, backupId: decision.backupId });
+    deleted.push(decision.backupId);
+  }
+  return { deleted, spared };
 }
 
 /** Plans retention for one target from the store and, unless `dryRun`, deletes what the plan lets go. */
@@ -180,8 +296,7 @@ export async function applyRetention(
   policy: RetentionPolicy,
   options: { dryRun?: boolean } = {},
 ): Promise<RetentionPlan & { deleted: string[] }> {
-  const entries = await store.list(scope);
-  const plan = planRetention(entries, policy, store.now());
+  const plan = await planStoredRetention(store, scope, policy);
   const deleted: string[] = [];
   if (!options.dryRun) {
     for (const decision of plan.delete) {

@@ -1,7 +1,8 @@
 /**
  * The S3 adapter: the only file that imports `@aws-sdk/*`. Speaks to AWS S3 and to S3-compatible servers (MinIO,
  * Ceph radosgw) with the settings that matter for them: endpoint, path-style addressing, region, checksum mode, TLS
- * verification, bounded retries.
+ * verification, and riding out an outage: every request is retried with backoff for a bounded window, a stalled one
+ * is aborted by a timeout and retried, and a download cut off mid-stream resumes where it stopped (docs/adr/0013).
  */
 import { Agent as HttpsAgent } from "node:https";
 import { Agent as HttpAgent } from "node:http";
@@ -15,6 +16,7 @@ import {
   ListMultipartUploadsCommand,
   PutObjectCommand,
   S3Client,
+  type S3ClientConfig,
   paginateListObjectsV2,
   type PutObjectCommandInput,
 } from "@aws-sdk/client-s3";
@@ -48,8 +50,25 @@ export interface S3StoreConfig {
   readonly checksumMode?: "when_required" | "when_supported";
   /** @default false; when true TLS certificates are not verified (the caller warns). */
   readonly insecureSkipTlsVerify?: boolean;
-  /** Total attempts per request, with exponential backoff between them. @default 4 */
+  /**
+   * How long a request that keeps failing with a transient error (connection refused or reset, timeout, 5xx,
+   * throttling) is retried, with backoff, counted from its first failure: a store away for less than this does
+   * not fail a run. Until the store has answered once, at most 10 s. @default 60 000 ms (`CAPSULE_S3_RETRY_WINDOW_MS`)
+   */
+  readonly retryWindowMs?: number;
+  /** At most this many attempts per request, however much of the window is left. @default unlimited */
   readonly maxAttempts?: number;
+  /**
+   * A request whose connection carries no bytes either way for this long is aborted and retried: a hung
+   * endpoint, or a download whose server went silent. @default 30 000 ms (`CAPSULE_S3_IDLE_TIMEOUT_MS`)
+   */
+  readonly idleTimeoutMs?: number;
+  /**
+   * A request not answered within this long (its body sent and the response headers back) is aborted and
+   * retried, even if bytes trickle. Generous, as it includes sending a whole part. @default 120 000 ms
+   * (`CAPSULE_S3_REQUEST_TIMEOUT_MS`)
+   */
+  readonly requestTimeoutMs?: number;
   readonly serverSideEncryption?: { readonly algorithm: "AES256" | "aws:kms"; readonly kmsKeyId?: string };
   /** Parallel part uploads per artifact. @default 3 */
   readonly uploadConcurrency?: number;
@@ -59,9 +78,27 @@ export interface S3StoreConfig {
 // one-line error contract on stderr. The runtime is pinned to Node 20 by the Kubernetes client (DESIGN §13).
 process.env["AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"] ??= "true";
 
+export const DEFAULT_RETRY_WINDOW_MS = 60_000;
+export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 120_000;
 const CONNECT_TIMEOUT_MS = 5_000;
-/** Socket idle time after which a request is abandoned (and retried). */
-const IDLE_TIMEOUT_MS = 60_000;
+/** Backoff between attempts: doubling from the base, capped, so a store that comes back is used within seconds. */
+const BACKOFF_BASE_MS = 100;
+const BACKOFF_CAP_MS = 5_000;
+/**
+ * The window until this client has had one answer from the store: an endpoint that was never there (a typo, a
+ * wrong port) fails in seconds, not a minute, and a run whose store is down at its start fails before it read a byte.
+ */
+const FIRST_CONTACT_WINDOW_MS = 10_000;
+/** A download cut off this many times in a row without a byte in between is given up. */
+const RESUMES_WITHOUT_PROGRESS = 3;
+
+/**
+ * The SDK logs through `console` when it has no logger (a request timeout that only warns, a socket pool at capacity,
+ * a streaming request it cannot retry): that would break capsule's one-line stderr contract. Errors reach capsule
+ * as rejections instead, and capsule decides what to log.
+ */
+const SILENT = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 
 export class S3ObjectStore implements ObjectStore {
   readonly description: string;
@@ -87,10 +124,18 @@ export class S3ObjectStore implements ObjectStore {
       ...(config.credentials ? { credentials: config.credentials } : {}),
       requestChecksumCalculation: checksum,
       responseChecksumValidation: checksum,
-      maxAttempts: config.maxAttempts ?? 4,
+      retryStrategy: new RetryWindowStrategy(
+        config.retryWindowMs ?? DEFAULT_RETRY_WINDOW_MS,
+        config.maxAttempts ?? Number.POSITIVE_INFINITY,
+      ),
+      logger: SILENT,
       requestHandler: new NodeHttpHandler({
         connectionTimeout: CONNECT_TIMEOUT_MS,
-        requestTimeout: IDLE_TIMEOUT_MS,
+        // Without throwOnRequestTimeout the handler only warns on stderr and the request hangs on.
+        requestTimeout: config.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+        throwOnRequestTimeout: true,
+        socketTimeout: config.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+        logger: SILENT,
         httpAgent: new HttpAgent(agentOptions),
         httpsAgent: new HttpsAgent({ ...agentOptions, rejectUnauthorized: !config.insecureSkipTlsVerify }),
       }),
@@ -101,7 +146,10 @@ export class S3ObjectStore implements ObjectStore {
     const sse = this.sseParams();
     try {
       if (body instanceof Readable) {
-        // Streams of unknown length go through multipart: S3 and radosgw reject a length-less PutObject.
+        // Streams of unknown length go through multipart: S3 and radosgw reject a length-less PutObject. Upload
+        // cuts the stream into part-sized Buffers, so the retry strategy resends a failed part from its buffer;
+        // while every part in flight waits out an outage, nothing reads the stream, and the producer blocks.
+        // Memory: (uploadConcurrency + 1) × part size.
         const upload = new Upload({
           client: this.client,
           params: { Bucket: this.bucket, Key: key, Body: body, ContentType: options.contentType, ...sse },
@@ -152,14 +200,42 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  /**
+   * The object's bytes as a stream that survives a cut connection: the SDK cannot retry a response body, so when
+   * one fails mid-stream the rest is asked for again with a Range from the byte it stopped at (each request again
+   * retried over the window), and refused if the object changed meanwhile (another ETag).
+   */
   async get(key: string): Promise<Readable> {
-    try {
-      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
-      if (!(out.Body instanceof Readable)) throw new Error(`get ${key}: the S3 client returned no stream`);
-      return out.Body;
-    } catch (error) {
-      throw this.translate(error, `get ${key}`);
-    }
+    const open = async (offset: number) => {
+      try {
+        const out = await this.client.send(
+          new GetObjectCommand({
+            Bucket: this.bucket,
+            Key: key,
+            ...(offset > 0 ? { Range: `bytes=${offset}-` } : {}),
+          }),
+        );
+        if (!(out.Body instanceof Readable)) throw new Error(`get ${key}: the S3 client returned no stream`);
+        return { body: out.Body, etag: out.ETag };
+      } catch (error) {
+        throw this.translate(error, `get ${key}`);
+      }
+    };
+    const first = await open(0);
+    return new ResumingReadable(
+      first.body,
+      async (offset) => {
+        const next = await open(offset);
+        if (next.etag !== first.etag) {
+          next.body.destroy();
+          throw new PreconditionFailedError(
+            `${this.description}: get ${key}: the object changed while it was read`,
+          );
+        }
+        return next.body;
+      },
+      (error) => this.translate(error, `get ${key}`),
+    );
   }
 
   async getWithEtag(key: string): Promise<{ bytes: Buffer; etag?: string }> {
@@ -318,6 +394,7 @@ export class S3ObjectStore implements ObjectStore {
         `${where}: no S3 credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, or a role)`,
       );
     }
+    const retried = retriesOf(error);
     if (
       [
         "ECONNREFUSED",
@@ -330,19 +407,176 @@ export class S3ObjectStore implements ObjectStore {
       ].includes(netCode) ||
       name === "TimeoutError"
     ) {
+      // The handler's timeouts say which one fired ("the request socket timed out after 30000 ms of inactivity").
+      const why =
+        name === "TimeoutError"
+          ? messageOf(error).replace(/^@smithy\/node-http-handler - (\[ERROR\] )?/, "")
+          : "";
       return new CapsuleError(
         ErrorCode.StoreUnreachable,
-        `${where}: endpoint unreachable (${netCode || name})`,
+        `${where}: endpoint unreachable (${netCode || name}${why ? `: ${why.split(" (")[0]}` : ""})${retried}`,
         { cause: error },
       );
     }
-    return new CapsuleError(ErrorCode.StoreError, `${where}: ${name || "error"}: ${messageOf(error)}`, {
-      cause: error,
-    });
+    return new CapsuleError(
+      ErrorCode.StoreError,
+      `${where}: ${name || "error"}: ${messageOf(error)}${retried}`,
+      {
+        cause: error,
+      },
+    );
   }
 }
 
 function isPreconditionFailed(error: unknown): boolean {
   const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
   return e.name === "PreconditionFailed" || e.$metadata?.httpStatusCode === 412;
+}
+
+/** ", after N attempts over S s" when the SDK retried, so a failure says it was not for lack of trying. */
+function retriesOf(error: unknown): string {
+  const meta = (error as { $metadata?: { attempts?: number; totalRetryDelay?: number } }).$metadata;
+  if (!meta?.attempts || meta.attempts < 2) return "";
+  return `, after ${meta.attempts} attempts over ${Math.round((meta.totalRetryDelay ?? 0) / 1000)} s of waiting`;
+}
+
+type RetryStrategyV2 = Extract<
+  NonNullable<S3ClientConfig["retryStrategy"]>,
+  { acquireInitialRetryToken: unknown }
+>;
+type RetryToken = Awaited<ReturnType<RetryStrategyV2["acquireInitialRetryToken"]>>;
+type RetryErrorInfo = Parameters<RetryStrategyV2["refreshRetryTokenForRetry"]>[1];
+
+class WindowToken implements RetryToken {
+  constructor(
+    /** When the request first failed; undefined until it has. */
+    readonly firstFailureAt: number | undefined,
+    readonly retries: number,
+    readonly delayMs: number,
+  ) {}
+  getRetryCount(): number {
+    return this.retries;
+  }
+  getRetryDelay(): number {
+    return this.delayMs;
+  }
+}
+
+/**
+ * Retries a request that failed with what the SDK classifies as transient or throttling, with capped exponential
+ * backoff, until `windowMs` has passed since its first failure. The SDK's standard strategy counts attempts
+ * (4 attempts spend under 2 s) and draws every retry from one budget shared by all requests (500 tokens, 14 a
+ * retry: about 35 retries until a success refills it), which parts and heartbeats retrying through a minute-long
+ * outage use up: neither can say "ride out a minute". The SDK's retry middleware still runs the loop; this only
+ * decides whether and when (docs/adr/0013).
+ */
+class RetryWindowStrategy implements RetryStrategyV2 {
+  /** Whether any request of this client has succeeded: only a store that was there can be "away". */
+  private reached = false;
+
+  constructor(
+    private readonly windowMs: number,
+    private readonly maxAttempts: number,
+  ) {}
+
+  acquireInitialRetryToken(): Promise<RetryToken> {
+    return Promise.resolve(new WindowToken(undefined, 0, 0));
+  }
+
+  refreshRetryTokenForRetry(token: RetryToken, info: RetryErrorInfo): Promise<RetryToken> {
+    const previous = token as WindowToken;
+    const now = Date.now();
+    const firstFailureAt = previous.firstFailureAt ?? now;
+    const window = this.reached ? this.windowMs : Math.min(this.windowMs, FIRST_CONTACT_WINDOW_MS);
+    const left = firstFailureAt + window - now;
+    const retryable = info.errorType === "TRANSIENT" || info.errorType === "THROTTLING";
+    // The middleware reports the request's own error when this rejects.
+    if (!retryable || left <= 0 || previous.retries + 2 > this.maxAttempts) {
+      return Promise.reject(new Error("no retry"));
+    }
+    const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** previous.retries);
+    // Half fixed, half jitter: parts failing together do not come back in lockstep.
+    const backoff = ceiling / 2 + (Math.random() * ceiling) / 2;
+    const hinted = info.retryAfterHint ? info.retryAfterHint.getTime() - now : 0;
+    const delay = Math.round(Math.min(left, Math.max(backoff, hinted)));
+    return Promise.resolve(new WindowToken(firstFailureAt, previous.retries + 1, delay));
+  }
+
+  recordSuccess(): void {
+    this.reached = true;
+  }
+}
+
+/**
+ * A response body that, when its connection fails, asks `reopen` for the rest from the byte it stopped at. A new
+ * connection is opened only when the consumer wants more bytes, so a consumer that pauses for a long time (a
+ * restore tool busy with an index) costs one reopen, not a loop of them.
+ */
+class ResumingReadable extends Readable {
+  private body: Readable | undefined;
+  private offset = 0;
+  private reopening = false;
+  private failuresWithoutProgress = 0;
+
+  constructor(
+    first: Readable,
+    private readonly reopen: (offset: number) => Promise<Readable>,
+    private readonly translate: (error: unknown) => Error,
+  ) {
+    super();
+    this.attach(first);
+  }
+
+  override _read(): void {
+    if (this.body) this.body.resume();
+    else if (!this.reopening) this.resumeFromOffset();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    const body = this.body;
+    this.body = undefined;
+    body?.destroy();
+    callback(error);
+  }
+
+  private attach(body: Readable): void {
+    this.body = body;
+    body.on("data", (chunk: Buffer) => {
+      this.offset += chunk.length;
+      this.failuresWithoutProgress = 0;
+      if (!this.push(chunk)) body.pause();
+    });
+    body.on("end", () => {
+      if (this.body === body) this.push(null);
+    });
+    // A body closed before its end without an error is cut off all the same.
+    body.on("close", () => {
+      if (this.body === body && !body.readableEnded)
+        body.emit("error", new Error("connection closed mid-body"));
+    });
+    body.on("error", (error) => {
+      if (this.body !== body) return;
+      this.body = undefined;
+      body.removeAllListeners("data");
+      body.destroy();
+      if (++this.failuresWithoutProgress > RESUMES_WITHOUT_PROGRESS) this.destroy(this.translate(error));
+      // Reopened at once if the consumer is waiting for bytes (the buffer is not full); otherwise on its next read.
+      else if (this.readableLength < this.readableHighWaterMark) this.resumeFromOffset();
+    });
+  }
+
+  private resumeFromOffset(): void {
+    this.reopening = true;
+    this.reopen(this.offset).then(
+      (body) => {
+        this.reopening = false;
+        if (this.destroyed) body.destroy();
+        else this.attach(body);
+      },
+      (error: unknown) => {
+        this.reopening = false;
+        this.destroy(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+  }
 }

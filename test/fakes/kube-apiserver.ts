@@ -18,8 +18,9 @@
  *   ERROR event with a 410 Expired Status when the version is older than the retained history;
  * - MicroTime fields (Lease renewTime/acquireTime, Event eventTime) must have exactly six fractional digits, as the
  *   real server's parser demands.
- * Test controls: counters of writes per verb and resource, fault injection (the next N requests to a path answer
- * 500 or never answer), direct object manipulation that bypasses the counters, watch history compaction, Job
+ * Test controls: counters of writes per verb and resource, a write log naming the client of each write, fault
+ * injection (the next N requests to a path answer 500 or never answer; `hangLeaseUpdates` for one client's Lease
+ * renewals), direct object manipulation that bypasses the counters, watch history compaction, Job
  * completion, and pod logs (what a kubelet would write; see fakes/kubelet.ts, which runs Jobs' pods for real).
  */
 import { randomUUID } from "node:crypto";
@@ -143,6 +144,7 @@ export interface FakeKubeOptions {
   readonly bookmarkIntervalMs?: number;
 }
 
+const LEASE_PATH = /^\/apis\/coordination\.k8s\.io\/v1\/namespaces\/[^/]+\/leases(\/|$)/;
 const MICRO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
@@ -164,6 +166,13 @@ export class FakeKubeApiServer {
   readonly writes: WriteRecord[] = [];
   /** Every request: method and URL. */
   readonly requests: Array<{ method: string; url: string }> = [];
+  /**
+   * Every write that reached the store through HTTP, in the order the store applied them, with the bearer token of
+   * the client that made it (see `kubeconfig(user)`): which replica wrote what, before or after which other write.
+   */
+  readonly writeLog: Array<WriteRecord & { readonly user: string | undefined }> = [];
+  /** The bearer token of the request being dispatched (dispatch is synchronous). */
+  private requestUser: string | undefined;
   port = 0;
 
   constructor(private readonly options: FakeKubeOptions = {}) {
@@ -275,12 +284,23 @@ export class FakeKubeApiServer {
 
   resetCounters(): void {
     this.writes.length = 0;
+    this.writeLog.length = 0;
     this.requests.length = 0;
   }
 
   /** The next `count` requests matching `path` (and `method`) fail with `mode`. */
   failNext(fault: Omit<Fault, "count"> & { count?: number }): void {
     this.faults.push({ ...fault, count: fault.count ?? 1 });
+  }
+
+  /**
+   * Lease writes (create, replace) by `user` are never answered from now on and never applied, as when the API
+   * server or the network to it hangs: the client sees nothing until it gives up. Reads still work. Undone by
+   * `clearFaults()`.
+   */
+  hangLeaseUpdates(user: string): void {
+    for (const method of ["PUT", "POST"])
+      this.failNext({ method, path: LEASE_PATH, user, count: Number.MAX_SAFE_INTEGER, mode: "timeout" });
   }
 
   clearFaults(): void {
@@ -367,6 +387,11 @@ export class FakeKubeApiServer {
 
   // ---- HTTP ----------------------------------------------------------------------------------------------------
 
+  private record(write: WriteRecord): void {
+    this.writes.push(write);
+    this.writeLog.push({ ...write, user: this.requestUser });
+  }
+
   private store(resource: ResourceName): Map<string, Obj> {
     const store = this.objects.get(resource);
     if (!store) throw new Error(`fake: unknown resource ${resource}`);
@@ -395,8 +420,16 @@ export class FakeKubeApiServer {
     }
     const route = parsePath(url.pathname);
     if (!route) return this.status(res, 404, "NotFound", `the server could not find the requested resource`);
+    const user = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
     readJson(req)
-      .then((body) => this.dispatch(method, url, route, body, res))
+      .then((body) => {
+        this.requestUser = user;
+        try {
+          this.dispatch(method, url, route, body, res);
+        } finally {
+          this.requestUser = undefined;
+        }
+      })
       .catch((error: unknown) => this.status(res, 400, "BadRequest", `fake: ${(error as Error).message}`));
   }
 
@@ -595,7 +628,7 @@ export class FakeKubeApiServer {
       );
     const stored = this.stamp(resource, object, undefined);
     store.set(key, stored);
-    this.writes.push({ verb: "create", resource, namespace, name });
+    this.record({ verb: "create", resource, namespace, name });
     this.emit(resource, "ADDED", stored);
     json(res, 201, stored);
   }
@@ -641,7 +674,7 @@ export class FakeKubeApiServer {
     else delete object["status"];
     const stored = this.stamp(resource, object, existing);
     store.set(`${namespace}/${name}`, stored);
-    this.writes.push({ verb: "replace", resource, namespace, name });
+    this.record({ verb: "replace", resource, namespace, name });
     this.emit(resource, "MODIFIED", stored);
     json(res, 200, stored);
   }
@@ -670,7 +703,7 @@ export class FakeKubeApiServer {
       );
     }
     store.delete(`${namespace}/${name}`);
-    this.writes.push({ verb: "delete", resource, namespace, name });
+    this.record({ verb: "delete", resource, namespace, name });
     const gone = { ...existing, metadata: { ...existing.metadata, resourceVersion: String(++this.rv) } };
     this.emit(resource, "DELETED", gone);
     if (this.options.deleteReturns === "object") return json(res, 200, gone);

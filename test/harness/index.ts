@@ -24,7 +24,8 @@ export interface TestServers {
     "host" | "port" | "user" | "password" | "database" | "binDir" | "version" | "socketDir"
   >;
   redis: Pick<RedisServer, "host" | "port">;
-  s3: S3Info;
+  /** `cephConf` lets a test start a second radosgw of the same cluster (startExtraRadosgw). */
+  s3: S3Info & Pick<RadosgwServer, "cephConf">;
 }
 
 /** The environment variable through which test/run.ts hands the servers to test files. */
@@ -84,6 +85,7 @@ export async function startAllServers(): Promise<StartedServers> {
       accessKeyId: s.accessKeyId,
       secretAccessKey: s.secretAccessKey,
       region: s.region,
+      cephConf: s.cephConf,
     },
   };
   let stopping: Promise<void> | undefined;

@@ -245,3 +245,85 @@ export async function startRadosgw(): Promise<RadosgwServer> {
     });
   }
 }
+
+/** A second radosgw of a running cluster, on its own port, that a test may kill and bring back. */
+export interface ExtraRadosgw {
+  readonly endpoint: string;
+  /** False between kill() and restart(). */
+  readonly running: boolean;
+  /** kill -9: connections drop mid-request, as in a crash. */
+  kill(): Promise<void>;
+  /** Starts it again on the same port and resolves once it answers. */
+  restart(): Promise<void>;
+  /** Stops it for good. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts another radosgw against the cluster of `cephConf` (the shared test cluster), so a test can take an S3
+ * endpoint down without disturbing the other test files that use the shared one. Same users and buckets.
+ */
+export async function startExtraRadosgw(cephConf: string): Promise<ExtraRadosgw> {
+  const radosgw = requireBinary("radosgw", "radosgw");
+  const dir = makeTempDir("capsule-rgw-extra-");
+  const [port = 0] = await freePorts(1);
+  const name = `client.rgw.extra${port}`;
+  const endpoint = `http://127.0.0.1:${port}`;
+  const env: NodeJS.ProcessEnv = { ...process.env, CEPH_CONF: cephConf };
+  // prettier-ignore
+  const args = [
+    "--conf", cephConf, "-f", "-n", name,
+    "--rgw-frontends", `beast endpoint=127.0.0.1:${port}`,
+    "--rgw-data", dir,
+    "--log-file", join(dir, "radosgw.log"),
+    "--admin-socket", join(dir, "radosgw.asok"),
+    "--pid-file", join(dir, "radosgw.pid"),
+  ];
+  let daemon: Daemon | undefined;
+  const start = async () => {
+    const started = startDaemon(radosgw, args, {
+      name: "radosgw (extra)",
+      logFile: join(dir, "radosgw.out"),
+      env,
+      stopTimeoutMs: 5000,
+    });
+    daemon = started;
+    await waitFor(
+      `radosgw on ${endpoint}`,
+      async () => {
+        const res = await fetch(endpoint, { signal: AbortSignal.timeout(2000) });
+        await res.arrayBuffer();
+        return true;
+      },
+      { timeoutMs: 120_000, intervalMs: 100, daemons: [started] },
+    );
+  };
+  const kill = async () => {
+    const d = daemon;
+    daemon = undefined;
+    if (!d) return;
+    process.kill(d.pid, "SIGKILL");
+    // The daemon does not hold the event loop; this wait must, or a test with nothing else in flight ends here.
+    const holding = setInterval(() => undefined, 1000);
+    try {
+      await d.exited;
+    } finally {
+      clearInterval(holding);
+    }
+    await d.stop();
+  };
+  await start();
+  return {
+    endpoint,
+    get running() {
+      return daemon !== undefined;
+    },
+    kill,
+    restart: start,
+    stop: async () => {
+      await daemon?.stop();
+      daemon = undefined;
+      await removeTempDir(dir);
+    },
+  };
+}

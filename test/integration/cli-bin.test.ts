@@ -45,7 +45,7 @@ describe("the capsule binary", () => {
     await assert.rejects(
       exec(process.execPath, [built, "pg", "--bogus"], { cwd: root }),
       (error: { code: number; stdout: string; stderr: string }) => {
-        assert.equal(error.code, 1);
+        assert.equal(error.code, 2);
         assert.equal(error.stdout, "");
         assert.match(error.stderr, /Unsupported option name \("--bogus"\)/);
         return true;
@@ -55,16 +55,19 @@ describe("the capsule binary", () => {
 
   test("GIVEN bad flags, values and commands WHEN parsed THEN each is one plain line on stderr naming it and where help is", async () => {
     const cases: Array<[string[], RegExp]> = [
-      [["pg", "--bogus"], /^capsule: Unsupported option name \("--bogus"\)\. \(see: capsule pg --help\)\n$/],
+      [
+        ["pg", "--bogus"],
+        /^capsule: CAPSULE_USAGE: Unsupported option name \("--bogus"\)\. \(see: capsule pg --help\)\n$/,
+      ],
       [
         ["pg", "--list", "-o", "xml"],
-        /^capsule: Invalid value for -o: .*\(got "xml"\) \(see: capsule pg --help\)\n$/,
+        /^capsule: CAPSULE_USAGE: Invalid value for -o: .*\(got "xml"\) \(see: capsule pg --help\)\n$/,
       ],
-      [["bogus"], /^capsule: unknown command "bogus" \(see: capsule --help\)\n$/],
+      [["bogus"], /^capsule: CAPSULE_USAGE: unknown command "bogus" \(see: capsule --help\)\n$/],
     ];
     for (const [args, expected] of cases) {
       const result = await capsule(args);
-      assert.equal(result.code, 1, args.join(" "));
+      assert.equal(result.code, 2, args.join(" "));
       assert.equal(result.stdout, "");
       assert.match(result.stderr, expected);
     }

@@ -158,17 +158,17 @@ describe("capsule completion", () => {
 
   test("GIVEN an unknown shell WHEN capsule completion powershell, or no shell, THEN one line on stderr and exit 1", async () => {
     const result = await capsule(["completion", "powershell"]);
-    assert.equal(result.code, 1);
+    assert.equal(result.code, 2);
     assert.equal(result.stdout, "");
     assert.equal(
       result.stderr,
-      'capsule: unknown shell "powershell": expected one of bash, zsh, fish (see: capsule completion --help)\n',
+      'capsule: CAPSULE_USAGE: unknown shell "powershell": expected one of bash, zsh, fish (see: capsule completion --help)\n',
     );
     const missing = await capsule(["completion"]);
-    assert.equal(missing.code, 1);
+    assert.equal(missing.code, 2);
     assert.equal(
       missing.stderr,
-      "capsule: name the shell: bash, zsh, fish (see: capsule completion --help)\n",
+      "capsule: CAPSULE_USAGE: name the shell: bash, zsh, fish (see: capsule completion --help)\n",
     );
   });
 

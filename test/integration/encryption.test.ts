@@ -339,7 +339,7 @@ describe("client-side encryption", () => {
       assert.equal(r.code, 1);
       assert.match(
         r.stderr,
-        /^capsule: s3:\/\/.*: put capsule\/sse\/redis\/.*\/statefile\.json: InvalidRequest/,
+        /^capsule: CAPSULE_STORE_ERROR: s3:\/\/.*: put capsule\/sse\/redis\/.*\/statefile\.json: InvalidRequest/,
       );
       assert.equal(errorLines(r.stderr), 1, r.stderr);
     }

@@ -82,7 +82,7 @@ describe("capsule es --restore and --verify under SIGINT and SIGTERM", () => {
       assert.equal(exit.code, 130, child.stderr());
       assert.match(
         child.stderr().trim().split("\n").at(-1)!,
-        /^capsule: interrupted by SIGINT: .*no index was restored completely; the unfinished alpha was deleted$/,
+        /^capsule: CAPSULE_INTERRUPTED: interrupted by SIGINT: .*no index was restored completely; the unfinished alpha was deleted$/,
       );
       assert.deepEqual(await indexNames(target), ["own"]);
       const restores = (await statefile()).restores;
@@ -108,7 +108,7 @@ describe("capsule es --restore and --verify under SIGINT and SIGTERM", () => {
       assert.equal(exit.code, 143, child.stderr());
       assert.match(
         child.stderr().trim().split("\n").at(-1)!,
-        /^capsule: interrupted by SIGTERM: the restore drill stopped; its capsule-verify-\d+-\* indices are deleted/,
+        /^capsule: CAPSULE_INTERRUPTED: interrupted by SIGTERM: the restore drill stopped; its capsule-verify-\d+-\* indices are deleted/,
       );
       assert.deepEqual(await indexNames(verifier), ["alpha"]);
       assert.equal(verifier.index("alpha")?.docs.size, 1);

@@ -237,13 +237,14 @@ describe("--in-cluster and restore requests (fake API server + fake kubelet, rea
       ["pg", "--create", "--in-cluster", "--host", "db", "--target", "pg"],
       laptop(),
     );
-    assert.equal(withHost.code, 1);
+    assert.equal(withHost.code, 2);
     assert.match(
       withHost.stderr,
-      /--in-cluster runs with the target's own bucket and connection.*drop --host/,
+      /--host does not apply to --create --in-cluster: it runs with the target's own bucket, connection/,
     );
     const listing = await capsule(["pg", "--list", "--in-cluster"], laptop());
-    assert.match(listing.stderr, /--in-cluster applies to --create and --restore, not --list/);
+    assert.equal(listing.code, 2);
+    assert.match(listing.stderr, /--in-cluster does not apply to --list/);
     for (const r of [ambiguous, unknown, withHost, listing])
       assert.equal(r.stderr.trim().split("\n").length, 1);
     assert.equal(jobsCreated(), before);

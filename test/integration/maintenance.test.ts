@@ -63,7 +63,7 @@ describe("capsule <engine> --prune and --check", () => {
 
   test("GIVEN a bad --keep-last WHEN pruning THEN one line names the flag", async () => {
     const result = await capsule(["pg", "--prune", "--keep-last", "0", "--dry-run"], env);
-    assert.equal(result.code, 1);
+    assert.equal(result.code, 2);
     assert.match(result.stderr, /--keep-last must be an integer >= 1 \(got "0"\)/);
   });
 

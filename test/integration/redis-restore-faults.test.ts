@@ -151,7 +151,7 @@ describe("capsule redis --restore under SIGINT, SIGTERM and SIGKILL", () => {
         assert.match(
           last,
           new RegExp(
-            `^capsule: interrupted by ${signal}: redis://127\\.0\\.0\\.1:${t.port} is a master again .*holds its own data`,
+            `^capsule: CAPSULE_INTERRUPTED: interrupted by ${signal}: redis://127\\.0\\.0\\.1:${t.port} is a master again .*holds its own data`,
           ),
         );
         await assertOwnDataAndWritable(t, before);
@@ -222,11 +222,11 @@ describe("capsule redis --restore under SIGINT, SIGTERM and SIGKILL", () => {
       }
 
       const mixed = await capsule(["redis", "--recover", "--restore"], env(t));
-      assert.notEqual(mixed.code, 0, mixed.stderr); // a usage error (its exit status is item 7's)
-      assert.match(
-        mixed.stderr,
-        /--recover puts a server back on its own; it does not combine with --restore/,
-      );
+      assert.equal(mixed.code, 2, mixed.stderr);
+      assert.match(mixed.stderr, /^capsule: CAPSULE_USAGE: choose exactly one of .*--restore.*--recover/);
+      const stray = await capsule(["redis", "--recover", "--dry-run"], env(t));
+      assert.equal(stray.code, 2, stray.stderr);
+      assert.match(stray.stderr, /--dry-run does not apply to --recover/);
       assert.equal(await role(t), "slave", "a refused command changes nothing");
 
       const r = await capsule(["redis", "--recover"], env(t));
@@ -284,7 +284,7 @@ describe("capsule redis --restore under SIGINT, SIGTERM and SIGKILL", () => {
         assert.equal(exit.code, 130, child.stderr());
         assert.match(
           child.stderr().trim().split("\n").at(-1)!,
-          /^capsule: interrupted by SIGINT: the restore drill stopped; its throwaway redis-server is stopped/,
+          /^capsule: CAPSULE_INTERRUPTED: interrupted by SIGINT: the restore drill stopped; its throwaway redis-server is stopped/,
         );
         assert.deepEqual(await drillDirs(), []);
         assert.equal(await accepts(port), false, "the throwaway redis-server still listens");
@@ -346,7 +346,7 @@ describe("capsule redis --restore under SIGINT, SIGTERM and SIGKILL", () => {
       assert.equal(exit.code, 143, child.stderr());
       assert.match(
         child.stderr().trim().split("\n").at(-1)!,
-        /^capsule: interrupted by SIGTERM: .*holds its own data/,
+        /^capsule: CAPSULE_INTERRUPTED: interrupted by SIGTERM: .*holds its own data/,
       );
       await assertOwnDataAndWritable(t, before);
       const store = openBackupStore(

@@ -308,6 +308,9 @@ describe("the release binary", () => {
     const result = await run(["pg", "--create"], { ...env, PATH: noPgPath });
     assert.equal(result.code, 1);
     assert.equal(result.stdout, "");
-    assert.equal(result.stderr, "capsule: pg_dump not found on PATH: install postgresql-client\n");
+    assert.equal(
+      result.stderr,
+      "capsule: CAPSULE_TOOL_MISSING: pg_dump not found on PATH: install postgresql-client\n",
+    );
   });
 });

@@ -198,7 +198,7 @@ describe("capsule run", () => {
     assert.match(missing.stderr, /CAPSULE_TARGET is not set/);
     const job = jobs.find((j) => j.target === "pg")!;
     const mismatched = await capsule(["run", "--cluster", "run.test", "--target", "other"], job.env);
-    assert.equal(mismatched.code, 1);
+    assert.equal(mismatched.code, 2);
     assert.match(mismatched.stderr, /--target other does not match CAPSULE_TARGET's target pg/);
   });
 
@@ -215,7 +215,7 @@ describe("capsule run", () => {
     ];
     for (const [extra, message] of cases) {
       const result = await capsule([...job.args, ...extra], job.env);
-      assert.equal(result.code, 1, extra.join(" "));
+      assert.equal(result.code, 2, extra.join(" "));
       assert.match(result.stderr, message);
       assert.equal(result.stderr.trim().split("\n").length, 1);
     }

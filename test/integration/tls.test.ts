@@ -234,7 +234,7 @@ describe("TLS to PostgreSQL", () => {
     assert.deepEqual(
       errorLines(wrongCa.stderr).map((l) => l.replace(/\(\w+\)/, "(CODE)")),
       [
-        `capsule: postgresql://${servers.pg.user}@127.0.0.1:${servers.pg.port}/${database}?sslmode=verify-full: ` +
+        `capsule: CAPSULE_DATABASE_ERROR: postgresql://${servers.pg.user}@127.0.0.1:${servers.pg.port}/${database}?sslmode=verify-full: ` +
           "TLS certificate not trusted (CODE): pass --sslrootcert with the CA that signed it",
       ],
     );
@@ -247,7 +247,7 @@ describe("TLS to PostgreSQL", () => {
       [["--sslmode", "verify-full"], /--sslmode verify-full needs the CA: --sslrootcert FILE/],
     ] as const) {
       const r = await capsule(["pg", "--create", "--cluster", "tls", ...args], env());
-      assert.equal(r.code, 1);
+      assert.equal(r.code, 2);
       assert.match(r.stderr, message);
     }
     const insecure = await capsule(

@@ -190,28 +190,40 @@ describe("capsule install", () => {
   for (const [args, message] of [
     [
       [],
-      /^capsule: capsule does not apply its own install: run `capsule install --dry-run \| kubectl apply -f -`/,
+      /^capsule: CAPSULE_USAGE: capsule does not apply its own install: run `capsule install --dry-run \| kubectl apply -f -`/,
     ],
-    [["--dry-run", "--replicas", "two"], /^capsule: --replicas must be a whole number \(got "two"\)/],
-    [["--dry-run", "--replicas", "0"], /^capsule: --replicas must be an integer from 1 to 10 \(got 0\)/],
+    [
+      ["--dry-run", "--replicas", "two"],
+      /^capsule: CAPSULE_USAGE: --replicas must be a whole number \(got "two"\)/,
+    ],
+    [
+      ["--dry-run", "--replicas", "0"],
+      /^capsule: CAPSULE_USAGE: --replicas must be an integer from 1 to 10 \(got 0\)/,
+    ],
     [
       ["--dry-run", "--namespace", "Capsule_NS"],
-      /^capsule: --namespace must be a DNS label .*\(got "Capsule_NS"\)/,
+      /^capsule: CAPSULE_USAGE: --namespace must be a DNS label .*\(got "Capsule_NS"\)/,
     ],
     [
       ["--dry-run", "--bucket", "/tmp/x"],
-      /^capsule: --bucket must be s3:\/\/bucket\[\/prefix\] \(got "\/tmp\/x"\)/,
+      /^capsule: CAPSULE_USAGE: --bucket must be s3:\/\/bucket\[\/prefix\] \(got "\/tmp\/x"\)/,
     ],
     [
       ["--dry-run", "--watch-namespace=bad_ns"],
-      /^capsule: --watch-namespace must be a DNS label .*\(got "bad_ns"\)/,
+      /^capsule: CAPSULE_USAGE: --watch-namespace must be a DNS label .*\(got "bad_ns"\)/,
     ],
-    [["--dry-run", "--image", "a b"], /^capsule: --image must be an image reference \(got "a b"\)/],
-    [["--dry-run", "--secret", "Bad/Name"], /^capsule: --secret must be a Secret name \(got "Bad\/Name"\)/],
+    [
+      ["--dry-run", "--image", "a b"],
+      /^capsule: CAPSULE_USAGE: --image must be an image reference \(got "a b"\)/,
+    ],
+    [
+      ["--dry-run", "--secret", "Bad/Name"],
+      /^capsule: CAPSULE_USAGE: --secret must be a Secret name \(got "Bad\/Name"\)/,
+    ],
   ] as const) {
-    test(`GIVEN install ${args.join(" ") || "(no --dry-run)"} WHEN run THEN a one-line usage error and nothing on stdout`, async () => {
+    test(`GIVEN install ${args.join(" ") || "(no --dry-run)"} WHEN run THEN a one-line usage error, exit 2 and nothing on stdout`, async () => {
       const { code, stdout, stderr } = await capsule(["install", ...args]);
-      assert.equal(code, 1);
+      assert.equal(code, 2);
       assert.equal(stdout, "");
       assert.match(stderr, message);
       assert.equal(stderr.trimEnd().split("\n").length, 1, stderr);

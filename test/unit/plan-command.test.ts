@@ -114,7 +114,7 @@ describe("capsule plan", () => {
 
   test("GIVEN neither --dry-run nor --out WHEN run THEN it refuses with a usage error", async () => {
     const { code, stdout, stderr } = await capsule(["plan", "--plans", "plans"]);
-    assert.equal(code, 1);
+    assert.equal(code, 2);
     assert.equal(stdout, "", "errors never go where scripts read results");
     assert.match(stderr, /use --dry-run to print, or --out DIR to write files/);
   });
@@ -136,7 +136,7 @@ describe("capsule plan", () => {
     assert.equal(stdout, "");
     assert.equal(
       stderr,
-      `capsule: ${join(dir, "ml.yaml")}: /spec/targets/0/retention/keepLast must be >= 1 (got 0)\n`,
+      `capsule: CAPSULE_CONFIG: ${join(dir, "ml.yaml")}: /spec/targets/0/retention/keepLast must be >= 1 (got 0)\n`,
     );
   });
 
@@ -150,7 +150,7 @@ describe("capsule plan", () => {
       "nope/",
     ]);
     assert.equal(code, 1);
-    assert.equal(stderr, "capsule: nope/: no such file or directory\n");
+    assert.equal(stderr, "capsule: CAPSULE_CONFIG: nope/: no such file or directory\n");
   });
 });
 
@@ -244,6 +244,9 @@ describe("capsule plan --from-cluster (fake API server)", () => {
       capsule(["plan", "--dry-run", "--from-cluster", "-n", "secret", "--plans", emptyDir]),
     );
     assert.equal(code, 1);
-    assert.equal(stderr, "capsule: cannot list CnvrgApps (fake namespace secret): HTTP 403\n");
+    assert.equal(
+      stderr,
+      "capsule: CAPSULE_CONFIG: cannot list CnvrgApps (fake namespace secret): HTTP 403\n",
+    );
   });
 });

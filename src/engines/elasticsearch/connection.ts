@@ -1,3 +1,4 @@
+import { CapsuleError, ErrorCode } from "../../errors.js";
 import { registerSecret } from "../../redact.js";
 
 /**
@@ -31,8 +32,8 @@ export interface EsConnectionFlags {
 export const DEFAULT_ES_URL = "http://localhost:9200";
 
 /**
- * Flags first, then ES_URL (what `capsule run` is given), then cnvrg's ELASTICSEARCH_URL. Throws a plain `Error` for
- * a bad value; commands turn it into a usage error. `ca` is the PEM text of --ca-cert, read by the caller.
+ * Flags first, then ES_URL (what `capsule run` is given), then cnvrg's ELASTICSEARCH_URL. Throws a `CAPSULE_CONFIG`
+ * error for a bad value; commands turn it into a usage error. `ca` is the PEM text of --ca-cert, read by the caller.
  */
 export function esConnectionFrom(
   flags: EsConnectionFlags,
@@ -44,19 +45,19 @@ export function esConnectionFrom(
   try {
     url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `http://${text}`);
   } catch {
-    throw new Error(`--url must be an http(s) URL (got ${JSON.stringify(text)})`);
+    throw config(`--url must be an http(s) URL (got ${JSON.stringify(text)})`);
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new Error(`--url must be an http(s) URL (got ${JSON.stringify(url.protocol)})`);
+    throw config(`--url must be an http(s) URL (got ${JSON.stringify(url.protocol)})`);
   }
   if (url.username || url.password) {
     // A credential in argv is visible to every process on the host; refuse it rather than use it.
     registerSecret(decodeURIComponent(url.password));
-    throw new Error(
+    throw config(
       "the URL must not carry credentials: set ES_USER and ES_PASSWORD (or ES_API_KEY) in the environment",
     );
   }
-  if (url.search || url.hash) throw new Error(`--url must not have a query or fragment (got ${url.origin}…)`);
+  if (url.search || url.hash) throw config(`--url must not have a query or fragment (got ${url.origin}…)`);
   if (!url.pathname.endsWith("/")) url.pathname += "/";
 
   const apiKey = env["ES_API_KEY"];
@@ -68,7 +69,7 @@ export function esConnectionFrom(
   if (apiKey) auth = { kind: "apiKey", key: apiKey };
   else if (user) {
     if (password === undefined) {
-      throw new Error(`ES_USER is ${user} but no password is set (ES_PASSWORD or CNVRG_ES_PASS)`);
+      throw config(`ES_USER is ${user} but no password is set (ES_PASSWORD or CNVRG_ES_PASS)`);
     }
     auth = { kind: "basic", user, password };
     registerSecret(Buffer.from(`${user}:${password}`).toString("base64"));
@@ -83,4 +84,8 @@ export function esConnectionFrom(
 /** The cluster's address for messages: no credentials, no trailing slash. */
 export function describeConnection(conn: EsConnection): string {
   return conn.url.href.replace(/\/$/, "");
+}
+
+function config(message: string): CapsuleError {
+  return new CapsuleError(ErrorCode.Config, message);
 }

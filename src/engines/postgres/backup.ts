@@ -70,11 +70,12 @@ export async function backupPostgres(
       uploaded = await run.uploadArtifact(PG_ARTIFACT_NAME, dump.output, { sizeHint: Number(server.size) });
       await dump.done;
     } catch (error) {
-      dump.kill();
-      // Prefer the tool's own account of what went wrong over the upload's "stream destroyed".
+      // The first cause wins: when the upload failed, pg_dump's "terminated by user" is only its casualty; when
+      // pg_dump failed first, the upload's "stream destroyed" is. `done` already holds a tool failure that came first.
+      dump.kill(error instanceof Error ? error : new Error(String(error)));
       throw await dump.done.then(
         () => error,
-        (toolError: unknown) => toolError,
+        (first: unknown) => first,
       );
     }
     const tables = await counting;

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
-import { registerSecret } from "../../redact.js";
+import { CapsuleError, ErrorCode } from "../../errors.js";
+import { hostProblem, registerSecret } from "../../redact.js";
 
 /** Where a PostgreSQL database is. The password is only ever read from the environment. */
 export interface PgConnection {
@@ -30,7 +31,10 @@ export interface PgConnectionFlags {
   readonly insecureSkipTlsVerify?: boolean | undefined;
 }
 
-/** Flags first, then the standard libpq variables, then libpq's own defaults. */
+/**
+ * Flags first, then the standard libpq variables, then libpq's own defaults. Throws a `CAPSULE_CONFIG` error naming
+ * the flag or variable at fault; commands turn it into a usage error.
+ */
 export function pgConnectionFrom(flags: PgConnectionFlags, env: NodeJS.ProcessEnv): PgConnection {
   const user = flags.user ?? env["PGUSER"] ?? "postgres";
   const password = env["PGPASSWORD"];
@@ -38,11 +42,20 @@ export function pgConnectionFrom(flags: PgConnectionFlags, env: NodeJS.ProcessEn
   const portText = flags.port ?? env["PGPORT"] ?? "5432";
   const port = Number(portText);
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new Error(`--port must be a TCP port (got ${JSON.stringify(portText)})`);
+    throw config(
+      `${flags.port !== undefined ? "--port" : "PGPORT"} must be a TCP port (got ${JSON.stringify(portText)})`,
+    );
+  }
+  const host = flags.host ?? env["PGHOST"] ?? "localhost";
+  const problem = hostProblem(host);
+  if (problem) {
+    throw config(
+      `${flags.host !== undefined ? "--host" : "PGHOST"} ${problem}: pass the user with --user and the password in PGPASSWORD`,
+    );
   }
   const tls = pgTlsFrom(flags, env);
   return {
-    host: flags.host ?? env["PGHOST"] ?? "localhost",
+    host,
     port,
     database: flags.database ?? env["PGDATABASE"] ?? user,
     user,
@@ -58,37 +71,40 @@ export function pgConnectionFrom(flags: PgConnectionFlags, env: NodeJS.ProcessEn
  */
 export function pgTlsFrom(flags: PgConnectionFlags, env: NodeJS.ProcessEnv): PgTls | undefined {
   const rootCert = flags.sslrootcert ?? env["PGSSLROOTCERT"];
+  const rootCertName = flags.sslrootcert !== undefined ? "--sslrootcert" : "PGSSLROOTCERT";
+  const modeName = flags.sslmode !== undefined ? "--sslmode" : "PGSSLMODE";
   const insecure = flags.insecureSkipTlsVerify === true;
   const mode =
     flags.sslmode ?? env["PGSSLMODE"] ?? (rootCert ? "verify-full" : insecure ? "require" : "disable");
   switch (mode) {
     case "disable":
-      if (insecure) throw new Error("--insecure-skip-tls-verify needs TLS, but --sslmode is disable");
+      if (insecure) throw config(`--insecure-skip-tls-verify needs TLS, but ${modeName} is disable`);
       return undefined;
     case "require":
       if (!insecure) {
-        throw new Error(
-          "--sslmode require does not verify the server: use verify-full with --sslrootcert, or add --insecure-skip-tls-verify",
+        throw config(
+          `${modeName} require does not verify the server: use verify-full with --sslrootcert, or add --insecure-skip-tls-verify`,
         );
       }
       return { mode };
     case "verify-ca":
     case "verify-full": {
-      if (insecure) throw new Error(`--insecure-skip-tls-verify contradicts --sslmode ${mode}`);
-      if (!rootCert) throw new Error(`--sslmode ${mode} needs the CA: --sslrootcert FILE (or PGSSLROOTCERT)`);
+      if (insecure) throw config(`--insecure-skip-tls-verify contradicts ${modeName} ${mode}`);
+      if (!rootCert) throw config(`${modeName} ${mode} needs the CA: --sslrootcert FILE (or PGSSLROOTCERT)`);
       let ca: string;
       try {
         ca = readFileSync(rootCert, "utf8");
       } catch (error) {
-        throw new Error(
-          `--sslrootcert ${rootCert}: ${(error as NodeJS.ErrnoException).code ?? "unreadable"}`,
+        throw new CapsuleError(
+          ErrorCode.LocalFile,
+          `${rootCertName} ${rootCert}: ${(error as NodeJS.ErrnoException).code ?? "unreadable"}`,
         );
       }
       return { mode, rootCert, ca };
     }
     default:
-      throw new Error(
-        `--sslmode must be disable, require, verify-ca or verify-full (got ${JSON.stringify(mode)}); ` +
+      throw config(
+        `${modeName} must be disable, require, verify-ca or verify-full (got ${JSON.stringify(mode)}); ` +
           "prefer and allow may silently fall back to an unverified connection",
       );
   }
@@ -113,4 +129,8 @@ export function libpqEnv(conn: PgConnection, database: string = conn.database): 
 export function describeConnection(conn: PgConnection, database: string = conn.database): string {
   const tls = conn.tls ? `?sslmode=${conn.tls.mode}` : "";
   return `postgresql://${conn.user}@${conn.host}:${conn.port}/${database}${tls}`;
+}
+
+function config(message: string): CapsuleError {
+  return new CapsuleError(ErrorCode.Config, message);
 }

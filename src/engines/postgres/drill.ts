@@ -4,13 +4,17 @@
  * Where: a throwaway cluster (initdb in a temp dir, when the server binaries are present), or a scratch database on
  * a named verification server.
  */
+import { rm } from "node:fs/promises";
 import path from "node:path";
+import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../runtime/interruption.js";
 import { spawnPipeline } from "../process-pipeline.js";
 import { CapsuleError, ErrorCode } from "../../errors.js";
 import type { BackupEntry, BackupStore } from "../../storage/backup-store.js";
 import {
+  findScratchLeftovers,
   freePort,
   newestPostgresBinDir,
+  removeScratchLeftover,
   scratchDir,
   serviceAccount,
   startScratchServer,
@@ -20,23 +24,35 @@ import { restorePostgres } from "./restore.js";
 import { ident, withClient } from "./sql.js";
 
 const SCRATCH_USER = "capsule";
+/** Throwaway clusters live in `$TMPDIR/capsule-verify-pg-*`. */
+export const SCRATCH_LABEL = "verify-pg";
 
 export async function drillPostgres(
   store: BackupStore,
   entry: BackupEntry,
-  options: { server?: PgConnection; onPhase?: (phase: string) => void; now?: Date } = {},
+  options: {
+    server?: PgConnection;
+    onPhase?: (phase: string) => void;
+    now?: Date;
+    /** SIGINT/SIGTERM: stop the restore, drop the scratch database or stop the throwaway server, then throw. */
+    signal?: AbortSignal;
+  } = {},
 ): Promise<{ method: string; details: string }> {
   const phase = options.onPhase ?? (() => undefined);
+  const signal = options.signal;
   const stamp = (options.now ?? new Date()).toISOString().replace(/[-:T]/g, "").slice(0, 14);
   const scratch = `capsule_verify_${stamp}`;
   if (options.server) {
     const server = options.server;
     phase(`restoring into ${scratch} on ${describeConnection(server, scratch)}`);
     try {
-      const outcome = await restorePostgres(server, store, entry, {
-        kind: "new-database",
-        database: scratch,
-      });
+      const outcome = await restorePostgres(
+        server,
+        store,
+        entry,
+        { kind: "new-database", database: scratch },
+        { ...(signal && { signal }) },
+      );
       return {
         method: `restore into a scratch database on ${describeConnection(server, scratch)}`,
         details: `${outcome.tables} tables, ${outcome.rows} rows match the fingerprint`,
@@ -55,25 +71,37 @@ export async function drillPostgres(
       "no PostgreSQL server binaries for a throwaway cluster (install postgresql) — or name a verification server with --host",
     );
   }
+  // Throwaway clusters a killed capsule left (their guard died with it but could not run): provably capsule's, never
+  // anyone's data, and their owner is gone — so they go.
+  for (const leftover of await findScratchLeftovers(SCRATCH_LABEL)) {
+    phase(
+      `removing ${leftover.dir}, left by an interrupted drill${leftover.serverPid ? ` (stopping its postgres, pid ${leftover.serverPid})` : ""}`,
+    );
+    await removeScratchLeftover(leftover);
+  }
+  throwIfInterrupted(signal);
   phase("starting a throwaway PostgreSQL");
   const owner = serviceAccount("postgres");
-  const dir = await scratchDir("verify-pg", owner);
+  const dir = await scratchDir(SCRATCH_LABEL, owner);
   const data = path.join(dir, "data");
-  const initdb = spawnPipeline([
-    {
-      command: path.join(bin, "initdb"),
-      args: ["-D", data, "-U", SCRATCH_USER, "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"],
-      package: "postgresql",
-      ...(owner ? { owner } : {}),
-    },
-  ]);
-  initdb.output.resume();
+  const initdb = spawnPipeline(
+    [
+      {
+        command: path.join(bin, "initdb"),
+        args: ["-D", data, "-U", SCRATCH_USER, "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"],
+        package: "postgresql",
+        ...(owner ? { owner } : {}),
+      },
+    ],
+    { ...(signal && { signal }) },
+  );
+  initdb.output.on("error", () => undefined).resume();
   try {
     await initdb.done;
+    throwIfInterrupted(signal);
   } catch (error) {
-    const { rm } = await import("node:fs/promises");
     await rm(dir, { recursive: true, force: true });
-    throw error;
+    throw interrupted(signal, error) ?? error;
   }
   const port = await freePort();
   const conn: PgConnection = { host: "127.0.0.1", port, user: SCRATCH_USER, database: scratch };
@@ -97,7 +125,11 @@ export async function drillPostgres(
     port,
     owner,
     package: "postgresql",
+    stopSignal: "INT",
+    ...(signal && { signal }),
     ready: () => withClient(conn, "postgres", (c) => c.query("SELECT 1")).then(() => true),
+  }).catch((error: unknown) => {
+    throw interrupted(signal, error) ?? error;
   });
   try {
     phase(`restoring into a throwaway PostgreSQL ${path.basename(path.dirname(bin))}`);
@@ -106,13 +138,27 @@ export async function drillPostgres(
       store,
       entry,
       { kind: "new-database", database: scratch },
-      { noOwner: true },
+      { noOwner: true, ...(signal && { signal }) },
     );
     return {
       method: `restore into a throwaway PostgreSQL ${path.basename(path.dirname(bin))}`,
       details: `${outcome.tables} tables, ${outcome.rows} rows match the fingerprint`,
     };
+  } catch (error) {
+    throw interrupted(signal, error) ?? error;
   } finally {
     await server.stop();
   }
+}
+
+/** The drill's one line for an interruption: what it stopped and that nothing else was touched. */
+function interrupted(signal: AbortSignal | undefined, cause: unknown): InterruptedError | undefined {
+  const interruption = interruptionOf(signal);
+  if (!interruption) return undefined;
+  return new InterruptedError(
+    interruption.signal,
+    `interrupted by ${interruption.signal} during the restore drill: the throwaway PostgreSQL was stopped and ` +
+      `its directory removed; nothing else was touched; the backup's verification is unchanged`,
+    { cause },
+  );
 }

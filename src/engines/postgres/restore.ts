@@ -3,11 +3,17 @@
  * artifact's sha256 and the fingerprint's row counts), and only then swap names so the old database survives as
  * `<db>_pre_restore_<ts>`. A mismatch drops the scratch database and changes nothing.
  */
+import { randomBytes } from "node:crypto";
+import { pipeline, Transform } from "node:stream";
+import { setTimeout } from "node:timers/promises";
 import { CapsuleError, ErrorCode } from "../../errors.js";
+import { failpoint } from "../../runtime/failpoint.js";
+import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../runtime/interruption.js";
 import type { BackupEntry, BackupStore } from "../../storage/backup-store.js";
 import { spawnPipeline } from "../process-pipeline.js";
 import { describeConnection, libpqEnv, type PgConnection } from "./connection.js";
 import { compareRowCounts, tableRowCounts, type PgFingerprint } from "./fingerprint.js";
+import { claimScratch, dropDatabase, findLeftoverDatabases, scratchComment } from "./leftovers.js";
 import { ident, withClient } from "./sql.js";
 import { CLIENT_PACKAGE, zstdDecompress } from "./tools.js";
 
@@ -16,7 +22,7 @@ export type PgRestoreMode =
   | { kind: "swap" }
   /** Restore into a new database that must not exist; the original is not touched. */
   | { kind: "new-database"; database: string }
-  /** `pg_restore --clean --if-exists` over the existing database, for users without CREATEDB. */
+  /** `pg_restore --clean --if-exists --single-transaction` over the existing database, for users without CREATEDB. */
   | { kind: "in-place" };
 
 export interface PgRestoreOutcome {
@@ -32,29 +38,68 @@ export interface PgRestoreOutcome {
 const MAINTENANCE_DATABASES = ["postgres", "template1"];
 /** PostgreSQL truncates identifiers beyond 63 bytes; names we create must stay within it. */
 const MAX_IDENTIFIER = 63;
+/** Renames retried when a client slips in between ending sessions and renaming. */
+const SWAP_ATTEMPTS = 5;
+/** 100 ms apart: how long a killed pg_restore's backend gets to roll back before we stop waiting. */
+const END_SESSION_POLLS = 600;
 
+export interface PgRestoreOptions {
+  onPhase?: (phase: string) => void;
+  /** One line for the operator that is not a phase (leftovers found on the server). */
+  onNotice?: (line: string) => void;
+  noOwner?: boolean;
+  now?: Date;
+  /** SIGINT/SIGTERM: stop the tools, leave the target as it was, remove what this restore created. */
+  signal?: AbortSignal;
+}
+
+/**
+ * What an interruption or a failure leaves, by mode (README "restore guarantees"): in place, the whole restore is
+ * one transaction that commits only after the last byte was checked, so the target holds its old data or the
+ * backup's; swap and new-database restore into a database of their own, dropped on failure, and the swap renames
+ * both databases in one transaction. A SIGKILL leaves at most a scratch database, which the next run names.
+ */
 export async function restorePostgres(
   conn: PgConnection,
   store: BackupStore,
   entry: BackupEntry,
   mode: PgRestoreMode,
-  options: { onPhase?: (phase: string) => void; noOwner?: boolean; now?: Date } = {},
+  options: PgRestoreOptions = {},
 ): Promise<PgRestoreOutcome> {
   const phase = options.onPhase ?? (() => undefined);
+  const signal = options.signal;
   const fingerprint = entry.statefile?.fingerprint as PgFingerprint | undefined;
   const stamp = (options.now ?? new Date()).toISOString().replace(/[-:T]/g, "").slice(0, 14);
   const target = conn.database;
   const maintenance = await findMaintenanceDatabase(conn);
-  const admin = <T>(work: (c: import("pg").Client) => Promise<T>) => withClient(conn, maintenance, work);
   // A missing or wrong decryption key is known before any database is created or touched.
   await store.identitiesFor(entry);
+  const leftovers = await findLeftoverDatabases(conn, maintenance).catch(() => []);
+  if (leftovers.length > 0) {
+    options.onNotice?.(
+      `found ${leftovers.length} scratch database(s) left by an interrupted capsule on ${describeConnection(conn, maintenance)}: ` +
+        `${leftovers.join(", ")} (capsule pg --check --yes with the same connection flags drops them)`,
+    );
+  }
 
   if (mode.kind === "in-place") {
     // Nothing may reach the live database before the whole artifact is known good.
     phase("verifying checksum");
     await store.verifyArtifact(entry);
-    phase("restoring in place");
-    await streamRestore(conn, store, entry, target, ["--clean", "--if-exists"], options.noOwner);
+    const state = `${target} is unchanged: the restore ran in one transaction, which was rolled back`;
+    try {
+      throwIfInterrupted(signal);
+      phase("restoring in place (one transaction)");
+      await streamRestore(conn, maintenance, store, entry, target, {
+        // One transaction: a restore that stops anywhere (a signal, a SIGKILL, a bad byte) is rolled back whole.
+        extraArgs: ["--clean", "--if-exists", "--single-transaction"],
+        noOwner: options.noOwner,
+        signal,
+      });
+    } catch (error) {
+      throw withState(error, signal, `while restoring ${target} in place`, state);
+    }
+    // After the commit: the data is the backup's whole, so a mismatch here is the backup's own inconsistency.
     return {
       database: target,
       ...(await checkFingerprint(conn, target, fingerprint, { allowExtraTables: true })),
@@ -69,83 +114,201 @@ export async function restorePostgres(
       `database "${scratch}" already exists; choose another --to-database`,
     );
   }
-  phase(`creating ${scratch}`);
-  await admin((c) => c.query(`CREATE DATABASE ${ident(scratch)} TEMPLATE template0`));
-  let counts: { tables: number; rows: number };
+  // Held until the scratch database is swapped in or dropped, so no other run takes it for debris.
+  const claim = await claimScratch(conn, maintenance, scratch);
   try {
-    phase(`restoring into ${scratch}`);
-    await streamRestore(conn, store, entry, scratch, [], options.noOwner);
-    phase("comparing row counts");
-    counts = await checkFingerprint(conn, scratch, fingerprint);
-  } catch (error) {
-    await admin((c) => c.query(`DROP DATABASE IF EXISTS ${ident(scratch)} WITH (FORCE)`)).catch(
-      () => undefined,
-    );
-    throw error;
-  }
-  if (mode.kind === "new-database") return { database: scratch, ...counts };
-
-  phase("swapping databases");
-  const keptAs = derivedDatabaseName(target, `_pre_restore_${stamp}`);
-  const existed = await databaseExists(conn, maintenance, target);
-  await admin(async (c) => {
-    if (existed) {
-      // Renaming needs the database idle; the operator confirmed the restore, so its sessions end here.
+    phase(`creating ${scratch}`);
+    await withClient(conn, maintenance, async (c) => {
+      await c.query(`CREATE DATABASE ${ident(scratch)} TEMPLATE template0`);
       await c.query(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-        [target],
+        `COMMENT ON DATABASE ${ident(scratch)} IS ${c.escapeLiteral(scratchComment(`restore of ${entry.ref.backupId}`))}`,
       );
-      await c.query(`ALTER DATABASE ${ident(target)} RENAME TO ${ident(keptAs)}`);
-    }
+    });
+    let counts: { tables: number; rows: number };
+    let keptAs: string | undefined;
     try {
-      await c.query(`ALTER DATABASE ${ident(scratch)} RENAME TO ${ident(target)}`);
+      throwIfInterrupted(signal);
+      phase(`restoring into ${scratch}`);
+      await streamRestore(conn, maintenance, store, entry, scratch, { noOwner: options.noOwner, signal });
+      throwIfInterrupted(signal);
+      phase("comparing row counts");
+      counts = await checkFingerprint(conn, scratch, fingerprint);
+      if (mode.kind === "swap") {
+        phase("swapping databases");
+        const kept = derivedDatabaseName(target, `_pre_restore_${stamp}`);
+        if (await swapIn(conn, maintenance, { target, scratch, keptAs: kept }, signal)) keptAs = kept;
+      }
     } catch (error) {
-      if (existed) await c.query(`ALTER DATABASE ${ident(keptAs)} RENAME TO ${ident(target)}`);
-      throw error;
+      const dropped = await dropDatabase(conn, maintenance, scratch).then(
+        () => true,
+        () => false,
+      );
+      const left = `${scratch} could not be dropped (capsule pg --check --yes drops it)`;
+      const state =
+        mode.kind === "new-database"
+          ? `${dropped ? `${scratch} was dropped` : left}; nothing else was touched`
+          : `${target} is unchanged; ${dropped ? "the scratch database was dropped" : `the scratch database ${left}`}`;
+      throw withState(error, signal, `while restoring into ${scratch}`, state);
     }
-  });
-  return { database: target, ...(existed ? { keptAs } : {}), ...counts };
+    return { database: mode.kind === "swap" ? target : scratch, ...(keptAs ? { keptAs } : {}), ...counts };
+  } finally {
+    await claim.release();
+  }
 }
 
-/** Streams the artifact, checked against its sha256, through zstd into pg_restore. */
+/**
+ * `target` → `keptAs` and `scratch` → `target` in one transaction (PostgreSQL allows ALTER DATABASE RENAME in a
+ * transaction block): there is no instant, whatever kills capsule, at which no database carries the target's name.
+ * Resolves with whether `target` existed (and so was kept).
+ */
+async function swapIn(
+  conn: PgConnection,
+  maintenance: string,
+  names: { target: string; scratch: string; keptAs: string },
+  signal: AbortSignal | undefined,
+): Promise<boolean> {
+  const { target, scratch, keptAs } = names;
+  return withClient(conn, maintenance, async (c) => {
+    for (let attempt = 1; ; attempt++) {
+      const existed =
+        ((await c.query("SELECT 1 FROM pg_database WHERE datname = $1", [target])).rowCount ?? 0) > 0;
+      // Renaming needs both databases idle; the operator confirmed the restore, so their sessions end here.
+      await c.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = ANY($1) AND pid <> pg_backend_pid()",
+        [[target, scratch]],
+      );
+      await c.query("BEGIN");
+      try {
+        if (existed) await c.query(`ALTER DATABASE ${ident(target)} RENAME TO ${ident(keptAs)}`);
+        await failpoint("pg-swap-between-renames", signal);
+        await c.query(`ALTER DATABASE ${ident(scratch)} RENAME TO ${ident(target)}`);
+        throwIfInterrupted(signal);
+        await c.query("COMMIT");
+        return existed;
+      } catch (error) {
+        await c.query("ROLLBACK").catch(() => undefined);
+        // 55006: a client connected between the terminate and the rename; end it and try again.
+        if ((error as { code?: string }).code === "55006" && attempt < SWAP_ATTEMPTS) continue;
+        throw error;
+      }
+    }
+  });
+}
+
+/**
+ * Streams the artifact, checked against its sha256, through zstd into pg_restore. pg_restore is given the last
+ * byte only after zstd exited 0 and the checksum matched: whatever goes wrong upstream — a forged statefile whose
+ * artifact zstd cannot decode, a download cut short, capsule killed — pg_restore never sees a whole archive, so a
+ * `--single-transaction` restore never reaches its COMMIT.
+ */
 async function streamRestore(
   conn: PgConnection,
+  maintenance: string,
   store: BackupStore,
   entry: BackupEntry,
   database: string,
-  extraArgs: string[],
-  noOwner: boolean | undefined,
+  options: { extraArgs?: string[]; noOwner: boolean | undefined; signal: AbortSignal | undefined },
 ): Promise<void> {
+  const { signal } = options;
   const input = await store.openArtifact(entry);
   let inputError: Error | undefined;
-  input.on("error", (error) => (inputError = error));
+  input.on("error", (error) => (inputError ??= error));
+  const decode = spawnPipeline([zstdDecompress()], { input, ...(signal && { signal }) });
+  const gate = holdLastByte();
+  // An error upstream destroys the gate, and spawnPipeline kills the tool reading it.
+  pipeline(decode.output, gate, () => undefined);
+  // Named, so the session can be ended (and its transaction rolled back) before we say what state the target is in.
+  const applicationName = `capsule-restore:${process.pid}:${randomBytes(4).toString("hex")}`;
   const restore = spawnPipeline(
     [
-      zstdDecompress(),
       {
         command: "pg_restore",
         args: [
           "--exit-on-error",
           "--no-password",
           `--dbname=${database}`,
-          ...(noOwner ? ["--no-owner", "--no-acl"] : []),
-          ...extraArgs,
+          ...(options.noOwner ? ["--no-owner", "--no-acl"] : []),
+          ...(options.extraArgs ?? []),
         ],
-        env: libpqEnv(conn, database),
+        env: { ...libpqEnv(conn, database), PGAPPNAME: applicationName },
         package: CLIENT_PACKAGE,
       },
     ],
-    { input },
+    { input: gate, ...(signal && { signal }) },
   );
+  const stopDownload = () => input.destroy();
+  signal?.addEventListener("abort", stopDownload, { once: true });
+  // pg_restore prints nothing on stdout; failures arrive through `done`.
+  restore.output.on("error", () => undefined).resume();
+  let first: unknown;
+  const settle = (done: Promise<void>, other: { kill(): void }) =>
+    done.catch((error: unknown) => {
+      first ??= error;
+      other.kill();
+      throw error;
+    });
   try {
-    // pg_restore prints nothing on stdout; failures arrive through `done`.
-    restore.output.on("error", () => undefined).resume();
-    await restore.done;
+    await Promise.all([settle(decode.done, restore), settle(restore.done, decode)]);
   } catch (error) {
+    input.destroy();
+    await endSessions(conn, maintenance, applicationName);
     // A checksum mismatch kills the tools mid-stream; report the cause, not the casualty.
-    throw inputError ?? error;
+    throw inputError ?? first ?? error;
+  } finally {
+    signal?.removeEventListener("abort", stopDownload);
   }
   if (inputError) throw inputError;
+}
+
+/** Passes bytes through but keeps the last one until its source ended cleanly (see streamRestore). */
+function holdLastByte(): Transform {
+  let held: Buffer | undefined;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      if (chunk.length === 0) return callback();
+      if (held) this.push(held);
+      if (chunk.length > 1) this.push(chunk.subarray(0, -1));
+      held = chunk.subarray(-1);
+      callback();
+    },
+    flush(callback) {
+      callback(null, held);
+    },
+  });
+}
+
+/**
+ * Ends a killed tool's session and waits until the server has let it go: a backend notices a vanished client only
+ * when it next reads from it, and until it has, its transaction (and its locks) may still be there.
+ */
+async function endSessions(conn: PgConnection, maintenance: string, applicationName: string): Promise<void> {
+  await withClient(conn, maintenance, async (c) => {
+    for (let i = 0; i < END_SESSION_POLLS; i++) {
+      const r = await c.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+        [applicationName],
+      );
+      if ((r.rowCount ?? 0) === 0) return;
+      await setTimeout(100);
+    }
+  }).catch(() => undefined);
+}
+
+/** The error, with the state the target was left in; an InterruptedError if a signal was behind it. */
+function withState(error: unknown, signal: AbortSignal | undefined, during: string, state: string): unknown {
+  const interruption = interruptionOf(signal);
+  if (interruption) {
+    return new InterruptedError(
+      interruption.signal,
+      `interrupted by ${interruption.signal} ${during}: ${state}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  if (error instanceof CapsuleError)
+    return new CapsuleError(error.code, `${error.message}; ${state}`, { cause: error });
+  return error;
 }
 
 async function checkFingerprint(
@@ -168,7 +331,8 @@ async function checkFingerprint(
   return { tables: Object.keys(actual).length, rows };
 }
 
-async function findMaintenanceDatabase(conn: PgConnection): Promise<string> {
+/** `postgres`, else `template1`: where statements about other databases run. */
+export async function findMaintenanceDatabase(conn: PgConnection): Promise<string> {
   let lastError: unknown;
   for (const db of MAINTENANCE_DATABASES) {
     try {

@@ -11,7 +11,11 @@ export type SqlClient = pg.Client;
 
 const CONNECT_TIMEOUT_MS = 10_000;
 
-export async function connect(conn: PgConnection, database: string = conn.database): Promise<pg.Client> {
+export async function connect(
+  conn: PgConnection,
+  database: string = conn.database,
+  options: { applicationName?: string } = {},
+): Promise<pg.Client> {
   const client = new pg.Client({
     host: conn.host,
     port: conn.port,
@@ -19,7 +23,7 @@ export async function connect(conn: PgConnection, database: string = conn.databa
     database,
     ...(conn.password ? { password: conn.password } : {}),
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-    application_name: "capsule",
+    application_name: options.applicationName ?? "capsule",
     ssl: sslOptions(conn),
   });
   // An idle client whose server goes away emits 'error'; the next query reports it instead of crashing us.
@@ -50,8 +54,9 @@ export async function withClient<T>(
   conn: PgConnection,
   database: string,
   work: (client: pg.Client) => Promise<T>,
+  options: { applicationName?: string } = {},
 ): Promise<T> {
-  const client = await connect(conn, database);
+  const client = await connect(conn, database, options);
   try {
     return await work(client);
   } catch (error) {
@@ -76,6 +81,13 @@ export function translatePgError(error: unknown, conn: PgConnection, database: s
     return new CapsuleError(
       ErrorCode.DatabaseError,
       `${where}: the server accepts only TLS connections: pass --sslmode verify-full --sslrootcert CA_FILE (or PGSSLMODE/PGSSLROOTCERT)`,
+    );
+  }
+  // node-postgres asks for the password only when the server does (SCRAM): without one it fails in its own words.
+  if (!conn.password && /client password must be a string|no password supplied/i.test(message)) {
+    return new CapsuleError(
+      ErrorCode.DatabaseError,
+      `${where}: the server asks for a password and none is set: set PGPASSWORD`,
     );
   }
   switch (e.code) {

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
-import { registerSecret } from "../../redact.js";
+import { CapsuleError, ErrorCode } from "../../errors.js";
+import { hostProblem, registerSecret } from "../../redact.js";
 
 /** Where a Redis server is and who capsule is there. The password is only ever read from the environment. */
 export interface RedisConnection {
@@ -33,20 +34,34 @@ export interface RedisConnectionFlags {
 export const DEFAULT_PASSWORD_ENV = "REDISCLI_AUTH";
 
 /**
- * Flags first, then REDIS_HOST / REDIS_PORT (what `capsule run` is given), then redis-cli's defaults. Throws a plain
- * `Error` for a bad flag value; commands turn it into a usage error.
+ * Flags first, then REDIS_HOST / REDIS_PORT (what `capsule run` is given), then redis-cli's defaults. Throws a
+ * `CAPSULE_CONFIG` error naming the flag or variable at fault; commands turn it into a usage error.
  */
 export function redisConnectionFrom(flags: RedisConnectionFlags, env: NodeJS.ProcessEnv): RedisConnection {
   const passwordEnv = flags.passwordEnv ?? DEFAULT_PASSWORD_ENV;
   const password = env[passwordEnv];
   if (flags.passwordEnv && password === undefined) {
-    throw new Error(`--password-env ${flags.passwordEnv}: the variable ${flags.passwordEnv} is not set`);
+    throw new CapsuleError(
+      ErrorCode.Config,
+      `--password-env ${flags.passwordEnv}: the variable ${flags.passwordEnv} is not set`,
+    );
   }
   registerSecret(password);
   const portText = flags.port ?? env["REDIS_PORT"] ?? "6379";
   const port = Number(portText);
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new Error(`--port must be a TCP port (got ${JSON.stringify(portText)})`);
+    throw new CapsuleError(
+      ErrorCode.Config,
+      `${flags.port !== undefined ? "--port" : "REDIS_PORT"} must be a TCP port (got ${JSON.stringify(portText)})`,
+    );
+  }
+  const host = flags.host ?? env["REDIS_HOST"] ?? "127.0.0.1";
+  const problem = hostProblem(host);
+  if (problem) {
+    throw new CapsuleError(
+      ErrorCode.Config,
+      `${flags.host !== undefined ? "--host" : "REDIS_HOST"} ${problem}: pass the user with --user and the password in ${passwordEnv}`,
+    );
   }
   const caFile = flags.caCert ?? env["REDIS_CA_CERT"];
   let ca: string | undefined;
@@ -54,12 +69,15 @@ export function redisConnectionFrom(flags: RedisConnectionFlags, env: NodeJS.Pro
     try {
       ca = readFileSync(caFile, "utf8");
     } catch (error) {
-      throw new Error(`--ca-cert ${caFile}: ${(error as NodeJS.ErrnoException).code ?? "unreadable"}`);
+      throw new CapsuleError(
+        ErrorCode.LocalFile,
+        `${flags.caCert !== undefined ? "--ca-cert" : "REDIS_CA_CERT"} ${caFile}: ${(error as NodeJS.ErrnoException).code ?? "unreadable"}`,
+      );
     }
   }
   const tls = flags.tls === true || env["REDIS_TLS"] === "true";
   return {
-    host: flags.host ?? env["REDIS_HOST"] ?? "127.0.0.1",
+    host,
     port,
     ...(flags.user ? { user: flags.user } : {}),
     ...(password ? { password } : {}),
