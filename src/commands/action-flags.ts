@@ -16,6 +16,8 @@ export const ACTIONS = [
   "prune",
   "check",
   "verify",
+  /** Redis only: put back a server a killed restore left a replica of capsule's listener. */
+  "recover",
 ] as const;
 export type Action = (typeof ACTIONS)[number];
 
@@ -99,6 +101,8 @@ export const ACCEPTED_FLAGS: Readonly<Record<string, Row>> = {
   },
   // PostgreSQL: with connection flags --check also looks for a killed restore's scratch databases on that server.
   check: { common: [...STORE, ...OUTPUT, "--yes"], postgresql: PG_CONNECTION },
+  // It talks to the server only: no bucket, no backup id.
+  recover: { common: [], redis: REDIS_CONNECTION },
   verify: { common: [...STORE, ...SSE, ...OUTPUT, "--id", "--target"] },
   "verify --verify-server": { common: [], postgresql: PG_CONNECTION },
   "verify --verify-url": { common: [], elasticsearch: ["--insecure-skip-tls-verify"] },

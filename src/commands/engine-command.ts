@@ -171,7 +171,14 @@ export abstract class EngineCommand extends BaseCommand {
         return this.runCheck();
       case "verify":
         return this.runVerify();
+      case "recover":
+        return this.runRecover();
     }
+  }
+
+  /** An engine-specific repair of what a killed run left on the server (`redis --recover`). */
+  protected runRecover(): Promise<number | void> {
+    return Promise.reject(new UsageError(`--recover applies to capsule redis only`));
   }
 
   protected abstract runCreate(): Promise<number | void>;
@@ -260,9 +267,11 @@ export abstract class EngineCommand extends BaseCommand {
   }
 
   private action(): Action {
-    const chosen = ACTIONS.filter((a) => this[a]);
+    // Not every engine has every action (only redis declares --recover).
+    const mine = ACTIONS.filter((a) => a in this);
+    const chosen = mine.filter((a) => (this as unknown as Record<string, unknown>)[a] === true);
     if (chosen.length !== 1) {
-      throw new UsageError(`choose exactly one of ${ACTIONS.map((a) => `--${a}`).join(", ")}`);
+      throw new UsageError(`choose exactly one of ${mine.map((a) => `--${a}`).join(", ")}`);
     }
     return chosen[0]!;
   }

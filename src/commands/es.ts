@@ -125,8 +125,9 @@ export class EsCommand extends EngineCommand {
       (e) =>
         `Restore ${which} ${e.ref.backupId} into ${where}${this.replace ? ", DELETING indices that exist" : ""}?`,
     );
-    const outcome = await this.recordingRestore(store, entry, where, () =>
+    const outcome = await this.recordingRestore(store, entry, where, (signal) =>
       restoreElasticsearch(conn, store, entry, {
+        signal,
         ...(this.indices !== undefined ? { indices: this.indices } : {}),
         ...(rename ? { rename } : {}),
         replace: this.replace,
@@ -146,12 +147,15 @@ export class EsCommand extends EngineCommand {
     if (this.output !== "table") this.print(render(this.output, outcome));
   }
 
-  protected override drill(store: BackupStore, entry: BackupEntry): Promise<DrillResult> {
-    return drillElasticsearch(
-      store,
-      entry,
-      this.verifyUrl ? { cluster: this.verificationCluster(this.verifyUrl) } : {},
-    );
+  protected override drill(
+    store: BackupStore,
+    entry: BackupEntry,
+    signal: AbortSignal,
+  ): Promise<DrillResult> {
+    return drillElasticsearch(store, entry, {
+      signal,
+      ...(this.verifyUrl ? { cluster: this.verificationCluster(this.verifyUrl) } : {}),
+    });
   }
 
   /** The cluster `--verify-url` names, with the same credentials and TLS settings as the source. */

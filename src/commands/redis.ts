@@ -5,6 +5,7 @@ import {
   redisConnectionFrom,
   type RedisConnection,
 } from "../engines/redis/connection.js";
+import { recoverRedis } from "../engines/redis/recover.js";
 import { restoreRedis } from "../engines/redis/restore.js";
 import { messageOf } from "../errors.js";
 import { drillRedis } from "../engines/redis/drill.js";
@@ -27,6 +28,14 @@ export class RedisCommand extends EngineCommand {
       --listen-host and --advertise-host). ALL keys on the target are replaced by the backup's. Key counts are
       compared with the backup before the target is detached (REPLICAOF NO ONE); on any failure its replication
       settings are put back.
+
+      Interrupted, a restore leaves exactly the target's old keys or exactly the backup's, never a mix: the target
+      drops its keys only once it holds the whole, checksum-verified RDB. SIGINT or SIGTERM puts its replication
+      settings back (master or replica, masterauth, masteruser), records the restore as interrupted and exits 130 or
+      143 with one line saying whose data the target holds. A killed capsule (SIGKILL) leaves the target a
+      read-only replica of capsule's vanished listener; the next capsule redis command against it says so, and
+      --recover puts it back. The settings to put back are kept on the target itself (its masteruser setting,
+      which holds no secret), never in the bucket.
     `,
     examples: [
       [
@@ -38,6 +47,7 @@ export class RedisCommand extends EngineCommand {
         "Restore (replaces all keys)",
         "capsule redis --restore --id ID --host redis --bucket s3://backups/capsule",
       ],
+      ["Put back a server left a replica by a killed restore", "capsule redis --recover --host redis"],
       ["Download a dump.rdb", "capsule redis --download --id ID --to dump.rdb --bucket s3://backups/capsule"],
     ],
   });
@@ -72,6 +82,10 @@ export class RedisCommand extends EngineCommand {
   detachReplica = Option.Boolean("--detach-replica", false, {
     description: "Restore into a server that is a replica: it is detached from its master",
   });
+  recover = Option.Boolean("--recover", false, {
+    description:
+      "Put back a server that a killed restore left a read-only replica of capsule (its settings as before)",
+  });
 
   protected override async runCreate(): Promise<void> {
     const conn = this.connection();
@@ -99,8 +113,9 @@ export class RedisCommand extends EngineCommand {
       store,
       (e) => `REPLACE every key of ${where} with backup ${e.ref.backupId}?`,
     );
-    const outcome = await this.recordingRestore(store, entry, where, () =>
+    const outcome = await this.recordingRestore(store, entry, where, (signal) =>
       restoreRedis(conn, store, entry, {
+        signal,
         ...(this.listenHost ? { listenHost: this.listenHost } : {}),
         ...(listenPort !== undefined ? { listenPort } : {}),
         ...(this.advertiseHost ? { advertiseHost: this.advertiseHost } : {}),
@@ -123,8 +138,16 @@ export class RedisCommand extends EngineCommand {
     if (this.output !== "table") this.print(render(this.output, outcome));
   }
 
-  protected override drill(store: BackupStore, entry: BackupEntry): Promise<DrillResult> {
-    return drillRedis(store, entry, { onPhase: (phase) => this.note(`${phase}…\n`) });
+  protected override drill(
+    store: BackupStore,
+    entry: BackupEntry,
+    signal: AbortSignal,
+  ): Promise<DrillResult> {
+    return drillRedis(store, entry, { onPhase: (phase) => this.note(`${phase}…\n`), signal });
+  }
+
+  protected override async runRecover(): Promise<void> {
+    this.note(`${await recoverRedis(this.connection(), { onPhase: (phase) => this.note(`${phase}…\n`) })}\n`);
   }
 
   private connection(): RedisConnection {

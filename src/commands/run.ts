@@ -154,9 +154,9 @@ export class RunCommand extends BaseCommand {
         case "postgresql":
           return drillPostgres(store, entry, { signal });
         case "redis":
-          return drillRedis(store, entry);
+          return drillRedis(store, entry, { signal });
         case "elasticsearch":
-          return drillElasticsearch(store, entry);
+          return drillElasticsearch(store, entry, { signal });
       }
     };
     try {

@@ -103,8 +103,8 @@ function plan(
       const conn = redisConnectionOf(target, env);
       return {
         to: describeRedis(conn),
-        work: async () => {
-          const o = await restoreRedis(conn, store, entry, { onPhase });
+        work: async (signal) => {
+          const o = await restoreRedis(conn, store, entry, { onPhase, signal });
           return `restored ${entry.ref.backupId} into ${describeRedis(conn)}: ${o.keys} keys${o.checked ? ", key counts match the backup" : ""}`;
         },
       };
@@ -113,8 +113,9 @@ function plan(
       const conn = esConnectionOf(target, env);
       return {
         to: describeEs(conn),
-        work: async () => {
+        work: async (signal) => {
           const o = await restoreElasticsearch(conn, store, entry, {
+            signal,
             ...(options.indices !== undefined && { indices: options.indices }),
             replace: options.replace ?? false,
             onPhase,

@@ -6,6 +6,7 @@
  */
 import { createGunzip } from "node:zlib";
 import { CapsuleError, ErrorCode } from "../../errors.js";
+import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../runtime/interruption.js";
 import type { BackupEntry, BackupStore } from "../../storage/backup-store.js";
 import type { EsFingerprint } from "./fingerprint.js";
 import { EsClient } from "./client.js";
@@ -17,15 +18,16 @@ import { readLines, restoreElasticsearch } from "./restore.js";
 export async function drillElasticsearch(
   store: BackupStore,
   entry: BackupEntry,
-  options: { cluster?: EsConnection; now?: Date } = {},
+  options: { cluster?: EsConnection; now?: Date; signal?: AbortSignal } = {},
 ): Promise<{ method: string; details: string }> {
-  const parsed = await parseExport(store, entry);
+  const parsed = await parseExport(store, entry, options.signal);
   if (!options.cluster) return parsed;
   const restored = await restoreIntoVerificationCluster(
     store,
     entry,
     options.cluster,
     options.now ?? new Date(),
+    options.signal,
   );
   return {
     method: `${parsed.method}, then ${restored.method}`,
@@ -35,13 +37,14 @@ export async function drillElasticsearch(
 
 /**
  * Restores every index under a `capsule-verify-<time>-` name (never touching the cluster's own indices), lets the
- * restore compare document counts, and deletes the copies — also when the restore fails.
+ * restore compare document counts, and deletes the copies — also when the restore fails or is interrupted.
  */
 async function restoreIntoVerificationCluster(
   store: BackupStore,
   entry: BackupEntry,
   cluster: EsConnection,
   now: Date,
+  signal: AbortSignal | undefined,
 ): Promise<{ method: string; details: string }> {
   const prefix = `capsule-verify-${now.toISOString().replace(/[-:T]/g, "").slice(0, 14)}-`;
   const names = Object.keys((entry.statefile?.fingerprint as EsFingerprint | undefined)?.indices ?? {});
@@ -50,21 +53,45 @@ async function restoreIntoVerificationCluster(
     const outcome = await restoreElasticsearch(cluster, store, entry, {
       rename: parseRename("^(.*)$", `${prefix}$1`)!,
       replace: false,
+      ...(signal ? { signal } : {}),
     });
     return {
       method: `a restore into ${describeConnection(cluster)} under ${prefix}*`,
       details: `${outcome.indices.length} indices, ${outcome.docs} documents restored and counted`,
     };
+  } catch (error) {
+    const interruption = interruptionOf(signal);
+    if (!interruption) throw error;
+    const left = await deleteCopies(client, prefix, names);
+    throw new InterruptedError(
+      interruption.signal,
+      `interrupted by ${interruption.signal}: the restore drill stopped; ` +
+        (left.length === 0
+          ? `its ${prefix}* indices are deleted`
+          : `could not delete ${left.join(", ")} on ${describeConnection(cluster)}: delete them`) +
+        "; the backup's verification is unchanged",
+      { cause: error },
+    );
   } finally {
-    for (const name of names) {
-      await client.request("DELETE", `/${encodeURIComponent(prefix + name)}`).catch(() => undefined);
-    }
+    await deleteCopies(client, prefix, names);
   }
+}
+
+/** Deletes the drill's copies; returns those still there. */
+async function deleteCopies(client: EsClient, prefix: string, names: string[]): Promise<string[]> {
+  const left: string[] = [];
+  for (const name of names) {
+    await client
+      .request("DELETE", `/${encodeURIComponent(prefix + name)}`, { allow: [404] })
+      .catch(() => left.push(prefix + name));
+  }
+  return left;
 }
 
 async function parseExport(
   store: BackupStore,
   entry: BackupEntry,
+  signal?: AbortSignal,
 ): Promise<{ method: string; details: string }> {
   const fingerprint = entry.statefile?.fingerprint as EsFingerprint | undefined;
   const input = await store.openArtifact(entry);
@@ -76,6 +103,8 @@ async function parseExport(
   let ended = false;
   let lineNumber = 0;
   for await (const line of readLines(gunzip)) {
+    if (signal?.aborted) input.destroy();
+    throwIfInterrupted(signal);
     lineNumber++;
     if (line.length === 0) continue;
     const record = parseLine(line, lineNumber);

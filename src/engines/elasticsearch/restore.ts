@@ -5,11 +5,17 @@
  * documents (bounded batches, 429s retried with backoff, every lost document counted), apply deferred settings,
  * refresh, compare `_count` with the fingerprint, and only then add its aliases, so an alias never points at a
  * half-loaded index.
+ *
+ * SIGINT/SIGTERM (`signal`) stop it between two lines of the export: the bulk request in flight finishes, an index
+ * capsule created and had not finished is deleted (one it had replaced under --replace is named: its old contents
+ * are already gone), and an InterruptedError says which indices are restored completely and what is left.
  */
 import { randomBytes } from "node:crypto";
 import type { Readable } from "node:stream";
 import { createGunzip } from "node:zlib";
 import { CapsuleError, ErrorCode, messageOf } from "../../errors.js";
+import { failpoint } from "../../runtime/failpoint.js";
+import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../runtime/interruption.js";
 import type { BackupEntry, BackupStore } from "../../storage/backup-store.js";
 import { BulkLoader, describeReasons, type BulkOptions } from "./bulk.js";
 import { EsClient, EsHttpError, type ServerInfo } from "./client.js";
@@ -42,6 +48,7 @@ export interface EsRestoreOptions extends BulkOptions {
   readonly replace?: boolean;
   readonly rename?: Rename;
   readonly onPhase?: (phase: string) => void;
+  readonly signal?: AbortSignal;
 }
 
 export interface RestoredIndex {
@@ -105,6 +112,13 @@ export async function restoreElasticsearch(
   // Nothing reaches the cluster before the whole artifact is known good.
   phase("verifying checksum");
   await store.verifyArtifact(entry);
+  const early = interruptionOf(options.signal);
+  if (early) {
+    throw new InterruptedError(
+      early.signal,
+      `interrupted by ${early.signal} before ${where} was touched: it is unchanged`,
+    );
+  }
 
   const client = new EsClient(conn);
   try {
@@ -207,11 +221,15 @@ class Restorer {
     let lineNumber = 0;
     try {
       for await (const line of readLines(gunzip)) {
+        throwIfInterrupted(this.options.signal);
         lineNumber++;
         if (line.length === 0) continue;
         await this.handle(parseLine(line, lineNumber), lineNumber);
       }
+      throwIfInterrupted(this.options.signal);
     } catch (error) {
+      const interruption = interruptionOf(this.options.signal);
+      if (interruption) throw await this.describeInterruption(interruption, error);
       throw this.describeFailure(error);
     } finally {
       input.destroy();
@@ -255,6 +273,7 @@ class Restorer {
         this.phase(`restoring ${record.name}${plan.to === record.name ? "" : ` as ${plan.to}`}`);
         await this.createIndex(plan, record);
         this.current.created = true;
+        await failpoint("es-restore-index-created", this.options.signal);
         return;
       }
       case "doc": {
@@ -357,6 +376,36 @@ class Restorer {
       Object.entries(settings).filter(
         ([key]) => !foreign.some((f) => (f.endsWith(".") ? key.startsWith(f) : key === f)),
       ),
+    );
+  }
+
+  /** Deletes the index it had not finished (unless it replaced one) and says what the target holds now. */
+  private async describeInterruption(
+    interruption: InterruptedError,
+    cause: unknown,
+  ): Promise<InterruptedError> {
+    const done = this.restored.map((r) => r.to);
+    const partial = this.current?.created ? this.current.plan : undefined;
+    let left = "";
+    if (partial && !partial.exists) {
+      const removed = await this.client
+        .request("DELETE", encodeURIComponent(partial.to), { allow: [404] })
+        .then(
+          () => true,
+          () => false,
+        );
+      left = removed
+        ? `; the unfinished ${partial.to} was deleted`
+        : `; ${partial.to} is incomplete and could not be deleted: delete it, or restore again with --replace`;
+    } else if (partial) {
+      left = `; ${partial.to} is incomplete (--replace had deleted its old contents): restore again with --replace`;
+    }
+    const whole =
+      done.length > 0 ? `restored completely: ${done.join(", ")}` : "no index was restored completely";
+    return new InterruptedError(
+      interruption.signal,
+      `interrupted by ${interruption.signal}: ${this.where}: ${whole}${left}`,
+      { cause },
     );
   }
 

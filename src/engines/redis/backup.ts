@@ -9,6 +9,7 @@ import type { Artifact } from "../../storage/statefile.js";
 import { RedisClient } from "./client.js";
 import { describeConnection, type RedisConnection } from "./connection.js";
 import { fingerprintOf, type RedisFingerprint } from "./fingerprint.js";
+import { findLeftover, leftoverError } from "./leftover.js";
 import { RdbVerifier } from "./rdb.js";
 import { SyncPayload } from "./sync-payload.js";
 
@@ -45,6 +46,12 @@ export async function backupRedis(
   };
   options.signal?.addEventListener("abort", onAbort, { once: true });
   try {
+    // A target left a replica of capsule by a killed restore serves stale, read-only data: say how to recover it.
+    // Only a replica is asked for the mark, so a backup user without CONFIG rights adds nothing to the ACL log.
+    if ((await client.info("replication")).get("role") === "slave") {
+      const leftover = await findLeftover(client);
+      if (leftover) throw leftoverError(conn, leftover);
+    }
     const info = await client.info("server");
     const memory = await client.info("memory");
     const serverVersion = info.get("redis_version") ?? "unknown";

@@ -1,8 +1,10 @@
 /**
  * The Redis restore drill: a throwaway `redis-server` on loopback receives the backup exactly as a production
  * restore would (capsule serves the RDB as a replication master), its key counts are compared with the
- * fingerprint, and the server and its directory are removed, always.
+ * fingerprint, and the server and its directory are removed, always — also on SIGINT/SIGTERM, which stop the
+ * restore and end the drill with an InterruptedError.
  */
+import { InterruptedError, interruptionOf } from "../../runtime/interruption.js";
 import type { BackupEntry, BackupStore } from "../../storage/backup-store.js";
 import { freePort, scratchDir, startScratchServer } from "../scratch-server.js";
 import { RedisClient } from "./client.js";
@@ -12,7 +14,7 @@ import { restoreRedis } from "./restore.js";
 export async function drillRedis(
   store: BackupStore,
   entry: BackupEntry,
-  options: { onPhase?: (phase: string) => void } = {},
+  options: { onPhase?: (phase: string) => void; signal?: AbortSignal } = {},
 ): Promise<{ method: string; details: string }> {
   const phase = options.onPhase ?? (() => undefined);
   phase("starting a throwaway redis-server");
@@ -47,16 +49,28 @@ export async function drillRedis(
       }
     },
   });
+  let outcome;
   try {
-    const outcome = await restoreRedis(conn, store, entry, {
+    outcome = await restoreRedis(conn, store, entry, {
       listenHost: "127.0.0.1",
       ...(options.onPhase ? { onPhase: options.onPhase } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
     });
-    return {
-      method: "restore into a throwaway redis-server over the replication protocol",
-      details: `${outcome.keys} keys${outcome.checked ? ", key counts match the fingerprint" : " (no key counts recorded to compare)"}`,
-    };
+  } catch (error) {
+    const interruption = interruptionOf(options.signal);
+    if (!interruption) throw error;
+    await server.stop();
+    throw new InterruptedError(
+      interruption.signal,
+      `interrupted by ${interruption.signal}: the restore drill stopped; its throwaway redis-server is stopped ` +
+        `and its directory removed; the backup's verification is unchanged`,
+      { cause: error },
+    );
   } finally {
     await server.stop();
   }
+  return {
+    method: "restore into a throwaway redis-server over the replication protocol",
+    details: `${outcome.keys} keys${outcome.checked ? ", key counts match the fingerprint" : " (no key counts recorded to compare)"}`,
+  };
 }

@@ -13,6 +13,7 @@ import { randomBytes } from "node:crypto";
 import { createServer, type Server, type Socket } from "node:net";
 import type { Readable } from "node:stream";
 import { CapsuleError, ErrorCode, messageOf } from "../../errors.js";
+import { failpoint } from "../../runtime/failpoint.js";
 import { replyText, RespReader, type RespValue } from "./resp.js";
 
 /** How often a master pings its replicas (Redis' repl-ping-replica-period default). */
@@ -28,6 +29,8 @@ export interface ServeOptions {
   readonly sizeBytes: number;
   /** Opens the RDB; called once, for the first replica that asks for a full sync. */
   readonly open: () => Promise<Readable>;
+  /** Only for the fault tests' failpoint mid-transfer: an interruption releases it. */
+  readonly signal?: AbortSignal;
 }
 
 export class ReplicationMaster {
@@ -190,7 +193,12 @@ export class ReplicationMaster {
     let held: Buffer | undefined;
     try {
       for await (const chunk of source as AsyncIterable<Buffer>) {
-        if (held) await this.write(socket, held);
+        if (held) {
+          await this.write(socket, held);
+          // Part of the RDB is on the target, the rest is not: where an interruption must leave its old keys.
+          if (this.sentBytes === held.length)
+            await failpoint("redis-restore-mid-transfer", this.options.signal);
+        }
         held = chunk;
       }
       // The source ended cleanly: its sha256 matched. Only now does the target get the last bytes.

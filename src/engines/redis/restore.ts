@@ -7,19 +7,40 @@
  *
  * Requirement: the target must reach capsule over TCP (listen/advertise address). On any failure the target's
  * replication settings are put back as they were (a master again, or a replica of its old master).
+ *
+ * Exactly the old data or exactly the backup's (issue 16 item 4). A replica drops its keys only once it holds the
+ * whole RDB: with `repl-diskless-load disabled` (the default) it writes the transfer to a temp file and flushes and
+ * loads only when the last byte is in; with `swapdb` it loads into a second keyspace and swaps only on success,
+ * restoring the old one when the transfer is cut; `on-empty-db` loads from the socket only into an empty server.
+ * Capsule holds back the RDB's last chunk until its sha256 has matched, so an interruption at any point before that
+ * leaves the target's own keys, and after it the backup's. On SIGINT/SIGTERM capsule closes its listener (cutting a
+ * transfer in progress), waits for a load already under way to finish, puts the settings back and says whose data
+ * the target holds, read from its replication id. A SIGKILL leaves the mark of leftover.ts, found by the next
+ * `capsule redis` command against the server, and `capsule redis --recover` puts the settings back.
  */
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CapsuleError, ErrorCode, messageOf } from "../../errors.js";
 import { redact, registerSecret } from "../../redact.js";
+import { failpoint } from "../../runtime/failpoint.js";
+import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../runtime/interruption.js";
 import type { BackupEntry, BackupStore } from "../../storage/backup-store.js";
 import { plaintextSize } from "../../storage/statefile.js";
-import { RedisClient, withRedis } from "./client.js";
+import { RedisClient } from "./client.js";
 import { describeConnection, type RedisConnection } from "./connection.js";
 import { compareKeyspaces, type RedisFingerprint } from "./fingerprint.js";
 import { maxRdbVersionOf, parseKeyspace, type DbCounts } from "./info.js";
+import {
+  configValue,
+  encodeMark,
+  findLeftover,
+  heldData,
+  leftoverError,
+  putBack,
+  recoverCommand,
+  type RestoreMark,
+} from "./leftover.js";
 import { ReplicationMaster } from "./replication-master.js";
-import { replyText, type RespValue } from "./resp.js";
 
 export interface RedisRestoreOptions {
   /** Address capsule listens on for the target. @default the local address capsule uses to reach the target */
@@ -35,6 +56,8 @@ export interface RedisRestoreOptions {
   readonly connectTimeoutMs?: number;
   /** How long the whole transfer and load may take. @default 1 h */
   readonly timeoutMs?: number;
+  /** SIGINT/SIGTERM: stop, put the target back, and throw an InterruptedError saying whose data it holds. */
+  readonly signal?: AbortSignal;
 }
 
 export interface RedisRestoreOutcome {
@@ -52,8 +75,10 @@ export interface RedisRestoreOutcome {
 interface Previous {
   readonly masterHost?: string;
   readonly masterPort?: number;
-  /** undefined when CONFIG is not available (then capsule does not change masterauth). */
+  /** undefined when CONFIG is not available (then capsule changes neither masterauth nor masteruser). */
   readonly masterauth?: string;
+  /** undefined when CONFIG is not available, or the server has no such setting (Redis < 6). */
+  readonly masteruser?: string;
 }
 
 const POLL_MS = 200;
@@ -65,6 +90,7 @@ export async function restoreRedis(
   options: RedisRestoreOptions = {},
 ): Promise<RedisRestoreOutcome> {
   const phase = options.onPhase ?? (() => undefined);
+  const signal = options.signal;
   const where = describeConnection(conn);
   const artifact = entry.statefile?.artifact;
   if (!artifact) {
@@ -78,16 +104,22 @@ export async function restoreRedis(
   // Nothing reaches the target before the whole artifact is known good.
   phase("verifying checksum");
   await store.verifyArtifact(entry);
+  throwIfUntouched(signal, where);
 
   phase("connecting");
   // A replica flushing a large dataset before it loads the backup answers INFO only when the flush is done.
   const client = await RedisClient.connect(conn, { replyTimeoutMs: 10 * 60_000 });
   try {
+    const leftover = await findLeftover(client);
+    if (leftover) throw leftoverError(conn, leftover);
     const info = await client.info();
     assertRestorable(where, info, fingerprint, options);
     await assertEnoughDatabases(client, where, fingerprint);
     const previous = await readPrevious(client, info);
-    const token = previous.masterauth === undefined ? undefined : randomBytes(24).toString("hex");
+    // The target's own masterauth, when it has one, is the listener's password: nothing secret changes on the
+    // target, so nothing secret has to be remembered to put it back.
+    const tokenSet = previous.masterauth === "";
+    const token = tokenSet ? randomBytes(24).toString("hex") : previous.masterauth;
     registerSecret(token);
 
     const local = client.localAddress ?? "127.0.0.1";
@@ -99,9 +131,23 @@ export async function restoreRedis(
       ...(token ? { token } : {}),
       sizeBytes: plaintextSize(artifact),
       open: () => store.openArtifact(entry),
+      ...(signal ? { signal } : {}),
     });
+    const mark: RestoreMark = {
+      replid: master.replid,
+      listener: { host: advertiseHost, port: master.port },
+      ...(previous.masterHost ? { master: { host: previous.masterHost, port: previous.masterPort! } } : {}),
+      masteruser: previous.masteruser ?? "",
+      tokenSet,
+    };
+    let touched = false;
     try {
-      if (token) await client.call("CONFIG", "SET", "masterauth", token);
+      throwIfUntouched(signal, where);
+      touched = true;
+      // The mark first: whatever kills capsule after this line, the next capsule finds what to put back.
+      if (previous.masteruser !== undefined)
+        await client.call("CONFIG", "SET", "masteruser", encodeMark(mark));
+      if (tokenSet) await client.call("CONFIG", "SET", "masterauth", token!);
       phase(`serving the backup to ${where} from ${advertiseHost}:${master.port}`);
       await client.call("REPLICAOF", advertiseHost, String(master.port));
       await waitForLoad(client, master, { host: advertiseHost, port: master.port }, phase, options);
@@ -119,9 +165,10 @@ export async function restoreRedis(
           );
         }
       }
+      await failpoint("redis-restore-before-detach", signal);
       phase("detaching the target (REPLICAOF NO ONE)");
-      await client.call("REPLICAOF", "NO", "ONE");
-      if (token) await client.call("CONFIG", "SET", "masterauth", previous.masterauth ?? "");
+      // Detached, whatever it replicated from before: it holds the backup now (--detach-replica said so).
+      await putBack(client, detachedMark(mark), { marked: previous.masteruser !== undefined });
       return {
         target: where,
         keys: Object.values(databases).reduce((sum, d) => sum + d.keys, 0),
@@ -131,14 +178,21 @@ export async function restoreRedis(
         ...(previous.masterHost ? { detachedFrom: `${previous.masterHost}:${previous.masterPort}` } : {}),
       };
     } catch (error) {
-      const replaced = master.syncRequested;
-      const putBack = await restorePrevious(conn, previous, token !== undefined);
+      if (!touched) throw error;
+      // The listener goes first: closing it cuts a transfer in progress, and the target drops the partial RDB.
+      await master.close();
+      const after = await putTargetBack(conn, mark, previous, phase);
+      const interruption = interruptionOf(signal);
+      if (interruption) {
+        throw new InterruptedError(
+          interruption.signal,
+          redact(`interrupted by ${interruption.signal}: ${where} ${after}`),
+          { cause: error },
+        );
+      }
       throw new CapsuleError(
         error instanceof CapsuleError ? error.code : ErrorCode.DatabaseError,
-        redact(
-          `${messageOf(error)}; ${putBack}` +
-            (replaced ? "; the target had started a full resync, so its previous keys may be gone" : ""),
-        ),
+        redact(`${messageOf(error)}; the target ${after}`),
         { cause: error },
       );
     } finally {
@@ -147,6 +201,28 @@ export async function restoreRedis(
   } finally {
     client.close();
   }
+}
+
+/** The mark without a master to return to: a finished restore leaves the target a master. */
+function detachedMark(mark: RestoreMark): RestoreMark {
+  return {
+    replid: mark.replid,
+    listener: mark.listener,
+    masteruser: mark.masteruser,
+    tokenSet: mark.tokenSet,
+  };
+}
+
+/** Before the target is touched, an interruption leaves nothing to put back. */
+function throwIfUntouched(signal: AbortSignal | undefined, where: string): void {
+  const interruption = interruptionOf(signal);
+  if (interruption) {
+    throw new InterruptedError(
+      interruption.signal,
+      `interrupted by ${interruption.signal} before ${where} was touched: it is unchanged`,
+    );
+  }
+  throwIfInterrupted(signal);
 }
 
 /** Refuses, before anything changes, a target the restore cannot work on. */
@@ -198,17 +274,21 @@ async function assertEnoughDatabases(
 }
 
 async function readPrevious(client: RedisClient, info: Map<string, string>): Promise<Previous> {
-  const masterauth = await client.call("CONFIG", "GET", "masterauth").then(
-    (reply) => configValue(reply) ?? "",
-    () => undefined, // CONFIG renamed away or not permitted: replicas then connect without a token
-  );
-  registerSecret(masterauth);
+  const read = (name: string) =>
+    client.call("CONFIG", "GET", name).then(
+      (reply) => configValue(reply),
+      () => null, // CONFIG renamed away or not permitted: replicas then connect without a token, and no mark
+    );
+  const masterauth = await read("masterauth");
+  const masteruser = masterauth === null ? undefined : await read("masteruser");
+  registerSecret(masterauth ?? undefined);
   const wasReplica = info.get("role") === "slave";
   return {
     ...(wasReplica
       ? { masterHost: info.get("master_host"), masterPort: Number(info.get("master_port")) }
       : {}),
-    ...(masterauth !== undefined ? { masterauth } : {}),
+    ...(masterauth !== null ? { masterauth: masterauth ?? "" } : {}),
+    ...(masteruser !== null && masteruser !== undefined ? { masteruser } : {}),
   };
 }
 
@@ -225,6 +305,7 @@ async function waitForLoad(
   const timeoutMs = options.timeoutMs ?? 3_600_000;
   let reported = "";
   for (;;) {
+    throwIfInterrupted(options.signal);
     if (master.error) throw master.error;
     const info = await client.info("replication");
     const persistence = await client.info("persistence");
@@ -260,35 +341,46 @@ async function waitForLoad(
         ? "sending the backup"
         : "waiting for the target to connect";
     if (now !== reported) phase((reported = now));
-    await sleep(POLL_MS);
+    await sleep(POLL_MS, undefined, options.signal ? { signal: options.signal } : {}).catch(() => undefined);
   }
 }
 
-/** Puts the target's replication settings back; returns what it did, for the error message. */
-async function restorePrevious(
+/**
+ * Puts the target's replication settings back after a failure or an interruption; returns what state it is in now,
+ * for the error message: whose data it holds, read from its replication id, not guessed from how far capsule got.
+ */
+async function putTargetBack(
   conn: RedisConnection,
+  mark: RestoreMark,
   previous: Previous,
-  tokenSet: boolean,
+  phase: (phase: string) => void,
 ): Promise<string> {
+  let client: RedisClient | undefined;
   try {
-    await withRedis(conn, async (client) => {
-      if (tokenSet) await client.call("CONFIG", "SET", "masterauth", previous.masterauth ?? "");
-      if (previous.masterHost)
-        await client.call("REPLICAOF", previous.masterHost, String(previous.masterPort));
-      else await client.call("REPLICAOF", "NO", "ONE");
+    client = await RedisClient.connect(conn, { replyTimeoutMs: 10 * 60_000 });
+    await putBack(client, mark, {
+      marked: previous.masteruser !== undefined,
+      onWait: () => phase("waiting for the target to finish loading the backup before detaching it"),
     });
-    return previous.masterHost
-      ? `the target is a replica of ${previous.masterHost}:${previous.masterPort} again`
-      : "the target is a master again (REPLICAOF NO ONE)";
+    const held = await heldData(client, mark).catch(() => undefined);
+    const role = mark.master
+      ? `is a replica of ${mark.master.host}:${mark.master.port} again (it resyncs from it)`
+      : "is a master again (REPLICAOF NO ONE)";
+    const data =
+      held === "backup"
+        ? "; it holds the backup's data: it had loaded all of it (key counts not compared)"
+        : held === "own"
+          ? "; it holds its own data as before: it never received the whole backup"
+          : "";
+    return `${role} with its replication settings as before${data}`;
   } catch (error) {
-    return `could not put the target's replication settings back (${messageOf(error)}): check it with INFO replication`;
+    return (
+      `could not be put back (${messageOf(error)}): it may still be a read-only replica of capsule; ` +
+      `run "${recoverCommand(conn)}"`
+    );
+  } finally {
+    client?.close();
   }
-}
-
-/** CONFIG GET's reply ([name, value]) → value. */
-function configValue(reply: RespValue | undefined): string | undefined {
-  if (!Array.isArray(reply) || reply.length < 2) return undefined;
-  return replyText(reply[1]!);
 }
 
 function isWildcard(host: string): boolean {
