@@ -229,7 +229,7 @@ interface Scenario {
   before: () => Promise<void>;
   check: () => Promise<{ intact: boolean; detail: string }>;
   debris: () => Promise<string[]>;
-  /** A failpoint (src/runtime/failpoint.ts) at the riskiest instant, for one more row per signal: "at <name>". */
+  /** A failpoint (src/util/failpoint.ts) at the riskiest instant, for one more row per signal: "at <name>". */
   failpoint?: string;
   /** What an operator runs after a SIGKILL to find and remove capsule's leftovers. */
   cleanup?: string[];

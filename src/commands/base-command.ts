@@ -2,7 +2,7 @@ import { Command, Option, UsageError } from "clipanion";
 import * as t from "typanion";
 import { CapsuleError, ErrorCode } from "../errors.js";
 import { redact } from "../redact.js";
-import { InterruptedError } from "../runtime/interruption.js";
+import { InterruptedError } from "../util/interruption.js";
 
 export interface CapsuleContext {
   stdin: NodeJS.ReadStream;

@@ -6,7 +6,7 @@ import { confirm } from "../runtime/confirm.js";
 import { checkDestination, downloadArtifact } from "../runtime/download.js";
 import { checkRecipients, identitiesFromEnv } from "../runtime/encryption.js";
 import { type Progress, terminalProgress } from "../runtime/progress.js";
-import { interruptible, InterruptedError } from "../runtime/interruption.js";
+import { interruptible, InterruptedError } from "../util/interruption.js";
 import { recordRestore } from "../runtime/record-restore.js";
 import { type DrillResult, verifyBackup } from "../runtime/verify.js";
 import { takeBackup, type EngineBackup } from "../runtime/take-backup.js";

@@ -13,7 +13,7 @@ import { restoreElasticsearch } from "../engines/elasticsearch/restore.js";
 import { CapsuleError, ErrorCode, messageOf } from "../errors.js";
 import type { RunTarget } from "../plan/run-contract.js";
 import type { BackupEntry, BackupStore } from "../storage/backup-store.js";
-import { interruptible, InterruptedError } from "./interruption.js";
+import { interruptible, InterruptedError } from "../util/interruption.js";
 import { recordRestore, type RestoreTrigger } from "./record-restore.js";
 import { esConnectionOf, pgConnectionOf, redisConnectionOf } from "./target-connection.js";
 

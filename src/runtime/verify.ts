@@ -9,7 +9,7 @@ import { messageOf } from "../errors.js";
 import { redact } from "../redact.js";
 import type { BackupEntry, BackupStore } from "../storage/backup-store.js";
 import type { Statefile } from "../storage/statefile.js";
-import { interruptible, InterruptedError } from "./interruption.js";
+import { interruptible, InterruptedError } from "../util/interruption.js";
 
 export interface DrillResult {
   readonly method: string;

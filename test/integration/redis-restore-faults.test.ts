@@ -1,6 +1,6 @@
 /**
  * Issue 16 item 4 and item 3 (Redis): a real `capsule redis --restore` child process against a real, dedicated
- * redis-server, stopped by SIGINT, SIGTERM or SIGKILL at an exact phase (failpoints, src/runtime/failpoint.ts):
+ * redis-server, stopped by SIGINT, SIGTERM or SIGKILL at an exact phase (failpoints, src/util/failpoint.ts):
  * mid-transfer (part of the RDB is on the target, the rest is not) and after the target loaded the whole backup.
  * Afterwards the target must be a writable master (or, after SIGKILL, named by the next command and put back by
  * --recover) with exactly its old keys or exactly the backup's, its replication settings as before, and the

@@ -5,7 +5,6 @@
  * radosgw is never touched: other test files use it at the same time.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { createServer, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
@@ -28,6 +27,7 @@ import {
   type TestServers,
 } from "../harness/index.js";
 import { startExtraRadosgw, type ExtraRadosgw } from "../harness/radosgw.js";
+import { startCapsule } from "../support/capsule-process.js";
 import { pgEnv, sql } from "../support/pg.js";
 
 /** How long the store stays away in the outage a backup must survive: well inside the 60 s default window. */
@@ -41,20 +41,12 @@ interface Child {
 }
 
 function capsuleChild(args: string[], env: Record<string, string>): Child {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", ...args], {
-    env: { PATH: process.env["PATH"], HOME: process.env["HOME"], ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const child = startCapsule(args, env);
   return {
-    exited,
-    running: () => child.exitCode === null && child.signalCode === null,
-    output: () => ({ stdout, stderr }),
-    kill: () => child.kill("SIGKILL"),
+    exited: child.exited.then(({ code }) => code),
+    running: () => child.running(),
+    output: () => ({ stdout: child.stdout(), stderr: child.stderr() }),
+    kill: () => child.signal("SIGKILL"),
   };
 }
 

@@ -1,6 +1,6 @@
 /**
  * A real `capsule` process for fault-injection tests: started from source with tsx, its stderr watched so a test can
- * wait for a phase line (or a failpoint, src/runtime/failpoint.ts) and then send SIGINT, SIGTERM or SIGKILL to it —
+ * wait for a phase line (or a failpoint, src/util/failpoint.ts) and then send SIGINT, SIGTERM or SIGKILL to it —
  * to capsule alone, as `kill PID` does, not to its process group.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -13,6 +13,7 @@ export interface CapsuleProcess {
   /** Resolves once stderr matches `pattern`; rejects if the process exits first. */
   waitForStderr(pattern: RegExp): Promise<void>;
   signal(signal: NodeJS.Signals): void;
+  running(): boolean;
   /** Resolves when the process has exited, with its code (or the signal that killed it). */
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -25,6 +26,7 @@ export function startCapsule(
   const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", ...args], {
     env: {
       PATH: process.env["PATH"],
+      HOME: process.env["HOME"],
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
       ...env,
       ...(options.failpoints?.length ? { CAPSULE_FAILPOINTS: options.failpoints.join(",") } : {}),
@@ -48,6 +50,7 @@ export function startCapsule(
     stderr: () => err,
     exited,
     signal: (signal) => void child.kill(signal),
+    running: () => child.exitCode === null && child.signalCode === null,
     waitForStderr(pattern) {
       return new Promise<void>((resolve, reject) => {
         const check = () => {

@@ -6,7 +6,7 @@
  */
 import { createGunzip } from "node:zlib";
 import { CapsuleError, ErrorCode } from "../../errors.js";
-import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../runtime/interruption.js";
+import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../util/interruption.js";
 import type { BackupEntry, BackupStore } from "../../storage/backup-store.js";
 import type { EsFingerprint } from "./fingerprint.js";
 import { EsClient } from "./client.js";

@@ -6,7 +6,7 @@
  */
 import { rm } from "node:fs/promises";
 import path from "node:path";
-import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../runtime/interruption.js";
+import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../util/interruption.js";
 import { spawnPipeline } from "../process-pipeline.js";
 import { CapsuleError, ErrorCode } from "../../errors.js";
 import type { BackupEntry, BackupStore } from "../../storage/backup-store.js";

@@ -4,7 +4,7 @@
  * fingerprint, and the server and its directory are removed, always — also on SIGINT/SIGTERM, which stop the
  * restore and end the drill with an InterruptedError.
  */
-import { InterruptedError, interruptionOf } from "../../runtime/interruption.js";
+import { InterruptedError, interruptionOf } from "../../util/interruption.js";
 import type { BackupEntry, BackupStore } from "../../storage/backup-store.js";
 import { freePort, scratchDir, startScratchServer } from "../scratch-server.js";
 import { RedisClient } from "./client.js";

@@ -13,7 +13,7 @@ import { randomBytes } from "node:crypto";
 import { createServer, type Server, type Socket } from "node:net";
 import type { Readable } from "node:stream";
 import { CapsuleError, ErrorCode, messageOf } from "../../errors.js";
-import { failpoint } from "../../runtime/failpoint.js";
+import { failpoint } from "../../util/failpoint.js";
 import { replyText, RespReader, type RespValue } from "./resp.js";
 
 /** How often a master pings its replicas (Redis' repl-ping-replica-period default). */
