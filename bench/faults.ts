@@ -216,6 +216,27 @@ try {
     },
     cleanup: ["redis", "--recover", "--yes"],
   });
+
+  await matrix({
+    operation: "redis verify drill",
+    args: ["redis", "--verify", "--id", redisBackupId],
+    startPattern: /starting a throwaway redis-server/,
+    before: () => Promise.resolve(),
+    check: async () => {
+      const entry = await store.get({ cluster: "faults", engine: "redis", backupId: redisBackupId });
+      const marked = entry.statefile?.verification?.status;
+      return {
+        intact: entry.state === "succeeded" && marked !== "failed",
+        detail: `verification ${marked ?? "none"}`,
+      };
+    },
+    debris: () =>
+      Promise.resolve(
+        readdirSync(tmpdir())
+          .filter((d) => d.startsWith("capsule-verify-redis-"))
+          .map((d) => `${tmpdir()}/${d}`),
+      ),
+  });
 } finally {
   printTable(rows);
   await Promise.allSettled([pg.stop(), redis.stop(), rgw.stop()]);
