@@ -1,13 +1,12 @@
 import { Option, UsageError } from "clipanion";
-import { CapsuleError, ErrorCode, messageOf } from "../errors.js";
+import { CapsuleError, ErrorCode } from "../errors.js";
 import { clusterFrom, openBackupStore, s3OverridesOf } from "../runtime/bucket.js";
 import { hasKubeContext, storeFromCluster } from "../runtime/cluster-bucket.js";
 import { confirm } from "../runtime/confirm.js";
 import { checkDestination, downloadArtifact } from "../runtime/download.js";
 import { checkRecipients, identitiesFromEnv } from "../runtime/encryption.js";
 import { type Progress, terminalProgress } from "../runtime/progress.js";
-import { interruptible, InterruptedError } from "../util/interruption.js";
-import { recordRestore } from "../runtime/record-restore.js";
+import { recordedRestore } from "../runtime/record-restore.js";
 import { type DrillResult, verifyBackup } from "../runtime/verify.js";
 import { takeBackup, type EngineBackup } from "../runtime/take-backup.js";
 import type { BackupEntry, BackupStore, BackupStoreOptions } from "../storage/backup-store.js";
@@ -524,25 +523,15 @@ export abstract class EngineCommand extends BaseCommand {
    * Runs a restore and appends its outcome — succeeded, failed or interrupted — to the backup's statefile. SIGINT
    * and SIGTERM abort `work`'s signal instead of killing capsule, so the engine can leave the target whole first.
    */
-  protected async recordingRestore<T>(
+  protected recordingRestore<T>(
     store: BackupStore,
     entry: BackupEntry,
     to: string,
     work: (signal: AbortSignal) => Promise<T>,
   ): Promise<T> {
-    try {
-      const outcome = await interruptible(work, { notice: (line) => this.note(`${line}\n`) });
-      await recordRestore(store, entry, { to, result: "succeeded" });
-      return outcome;
-    } catch (error) {
-      await recordRestore(store, entry, {
-        to,
-        result: error instanceof InterruptedError ? "interrupted" : "failed",
-        message: messageOf(error),
-      }).catch(() => undefined);
-      throw error;
-    }
+    return recordedRestore(store, entry, { to }, work, { notice: (line) => this.note(`${line}\n`) });
   }
+
 
   /** For engines whose backup path is not built yet: one honest line, never a fake success. */
   protected notBuilt(what: string): CapsuleError {

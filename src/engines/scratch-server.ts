@@ -10,7 +10,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
-import { chown, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { chown, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -81,6 +81,11 @@ export async function findScratchLeftovers(label: string, root = tmpdir()): Prom
       (text) => (JSON.parse(text) as { pid?: unknown }).pid,
       () => undefined,
     );
+    if (owner === undefined && (await isStaleAndEmpty(dir))) {
+      // A removal cut short (its guard and a --check racing, say) can leave the bare directory: nothing to judge.
+      found.push({ dir });
+      continue;
+    }
     // No marker: an older capsule's (perhaps still running) or not capsule's at all — not ours to judge.
     if (typeof owner !== "number" || isAlive(owner)) continue;
     const serverPid = await readFile(path.join(dir, "data", "postmaster.pid"), "utf8").then(
@@ -100,7 +105,17 @@ export async function removeScratchLeftover(leftover: ScratchLeftover): Promise<
     for (let i = 0; i < 100 && isAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));
     if (isAlive(pid)) signalProcess(pid, "SIGKILL");
   }
-  await rm(leftover.dir, { recursive: true, force: true });
+  // The dying run's guard may be removing the same tree: retry what the other removal pulled away underneath.
+  await rm(leftover.dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+}
+
+/** Empty and untouched for a minute: a live run writes its marker the moment it creates its directory. */
+async function isStaleAndEmpty(dir: string): Promise<boolean> {
+  const [entries, info] = await Promise.all([
+    readdir(dir).catch(() => ["?"]),
+    stat(dir).catch(() => undefined),
+  ]);
+  return entries.length === 0 && info !== undefined && Date.now() - info.mtimeMs > 60_000;
 }
 
 function isAlive(pid: number): boolean {

@@ -10,11 +10,10 @@ import { describeConnection as describeRedis } from "../engines/redis/connection
 import { restoreRedis } from "../engines/redis/restore.js";
 import { describeConnection as describeEs } from "../engines/elasticsearch/connection.js";
 import { restoreElasticsearch } from "../engines/elasticsearch/restore.js";
-import { CapsuleError, ErrorCode, messageOf } from "../errors.js";
+import { CapsuleError, ErrorCode } from "../errors.js";
 import type { RunTarget } from "../plan/run-contract.js";
 import type { BackupEntry, BackupStore } from "../storage/backup-store.js";
-import { interruptible, InterruptedError } from "../util/interruption.js";
-import { recordRestore, type RestoreTrigger } from "./record-restore.js";
+import { recordedRestore, type RestoreTrigger } from "./record-restore.js";
 import { esConnectionOf, pgConnectionOf, redisConnectionOf } from "./target-connection.js";
 
 /** How to restore; each option belongs to one engine, and using it with another is a usage error upstream. */
@@ -52,24 +51,8 @@ export async function restoreTarget(
     );
   }
   const { to, work } = plan(target, env, store, entry, options);
-  try {
-    // SIGTERM (a deleted Job, a drained node) aborts the restore's signal so the engine leaves the target whole.
-    const summary = await interruptible(work);
-    await recordRestore(store, entry, {
-      to,
-      result: "succeeded",
-      ...(options.trigger && { trigger: options.trigger }),
-    });
-    return summary;
-  } catch (error) {
-    await recordRestore(store, entry, {
-      to,
-      result: error instanceof InterruptedError ? "interrupted" : "failed",
-      message: messageOf(error),
-      ...(options.trigger && { trigger: options.trigger }),
-    }).catch(() => undefined);
-    throw error;
-  }
+  // SIGTERM (a deleted Job, a drained node) aborts the restore's signal so the engine leaves the target whole.
+  return recordedRestore(store, entry, { to, ...(options.trigger && { trigger: options.trigger }) }, work);
 }
 
 function plan(

@@ -6,6 +6,7 @@
  */
 import { CapsuleError, ErrorCode, messageOf } from "../errors.js";
 import type { Logger } from "../log.js";
+import { InterruptedError } from "../util/interruption.js";
 import type { BackupRun, BackupStore, BeginRun } from "../storage/backup-store.js";
 import type { Artifact, Statefile } from "../storage/statefile.js";
 import { buildInfo } from "../version.js";
@@ -73,7 +74,12 @@ export async function takeBackup(
   });
   interrupted.catch(() => undefined);
   const onSignal = (signal: NodeJS.Signals) =>
-    abort.abort(new CapsuleError(ErrorCode.Refused, `interrupted by ${signal} while ${phase}`));
+    abort.abort(
+      new InterruptedError(
+        signal === "SIGINT" ? "SIGINT" : "SIGTERM",
+        `interrupted by ${signal} while ${phase}`,
+      ),
+    );
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
 

@@ -9,7 +9,7 @@ import { messageOf } from "../errors.js";
 import { redact } from "../redact.js";
 import type { BackupEntry, BackupStore } from "../storage/backup-store.js";
 import type { Statefile } from "../storage/statefile.js";
-import { interruptible, InterruptedError } from "../util/interruption.js";
+import { interruptible, InterruptedError, interruptionOf } from "../util/interruption.js";
 
 export interface DrillResult {
   readonly method: string;
@@ -26,28 +26,26 @@ export async function verifyBackup(
   let method = encrypted
     ? "sha256 of the stored artifact, age decryption and sha256 of the plaintext"
     : "sha256 of the stored artifact";
-  let verification: Statefile["verification"];
-  try {
-    const result = await interruptible(
-      async (signal) => {
-        await store.verifyArtifact(entry);
-        return drill(signal);
-      },
-      { ...(options.notice && { notice: options.notice }) },
-    );
-    method = `${encrypted ? "sha256, age decryption, sha256" : "sha256"}, then ${result.method}`;
-    verification = { status: "verified", at: store.now().toISOString(), method, details: result.details };
-  } catch (error) {
-    if (error instanceof InterruptedError) throw error;
-    verification = {
-      status: "failed",
-      at: store.now().toISOString(),
-      method,
-      details: redact(messageOf(error)),
-    };
-    await store.update(entry.ref, (s) => (s.verification = verification)).catch(() => undefined);
-    throw error;
-  }
-  await store.update(entry.ref, (s) => (s.verification = verification));
-  return verification;
+  // The statefile update is inside the signal window too: a signal after the drill never kills capsule first.
+  return interruptible(async (signal) => {
+    let verification: Statefile["verification"];
+    try {
+      await store.verifyArtifact(entry);
+      const result = await drill(signal);
+      method = `${encrypted ? "sha256, age decryption, sha256" : "sha256"}, then ${result.method}`;
+      verification = { status: "verified", at: store.now().toISOString(), method, details: result.details };
+    } catch (error) {
+      if (error instanceof InterruptedError || interruptionOf(signal)) throw error;
+      verification = {
+        status: "failed",
+        at: store.now().toISOString(),
+        method,
+        details: redact(messageOf(error)),
+      };
+      await store.update(entry.ref, (s) => (s.verification = verification)).catch(() => undefined);
+      throw error;
+    }
+    await store.update(entry.ref, (s) => (s.verification = verification));
+    return verification;
+  }, options);
 }
