@@ -102,7 +102,7 @@ try {
       "postgres",
       "SELECT datname FROM pg_database WHERE datname LIKE '%capsule%' OR datname LIKE '%pre_restore%'",
     );
-    const dirs = readdirSync(tmpdir()).filter((d) => d.startsWith("capsule-verify-"));
+    const dirs = readdirSync(tmpdir()).filter((d) => d.startsWith("capsule-verify-pg-"));
     return [...dbs.map((d) => d.datname), ...dirs.map((d) => `${tmpdir()}/${d}`)];
   };
   const dropKept = async () => {
