@@ -532,7 +532,6 @@ export abstract class EngineCommand extends BaseCommand {
     return recordedRestore(store, entry, { to }, work, { notice: (line) => this.note(`${line}\n`) });
   }
 
-
   /** For engines whose backup path is not built yet: one honest line, never a fake success. */
   protected notBuilt(what: string): CapsuleError {
     return new CapsuleError(
