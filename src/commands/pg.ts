@@ -31,9 +31,9 @@ export class PgCommand extends EngineCommand {
       the scratch database is dropped. --in-place: one transaction that commits only after the last byte passed
       zstd and the sha256 check. --to-database: the new database is dropped. SIGINT/SIGTERM exit 130/143 with one
       line saying what state the target is in; the restore is recorded as interrupted. After a SIGKILL, --check
-      names the throwaway clusters a drill left on this machine and, given connection flags (--host, --port,
-      --database, --user), the scratch databases left on that server; --yes removes them. A live run's are never
-      touched. Without connection flags --check contacts no database server.
+      names the throwaway clusters a drill left on this machine and, given the connection flags (--host, --port,
+      --database and --user), the scratch databases left on that server; --yes removes them. A live run's are
+      never touched. Without connection flags --check contacts no database server.
     `,
     examples: [
       [

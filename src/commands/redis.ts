@@ -24,8 +24,8 @@ export class RedisCommand extends EngineCommand {
       REDISCLI_AUTH, or from the variable named by --password-env; --user selects an ACL user.
 
       A restore needs no access to the server's files: capsule serves the backup as a replication master and
-      points the target at itself (REPLICAOF), so the target must be able to reach capsule over TCP (see
-      --listen-host and --advertise-host). ALL keys on the target are replaced by the backup's. Key counts are
+      points the target at itself (REPLICAOF), so the target must be able to reach capsule over TCP (see the
+      flags --listen-host and --advertise-host). ALL keys on the target are replaced by the backup's. Key counts are
       compared with the backup before the target is detached (REPLICAOF NO ONE); on any failure its replication
       settings are put back.
 
@@ -33,8 +33,8 @@ export class RedisCommand extends EngineCommand {
       drops its keys only once it holds the whole, checksum-verified RDB. SIGINT or SIGTERM puts its replication
       settings back (master or replica, masterauth, masteruser), records the restore as interrupted and exits 130 or
       143 with one line saying whose data the target holds. A killed capsule (SIGKILL) leaves the target a
-      read-only replica of capsule's vanished listener; the next capsule redis command against it says so, and
-      --recover puts it back. The settings to put back are kept on the target itself (its masteruser setting,
+      read-only replica of capsule's vanished listener; the next capsule redis command against it says so, and the
+      flag --recover puts it back. The settings to put back are kept on the target itself (its masteruser setting,
       which holds no secret), never in the bucket.
     `,
     examples: [
