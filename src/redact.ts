@@ -13,6 +13,8 @@ export function registerSecret(value: string | undefined): void {
 }
 
 const URL_CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/)([^/@\s:]*):([^/@\s]*)@/gi;
+/** A URL's scheme and `//` at the start of a value (`postgresql://`, `redis://`). */
+const URL_SCHEME = /^[a-z][a-z0-9+.-]*:\/\//i;
 
 export function redact(text: string): string {
   let out = text.replace(URL_CREDENTIALS, "$1$2:***@");
@@ -41,7 +43,7 @@ export function redactSource<T extends Record<string, unknown>>(source: T): T {
 function stripUserinfo(value: string): string {
   const at = value.lastIndexOf("@");
   if (at < 0) return value;
-  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(value)?.[0] ?? "";
+  const scheme = URL_SCHEME.exec(value)?.[0] ?? "";
   return `${scheme}${value.slice(at + 1)}`;
 }
 
@@ -51,10 +53,10 @@ function stripUserinfo(value: string): string {
  * password part is registered first, so nothing capsule prints afterwards can show it. Returns why, or undefined.
  */
 export function hostProblem(host: string): string | undefined {
-  const url = /^[a-z][a-z0-9+.-]*:\/\//i.test(host);
+  const url = URL_SCHEME.test(host);
   const at = host.lastIndexOf("@");
   if (at >= 0) {
-    const userinfo = host.slice(0, at).replace(/^[a-z][a-z0-9+.-]*:\/\//i, "");
+    const userinfo = host.slice(0, at).replace(URL_SCHEME, "");
     const colon = userinfo.indexOf(":");
     if (colon >= 0) registerSecret(userinfo.slice(colon + 1));
     return "must be a host name or address without credentials";

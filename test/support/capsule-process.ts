@@ -4,6 +4,7 @@
  * to capsule alone, as `kill PID` does, not to its process group.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { FAILPOINTS_ENV } from "../../src/util/failpoint.js";
 
 export interface CapsuleProcess {
   readonly child: ChildProcess;
@@ -29,7 +30,7 @@ export function startCapsule(
       HOME: process.env["HOME"],
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
       ...env,
-      ...(options.failpoints?.length ? { CAPSULE_FAILPOINTS: options.failpoints.join(",") } : {}),
+      ...(options.failpoints?.length ? { [FAILPOINTS_ENV]: options.failpoints.join(",") } : {}),
     },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -54,9 +54,8 @@ export async function withClient<T>(
   conn: PgConnection,
   database: string,
   work: (client: pg.Client) => Promise<T>,
-  options: { applicationName?: string } = {},
 ): Promise<T> {
-  const client = await connect(conn, database, options);
+  const client = await connect(conn, database);
   try {
     return await work(client);
   } catch (error) {

@@ -59,7 +59,7 @@ export async function drillRedis(
   } catch (error) {
     const interruption = interruptionOf(options.signal);
     if (!interruption) throw error;
-    await server.stop();
+    // The finally below stops the server and removes its directory before this error leaves the drill.
     throw new InterruptedError(
       interruption.signal,
       `interrupted by ${interruption.signal}: the restore drill stopped; its throwaway redis-server is stopped ` +

@@ -47,11 +47,3 @@ export async function recoverRedis(
     );
   });
 }
-
-/** Refuses to work on a target a killed restore left behind, with the line that says how to recover it. */
-export async function assertNoLeftover(conn: RedisConnection): Promise<void> {
-  await withRedis(conn, async (client) => {
-    const leftover = await findLeftover(client);
-    if (leftover) throw leftoverError(conn, leftover);
-  });
-}
