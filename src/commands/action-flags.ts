@@ -4,7 +4,7 @@
  * deleted). A flag missing from an action's row is refused for it; `-o` is everyone's but `--download`'s and
  * `--delete`'s, which print nothing to stdout.
  */
-import type { Engine } from "../storage/layout.js";
+import type { EngineName } from "../domain/backup.js";
 
 export const ACTIONS = [
   "create",
@@ -122,7 +122,11 @@ const REPLACES_BASE = new Set(["--in-cluster"]);
  * The one line refusing the first flag in `given` that the action does not take for `engine`, or `undefined` when
  * all apply. `given` holds the flags the operator set, in any order, without the action flag itself.
  */
-export function refusedFlag(engine: Engine, action: Action, given: readonly string[]): string | undefined {
+export function refusedFlag(
+  engine: EngineName,
+  action: Action,
+  given: readonly string[],
+): string | undefined {
   const modifiers = given.filter((flag) => ACCEPTED_FLAGS[`${action} ${flag}`] !== undefined);
   const accepted = new Set<string>(modifiers);
   if (!modifiers.some((m) => REPLACES_BASE.has(m))) addRow(accepted, ACCEPTED_FLAGS[action], engine);
@@ -146,11 +150,11 @@ export function refusedFlag(engine: Engine, action: Action, given: readonly stri
   return undefined;
 }
 
-function rowFlags(row: Row | undefined, engine: Engine): readonly string[] {
+function rowFlags(row: Row | undefined, engine: EngineName): readonly string[] {
   return row ? [...row.common, ...(row[engine] ?? [])] : [];
 }
 
-function addRow(into: Set<string>, row: Row | undefined, engine: Engine): void {
+function addRow(into: Set<string>, row: Row | undefined, engine: EngineName): void {
   for (const flag of rowFlags(row, engine)) into.add(flag);
 }
 
@@ -161,7 +165,7 @@ export function propertyOf(flag: string): string {
 }
 
 /** Every flag the table names for `engine`, for checking that no declared flag is missing from it. */
-export function tableFlags(engine: Engine): Set<string> {
+export function tableFlags(engine: EngineName): Set<string> {
   const all = new Set<string>();
   for (const row of Object.values(ACCEPTED_FLAGS)) addRow(all, row, engine);
   for (const key of Object.keys(ACCEPTED_FLAGS)) {

@@ -1,6 +1,6 @@
 import { Command, Option, UsageError } from "clipanion";
 import * as t from "typanion";
-import { CapsuleError, ErrorCode } from "../errors.js";
+import { CapsuleError, ErrorCode } from "../domain/errors.js";
 import { redact } from "../redact.js";
 import { InterruptedError } from "../util/interruption.js";
 

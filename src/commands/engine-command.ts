@@ -1,5 +1,5 @@
 import { Option, UsageError } from "clipanion";
-import { CapsuleError, ErrorCode } from "../errors.js";
+import { CapsuleError, ErrorCode } from "../domain/errors.js";
 import { clusterFrom, openBackupStore, s3OverridesOf } from "../runtime/bucket.js";
 import { hasKubeContext, storeFromCluster } from "../runtime/cluster-bucket.js";
 import { confirm } from "../runtime/confirm.js";
@@ -10,9 +10,9 @@ import { recordedRestore } from "../runtime/record-restore.js";
 import { type DrillResult, verifyBackup } from "../runtime/verify.js";
 import { takeBackup, type EngineBackup } from "../runtime/take-backup.js";
 import type { BackupEntry, BackupStore, BackupStoreOptions } from "../storage/backup-store.js";
-import { isSafeSegment, SAFE_SEGMENT_RULE } from "../storage/layout.js";
+import { isSafeSegment, SAFE_SEGMENT_RULE } from "../domain/backup.js";
 import { redactSource } from "../redact.js";
-import type { Statefile } from "../storage/statefile.js";
+import type { Statefile } from "../domain/statefile.js";
 import { checkIntegrity } from "../storage/integrity.js";
 import { deletePlanned, planRetention, type RetentionDecision } from "../storage/retention.js";
 import {
@@ -23,7 +23,7 @@ import {
   policiesFromPlans,
   type RetentionFlags,
 } from "../runtime/retention-policy.js";
-import type { Engine } from "../storage/layout.js";
+import type { EngineName } from "../domain/backup.js";
 import { ACTIONS, type Action, propertyOf, refusedFlag, tableFlags } from "./action-flags.js";
 import { BaseCommand } from "./base-command.js";
 import { backupsTable, decisionsTable, entryDocument, findingsTable, formatBytes, render } from "./render.js";
@@ -33,7 +33,7 @@ import { backupsTable, decisionsTable, entryDocument, findingsTable, formatBytes
  * Store-only actions (list, describe, download, delete) live here; an engine supplies create and restore.
  */
 export abstract class EngineCommand extends BaseCommand {
-  abstract readonly engine: Engine;
+  abstract readonly engine: EngineName;
 
   create = Option.Boolean("--create", false, { description: "Take a backup now" });
   list = Option.Boolean("--list", false, { description: "List backups, newest first" });

@@ -9,7 +9,7 @@ import {
 import type { EsFingerprint } from "../engines/elasticsearch/fingerprint.js";
 import { parsePatterns, parseRename, type Rename } from "../engines/elasticsearch/indices.js";
 import { restoreElasticsearch } from "../engines/elasticsearch/restore.js";
-import { messageOf } from "../errors.js";
+import { messageOf } from "../domain/errors.js";
 import { drillElasticsearch } from "../engines/elasticsearch/drill.js";
 import type { DrillResult } from "../runtime/verify.js";
 import type { BackupEntry, BackupStore } from "../storage/backup-store.js";

@@ -1,6 +1,6 @@
 import { Builtins, Cli, type CommandClass } from "clipanion";
 import { buildInfo } from "../version.js";
-import { ErrorCode } from "../errors.js";
+import { ErrorCode } from "../domain/errors.js";
 import { type CapsuleContext, EXIT, errorLine } from "./base-command.js";
 
 type Loader = () => Promise<CommandClass<CapsuleContext>>;

@@ -5,7 +5,7 @@ import { dropDatabase, findLeftoverDatabases } from "../engines/postgres/leftove
 import { findMaintenanceDatabase, restorePostgres, type PgRestoreMode } from "../engines/postgres/restore.js";
 import { findScratchLeftovers, removeScratchLeftover } from "../engines/scratch-server.js";
 import { zstdDecompress } from "../engines/postgres/tools.js";
-import { messageOf } from "../errors.js";
+import { messageOf } from "../domain/errors.js";
 import { downloadArtifact } from "../runtime/download.js";
 import { drillPostgres, SCRATCH_LABEL } from "../engines/postgres/drill.js";
 import type { DrillResult } from "../runtime/verify.js";

@@ -7,7 +7,7 @@ import {
 } from "../engines/redis/connection.js";
 import { recoverRedis } from "../engines/redis/recover.js";
 import { restoreRedis } from "../engines/redis/restore.js";
-import { messageOf } from "../errors.js";
+import { messageOf } from "../domain/errors.js";
 import { drillRedis } from "../engines/redis/drill.js";
 import type { DrillResult } from "../runtime/verify.js";
 import type { BackupEntry, BackupStore } from "../storage/backup-store.js";

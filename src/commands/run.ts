@@ -5,7 +5,7 @@ import { backupElasticsearch } from "../engines/elasticsearch/backup.js";
 import { drillElasticsearch } from "../engines/elasticsearch/drill.js";
 import { drillPostgres } from "../engines/postgres/drill.js";
 import { drillRedis } from "../engines/redis/drill.js";
-import { CapsuleError, ErrorCode } from "../errors.js";
+import { CapsuleError, ErrorCode } from "../domain/errors.js";
 import { createLogger } from "../log.js";
 import { type DrillResult, verifyBackup } from "../runtime/verify.js";
 import { REQUEST_ENV, type RunTarget } from "../plan/run-contract.js";
@@ -14,7 +14,7 @@ import { readRunTarget, runStore } from "../runtime/run-target.js";
 import { esConnectionOf, pgConnectionOf, redisConnectionOf } from "../runtime/target-connection.js";
 import { takeBackup, type EngineBackup } from "../runtime/take-backup.js";
 import { applyRetention } from "../storage/retention.js";
-import type { Statefile } from "../storage/statefile.js";
+import type { Statefile } from "../domain/statefile.js";
 import { BaseCommand } from "./base-command.js";
 
 /**

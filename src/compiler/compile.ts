@@ -5,7 +5,7 @@
  * cluster order and targets in name order, keys are sorted, and nothing reads the clock or the environment.
  */
 import { ApiObject, App, Chart } from "cdk8s";
-import { CapsuleError, ErrorCode } from "../errors.js";
+import { CapsuleError, ErrorCode } from "../domain/errors.js";
 import type { BackupPlan, Target } from "../plan/types.js";
 import { cronJobManifest, jobName, type CronJobManifest, type JobKind } from "./cronjob.js";
 import { cronJobName } from "./names.js";

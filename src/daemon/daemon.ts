@@ -11,7 +11,7 @@
  * monitor and closes the server.
  */
 import type { AddressInfo } from "node:net";
-import { messageOf } from "../errors.js";
+import { messageOf } from "../domain/errors.js";
 import { Events } from "../k8s/events.js";
 import { KubeClient } from "../k8s/kube-client.js";
 import { Leases } from "../k8s/leases.js";

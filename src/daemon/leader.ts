@@ -13,7 +13,7 @@
  * - `release()` (SIGTERM) clears the holder so a successor need not wait for expiry.
  */
 import { RepeatingTask } from "../util/repeating-task.js";
-import { messageOf } from "../errors.js";
+import { messageOf } from "../domain/errors.js";
 import { isAlreadyExists, isConflict } from "../k8s/kube-client.js";
 import type { LeaseRecord, Leases } from "../k8s/leases.js";
 import type { Logger } from "../log.js";

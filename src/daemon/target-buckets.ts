@@ -8,7 +8,7 @@
 import type { V1EnvVar } from "@kubernetes/client-node";
 import { sha256Hex } from "../compiler/canonical-json.js";
 import { ANNOTATIONS, LABELS } from "../compiler/cronjob.js";
-import { messageOf } from "../errors.js";
+import { messageOf } from "../domain/errors.js";
 import type { CronJobWithTemplate } from "../k8s/workloads.js";
 import { RUN_ENV } from "../plan/run-contract.js";
 import { readRunTarget, runStore } from "../runtime/run-target.js";

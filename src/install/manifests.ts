@@ -14,15 +14,7 @@ import { labels, selectorLabels } from "./labels.js";
 import { dumpMonitoringYaml, monitoringManifests } from "./monitoring.js";
 import { HTTP_PORT, INSTALL_DEFAULTS, invalidInstallOption, NAME, type InstallOptions } from "./options.js";
 import { rbacObjects } from "./rbac.js";
-
-export const DOCUMENT_SEPARATOR = "---\n";
-
-/** A manifest as rendered: every object has apiVersion, kind and a name. */
-export interface Manifest {
-  apiVersion: string;
-  kind: string;
-  metadata?: { name?: string; namespace?: string };
-}
+import { DOCUMENT_SEPARATOR, type Manifest } from "../domain/manifest.js";
 
 /**
  * The objects in apply order: Namespace, ServiceAccount, RBAC, Deployment, Service, PodDisruptionBudget, then with

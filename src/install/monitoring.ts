@@ -10,7 +10,7 @@ import { ALERT_RULES } from "./alerts.js";
 import { grafanaDashboard } from "./dashboard.js";
 import { API_SECRET } from "./deployment.js";
 import { labels } from "./labels.js";
-import type { Manifest } from "./manifests.js";
+import type { Manifest } from "../domain/manifest.js";
 import { NAME, type InstallOptions } from "./options.js";
 
 export const DASHBOARD_FILE = "capsule.json";

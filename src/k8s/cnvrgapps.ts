@@ -7,9 +7,9 @@ import http from "node:http";
 import https from "node:https";
 import { createInterface } from "node:readline";
 import { ApiException, CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
-import { CapsuleError, ErrorCode, messageOf } from "../errors.js";
+import { CapsuleError, ErrorCode, messageOf } from "../domain/errors.js";
 import { redact } from "../redact.js";
-import { CNVRGAPP } from "../scanner/cnvrgapp.js";
+import { CNVRGAPP } from "../domain/cnvrgapp.js";
 import { KubeApiError, type KubeClient } from "./kube-client.js";
 
 const PAGE_SIZE = 500;

@@ -18,7 +18,7 @@ import {
   type RequestContext,
   type ResponseContext,
 } from "@kubernetes/client-node";
-import { CapsuleError, ErrorCode, messageOf } from "../errors.js";
+import { CapsuleError, ErrorCode, messageOf } from "../domain/errors.js";
 import { redact } from "../redact.js";
 
 export interface KubeClientOptions {

@@ -1,5 +1,5 @@
 /** Reading one key of a Secret (e.g. the HMAC key for signed bucket requests). The value is registered for redaction. */
-import { CapsuleError, ErrorCode } from "../errors.js";
+import { CapsuleError, ErrorCode } from "../domain/errors.js";
 import { registerSecret } from "../redact.js";
 import type { KubeClient } from "./kube-client.js";
 

@@ -3,7 +3,7 @@
  * the rest are capsule's choices, each with the reason next to it.
  */
 import { DEFAULT_FAILED_GRACE_HOURS } from "../storage/retention.js";
-import type { Engine } from "../storage/layout.js";
+import type { EngineName } from "../domain/backup.js";
 import { buildInfo } from "../version.js";
 import type { BucketSecretRole, CredentialRole, Deadlines, PodSettings, Resources } from "./types.js";
 
@@ -40,7 +40,7 @@ export interface EngineDefaults {
   readonly credentialKeys: Readonly<Partial<Record<CredentialRole, string>>>;
 }
 
-export const ENGINE_DEFAULTS: Readonly<Record<Engine, EngineDefaults>> = {
+export const ENGINE_DEFAULTS: Readonly<Record<EngineName, EngineDefaults>> = {
   postgresql: {
     cnvrgKey: "pg",
     svcName: "postgres",

@@ -3,7 +3,7 @@
  * fields optional and `schedule` given either as a cron or as a `period`. `resolve.ts` turns one into the other.
  */
 import type { RetentionPolicy } from "../storage/retention.js";
-import type { Engine } from "../storage/layout.js";
+import type { EngineName } from "../domain/backup.js";
 import type {
   BucketSecretRole,
   ClientEncryption,
@@ -50,7 +50,7 @@ export type ScheduleDocument = { readonly cron: string } | { readonly period: st
 
 export interface TargetDocument {
   readonly name: string;
-  readonly engine: Engine;
+  readonly engine: EngineName;
   readonly namespace: string;
   readonly connection?: Partial<Connection>;
   readonly credentials?: SecretRefDocument<CredentialRole>;

@@ -8,7 +8,7 @@
 import { readFile, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import yaml from "js-yaml";
-import { CapsuleError, ErrorCode } from "../errors.js";
+import { CapsuleError, ErrorCode } from "../domain/errors.js";
 import { formatAjvErrors } from "../util/ajv.js";
 import type { SourcedPlanDocument } from "./document.js";
 import { PlanError } from "./plan-error.js";

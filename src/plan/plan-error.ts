@@ -1,4 +1,4 @@
-import { CapsuleError, ErrorCode } from "../errors.js";
+import { CapsuleError, ErrorCode } from "../domain/errors.js";
 
 /**
  * One or more problems in plans, each a line `source: /json/pointer message (got value)` (STYLE §6). All problems

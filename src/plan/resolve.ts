@@ -2,7 +2,7 @@
  * Plan document → resolved plan: applies the defaults of `defaults.ts`, turns periods into crons, and checks what
  * the schema cannot (rules spanning fields). Pure; problems come back as lines, never thrown one at a time.
  */
-import type { Engine } from "../storage/layout.js";
+import type { EngineName } from "../domain/backup.js";
 import type { RetentionPolicy } from "../storage/retention.js";
 import { recipientProblem } from "../storage/age.js";
 import {
@@ -188,7 +188,7 @@ export function resolveSchedule(doc: ScheduleDocument, seed: string): Schedule |
 }
 
 function checkConnection(
-  engine: Engine,
+  engine: EngineName,
   connection: TargetDocument["connection"] & object,
   report: (path: string, message: string, value?: unknown) => void,
 ): void {

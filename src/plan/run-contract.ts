@@ -3,7 +3,7 @@
  * The compiler writes them, `capsule run` reads them; both import the names from here. Non-secret settings travel
  * as one JSON document in CAPSULE_TARGET; each secret travels alone, only ever through `secretKeyRef`.
  */
-import type { Engine } from "../storage/layout.js";
+import type { EngineName } from "../domain/backup.js";
 import type { RetentionPolicy } from "../storage/retention.js";
 import { storageFor } from "./resolve.js";
 import type { BackupPlan, Connection, ServerSideEncryption, Target, VerifyPolicy } from "./types.js";
@@ -68,7 +68,7 @@ export interface RunTarget {
   readonly version: typeof RUN_TARGET_VERSION;
   readonly cluster: string;
   readonly target: string;
-  readonly engine: Engine;
+  readonly engine: EngineName;
   readonly namespace: string;
   readonly connection: Connection;
   readonly retention: RetentionPolicy;

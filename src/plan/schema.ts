@@ -4,7 +4,7 @@
  * target names) is checked in `resolve.ts` with the same message format.
  */
 import { createAjv, type ValidateFunction } from "../util/ajv.js";
-import { ENGINES } from "../storage/layout.js";
+import { ENGINES } from "../domain/backup.js";
 import { PLAN_API_VERSION, PLAN_KIND } from "./types.js";
 import type { PlanDocument } from "./document.js";
 

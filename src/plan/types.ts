@@ -5,7 +5,7 @@
  * The defaults themselves live in `defaults.ts`; the `@default` tags below name them.
  */
 import type { RetentionPolicy } from "../storage/retention.js";
-import type { Engine } from "../storage/layout.js";
+import type { EngineName } from "../domain/backup.js";
 
 export const PLAN_API_VERSION = "capsule.cnvrg.io/v1";
 export const PLAN_KIND = "BackupPlan";
@@ -81,7 +81,7 @@ export type CredentialRole = "host" | "database" | "user" | "password";
 export interface Target {
   /** Unique within the cluster; a DNS label. Scanned targets are named after their engine. */
   readonly name: string;
-  readonly engine: Engine;
+  readonly engine: EngineName;
   /** Where the CronJob runs; the credentials Secrets must live here too. */
   readonly namespace: string;
   readonly connection: Connection;

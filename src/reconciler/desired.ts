@@ -7,7 +7,7 @@
  */
 import { compileManifests } from "../compiler/compile.js";
 import { ANNOTATIONS, LABELS, type CronJobManifest } from "../compiler/cronjob.js";
-import { messageOf } from "../errors.js";
+import { messageOf } from "../domain/errors.js";
 import type { SourcedPlanDocument } from "../plan/document.js";
 import { mergePlans } from "../plan/merge.js";
 import type { BackupPlan } from "../plan/types.js";

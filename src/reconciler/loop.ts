@@ -4,7 +4,7 @@
  * stops the loop. The watch is only a trigger — every pass relists — so a missed event costs at most one resync
  * interval, and a watch that ends (server timeout, 410 Gone, network) is simply restarted.
  */
-import { messageOf } from "../errors.js";
+import { messageOf } from "../domain/errors.js";
 import { watchCnvrgApps } from "../k8s/cnvrgapps.js";
 import type { KubeClient } from "../k8s/kube-client.js";
 import type { Logger } from "../log.js";

@@ -8,7 +8,7 @@
  */
 import pLimit from "p-limit";
 import { LABELS, MANAGED_BY, type CronJobManifest } from "../compiler/cronjob.js";
-import { messageOf } from "../errors.js";
+import { messageOf } from "../domain/errors.js";
 import { listCnvrgAppsVersioned } from "../k8s/cnvrgapps.js";
 import type { Events } from "../k8s/events.js";
 import { isAlreadyExists, isNotFound, type KubeClient } from "../k8s/kube-client.js";
@@ -16,7 +16,7 @@ import type { CronJobWithTemplate, LiveCronJob, Workloads } from "../k8s/workloa
 import type { Logger } from "../log.js";
 import type { SourcedPlanDocument } from "../plan/document.js";
 import { loadPlans } from "../plan/load.js";
-import { CNVRGAPP } from "../scanner/cnvrgapp.js";
+import { CNVRGAPP } from "../domain/cnvrgapp.js";
 import { formatSkipped, type SkippedField } from "../scanner/fields.js";
 import type { DaemonMetrics } from "../status/metrics.js";
 import { desiredState, type DesiredState } from "./desired.js";

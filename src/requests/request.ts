@@ -6,7 +6,8 @@
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { canonicalJson } from "../compiler/canonical-json.js";
-import { isSafeSegment, layout } from "../storage/layout.js";
+import { layout } from "../storage/layout.js";
+import { isSafeSegment } from "../domain/backup.js";
 
 export const REQUEST_SUFFIX = ".json";
 export const OUTCOME_SUFFIX = ".outcome.json";

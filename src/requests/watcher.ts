@@ -19,13 +19,14 @@ import { RepeatingTask } from "../util/repeating-task.js";
 import pLimit from "p-limit";
 import type { CronJobManifest } from "../compiler/cronjob.js";
 import { LABELS } from "../compiler/cronjob.js";
-import { NotFoundError, PreconditionFailedError, messageOf } from "../errors.js";
+import { NotFoundError, PreconditionFailedError, messageOf } from "../domain/errors.js";
 import { isAlreadyExists } from "../k8s/kube-client.js";
 import type { Workloads } from "../k8s/workloads.js";
 import type { Logger } from "../log.js";
 import { redact, registerSecret } from "../redact.js";
 import type { BackupStore } from "../storage/backup-store.js";
-import { isEngine, layout, type Engine } from "../storage/layout.js";
+import { layout } from "../storage/layout.js";
+import { isEngine, type EngineName } from "../domain/backup.js";
 import { getBytes } from "../storage/object-store.js";
 import type { DaemonMetrics } from "../status/metrics.js";
 import { requestJob, requestJobName } from "./job.js";
@@ -360,7 +361,7 @@ export class RequestWatcher {
   }
 
   /** The engine of a target, from its CronJob's label. */
-  private engineOf(cluster: string, target: string): Engine | undefined {
+  private engineOf(cluster: string, target: string): EngineName | undefined {
     const engine = this.options.cronJobOf(cluster, target)?.metadata.labels[LABELS.engine];
     return engine !== undefined && isEngine(engine) ? engine : undefined;
   }

@@ -1,4 +1,4 @@
-import { CapsuleError, ErrorCode } from "../errors.js";
+import { CapsuleError, ErrorCode } from "../domain/errors.js";
 import { hostProblem } from "../redact.js";
 import { BackupStore, type BackupStoreOptions } from "../storage/backup-store.js";
 import { openBucket, type S3Overrides } from "../storage/open-store.js";

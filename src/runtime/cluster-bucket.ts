@@ -4,14 +4,15 @@
  * that bucket — so an operator on a laptop types `capsule pg --list` and sees what the cluster's CronJobs wrote.
  */
 import { existsSync } from "node:fs";
-import { CapsuleError, ErrorCode } from "../errors.js";
+import { CapsuleError, ErrorCode } from "../domain/errors.js";
 import { BackupStore, type BackupStoreOptions } from "../storage/backup-store.js";
-import { DEFAULT_PREFIX, type Engine } from "../storage/layout.js";
+import { DEFAULT_PREFIX } from "../storage/layout.js";
+import { type EngineName } from "../domain/backup.js";
 import { openBucket, type S3Overrides } from "../storage/open-store.js";
 import { normalizeEndpoint } from "./run-target.js";
 
 /** Where each engine's backup block lives in a CnvrgApp (DESIGN §3). */
-const DB_KEY: Record<Engine, string> = { postgresql: "pg", redis: "redis", elasticsearch: "es" };
+const DB_KEY: Record<EngineName, string> = { postgresql: "pg", redis: "redis", elasticsearch: "es" };
 const DEFAULT_BUCKET_SECRET = "cp-object-storage";
 
 interface AppRef {
@@ -23,7 +24,7 @@ interface AppRef {
 /** Picks the CnvrgApp: by `ns.name`, or the only one; several without a choice is an error that lists them. */
 export function chooseApp(
   apps: readonly unknown[],
-  engine: Engine,
+  engine: EngineName,
   cluster: string | undefined,
   where: string,
 ): AppRef {
@@ -98,7 +99,7 @@ export function storeFromBucketSecret(
 }
 
 export async function storeFromCluster(
-  engine: Engine,
+  engine: EngineName,
   cluster: string | undefined,
   env: NodeJS.ProcessEnv,
   options: BackupStoreOptions = {},

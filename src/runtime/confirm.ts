@@ -1,5 +1,5 @@
 import { createInterface } from "node:readline/promises";
-import { CapsuleError, ErrorCode } from "../errors.js";
+import { CapsuleError, ErrorCode } from "../domain/errors.js";
 
 /**
  * Asks before a destructive action. `--yes` skips the question; without a terminal to ask on, the action is refused

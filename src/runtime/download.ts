@@ -4,7 +4,7 @@ import { open, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { spawnPipeline, type ToolCommand } from "../engines/process-pipeline.js";
-import { CapsuleError, ErrorCode } from "../errors.js";
+import { CapsuleError, ErrorCode } from "../domain/errors.js";
 import type { BackupEntry, BackupStore } from "../storage/backup-store.js";
 
 /**

@@ -5,7 +5,7 @@
  * history or a CronJob's args. The identity is registered for redaction the moment it is read.
  */
 import { readFile } from "node:fs/promises";
-import { CapsuleError, ErrorCode } from "../errors.js";
+import { CapsuleError, ErrorCode } from "../domain/errors.js";
 import { AGE_ENV } from "../plan/run-contract.js";
 import { registerSecret } from "../redact.js";
 import { recipientProblem } from "../storage/age.js";

@@ -13,18 +13,18 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { sha256Hex } from "../compiler/canonical-json.js";
 import { ANNOTATIONS, LABELS, MANAGED_BY } from "../compiler/cronjob.js";
 import { jobFromCronJob } from "../compiler/job-from-cronjob.js";
-import { CapsuleError, ErrorCode } from "../errors.js";
+import { CapsuleError, ErrorCode } from "../domain/errors.js";
 import { KubeClient } from "../k8s/kube-client.js";
 import { Pods, type PodState } from "../k8s/pods.js";
 import { Workloads, type CronJobWithTemplate } from "../k8s/workloads.js";
 import { REQUEST_ENV, runArgs } from "../plan/run-contract.js";
-import type { Engine } from "../storage/layout.js";
+import type { EngineName } from "../domain/backup.js";
 
 export const IN_CLUSTER_LABEL = "capsule.cnvrg.io/in-cluster";
 const KEEP_FINISHED_SECONDS = 24 * 60 * 60;
 
 export interface InClusterRun {
-  readonly engine: Engine;
+  readonly engine: EngineName;
   /** `ns.name` of the CnvrgApp (or a plan's cluster id); needed when the context sees several. */
   readonly cluster?: string | undefined;
   /** Needed when the cluster has several targets of the engine. */

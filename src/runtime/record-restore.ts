@@ -1,7 +1,7 @@
-import { messageOf } from "../errors.js";
+import { messageOf } from "../domain/errors.js";
 import { redact } from "../redact.js";
 import type { BackupEntry, BackupStore } from "../storage/backup-store.js";
-import type { RestoreRecord } from "../storage/statefile.js";
+import type { RestoreRecord } from "../domain/statefile.js";
 import { interruptible, InterruptedError, interruptionOf } from "../util/interruption.js";
 
 /** Who asked for a restore that ran inside the cluster: a bucket request, or an operator's `--in-cluster`. */

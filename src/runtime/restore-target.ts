@@ -10,7 +10,7 @@ import { describeConnection as describeRedis } from "../engines/redis/connection
 import { restoreRedis } from "../engines/redis/restore.js";
 import { describeConnection as describeEs } from "../engines/elasticsearch/connection.js";
 import { restoreElasticsearch } from "../engines/elasticsearch/restore.js";
-import { CapsuleError, ErrorCode } from "../errors.js";
+import { CapsuleError, ErrorCode } from "../domain/errors.js";
 import type { RunTarget } from "../plan/run-contract.js";
 import type { BackupEntry, BackupStore } from "../storage/backup-store.js";
 import { recordedRestore, type RestoreTrigger } from "./record-restore.js";

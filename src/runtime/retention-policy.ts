@@ -15,7 +15,7 @@ import { UsageError } from "clipanion";
 import { ANNOTATIONS, LABELS, MANAGED_BY } from "../compiler/cronjob.js";
 import { gatherPlans } from "../plan/gather.js";
 import { RUN_ENV } from "../plan/run-contract.js";
-import type { Engine } from "../storage/layout.js";
+import type { EngineName } from "../domain/backup.js";
 import { DEFAULT_FAILED_GRACE_HOURS, type RetentionPolicy } from "../storage/retention.js";
 import { readRunTarget } from "./run-target.js";
 
@@ -49,7 +49,7 @@ export function applyFlags(
   target: string,
   found: FoundPolicy | undefined,
   flags: RetentionFlags,
-  where: { readonly cluster: string; readonly engine: Engine; readonly searched: readonly string[] },
+  where: { readonly cluster: string; readonly engine: EngineName; readonly searched: readonly string[] },
 ): AppliedPolicy {
   const given = (Object.keys(FLAG_OF) as Array<keyof RetentionPolicy>).filter((k) => flags[k] !== undefined);
   const fromFlags = given.map((k) => FLAG_OF[k]).join(" ");
@@ -78,7 +78,7 @@ export function applyFlags(
 export async function policiesFromPlans(
   path: string,
   cluster: string,
-  engine: Engine,
+  engine: EngineName,
 ): Promise<Map<string, FoundPolicy>> {
   const { plans } = await gatherPlans({ plans: path });
   const found = new Map<string, FoundPolicy>();
@@ -95,7 +95,7 @@ export async function policiesFromPlans(
  */
 export async function policiesFromCluster(
   cluster: string,
-  engine: Engine,
+  engine: EngineName,
   env: NodeJS.ProcessEnv,
 ): Promise<Map<string, FoundPolicy>> {
   // Loaded only here: the Kubernetes client is the slowest import in capsule.

@@ -2,11 +2,11 @@
  * Reading what a compiled CronJob tells `capsule run` (src/plan/run-contract.ts): the non-secret target as JSON in
  * CAPSULE_TARGET, the bucket and each secret in its own variable. Validated here, once, into types.
  */
-import { CapsuleError, ErrorCode } from "../errors.js";
+import { CapsuleError, ErrorCode } from "../domain/errors.js";
 import { RUN_ENV, RUN_TARGET_VERSION, type RunTarget } from "../plan/run-contract.js";
 import { BackupStore, type BackupStoreOptions } from "../storage/backup-store.js";
 import { checkRecipients, identitiesFromEnv } from "./encryption.js";
-import { assertSafeSegment, isEngine } from "../storage/layout.js";
+import { assertSafeSegment, isEngine } from "../domain/backup.js";
 import { openBucket, type S3Overrides } from "../storage/open-store.js";
 
 export function readRunTarget(env: NodeJS.ProcessEnv): RunTarget {

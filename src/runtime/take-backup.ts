@@ -4,11 +4,11 @@
  * failed before the process exits, so nothing is left looking like it might still succeed. A run that cannot
  * write its heartbeat stops itself before readers would call it abandoned while it still runs (docs/adr/0013).
  */
-import { CapsuleError, ErrorCode, messageOf } from "../errors.js";
+import { CapsuleError, ErrorCode, messageOf } from "../domain/errors.js";
 import type { Logger } from "../log.js";
 import { InterruptedError } from "../util/interruption.js";
 import type { BackupRun, BackupStore, BeginRun } from "../storage/backup-store.js";
-import type { Artifact, Statefile } from "../storage/statefile.js";
+import type { Artifact, Statefile } from "../domain/statefile.js";
 import { buildInfo } from "../version.js";
 
 export interface EngineBackupResult {

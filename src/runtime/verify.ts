@@ -5,10 +5,10 @@
  * have been proven. An interrupted drill proves nothing either way: it records nothing, so a backup is never marked
  * failed (and retention never passes it over) because an operator pressed Ctrl-C.
  */
-import { messageOf } from "../errors.js";
+import { messageOf } from "../domain/errors.js";
 import { redact } from "../redact.js";
 import type { BackupEntry, BackupStore } from "../storage/backup-store.js";
-import type { Statefile } from "../storage/statefile.js";
+import type { Statefile } from "../domain/statefile.js";
 import { interruptible, InterruptedError, interruptionOf } from "../util/interruption.js";
 
 export interface DrillResult {

@@ -6,8 +6,8 @@
 import { readFile, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import yaml from "js-yaml";
-import { CapsuleError, ErrorCode } from "../errors.js";
-import { isCnvrgApp } from "./cnvrgapp.js";
+import { CapsuleError, ErrorCode } from "../domain/errors.js";
+import { isCnvrgApp } from "../domain/cnvrgapp.js";
 
 const MANIFEST_FILE = /\.(ya?ml|json)$/;
 

@@ -4,7 +4,7 @@
  * A bad field skips its target (or, for app-level fields, the whole app) with a reason naming the app, the field and
  * the value; every other app and target is still planned. Pure: no I/O, no clock, no randomness.
  */
-import { ENGINES, type Engine } from "../storage/layout.js";
+import { ENGINES, type EngineName } from "../domain/backup.js";
 import {
   DEFAULT_BUCKET_SECRET,
   DEFAULT_KEEP_LAST,
@@ -107,7 +107,7 @@ function scanApp(app: unknown, options: ScanOptions): { plan?: BackupPlan; skipp
 
 /** The target for one engine, or undefined when it is not backed up (or broken: see `read.problems`). */
 function scanTarget(
-  engine: Engine,
+  engine: EngineName,
   namespace: string,
   dbs: Record<string, unknown>,
   read: FieldReader,

@@ -9,7 +9,7 @@
  */
 import { RepeatingTask } from "../util/repeating-task.js";
 import pLimit from "p-limit";
-import { messageOf } from "../errors.js";
+import { messageOf } from "../domain/errors.js";
 import type { Logger } from "../log.js";
 import type { BackupStore } from "../storage/backup-store.js";
 import type { BucketSet } from "../storage/bucket-set.js";

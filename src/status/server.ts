@@ -17,14 +17,14 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { CapsuleError, ErrorCode, NotFoundError, messageOf } from "../errors.js";
+import { CapsuleError, ErrorCode, NotFoundError, messageOf } from "../domain/errors.js";
 import type { Logger } from "../log.js";
 import { redact, registerSecret } from "../redact.js";
 import { newRequestId, requestKeys, type BackupRequest } from "../requests/request.js";
 import { newestFirst, type BackupStore } from "../storage/backup-store.js";
 import { BucketSet } from "../storage/bucket-set.js";
-import { ENGINES, isEngine, isSafeSegment } from "../storage/layout.js";
-import type { BackupState } from "../storage/statefile.js";
+import { ENGINES, isEngine, isSafeSegment } from "../domain/backup.js";
+import type { BackupState } from "../domain/statefile.js";
 import { buildInfo } from "../version.js";
 import type { DaemonMetrics } from "./metrics.js";
 import { PAGE_SECURITY_HEADERS, pageAsset } from "./page.js";

@@ -3,7 +3,7 @@
  * no secrets by design; messages still pass through `redact()` on the way out, as everything leaving capsule does.
  */
 import type { BackupEntry } from "../storage/backup-store.js";
-import type { BackupState } from "../storage/statefile.js";
+import type { BackupState } from "../domain/statefile.js";
 import type { TargetBackupStats } from "./metrics.js";
 
 export const BACKUP_STATES: readonly BackupState[] = [

@@ -6,19 +6,26 @@
 import { type Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import pLimit, { type LimitFunction } from "p-limit";
-import { CapsuleError, ErrorCode, NotFoundError, PreconditionFailedError, messageOf } from "../errors.js";
+import {
+  CapsuleError,
+  ErrorCode,
+  NotFoundError,
+  PreconditionFailedError,
+  messageOf,
+} from "../domain/errors.js";
 import { redact } from "../redact.js";
 import { DigestStream, VerifyingStream } from "../util/digest-stream.js";
 import { decryptStream, encryptStream, recipientOfIdentity } from "./age.js";
+import { layout } from "./layout.js";
 import {
   type BackupRef,
-  type Engine,
+  type EngineName,
   assertSafeSegment,
   backupIdTime,
-  layout,
   newBackupId,
-} from "./layout.js";
+} from "../domain/backup.js";
 import type { ObjectStore } from "./object-store.js";
+import { parseStatefile, serializeStatefile } from "./statefile.js";
 import {
   type Artifact,
   type BackupState,
@@ -27,9 +34,7 @@ import {
   STATEFILE_VERSION,
   type Statefile,
   deriveState,
-  parseStatefile,
-  serializeStatefile,
-} from "./statefile.js";
+} from "../domain/statefile.js";
 
 export interface BackupEntry {
   readonly ref: BackupRef;
@@ -46,7 +51,7 @@ export interface BackupEntry {
 export interface BeginRun {
   readonly cluster: string;
   readonly target: string;
-  readonly engine: Engine;
+  readonly engine: EngineName;
   readonly trigger: Statefile["trigger"];
   readonly source: Statefile["source"];
   readonly tool: Record<string, string>;
@@ -149,7 +154,7 @@ export class BackupStore {
   }
 
   /** Backups of one cluster (optionally one engine and target), newest first. Corrupt statefiles are included. */
-  async list(filter: { cluster: string; engine?: Engine; target?: string }): Promise<BackupEntry[]> {
+  async list(filter: { cluster: string; engine?: EngineName; target?: string }): Promise<BackupEntry[]> {
     const prefix = filter.engine
       ? layout.enginePrefix(this.prefix, filter.cluster, filter.engine)
       : layout.clusterPrefix(this.prefix, filter.cluster);

@@ -9,7 +9,7 @@ import { mkdir, open, readdir, rename, rm, rmdir, stat } from "node:fs/promises"
 import path from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { CapsuleError, ErrorCode, NotFoundError, PreconditionFailedError } from "../errors.js";
+import { CapsuleError, ErrorCode, NotFoundError, PreconditionFailedError } from "../domain/errors.js";
 import type { ObjectInfo, ObjectStore, PutOptions, PutResult } from "./object-store.js";
 
 const TMP_MARK = ".capsule-tmp-";

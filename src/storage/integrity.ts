@@ -4,7 +4,8 @@
  * run killed before its first write, or a delete that crashed after removing the statefile's twin).
  */
 import type { BackupStore } from "./backup-store.js";
-import { type Engine, STATEFILE_NAME, layout } from "./layout.js";
+import { STATEFILE_NAME, layout } from "./layout.js";
+import { type EngineName } from "../domain/backup.js";
 
 export type FindingKind = "missing-artifact" | "size-mismatch" | "corrupt-statefile" | "orphan";
 
@@ -19,7 +20,7 @@ export interface Finding {
 export async function checkIntegrity(
   store: BackupStore,
   cluster: string,
-  engine: Engine,
+  engine: EngineName,
 ): Promise<Finding[]> {
   const prefix = layout.enginePrefix(store.prefix, cluster, engine);
   const folders = new Map<string, Map<string, number>>();

@@ -5,33 +5,17 @@
  *   <prefix>/<cluster>/<engine>/<backupId>/<artifact>
  *   <prefix>/<cluster>/requests/<requestId>.json
  */
-import { randomBytes } from "node:crypto";
-import { CapsuleError, ErrorCode } from "../errors.js";
+import { CapsuleError, ErrorCode } from "../domain/errors.js";
+import {
+  assertSafeSegment,
+  type BackupRef,
+  type EngineName,
+  isEngine,
+  isSafeSegment,
+} from "../domain/backup.js";
 
 export const DEFAULT_PREFIX = "capsule";
 export const STATEFILE_NAME = "statefile.json";
-
-export const ENGINES = ["postgresql", "redis", "elasticsearch"] as const;
-export type Engine = (typeof ENGINES)[number];
-
-/** A key segment capsule writes: no slashes, no dot-only names, nothing a shell or URL would mangle. */
-const SAFE_SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
-
-export function isSafeSegment(value: string): boolean {
-  return SAFE_SEGMENT.test(value) && !value.includes("..");
-}
-
-/** What a safe segment is, for messages that refuse one. */
-export const SAFE_SEGMENT_RULE = 'use letters, digits, ".", "_" and "-", starting with a letter or digit';
-
-export function assertSafeSegment(value: string, what: string): void {
-  if (!isSafeSegment(value)) {
-    throw new CapsuleError(
-      ErrorCode.Config,
-      `${what} ${JSON.stringify(value)} is not safe for object keys (letters, digits, ".", "_", "-"; starts with a letter or digit)`,
-    );
-  }
-}
 
 /** Every key is built from checked segments, so no caller can reach outside its cluster and engine (`../`). */
 function segment(value: string, what: string): string {
@@ -43,24 +27,14 @@ function refPath(prefix: string, ref: BackupRef): string {
   return `${prefix}/${segment(ref.cluster, "cluster")}/${engineSegment(ref.engine)}/${segment(ref.backupId, "backup id")}/`;
 }
 
-function engineSegment(engine: Engine): Engine {
+function engineSegment(engine: EngineName): EngineName {
   if (!isEngine(engine)) throw new CapsuleError(ErrorCode.Config, `unknown engine ${JSON.stringify(engine)}`);
   return engine;
 }
 
-export function isEngine(value: string): value is Engine {
-  return (ENGINES as readonly string[]).includes(value);
-}
-
-export interface BackupRef {
-  readonly cluster: string;
-  readonly engine: Engine;
-  readonly backupId: string;
-}
-
 export const layout = {
   clusterPrefix: (prefix: string, cluster: string) => `${prefix}/${segment(cluster, "cluster")}/`,
-  enginePrefix: (prefix: string, cluster: string, engine: Engine) =>
+  enginePrefix: (prefix: string, cluster: string, engine: EngineName) =>
     `${prefix}/${segment(cluster, "cluster")}/${engineSegment(engine)}/`,
   backupPrefix: (prefix: string, ref: BackupRef) => refPath(prefix, ref),
   statefileKey: (prefix: string, ref: BackupRef) => `${refPath(prefix, ref)}${STATEFILE_NAME}`,
@@ -85,22 +59,3 @@ export const layout = {
     return cluster && isSafeSegment(cluster) ? cluster : undefined;
   },
 };
-
-/** `<engine>-<UTC yyyymmddThhmmssZ>-<6 hex>`: sorts by time within an engine, unique without coordination. */
-export function newBackupId(
-  engine: Engine,
-  now: Date = new Date(),
-  random: string = randomBytes(3).toString("hex"),
-) {
-  const stamp = now
-    .toISOString()
-    .replace(/[-:]/g, "")
-    .replace(/\.\d{3}Z$/, "Z");
-  return `${engine}-${stamp}-${random}`;
-}
-
-/** The ISO time a backup id was minted at ("" if the id does not carry one): sorts like `startedAt`. */
-export function backupIdTime(backupId: string): string {
-  const m = /-(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z-[0-9a-f]+$/.exec(backupId);
-  return m ? `${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}.000Z` : "";
-}

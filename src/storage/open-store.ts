@@ -3,12 +3,13 @@
  * under which capsule keeps its backups. S3 settings come from explicit options first, then the standard AWS
  * environment variables; credentials are left to the AWS chain unless given.
  */
-import { CapsuleError, ErrorCode } from "../errors.js";
+import { CapsuleError, ErrorCode } from "../domain/errors.js";
 import { redact, registerSecret } from "../redact.js";
 import { FileObjectStore } from "./file-object-store.js";
 import type { ObjectStore } from "./object-store.js";
 import { S3ObjectStore, type S3StoreConfig } from "./s3-object-store.js";
-import { DEFAULT_PREFIX, assertSafeSegment } from "./layout.js";
+import { DEFAULT_PREFIX } from "./layout.js";
+import { assertSafeSegment } from "../domain/backup.js";
 
 export interface BucketLocation {
   readonly store: ObjectStore;

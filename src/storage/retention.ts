@@ -25,11 +25,11 @@
  * The invariant — if the target had a restorable backup, the newest one stays, and nothing running is deleted — is
  * checked on every plan before it is returned, so a bug in the rules above fails loudly instead of deleting.
  */
-import { CapsuleError, ErrorCode } from "../errors.js";
+import { CapsuleError, ErrorCode } from "../domain/errors.js";
 import type { BackupEntry, BackupStore } from "./backup-store.js";
 import { checkIntegrity, type Finding } from "./integrity.js";
-import type { Engine } from "./layout.js";
-import type { BackupState, VerificationStatus } from "./statefile.js";
+import type { EngineName } from "../domain/backup.js";
+import type { BackupState, VerificationStatus } from "../domain/statefile.js";
 
 export interface RetentionPolicy {
   /** Newest restorable backups kept regardless of age. At least 1. */
@@ -249,7 +249,7 @@ function assertSafe(
 
 export interface RetentionScope {
   readonly cluster: string;
-  readonly engine: Engine;
+  readonly engine: EngineName;
   readonly target: string;
 }
 

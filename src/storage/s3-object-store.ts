@@ -22,7 +22,13 @@ import {
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
-import { CapsuleError, ErrorCode, NotFoundError, PreconditionFailedError, messageOf } from "../errors.js";
+import {
+  CapsuleError,
+  ErrorCode,
+  NotFoundError,
+  PreconditionFailedError,
+  messageOf,
+} from "../domain/errors.js";
 import type { ObjectInfo, ObjectStore, PutOptions, PutResult } from "./object-store.js";
 import { DEFAULT_UPLOAD_CONCURRENCY, choosePartSize } from "./part-size.js";
 

@@ -7,7 +7,7 @@
  * A second signal while cleaning up does not abandon the cleanup (half a cleanup is worse than a slow one); it says
  * so, and SIGKILL remains the operator's way out. What a SIGKILL leaves behind is found by the next run.
  */
-import { CapsuleError, ErrorCode, messageOf } from "../errors.js";
+import { CapsuleError, ErrorCode, messageOf } from "../domain/errors.js";
 
 export type InterruptSignal = "SIGINT" | "SIGTERM";
 

@@ -1,8 +1,8 @@
 /** Builders for CnvrgApp objects in tests (the fields the scanner reads, DESIGN §3). */
-import type { Engine } from "../../src/storage/layout.js";
+import type { EngineName } from "../../src/domain/backup.js";
 
-const CNVRG_KEY: Record<Engine, string> = { postgresql: "pg", redis: "redis", elasticsearch: "es" };
-const SERVICE: Record<Engine, [string, number]> = {
+const CNVRG_KEY: Record<EngineName, string> = { postgresql: "pg", redis: "redis", elasticsearch: "es" };
+const SERVICE: Record<EngineName, [string, number]> = {
   postgresql: ["postgres", 5432],
   redis: ["redis", 6379],
   elasticsearch: ["elasticsearch", 9200],
@@ -10,7 +10,7 @@ const SERVICE: Record<Engine, [string, number]> = {
 
 export interface AppOptions {
   /** Engines with backups on. @default ["postgresql"] */
-  readonly engines?: readonly Engine[];
+  readonly engines?: readonly EngineName[];
   /** Backup period of every engine (any value, so broken ones can be built). @default "24h" */
   readonly period?: unknown;
   readonly rotation?: unknown;

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import type { Statefile } from "../../src/storage/statefile.js";
+import type { Statefile } from "../../src/domain/statefile.js";
 import { createBucket, s3Env, testServers, uniqueName, type TestServers } from "../harness/index.js";
 import { startCapsule } from "../support/capsule-process.js";
 import { capsule } from "../support/cli.js";

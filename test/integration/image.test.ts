@@ -14,8 +14,8 @@ import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { DEFAULT_POD } from "../../src/plan/defaults.js";
 import { openBackupStore } from "../../src/runtime/bucket.js";
 import type { BackupStore } from "../../src/storage/backup-store.js";
-import type { Engine } from "../../src/storage/layout.js";
-import type { Statefile } from "../../src/storage/statefile.js";
+import type { EngineName } from "../../src/domain/backup.js";
+import type { Statefile } from "../../src/domain/statefile.js";
 import {
   createBucket,
   s3Client,
@@ -118,7 +118,7 @@ describe("the capsule image", () => {
     return undefined;
   }
 
-  async function statefileOf(engine: Engine, id: string): Promise<Statefile> {
+  async function statefileOf(engine: EngineName, id: string): Promise<Statefile> {
     const entry = await store.get({ cluster: CLUSTER, engine, backupId: id });
     assert.ok(entry.statefile, `statefile of ${engine} backup ${id}: ${entry.state}`);
     return entry.statefile;

@@ -15,7 +15,7 @@ import { promisify } from "node:util";
 import { before, describe, test } from "node:test";
 import { openBackupStore } from "../../src/runtime/bucket.js";
 import { layout } from "../../src/storage/layout.js";
-import type { RestoreRecord } from "../../src/storage/statefile.js";
+import type { RestoreRecord } from "../../src/domain/statefile.js";
 import { createBucket, s3Env, testServers, uniqueName, type TestServers } from "../harness/index.js";
 import { startCapsule, type CapsuleProcess } from "../support/capsule-process.js";
 import { capsule } from "../support/cli.js";

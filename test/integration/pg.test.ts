@@ -11,7 +11,7 @@ import { promisify } from "node:util";
 import { before, describe, test } from "node:test";
 import { openBackupStore } from "../../src/runtime/bucket.js";
 import { layout } from "../../src/storage/layout.js";
-import type { Statefile } from "../../src/storage/statefile.js";
+import type { Statefile } from "../../src/domain/statefile.js";
 import { createBucket, s3Env, testServers, uniqueName, type TestServers } from "../harness/index.js";
 import { capsule } from "../support/cli.js";
 import { databaseDigest, pgEnv, RICH_SCHEMA, sql } from "../support/pg.js";

@@ -23,7 +23,7 @@ import type { RedisServer } from "../harness/redis.js";
 import { capsule } from "../support/cli.js";
 import { startCapsule } from "../support/capsule-process.js";
 import { call, redisEnv, startTargetRedis, text, type RedisEndpoint } from "../support/redis.js";
-import type { Statefile } from "../../src/storage/statefile.js";
+import type { Statefile } from "../../src/domain/statefile.js";
 
 /** The keys the target holds before any restore: what an interrupted restore must leave intact. */
 const OWN_KEYS = 3000;

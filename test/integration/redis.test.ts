@@ -16,7 +16,7 @@ import { restoreRedis } from "../../src/engines/redis/restore.js";
 import { openBackupStore } from "../../src/runtime/bucket.js";
 import type { BackupStore } from "../../src/storage/backup-store.js";
 import { layout } from "../../src/storage/layout.js";
-import type { Statefile } from "../../src/storage/statefile.js";
+import type { Statefile } from "../../src/domain/statefile.js";
 import { createBucket, s3Env, testServers, uniqueName, type TestServers } from "../harness/index.js";
 import type { RedisServer } from "../harness/redis.js";
 import { capsule } from "../support/cli.js";

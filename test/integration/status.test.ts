@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import { Daemon } from "../../src/daemon/daemon.js";
 import { BackupStore } from "../../src/storage/backup-store.js";
-import type { BackupRef } from "../../src/storage/layout.js";
+import type { BackupRef } from "../../src/domain/backup.js";
 import { openBucket } from "../../src/storage/open-store.js";
 import { capturedLogger, eventually } from "../fakes/kube-clients.js";
 import { s3Env, testServers, uniqueName, type TestServers } from "../harness/index.js";

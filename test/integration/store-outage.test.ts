@@ -12,12 +12,12 @@ import { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, test } from "node:test";
 import { ListMultipartUploadsCommand } from "@aws-sdk/client-s3";
-import { CapsuleError, ErrorCode } from "../../src/errors.js";
+import { CapsuleError, ErrorCode } from "../../src/domain/errors.js";
 import { openBackupStore } from "../../src/runtime/bucket.js";
 import { takeBackup } from "../../src/runtime/take-backup.js";
 import type { BackupRun } from "../../src/storage/backup-store.js";
 import { layout } from "../../src/storage/layout.js";
-import { deriveState } from "../../src/storage/statefile.js";
+import { deriveState } from "../../src/domain/statefile.js";
 import {
   createBucket,
   s3Client,

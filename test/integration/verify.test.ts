@@ -10,7 +10,7 @@ import { after, before, describe, test } from "node:test";
 import { openBackupStore } from "../../src/runtime/bucket.js";
 import type { BackupStore } from "../../src/storage/backup-store.js";
 import { layout } from "../../src/storage/layout.js";
-import type { Statefile } from "../../src/storage/statefile.js";
+import type { Statefile } from "../../src/domain/statefile.js";
 import { FakeElasticsearch } from "../fakes/elasticsearch.js";
 import { createBucket, s3Env, testServers, uniqueName, type TestServers } from "../harness/index.js";
 import { capsule } from "../support/cli.js";

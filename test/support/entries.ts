@@ -1,13 +1,14 @@
 /** Small builders for statefiles and backup entries in table-driven tests. */
 import type { BackupEntry } from "../../src/storage/backup-store.js";
-import { type Engine, layout, newBackupId } from "../../src/storage/layout.js";
-import { type BackupState, STATEFILE_VERSION, type Statefile } from "../../src/storage/statefile.js";
+import { layout } from "../../src/storage/layout.js";
+import { type EngineName, newBackupId } from "../../src/domain/backup.js";
+import { type BackupState, STATEFILE_VERSION, type Statefile } from "../../src/domain/statefile.js";
 
 let counter = 0;
 
 export function statefile(overrides: Partial<Statefile> & { at?: string } = {}): Statefile {
   const { at, ...rest } = overrides;
-  const engine: Engine = rest.engine ?? "postgresql";
+  const engine: EngineName = rest.engine ?? "postgresql";
   const startedAt = at ?? rest.startedAt ?? "2026-11-01T00:00:00.000Z";
   const backupId =
     rest.backupId ?? newBackupId(engine, new Date(startedAt), (counter++).toString(16).padStart(6, "0"));

@@ -5,7 +5,8 @@
  */
 import { Readable } from "node:stream";
 import { BackupStore } from "../../src/storage/backup-store.js";
-import { type BackupRef, layout } from "../../src/storage/layout.js";
+import { layout } from "../../src/storage/layout.js";
+import { type BackupRef } from "../../src/domain/backup.js";
 import { openBucket } from "../../src/storage/open-store.js";
 import { serializeStatefile } from "../../src/storage/statefile.js";
 import { createBucket, s3Env, uniqueName, type TestServers } from "../harness/index.js";

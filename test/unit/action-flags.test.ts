@@ -6,9 +6,9 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { ACTIONS, refusedFlag, tableFlags } from "../../src/commands/action-flags.js";
 import { buildCli } from "../../src/commands/index.js";
-import type { Engine } from "../../src/storage/layout.js";
+import type { EngineName } from "../../src/domain/backup.js";
 
-const COMMANDS: Array<[string, Engine]> = [
+const COMMANDS: Array<[string, EngineName]> = [
   ["pg", "postgresql"],
   ["redis", "redis"],
   ["es", "elasticsearch"],

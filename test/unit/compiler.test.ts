@@ -11,7 +11,7 @@ import { mergePlans } from "../../src/plan/merge.js";
 import type { BackupPlan } from "../../src/plan/types.js";
 import { parseCnvrgApps } from "../../src/scanner/read-manifests.js";
 import { scan } from "../../src/scanner/scan.js";
-import { CapsuleError } from "../../src/errors.js";
+import { CapsuleError } from "../../src/domain/errors.js";
 
 const FIXTURES = new URL("../../fixtures/cnvrgapps/", import.meta.url);
 const read = (name: string) => readFileSync(new URL(name, FIXTURES), "utf8");

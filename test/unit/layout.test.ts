@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { backupIdTime, isSafeSegment, layout, newBackupId } from "../../src/storage/layout.js";
+import { layout } from "../../src/storage/layout.js";
+import { backupIdTime, isSafeSegment, newBackupId } from "../../src/domain/backup.js";
 
 describe("key layout", () => {
   const ref = {

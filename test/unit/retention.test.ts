@@ -3,7 +3,7 @@ import { describe, test } from "node:test";
 import { planRetention, type RetentionPolicy } from "../../src/storage/retention.js";
 import type { BackupEntry } from "../../src/storage/backup-store.js";
 import type { Finding } from "../../src/storage/integrity.js";
-import type { BackupState, VerificationStatus } from "../../src/storage/statefile.js";
+import type { BackupState, VerificationStatus } from "../../src/domain/statefile.js";
 import { daily, entry } from "../support/entries.js";
 
 const NOW = new Date("2026-11-25T12:00:00.000Z");

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { deriveState, parseStatefile, serializeStatefile } from "../../src/storage/statefile.js";
+import { parseStatefile, serializeStatefile } from "../../src/storage/statefile.js";
+import { deriveState } from "../../src/domain/statefile.js";
 import { statefile } from "../support/entries.js";
 
 describe("statefile v1", () => {

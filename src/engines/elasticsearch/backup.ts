@@ -9,9 +9,9 @@
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream";
 import { constants as zlibConstants, createGzip } from "node:zlib";
-import { CapsuleError, ErrorCode } from "../../errors.js";
+import { CapsuleError, ErrorCode } from "../../domain/errors.js";
 import type { BackupRun, UploadedArtifact } from "../../storage/backup-store.js";
-import type { Artifact } from "../../storage/statefile.js";
+import type { Artifact } from "../../domain/statefile.js";
 import { buildInfo } from "../../version.js";
 import { EsClient, type ServerInfo } from "./client.js";
 import { describeConnection, type EsConnection } from "./connection.js";

@@ -5,7 +5,7 @@
  * with its reason. `finish()` says how many documents were lost, so the caller can fail the restore.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { CapsuleError, ErrorCode } from "../../errors.js";
+import { CapsuleError, ErrorCode } from "../../domain/errors.js";
 import { type EsClient, EsHttpError } from "./client.js";
 
 export interface RetryPolicy {

@@ -1,4 +1,4 @@
-import { CapsuleError, ErrorCode } from "../../errors.js";
+import { CapsuleError, ErrorCode } from "../../domain/errors.js";
 import { registerSecret } from "../../redact.js";
 
 /**

@@ -5,7 +5,7 @@
  * cluster is `capsule es --restore` with `--url` (and a rename pattern if that cluster is shared).
  */
 import { createGunzip } from "node:zlib";
-import { CapsuleError, ErrorCode } from "../../errors.js";
+import { CapsuleError, ErrorCode } from "../../domain/errors.js";
 import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../util/interruption.js";
 import type { BackupEntry, BackupStore } from "../../storage/backup-store.js";
 import type { EsFingerprint } from "./fingerprint.js";

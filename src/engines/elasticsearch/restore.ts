@@ -13,7 +13,7 @@
 import { randomBytes } from "node:crypto";
 import type { Readable } from "node:stream";
 import { createGunzip } from "node:zlib";
-import { CapsuleError, ErrorCode, messageOf } from "../../errors.js";
+import { CapsuleError, ErrorCode, messageOf } from "../../domain/errors.js";
 import { failpoint } from "../../util/failpoint.js";
 import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../util/interruption.js";
 import type { BackupEntry, BackupStore } from "../../storage/backup-store.js";

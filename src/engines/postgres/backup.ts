@@ -4,7 +4,7 @@
  * (`pg_export_snapshot()` + `pg_dump --snapshot`). Why zstd and not pg_dump's own zlib: docs/adr/0002.
  */
 import type { BackupRun, UploadedArtifact } from "../../storage/backup-store.js";
-import type { Artifact } from "../../storage/statefile.js";
+import type { Artifact } from "../../domain/statefile.js";
 import { spawnPipeline } from "../process-pipeline.js";
 import { libpqEnv, type PgConnection } from "./connection.js";
 import { tableRowCounts, type PgFingerprint } from "./fingerprint.js";

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { CapsuleError, ErrorCode } from "../../errors.js";
+import { CapsuleError, ErrorCode } from "../../domain/errors.js";
 import { hostProblem, registerSecret } from "../../redact.js";
 
 /** Where a PostgreSQL database is. The password is only ever read from the environment. */

@@ -8,7 +8,7 @@ import { rm } from "node:fs/promises";
 import path from "node:path";
 import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../util/interruption.js";
 import { spawnPipeline } from "../process-pipeline.js";
-import { CapsuleError, ErrorCode } from "../../errors.js";
+import { CapsuleError, ErrorCode } from "../../domain/errors.js";
 import type { BackupEntry, BackupStore } from "../../storage/backup-store.js";
 import {
   findScratchLeftovers,

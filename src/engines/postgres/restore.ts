@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { pipeline, Transform } from "node:stream";
 import { setTimeout } from "node:timers/promises";
-import { CapsuleError, ErrorCode } from "../../errors.js";
+import { CapsuleError, ErrorCode } from "../../domain/errors.js";
 import { failpoint } from "../../util/failpoint.js";
 import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../util/interruption.js";
 import type { BackupEntry, BackupStore } from "../../storage/backup-store.js";

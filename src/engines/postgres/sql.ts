@@ -3,7 +3,7 @@
  * driver errors into one line that names the server and the database, never the password.
  */
 import pg from "pg";
-import { CapsuleError, ErrorCode } from "../../errors.js";
+import { CapsuleError, ErrorCode } from "../../domain/errors.js";
 import { redact } from "../../redact.js";
 import { describeConnection, type PgConnection } from "./connection.js";
 

@@ -2,7 +2,7 @@
  * The external tools of the PostgreSQL engine and the rules for choosing them: pg_dump must be at least as new
  * as the server it dumps (an older one refuses or, worse, misses features), and the compressor is zstd.
  */
-import { CapsuleError, ErrorCode } from "../../errors.js";
+import { CapsuleError, ErrorCode } from "../../domain/errors.js";
 import { runTool, type ToolCommand } from "../process-pipeline.js";
 
 export const CLIENT_PACKAGE = "postgresql-client";

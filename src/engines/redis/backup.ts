@@ -5,7 +5,7 @@
  * into the store. No temp file, constant memory, nothing written on the server's side but its usual fork.
  */
 import type { BackupRun, UploadedArtifact } from "../../storage/backup-store.js";
-import type { Artifact } from "../../storage/statefile.js";
+import type { Artifact } from "../../domain/statefile.js";
 import { RedisClient } from "./client.js";
 import { describeConnection, type RedisConnection } from "./connection.js";
 import { fingerprintOf, type RedisFingerprint } from "./fingerprint.js";

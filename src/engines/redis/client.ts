@@ -5,7 +5,7 @@
  */
 import { connect as netConnect, isIP, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
-import { CapsuleError, ErrorCode } from "../../errors.js";
+import { CapsuleError, ErrorCode } from "../../domain/errors.js";
 import { redact } from "../../redact.js";
 import { describeConnection, type RedisConnection } from "./connection.js";
 import { parseInfo } from "./info.js";

@@ -12,7 +12,7 @@
  */
 import { connect } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CapsuleError, ErrorCode, messageOf } from "../../errors.js";
+import { CapsuleError, ErrorCode, messageOf } from "../../domain/errors.js";
 import type { RedisClient } from "./client.js";
 import { describeConnection, type RedisConnection } from "./connection.js";
 import { replyText, type RespValue } from "./resp.js";

@@ -11,7 +11,7 @@
  * from version 5, the CRC-64 of everything before it (little-endian; zero when the server has rdbchecksum off).
  */
 import { Transform, type TransformCallback } from "node:stream";
-import { CapsuleError, ErrorCode } from "../../errors.js";
+import { CapsuleError, ErrorCode } from "../../domain/errors.js";
 import { Crc64 } from "./crc64.js";
 import type { DbCounts } from "./info.js";
 

@@ -2,7 +2,7 @@
  * `capsule redis --recover`: puts back a target that a killed restore left a read-only replica of capsule's vanished
  * listener, from the mark the restore wrote on the target (leftover.ts). Refuses while that restore is still running.
  */
-import { CapsuleError, ErrorCode } from "../../errors.js";
+import { CapsuleError, ErrorCode } from "../../domain/errors.js";
 import { withRedis } from "./client.js";
 import { describeConnection, type RedisConnection } from "./connection.js";
 import { findLeftover, heldData, leftoverError, putBack } from "./leftover.js";

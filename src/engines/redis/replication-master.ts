@@ -12,7 +12,7 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type Server, type Socket } from "node:net";
 import type { Readable } from "node:stream";
-import { CapsuleError, ErrorCode, messageOf } from "../../errors.js";
+import { CapsuleError, ErrorCode, messageOf } from "../../domain/errors.js";
 import { failpoint } from "../../util/failpoint.js";
 import { replyText, RespReader, type RespValue } from "./resp.js";
 

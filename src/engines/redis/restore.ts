@@ -20,12 +20,12 @@
  */
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CapsuleError, ErrorCode, messageOf } from "../../errors.js";
+import { CapsuleError, ErrorCode, messageOf } from "../../domain/errors.js";
 import { redact, registerSecret } from "../../redact.js";
 import { failpoint } from "../../util/failpoint.js";
 import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../util/interruption.js";
 import type { BackupEntry, BackupStore } from "../../storage/backup-store.js";
-import { plaintextSize } from "../../storage/statefile.js";
+import { plaintextSize } from "../../domain/statefile.js";
 import { RedisClient } from "./client.js";
 import { describeConnection, type RedisConnection } from "./connection.js";
 import { compareKeyspaces, type RedisFingerprint } from "./fingerprint.js";

@@ -7,7 +7,7 @@
  */
 import type { Socket } from "node:net";
 import { Readable } from "node:stream";
-import { CapsuleError, ErrorCode } from "../../errors.js";
+import { CapsuleError, ErrorCode } from "../../domain/errors.js";
 import { redact } from "../../redact.js";
 
 const EOF_MARK_LENGTH = 40;
