@@ -126,7 +126,7 @@ export class EsCommand extends EngineCommand {
         `Restore ${which} ${e.ref.backupId} into ${where}${this.replace ? ", DELETING indices that exist" : ""}?`,
     );
     const outcome = await this.recordingRestore(store, entry, where, (signal) =>
-      restoreElasticsearch(conn, store, entry, {
+      restoreElasticsearch(conn, store.artifactSource(entry), {
         signal,
         ...(this.indices !== undefined ? { indices: this.indices } : {}),
         ...(rename ? { rename } : {}),
@@ -152,7 +152,7 @@ export class EsCommand extends EngineCommand {
     entry: BackupEntry,
     signal: AbortSignal,
   ): Promise<DrillResult> {
-    return drillElasticsearch(store, entry, {
+    return drillElasticsearch(store.artifactSource(entry), {
       signal,
       ...(this.verifyUrl ? { cluster: this.verificationCluster(this.verifyUrl) } : {}),
     });

@@ -147,7 +147,7 @@ export class PgCommand extends EngineCommand {
     );
     const conn = connectionTo(entry);
     const outcome = await this.recordingRestore(store, entry, where(entry), (signal) =>
-      restorePostgres(conn, store, entry, mode, {
+      restorePostgres(conn, store.artifactSource(entry), mode, {
         noOwner: this.noOwner,
         onPhase: (phase) => this.note(`${phase}…\n`),
         onNotice: (line) => this.note(`${line}\n`),
@@ -192,7 +192,7 @@ export class PgCommand extends EngineCommand {
     entry: BackupEntry,
     signal: AbortSignal,
   ): Promise<DrillResult> {
-    return drillPostgres(store, entry, {
+    return drillPostgres(store.artifactSource(entry), {
       ...(this.verifyServer ? { server: this.connection() } : {}),
       onPhase: (phase) => this.note(`${phase}…\n`),
       signal,

@@ -114,7 +114,7 @@ export class RedisCommand extends EngineCommand {
       (e) => `REPLACE every key of ${where} with backup ${e.ref.backupId}?`,
     );
     const outcome = await this.recordingRestore(store, entry, where, (signal) =>
-      restoreRedis(conn, store, entry, {
+      restoreRedis(conn, store.artifactSource(entry), {
         signal,
         ...(this.listenHost ? { listenHost: this.listenHost } : {}),
         ...(listenPort !== undefined ? { listenPort } : {}),
@@ -143,7 +143,7 @@ export class RedisCommand extends EngineCommand {
     entry: BackupEntry,
     signal: AbortSignal,
   ): Promise<DrillResult> {
-    return drillRedis(store, entry, { onPhase: (phase) => this.note(`${phase}…\n`), signal });
+    return drillRedis(store.artifactSource(entry), { onPhase: (phase) => this.note(`${phase}…\n`), signal });
   }
 
   protected override async runRecover(): Promise<void> {

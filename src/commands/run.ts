@@ -152,11 +152,11 @@ export class RunCommand extends BaseCommand {
     const drill = (signal: AbortSignal): Promise<DrillResult> => {
       switch (target.engine) {
         case "postgresql":
-          return drillPostgres(store, entry, { signal });
+          return drillPostgres(store.artifactSource(entry), { signal });
         case "redis":
-          return drillRedis(store, entry, { signal });
+          return drillRedis(store.artifactSource(entry), { signal });
         case "elasticsearch":
-          return drillElasticsearch(store, entry, { signal });
+          return drillElasticsearch(store.artifactSource(entry), { signal });
       }
     };
     try {

@@ -67,3 +67,32 @@ export function messageOf(error: unknown): string {
   if (error instanceof Error) return error.message;
   return String(error);
 }
+
+/**
+ * A bad value of one named field (a connection's `port`, a restore's `toDatabase`). Engines name fields, never the
+ * flags or variables a surface fills them from: the message template writes a field as `{field}`, and each surface
+ * renders it its own way (the CLI as `--field`, `capsule run` as a path in CAPSULE_TARGET). Its plain message uses
+ * the field names as they are.
+ */
+export class FieldError extends CapsuleError {
+  constructor(
+    code: ErrorCode,
+    readonly field: string,
+    readonly template: string,
+  ) {
+    super(
+      code,
+      renderFields(template, (name) => name),
+    );
+    this.name = "FieldError";
+  }
+
+  /** The message with each `{field}` written as `name(field)`. */
+  render(name: (field: string) => string): string {
+    return renderFields(this.template, name);
+  }
+}
+
+function renderFields(template: string, name: (field: string) => string): string {
+  return template.replace(/\{([A-Za-z][A-Za-z0-9]*)\}/g, (_, field: string) => name(field));
+}

@@ -74,7 +74,11 @@ function plan(
       return {
         to: describePg(conn, options.toDatabase ?? conn.database),
         work: async (signal) => {
-          const o = await restorePostgres(conn, store, entry, mode, { onPhase, onNotice: onPhase, signal });
+          const o = await restorePostgres(conn, store.artifactSource(entry), mode, {
+            onPhase,
+            onNotice: onPhase,
+            signal,
+          });
           return (
             `restored ${entry.ref.backupId} into ${o.database}: ${o.tables} tables, ${o.rows} rows match the backup` +
             (o.keptAs ? `; the previous database is kept as "${o.keptAs}"` : "")
@@ -87,7 +91,7 @@ function plan(
       return {
         to: describeRedis(conn),
         work: async (signal) => {
-          const o = await restoreRedis(conn, store, entry, { onPhase, signal });
+          const o = await restoreRedis(conn, store.artifactSource(entry), { onPhase, signal });
           return `restored ${entry.ref.backupId} into ${describeRedis(conn)}: ${o.keys} keys${o.checked ? ", key counts match the backup" : ""}`;
         },
       };
@@ -97,7 +101,7 @@ function plan(
       return {
         to: describeEs(conn),
         work: async (signal) => {
-          const o = await restoreElasticsearch(conn, store, entry, {
+          const o = await restoreElasticsearch(conn, store.artifactSource(entry), {
             signal,
             ...(options.indices !== undefined && { indices: options.indices }),
             replace: options.replace ?? false,

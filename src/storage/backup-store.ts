@@ -6,6 +6,7 @@
 import { type Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import pLimit, { type LimitFunction } from "p-limit";
+import type { ArtifactSink, ArtifactSource, UploadedArtifact } from "../domain/artifact.js";
 import {
   CapsuleError,
   ErrorCode,
@@ -78,9 +79,6 @@ export interface IdentitySource {
   /** The identities, or none when nothing is set; rejects when what is set cannot be read. */
   load(): Promise<string[]>;
 }
-
-/** What an upload recorded: the stored bytes' size and digest, and how they were encrypted. */
-export type UploadedArtifact = Pick<Artifact, "sizeBytes" | "sha256" | "encryption">;
 
 export interface Transfer {
   readonly direction: "upload" | "download";
@@ -235,6 +233,29 @@ export class BackupStore {
     );
     plaintext.on("error", (error) => checked.destroy(error));
     return plaintext.pipe(checked);
+  }
+
+  /**
+   * One backup's artifact as an engine's restore or drill reads it: through the checks of `openArtifact` and
+   * `verifyArtifact`, with nothing of the store the engine could write to.
+   */
+  artifactSource(entry: BackupEntry): ArtifactSource {
+    const statefile = entry.statefile;
+    if (!statefile) {
+      throw new CapsuleError(
+        ErrorCode.NotRestorable,
+        `${entry.ref.backupId} has no readable statefile${entry.problem ? ` (${entry.problem})` : ""}`,
+      );
+    }
+    return {
+      backupId: entry.ref.backupId,
+      statefile,
+      checkReadable: async () => {
+        await this.identitiesFor(entry);
+      },
+      verify: () => this.verifyArtifact(entry),
+      open: () => this.openArtifact(entry),
+    };
   }
 
   /**
@@ -427,7 +448,7 @@ export class BackupStore {
 const MISSING = "statefile missing";
 
 /** One run in progress, owned by the process that began it. */
-export class BackupRun {
+export class BackupRun implements ArtifactSink {
   private writes: Promise<unknown> = Promise.resolve();
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private beating = false;

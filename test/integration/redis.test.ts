@@ -367,7 +367,7 @@ describe("capsule redis", () => {
     const target = await server();
     await call(target, "SET", "k", "target's own");
     await assert.rejects(
-      restoreRedis({ host: target.host, port: target.port }, store, entry, {
+      restoreRedis({ host: target.host, port: target.port }, store.artifactSource(entry), {
         advertiseHost: "127.0.0.3", // loopback, but capsule listens on 127.0.0.1 only: refused
         connectTimeoutMs: 1500,
       }),
@@ -389,7 +389,7 @@ describe("capsule redis", () => {
       /is a replica of 127\.0\.0\.1:\d+: restore into its master, or pass --detach-replica/,
     );
     await assert.rejects(
-      restoreRedis({ host: replica.host, port: replica.port }, store, entry, {
+      restoreRedis({ host: replica.host, port: replica.port }, store.artifactSource(entry), {
         advertiseHost: "127.0.0.3",
         connectTimeoutMs: 1500,
         detachReplica: true,

@@ -10,7 +10,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream";
 import { constants as zlibConstants, createGzip } from "node:zlib";
 import { CapsuleError, ErrorCode } from "../../domain/errors.js";
-import type { BackupRun, UploadedArtifact } from "../../storage/backup-store.js";
+import type { ArtifactSink, UploadedArtifact } from "../../domain/artifact.js";
 import type { Artifact } from "../../domain/statefile.js";
 import { buildInfo } from "../../version.js";
 import { EsClient, type ServerInfo } from "./client.js";
@@ -79,7 +79,7 @@ export function exportMethodFor(info: ServerInfo): ExportMethod {
 
 export async function backupElasticsearch(
   conn: EsConnection,
-  run: BackupRun,
+  sink: ArtifactSink,
   options: EsBackupOptions = {},
 ): Promise<EsBackupResult> {
   const phase = options.onPhase ?? (() => undefined);
@@ -175,7 +175,7 @@ export async function backupElasticsearch(
     });
     let uploaded: UploadedArtifact;
     try {
-      uploaded = await run.uploadArtifact(ES_ARTIFACT_NAME, compressed, {
+      uploaded = await sink.uploadArtifact(ES_ARTIFACT_NAME, compressed, {
         ...(sizeBytes > 0 ? { sizeHint: sizeBytes } : {}),
       });
     } catch (error) {

@@ -7,7 +7,7 @@
 import { createGunzip } from "node:zlib";
 import { CapsuleError, ErrorCode } from "../../domain/errors.js";
 import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../util/interruption.js";
-import type { BackupEntry, BackupStore } from "../../storage/backup-store.js";
+import type { ArtifactSource } from "../../domain/artifact.js";
 import type { EsFingerprint } from "./fingerprint.js";
 import { EsClient } from "./client.js";
 import { describeConnection, type EsConnection } from "./connection.js";
@@ -16,15 +16,13 @@ import { parseRename } from "./indices.js";
 import { readLines, restoreElasticsearch } from "./restore.js";
 
 export async function drillElasticsearch(
-  store: BackupStore,
-  entry: BackupEntry,
+  source: ArtifactSource,
   options: { cluster?: EsConnection; now?: Date; signal?: AbortSignal } = {},
 ): Promise<{ method: string; details: string }> {
-  const parsed = await parseExport(store, entry, options.signal);
+  const parsed = await parseExport(source, options.signal);
   if (!options.cluster) return parsed;
   const restored = await restoreIntoVerificationCluster(
-    store,
-    entry,
+    source,
     options.cluster,
     options.now ?? new Date(),
     options.signal,
@@ -40,17 +38,16 @@ export async function drillElasticsearch(
  * restore compare document counts, and deletes the copies — also when the restore fails or is interrupted.
  */
 async function restoreIntoVerificationCluster(
-  store: BackupStore,
-  entry: BackupEntry,
+  source: ArtifactSource,
   cluster: EsConnection,
   now: Date,
   signal: AbortSignal | undefined,
 ): Promise<{ method: string; details: string }> {
   const prefix = `capsule-verify-${now.toISOString().replace(/[-:T]/g, "").slice(0, 14)}-`;
-  const names = Object.keys((entry.statefile?.fingerprint as EsFingerprint | undefined)?.indices ?? {});
+  const names = Object.keys((source.statefile.fingerprint as EsFingerprint | undefined)?.indices ?? {});
   const client = new EsClient(cluster);
   try {
-    const outcome = await restoreElasticsearch(cluster, store, entry, {
+    const outcome = await restoreElasticsearch(cluster, source, {
       rename: parseRename("^(.*)$", `${prefix}$1`)!,
       replace: false,
       ...(signal ? { signal } : {}),
@@ -89,12 +86,11 @@ async function deleteCopies(client: EsClient, prefix: string, names: string[]): 
 }
 
 async function parseExport(
-  store: BackupStore,
-  entry: BackupEntry,
+  source: ArtifactSource,
   signal?: AbortSignal,
 ): Promise<{ method: string; details: string }> {
-  const fingerprint = entry.statefile?.fingerprint as EsFingerprint | undefined;
-  const input = await store.openArtifact(entry);
+  const fingerprint = source.statefile.fingerprint as EsFingerprint | undefined;
+  const input = await source.open();
   const gunzip = createGunzip();
   input.on("error", (error) => gunzip.destroy(error));
   input.pipe(gunzip);

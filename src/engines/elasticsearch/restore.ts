@@ -16,7 +16,7 @@ import { createGunzip } from "node:zlib";
 import { CapsuleError, ErrorCode, messageOf } from "../../domain/errors.js";
 import { failpoint } from "../../util/failpoint.js";
 import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../util/interruption.js";
-import type { BackupEntry, BackupStore } from "../../storage/backup-store.js";
+import type { ArtifactSource } from "../../domain/artifact.js";
 import { BulkLoader, describeReasons, type BulkOptions } from "./bulk.js";
 import { EsClient, EsHttpError, type ServerInfo } from "./client.js";
 import { describeConnection, type EsConnection } from "./connection.js";
@@ -89,29 +89,28 @@ const FOREIGN_SETTINGS: Record<Distribution, string[]> = {
 
 export async function restoreElasticsearch(
   conn: EsConnection,
-  store: BackupStore,
-  entry: BackupEntry,
+  source: ArtifactSource,
   options: EsRestoreOptions = {},
 ): Promise<EsRestoreOutcome> {
   const phase = options.onPhase ?? (() => undefined);
   const where = describeConnection(conn);
-  const fingerprint = entry.statefile?.fingerprint as EsFingerprint | undefined;
-  if (!entry.statefile?.artifact) {
+  const fingerprint = source.statefile.fingerprint as EsFingerprint | undefined;
+  if (!source.statefile.artifact) {
     throw new CapsuleError(
       ErrorCode.NotRestorable,
-      `${entry.ref.backupId} has no artifact (state: ${entry.state})`,
+      `${source.backupId} has no artifact (state: ${source.statefile.status})`,
     );
   }
   if (!fingerprint?.indices) {
     throw new CapsuleError(
       ErrorCode.NotRestorable,
-      `${entry.ref.backupId} has no index list in its fingerprint: not an es-ndjson backup capsule can plan`,
+      `${source.backupId} has no index list in its fingerprint: not an es-ndjson backup capsule can plan`,
     );
   }
 
   // Nothing reaches the cluster before the whole artifact is known good.
   phase("verifying checksum");
-  await store.verifyArtifact(entry);
+  await source.verify();
   const early = interruptionOf(options.signal);
   if (early) {
     throw new InterruptedError(
@@ -134,7 +133,7 @@ export async function restoreElasticsearch(
           `names with --rename-pattern/--rename-replacement`,
       );
     }
-    const input = await store.openArtifact(entry);
+    const input = await source.open();
     return await new Restorer(client, where, info, plan, options, phase).run(input);
   } finally {
     client.close();

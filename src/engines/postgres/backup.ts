@@ -3,7 +3,7 @@
  * store — no temp file, constant memory — with row counts taken in the very snapshot the dump reads
  * (`pg_export_snapshot()` + `pg_dump --snapshot`). Why zstd and not pg_dump's own zlib: docs/adr/0002.
  */
-import type { BackupRun, UploadedArtifact } from "../../storage/backup-store.js";
+import type { ArtifactSink, UploadedArtifact } from "../../domain/artifact.js";
 import type { Artifact } from "../../domain/statefile.js";
 import { spawnPipeline } from "../process-pipeline.js";
 import { libpqEnv, type PgConnection } from "./connection.js";
@@ -31,7 +31,7 @@ export interface PgBackupResult {
 
 export async function backupPostgres(
   conn: PgConnection,
-  run: BackupRun,
+  sink: ArtifactSink,
   options: { compression?: Compression; onPhase?: (phase: string) => void; signal?: AbortSignal } = {},
 ): Promise<PgBackupResult> {
   const compression = options.compression ?? DEFAULT_COMPRESSION;
@@ -67,7 +67,7 @@ export async function backupPostgres(
     const counting = tableRowCounts(client);
     let uploaded: UploadedArtifact;
     try {
-      uploaded = await run.uploadArtifact(PG_ARTIFACT_NAME, dump.output, { sizeHint: Number(server.size) });
+      uploaded = await sink.uploadArtifact(PG_ARTIFACT_NAME, dump.output, { sizeHint: Number(server.size) });
       await dump.done;
     } catch (error) {
       // The first cause wins: when the upload failed, pg_dump's "terminated by user" is only its casualty; when

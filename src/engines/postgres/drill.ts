@@ -9,7 +9,7 @@ import path from "node:path";
 import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../util/interruption.js";
 import { spawnPipeline } from "../process-pipeline.js";
 import { CapsuleError, ErrorCode } from "../../domain/errors.js";
-import type { BackupEntry, BackupStore } from "../../storage/backup-store.js";
+import type { ArtifactSource } from "../../domain/artifact.js";
 import {
   findScratchLeftovers,
   freePort,
@@ -28,8 +28,7 @@ const SCRATCH_USER = "capsule";
 export const SCRATCH_LABEL = "verify-pg";
 
 export async function drillPostgres(
-  store: BackupStore,
-  entry: BackupEntry,
+  source: ArtifactSource,
   options: {
     server?: PgConnection;
     onPhase?: (phase: string) => void;
@@ -48,8 +47,7 @@ export async function drillPostgres(
     try {
       const outcome = await restorePostgres(
         server,
-        store,
-        entry,
+        source,
         { kind: "new-database", database: scratch },
         { ...(signal && { signal }) },
       );
@@ -135,8 +133,7 @@ export async function drillPostgres(
     phase(`restoring into a throwaway PostgreSQL ${path.basename(path.dirname(bin))}`);
     const outcome = await restorePostgres(
       conn,
-      store,
-      entry,
+      source,
       { kind: "new-database", database: scratch },
       { noOwner: true, ...(signal && { signal }) },
     );

@@ -9,7 +9,7 @@ import { setTimeout } from "node:timers/promises";
 import { CapsuleError, ErrorCode } from "../../domain/errors.js";
 import { failpoint } from "../../util/failpoint.js";
 import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../util/interruption.js";
-import type { BackupEntry, BackupStore } from "../../storage/backup-store.js";
+import type { ArtifactSource } from "../../domain/artifact.js";
 import { spawnPipeline } from "../process-pipeline.js";
 import { describeConnection, libpqEnv, type PgConnection } from "./connection.js";
 import { compareRowCounts, tableRowCounts, type PgFingerprint } from "./fingerprint.js";
@@ -61,19 +61,18 @@ export interface PgRestoreOptions {
  */
 export async function restorePostgres(
   conn: PgConnection,
-  store: BackupStore,
-  entry: BackupEntry,
+  source: ArtifactSource,
   mode: PgRestoreMode,
   options: PgRestoreOptions = {},
 ): Promise<PgRestoreOutcome> {
   const phase = options.onPhase ?? (() => undefined);
   const signal = options.signal;
-  const fingerprint = entry.statefile?.fingerprint as PgFingerprint | undefined;
+  const fingerprint = source.statefile.fingerprint as PgFingerprint | undefined;
   const stamp = (options.now ?? new Date()).toISOString().replace(/[-:T]/g, "").slice(0, 14);
   const target = conn.database;
   const maintenance = await findMaintenanceDatabase(conn);
   // A missing or wrong decryption key is known before any database is created or touched.
-  await store.identitiesFor(entry);
+  await source.checkReadable();
   const leftovers = await findLeftoverDatabases(conn, maintenance).catch(() => []);
   if (leftovers.length > 0) {
     options.onNotice?.(
@@ -85,12 +84,12 @@ export async function restorePostgres(
   if (mode.kind === "in-place") {
     // Nothing may reach the live database before the whole artifact is known good.
     phase("verifying checksum");
-    await store.verifyArtifact(entry);
+    await source.verify();
     const state = `${target} is unchanged: the restore ran in one transaction, which was rolled back`;
     try {
       throwIfInterrupted(signal);
       phase("restoring in place (one transaction)");
-      await streamRestore(conn, maintenance, store, entry, target, {
+      await streamRestore(conn, maintenance, source, target, {
         // One transaction: a restore that stops anywhere (a signal, a SIGKILL, a bad byte) is rolled back whole.
         extraArgs: ["--clean", "--if-exists", "--single-transaction"],
         noOwner: options.noOwner,
@@ -121,7 +120,7 @@ export async function restorePostgres(
     await withClient(conn, maintenance, async (c) => {
       await c.query(`CREATE DATABASE ${ident(scratch)} TEMPLATE template0`);
       await c.query(
-        `COMMENT ON DATABASE ${ident(scratch)} IS ${c.escapeLiteral(scratchComment(`restore of ${entry.ref.backupId}`))}`,
+        `COMMENT ON DATABASE ${ident(scratch)} IS ${c.escapeLiteral(scratchComment(`restore of ${source.backupId}`))}`,
       );
     });
     let counts: { tables: number; rows: number };
@@ -129,7 +128,7 @@ export async function restorePostgres(
     try {
       throwIfInterrupted(signal);
       phase(`restoring into ${scratch}`);
-      await streamRestore(conn, maintenance, store, entry, scratch, { noOwner: options.noOwner, signal });
+      await streamRestore(conn, maintenance, source, scratch, { noOwner: options.noOwner, signal });
       throwIfInterrupted(signal);
       phase("comparing row counts");
       counts = await checkFingerprint(conn, scratch, fingerprint);
@@ -204,13 +203,12 @@ async function swapIn(
 async function streamRestore(
   conn: PgConnection,
   maintenance: string,
-  store: BackupStore,
-  entry: BackupEntry,
+  source: ArtifactSource,
   database: string,
   options: { extraArgs?: string[]; noOwner: boolean | undefined; signal: AbortSignal | undefined },
 ): Promise<void> {
   const { signal } = options;
-  const input = await store.openArtifact(entry);
+  const input = await source.open();
   let inputError: Error | undefined;
   input.on("error", (error) => (inputError ??= error));
   const decode = spawnPipeline([zstdDecompress()], { input, ...(signal && { signal }) });

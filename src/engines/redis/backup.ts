@@ -4,7 +4,7 @@
  * no replication stream after the snapshot), `SYNC` — streamed through an RDB check (header, structure, CRC-64)
  * into the store. No temp file, constant memory, nothing written on the server's side but its usual fork.
  */
-import type { BackupRun, UploadedArtifact } from "../../storage/backup-store.js";
+import type { ArtifactSink, UploadedArtifact } from "../../domain/artifact.js";
 import type { Artifact } from "../../domain/statefile.js";
 import { RedisClient } from "./client.js";
 import { describeConnection, type RedisConnection } from "./connection.js";
@@ -32,7 +32,7 @@ export interface RedisBackupOptions {
 
 export async function backupRedis(
   conn: RedisConnection,
-  run: BackupRun,
+  sink: ArtifactSink,
   options: RedisBackupOptions = {},
 ): Promise<RedisBackupResult> {
   const phase = options.onPhase ?? (() => undefined);
@@ -78,7 +78,7 @@ export async function backupRedis(
     verifier.on("error", (error) => (cause ??= error));
     let uploaded: UploadedArtifact;
     try {
-      uploaded = await run.uploadArtifact(REDIS_ARTIFACT_NAME, payload.pipe(verifier), {
+      uploaded = await sink.uploadArtifact(REDIS_ARTIFACT_NAME, payload.pipe(verifier), {
         // The RDB is usually smaller than the dataset in memory: a safe estimate for the part size.
         ...(usedMemory > 0 ? { sizeHint: usedMemory } : {}),
       });

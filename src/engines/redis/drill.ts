@@ -5,15 +5,14 @@
  * restore and end the drill with an InterruptedError.
  */
 import { InterruptedError, interruptionOf } from "../../util/interruption.js";
-import type { BackupEntry, BackupStore } from "../../storage/backup-store.js";
+import type { ArtifactSource } from "../../domain/artifact.js";
 import { freePort, scratchDir, startScratchServer } from "../scratch-server.js";
 import { RedisClient } from "./client.js";
 import type { RedisConnection } from "./connection.js";
 import { restoreRedis } from "./restore.js";
 
 export async function drillRedis(
-  store: BackupStore,
-  entry: BackupEntry,
+  source: ArtifactSource,
   options: { onPhase?: (phase: string) => void; signal?: AbortSignal } = {},
 ): Promise<{ method: string; details: string }> {
   const phase = options.onPhase ?? (() => undefined);
@@ -51,7 +50,7 @@ export async function drillRedis(
   });
   let outcome;
   try {
-    outcome = await restoreRedis(conn, store, entry, {
+    outcome = await restoreRedis(conn, source, {
       listenHost: "127.0.0.1",
       ...(options.onPhase ? { onPhase: options.onPhase } : {}),
       ...(options.signal ? { signal: options.signal } : {}),

@@ -24,7 +24,7 @@ import { CapsuleError, ErrorCode, messageOf } from "../../domain/errors.js";
 import { redact, registerSecret } from "../../redact.js";
 import { failpoint } from "../../util/failpoint.js";
 import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../util/interruption.js";
-import type { BackupEntry, BackupStore } from "../../storage/backup-store.js";
+import type { ArtifactSource } from "../../domain/artifact.js";
 import { plaintextSize } from "../../domain/statefile.js";
 import { RedisClient } from "./client.js";
 import { describeConnection, type RedisConnection } from "./connection.js";
@@ -85,25 +85,24 @@ const POLL_MS = 200;
 
 export async function restoreRedis(
   conn: RedisConnection,
-  store: BackupStore,
-  entry: BackupEntry,
+  source: ArtifactSource,
   options: RedisRestoreOptions = {},
 ): Promise<RedisRestoreOutcome> {
   const phase = options.onPhase ?? (() => undefined);
   const signal = options.signal;
   const where = describeConnection(conn);
-  const artifact = entry.statefile?.artifact;
+  const artifact = source.statefile.artifact;
   if (!artifact) {
     throw new CapsuleError(
       ErrorCode.NotRestorable,
-      `${entry.ref.backupId} has no artifact (state: ${entry.state})`,
+      `${source.backupId} has no artifact (state: ${source.statefile.status})`,
     );
   }
-  const fingerprint = entry.statefile?.fingerprint as RedisFingerprint | undefined;
+  const fingerprint = source.statefile.fingerprint as RedisFingerprint | undefined;
 
   // Nothing reaches the target before the whole artifact is known good.
   phase("verifying checksum");
-  await store.verifyArtifact(entry);
+  await source.verify();
   throwIfUntouched(signal, where);
 
   phase("connecting");
@@ -130,7 +129,7 @@ export async function restoreRedis(
       port: options.listenPort ?? 0,
       ...(token ? { token } : {}),
       sizeBytes: plaintextSize(artifact),
-      open: () => store.openArtifact(entry),
+      open: () => source.open(),
       ...(signal ? { signal } : {}),
     });
     const mark: RestoreMark = {
