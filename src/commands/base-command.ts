@@ -1,6 +1,6 @@
 import { Command, Option, UsageError } from "clipanion";
 import * as t from "typanion";
-import { CapsuleError, ErrorCode } from "../domain/errors.js";
+import { CapsuleError, ErrorCode, FieldError, messageOf } from "../domain/errors.js";
 import { redact } from "../redact.js";
 import { InterruptedError } from "../util/interruption.js";
 
@@ -41,18 +41,19 @@ export abstract class BaseCommand extends Command<CapsuleContext> {
         this.context.stderr.write(errorLine(error.code, error.message));
         return error.exitCode;
       }
+      if (error instanceof FieldError) {
+        const message = error.render((field) => this.fieldName(field));
+        // A value given wrong (a port, a CA file) is the command line's fault; a refusal names its remedy.
+        const badValue = error.code === ErrorCode.Config || error.code === ErrorCode.LocalFile;
+        if (badValue && this.fieldsAreFlags) return this.usage(message);
+        this.context.stderr.write(errorLine(error.code, message));
+        return EXIT.failure;
+      }
       if (error instanceof CapsuleError) {
         this.context.stderr.write(errorLine(error.code, error.message));
         return error.code === ErrorCode.Usage ? EXIT.usage : EXIT.failure;
       }
-      if (error instanceof UsageError) {
-        // One line on stderr (clipanion would print message + usage on stdout, where scripts read results).
-        const path = (this.constructor as typeof BaseCommand).paths?.[0]?.join(" ") ?? "";
-        this.context.stderr.write(
-          errorLine(ErrorCode.Usage, `${error.message} (see: capsule ${path} --help)`),
-        );
-        return EXIT.usage;
-      }
+      if (error instanceof UsageError) return this.usage(error.message);
       // A bug: keep the stack, but never a secret.
       this.context.stderr.write(
         redact(
@@ -63,6 +64,21 @@ export abstract class BaseCommand extends Command<CapsuleContext> {
     }
   }
 
+  /** One line on stderr (clipanion would print message + usage on stdout, where scripts read results). */
+  private usage(message: string): number {
+    const path = (this.constructor as typeof BaseCommand).paths?.[0]?.join(" ") ?? "";
+    this.context.stderr.write(errorLine(ErrorCode.Usage, `${message} (see: capsule ${path} --help)`));
+    return EXIT.usage;
+  }
+
+  /** False where fields come from somewhere other than the command line (`capsule run`'s CAPSULE_TARGET). */
+  protected readonly fieldsAreFlags: boolean = true;
+
+  /** How this command names a field an engine's error names: the flag that sets it (`toDatabase` is `--to-database`). */
+  protected fieldName(field: string): string {
+    return flagOf(field);
+  }
+
   protected get env(): NodeJS.ProcessEnv {
     return this.context.env;
   }
@@ -70,6 +86,16 @@ export abstract class BaseCommand extends Command<CapsuleContext> {
   protected print(text: string): void {
     this.context.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
   }
+}
+
+/** The long flag clipanion fills a property from: `sseKmsKeyId` is `--sse-kms-key-id`. */
+export function flagOf(field: string): string {
+  return `--${field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
+/** A bad value caught while reading the command line, as the usage error it is, its fields named as flags. */
+export function usageErrorOf(error: unknown): UsageError {
+  return new UsageError(error instanceof FieldError ? error.render(flagOf) : messageOf(error));
 }
 
 /** capsule's one-line error: `capsule: <CODE>: <message>`, redacted. */

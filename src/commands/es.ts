@@ -13,6 +13,7 @@ import { messageOf } from "../domain/errors.js";
 import { drillElasticsearch } from "../engines/elasticsearch/drill.js";
 import type { DrillResult } from "../runtime/verify.js";
 import type { BackupEntry, BackupStore } from "../storage/backup-store.js";
+import { usageErrorOf } from "./base-command.js";
 import { EngineCommand } from "./engine-command.js";
 import { formatBytes, render } from "./render.js";
 
@@ -163,7 +164,7 @@ export class EsCommand extends EngineCommand {
     try {
       return esConnectionFrom({ url, insecureSkipTlsVerify: this.insecureSkipTlsVerify }, this.env);
     } catch (error) {
-      throw new UsageError(`--verify-url: ${messageOf(error)}`);
+      throw new UsageError(`--verify-url: ${usageErrorOf(error).message}`);
     }
   }
 
@@ -182,7 +183,7 @@ export class EsCommand extends EngineCommand {
     try {
       conn = esConnectionFrom(this, this.env, ca);
     } catch (error) {
-      throw new UsageError(messageOf(error));
+      throw usageErrorOf(error);
     }
     if (conn.tls.insecure) {
       this.note(
@@ -197,7 +198,7 @@ export class EsCommand extends EngineCommand {
     try {
       parsePatterns(this.indices);
     } catch (error) {
-      throw new UsageError(messageOf(error));
+      throw usageErrorOf(error);
     }
   }
 
@@ -205,7 +206,7 @@ export class EsCommand extends EngineCommand {
     try {
       return parseRename(this.renamePattern, this.renameReplacement);
     } catch (error) {
-      throw new UsageError(messageOf(error));
+      throw usageErrorOf(error);
     }
   }
 }

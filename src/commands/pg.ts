@@ -5,11 +5,11 @@ import { dropDatabase, findLeftoverDatabases } from "../engines/postgres/leftove
 import { findMaintenanceDatabase, restorePostgres, type PgRestoreMode } from "../engines/postgres/restore.js";
 import { findScratchLeftovers, removeScratchLeftover } from "../engines/scratch-server.js";
 import { zstdDecompress } from "../engines/postgres/tools.js";
-import { messageOf } from "../domain/errors.js";
 import { downloadArtifact } from "../runtime/download.js";
 import { drillPostgres, SCRATCH_LABEL } from "../engines/postgres/drill.js";
 import type { DrillResult } from "../runtime/verify.js";
 import type { BackupEntry, BackupStore } from "../storage/backup-store.js";
+import { usageErrorOf } from "./base-command.js";
 import { EngineCommand } from "./engine-command.js";
 import { formatBytes, render } from "./render.js";
 
@@ -94,7 +94,7 @@ export class PgCommand extends EngineCommand {
     try {
       conn = pgConnectionFrom(this, this.env);
     } catch (error) {
-      throw new UsageError(messageOf(error));
+      throw usageErrorOf(error);
     }
     if (conn.tls?.mode === "require") {
       this.note(

@@ -7,10 +7,10 @@ import {
 } from "../engines/redis/connection.js";
 import { recoverRedis } from "../engines/redis/recover.js";
 import { restoreRedis } from "../engines/redis/restore.js";
-import { messageOf } from "../domain/errors.js";
 import { drillRedis } from "../engines/redis/drill.js";
 import type { DrillResult } from "../runtime/verify.js";
 import type { BackupEntry, BackupStore } from "../storage/backup-store.js";
+import { usageErrorOf } from "./base-command.js";
 import { EngineCommand } from "./engine-command.js";
 import { formatBytes, render } from "./render.js";
 
@@ -155,7 +155,7 @@ export class RedisCommand extends EngineCommand {
     try {
       conn = redisConnectionFrom(this, this.env);
     } catch (error) {
-      throw new UsageError(messageOf(error));
+      throw usageErrorOf(error);
     }
     if (conn.tls?.insecure) {
       this.note(

@@ -8,7 +8,7 @@ import { drillRedis } from "../engines/redis/drill.js";
 import { CapsuleError, ErrorCode } from "../domain/errors.js";
 import { createLogger } from "../log.js";
 import { type DrillResult, verifyBackup } from "../runtime/verify.js";
-import { REQUEST_ENV, type RunTarget } from "../plan/run-contract.js";
+import { REQUEST_ENV, RUN_ENV, type RunTarget } from "../plan/run-contract.js";
 import { restoreTarget } from "../runtime/restore-target.js";
 import { readRunTarget, runStore } from "../runtime/run-target.js";
 import { esConnectionOf, pgConnectionOf, redisConnectionOf } from "../runtime/target-connection.js";
@@ -54,6 +54,13 @@ export class RunCommand extends BaseCommand {
   indices = Option.String("--indices", {
     description: "--restore, Elasticsearch: which of the backup's indices (comma-separated patterns)",
   });
+
+  protected override readonly fieldsAreFlags = false;
+
+  /** A connection field comes from CAPSULE_TARGET; the others are this command's own flags. */
+  protected override fieldName(field: string): string {
+    return CONNECTION_FIELDS.has(field) ? `${RUN_ENV.target} /connection/${field}` : super.fieldName(field);
+  }
 
   async run(): Promise<number> {
     const target = readRunTarget(this.env);
@@ -222,6 +229,8 @@ export class RunCommand extends BaseCommand {
     }
   }
 }
+
+const CONNECTION_FIELDS = new Set(["host", "port", "database", "url"]);
 
 function sourceOf(target: RunTarget): Statefile["source"] {
   return {

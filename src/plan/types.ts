@@ -6,6 +6,7 @@
  */
 import type { RetentionPolicy } from "../storage/retention.js";
 import type { EngineName } from "../domain/backup.js";
+import type { TargetConnection } from "../domain/connection.js";
 
 export const PLAN_API_VERSION = "capsule.cnvrg.io/v1";
 export const PLAN_KIND = "BackupPlan";
@@ -114,15 +115,8 @@ export interface ClientEncryption {
   readonly identitySecretRef?: { readonly secretName: string; readonly key: string };
 }
 
-export interface Connection {
-  /** Service name or host; for PostgreSQL, unset means the credentials Secret's `host` key. */
-  readonly host?: string;
-  readonly port: number;
-  /** PostgreSQL database; unset means the credentials Secret's `database` key. */
-  readonly database?: string;
-  /** Elasticsearch base URL; @default `http://<host>:<port>`. */
-  readonly url?: string;
-}
+/** A target's connection: the shape the engines read (domain/connection.ts). */
+export type Connection = TargetConnection;
 
 /** Always a cron in resolved form (5 fields or an @-macro, evaluated in Etc/UTC). */
 export interface Schedule {

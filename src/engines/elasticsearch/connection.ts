@@ -1,4 +1,4 @@
-import { CapsuleError, ErrorCode } from "../../domain/errors.js";
+import { ErrorCode, FieldError } from "../../domain/errors.js";
 import { registerSecret } from "../../redact.js";
 
 /**
@@ -32,8 +32,9 @@ export interface EsConnectionFlags {
 export const DEFAULT_ES_URL = "http://localhost:9200";
 
 /**
- * Flags first, then ES_URL (what `capsule run` is given), then cnvrg's ELASTICSEARCH_URL. Throws a `CAPSULE_CONFIG`
- * error for a bad value; commands turn it into a usage error. `ca` is the PEM text of --ca-cert, read by the caller.
+ * The given fields first, then ES_URL (what `capsule run` is given), then cnvrg's ELASTICSEARCH_URL. Throws a
+ * `FieldError` for a bad value (the CLI shows a field as its flag). `ca` is the PEM text of the CA file, read by the
+ * caller.
  */
 export function esConnectionFrom(
   flags: EsConnectionFlags,
@@ -45,19 +46,21 @@ export function esConnectionFrom(
   try {
     url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `http://${text}`);
   } catch {
-    throw config(`--url must be an http(s) URL (got ${JSON.stringify(text)})`);
+    throw config("url", `{url} must be an http(s) URL (got ${JSON.stringify(text)})`);
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw config(`--url must be an http(s) URL (got ${JSON.stringify(url.protocol)})`);
+    throw config("url", `{url} must be an http(s) URL (got ${JSON.stringify(url.protocol)})`);
   }
   if (url.username || url.password) {
     // A credential in argv is visible to every process on the host; refuse it rather than use it.
     registerSecret(decodeURIComponent(url.password));
     throw config(
+      "url",
       "the URL must not carry credentials: set ES_USER and ES_PASSWORD (or ES_API_KEY) in the environment",
     );
   }
-  if (url.search || url.hash) throw config(`--url must not have a query or fragment (got ${url.origin}…)`);
+  if (url.search || url.hash)
+    throw config("url", `{url} must not have a query or fragment (got ${url.origin}…)`);
   if (!url.pathname.endsWith("/")) url.pathname += "/";
 
   const apiKey = env["ES_API_KEY"];
@@ -69,7 +72,7 @@ export function esConnectionFrom(
   if (apiKey) auth = { kind: "apiKey", key: apiKey };
   else if (user) {
     if (password === undefined) {
-      throw config(`ES_USER is ${user} but no password is set (ES_PASSWORD or CNVRG_ES_PASS)`);
+      throw config("ES_PASSWORD", `ES_USER is ${user} but no password is set (ES_PASSWORD or CNVRG_ES_PASS)`);
     }
     auth = { kind: "basic", user, password };
     registerSecret(Buffer.from(`${user}:${password}`).toString("base64"));
@@ -86,6 +89,6 @@ export function describeConnection(conn: EsConnection): string {
   return conn.url.href.replace(/\/$/, "");
 }
 
-function config(message: string): CapsuleError {
-  return new CapsuleError(ErrorCode.Config, message);
+function config(field: string, template: string): FieldError {
+  return new FieldError(ErrorCode.Config, field, template);
 }

@@ -5,6 +5,7 @@
  * a leading `-` excludes. Wildcards never match system indices (names starting with ".") or hidden ones
  * (`index.hidden: true`) unless the pattern itself starts with "."; an exact name always matches.
  */
+import { ErrorCode, FieldError } from "../../domain/errors.js";
 
 export interface IndexInfo {
   readonly name: string;
@@ -18,7 +19,12 @@ export function parsePatterns(text: string | undefined): string[] {
     .split(",")
     .map((p) => p.trim())
     .filter((p) => p.length > 0);
-  if (patterns.length === 0) throw new Error(`--indices: no pattern given (got ${JSON.stringify(text)})`);
+  if (patterns.length === 0)
+    throw new FieldError(
+      ErrorCode.Config,
+      "indices",
+      `{indices}: no pattern given (got ${JSON.stringify(text)})`,
+    );
   if (patterns.every((p) => p.startsWith("-"))) patterns.unshift(DEFAULT_INDEX_PATTERN);
   return patterns;
 }
@@ -77,12 +83,20 @@ export function parseRename(
 ): Rename | undefined {
   if (pattern === undefined && replacement === undefined) return undefined;
   if (pattern === undefined || replacement === undefined) {
-    throw new Error("--rename-pattern and --rename-replacement go together");
+    throw new FieldError(
+      ErrorCode.Config,
+      "renamePattern",
+      "{renamePattern} and {renameReplacement} go together",
+    );
   }
   try {
     return { pattern: new RegExp(pattern, "g"), replacement };
   } catch (error) {
-    throw new Error(`--rename-pattern ${JSON.stringify(pattern)}: ${(error as Error).message}`);
+    throw new FieldError(
+      ErrorCode.Config,
+      "renamePattern",
+      `{renamePattern} ${JSON.stringify(pattern)}: ${(error as Error).message}`,
+    );
   }
 }
 

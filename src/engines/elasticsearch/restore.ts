@@ -13,7 +13,7 @@
 import { randomBytes } from "node:crypto";
 import type { Readable } from "node:stream";
 import { createGunzip } from "node:zlib";
-import { CapsuleError, ErrorCode, messageOf } from "../../domain/errors.js";
+import { CapsuleError, ErrorCode, FieldError, messageOf } from "../../domain/errors.js";
 import { failpoint } from "../../util/failpoint.js";
 import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../util/interruption.js";
 import type { ArtifactSource } from "../../domain/artifact.js";
@@ -126,11 +126,12 @@ export async function restoreElasticsearch(
     const plan = await planRestore(client, where, fingerprint, options);
     const existing = plan.filter((p) => p.exists);
     if (existing.length > 0 && !options.replace) {
-      throw new CapsuleError(
+      throw new FieldError(
         ErrorCode.Refused,
+        "replace",
         `${where}: ${plural(existing.length, "index", "indices")} already ${existing.length === 1 ? "exists" : "exist"}: ` +
-          `${existing.map((p) => p.to).join(", ")}; pass --replace to delete and recreate, or restore under new ` +
-          `names with --rename-pattern/--rename-replacement`,
+          `${existing.map((p) => p.to).join(", ")}; pass {replace} to delete and recreate, or restore under new ` +
+          `names with {renamePattern}/{renameReplacement}`,
       );
     }
     const input = await source.open();
@@ -157,9 +158,10 @@ async function planRestore(
   }
   const selected = patterns ? selectIndices(inBackup, patterns) : inBackup;
   if (selected.length === 0) {
-    throw new CapsuleError(
+    throw new FieldError(
       ErrorCode.Refused,
-      `--indices ${options.indices ?? ""} selects no index of this backup (it holds ${inBackup.map((i) => i.name).join(", ") || "none"})`,
+      "indices",
+      `{indices} ${options.indices ?? ""} selects no index of this backup (it holds ${inBackup.map((i) => i.name).join(", ") || "none"})`,
     );
   }
   const targets = new Map<string, string>();
@@ -179,10 +181,11 @@ async function planRestore(
       // HEAD answers 200 for an alias too; --replace deletes indices, never what an alias points at.
       const concrete = Object.keys(await client.json<Record<string, unknown>>("GET", encodeURIComponent(to)));
       if (!concrete.includes(to)) {
-        throw new CapsuleError(
+        throw new FieldError(
           ErrorCode.Refused,
+          "renamePattern",
           `${where}: "${to}" is an alias (of ${concrete.join(", ")}); restore ${name} under another name with ` +
-            `--rename-pattern/--rename-replacement`,
+            `{renamePattern}/{renameReplacement}`,
         );
       }
     }

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { CapsuleError, ErrorCode } from "../../domain/errors.js";
+import { ErrorCode, FieldError } from "../../domain/errors.js";
 import { hostProblem, registerSecret } from "../../redact.js";
 
 /** Where a PostgreSQL database is. The password is only ever read from the environment. */
@@ -32,8 +32,8 @@ export interface PgConnectionFlags {
 }
 
 /**
- * Flags first, then the standard libpq variables, then libpq's own defaults. Throws a `CAPSULE_CONFIG` error naming
- * the flag or variable at fault; commands turn it into a usage error.
+ * The given fields first, then the standard libpq variables, then libpq's own defaults. Throws a `FieldError`
+ * naming the field or variable at fault (the CLI shows a field as its flag).
  */
 export function pgConnectionFrom(flags: PgConnectionFlags, env: NodeJS.ProcessEnv): PgConnection {
   const user = flags.user ?? env["PGUSER"] ?? "postgres";
@@ -43,14 +43,16 @@ export function pgConnectionFrom(flags: PgConnectionFlags, env: NodeJS.ProcessEn
   const port = Number(portText);
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
     throw config(
-      `${flags.port !== undefined ? "--port" : "PGPORT"} must be a TCP port (got ${JSON.stringify(portText)})`,
+      "port",
+      `${flags.port !== undefined ? "{port}" : "PGPORT"} must be a TCP port (got ${JSON.stringify(portText)})`,
     );
   }
   const host = flags.host ?? env["PGHOST"] ?? "localhost";
   const problem = hostProblem(host);
   if (problem) {
     throw config(
-      `${flags.host !== undefined ? "--host" : "PGHOST"} ${problem}: pass the user with --user and the password in PGPASSWORD`,
+      "host",
+      `${flags.host !== undefined ? "{host}" : "PGHOST"} ${problem}: pass the user with {user} and the password in PGPASSWORD`,
     );
   }
   const tls = pgTlsFrom(flags, env);
@@ -71,32 +73,43 @@ export function pgConnectionFrom(flags: PgConnectionFlags, env: NodeJS.ProcessEn
  */
 export function pgTlsFrom(flags: PgConnectionFlags, env: NodeJS.ProcessEnv): PgTls | undefined {
   const rootCert = flags.sslrootcert ?? env["PGSSLROOTCERT"];
-  const rootCertName = flags.sslrootcert !== undefined ? "--sslrootcert" : "PGSSLROOTCERT";
-  const modeName = flags.sslmode !== undefined ? "--sslmode" : "PGSSLMODE";
+  const rootCertName = flags.sslrootcert !== undefined ? "{sslrootcert}" : "PGSSLROOTCERT";
+  const modeName = flags.sslmode !== undefined ? "{sslmode}" : "PGSSLMODE";
   const insecure = flags.insecureSkipTlsVerify === true;
   const mode =
     flags.sslmode ?? env["PGSSLMODE"] ?? (rootCert ? "verify-full" : insecure ? "require" : "disable");
   switch (mode) {
     case "disable":
-      if (insecure) throw config(`--insecure-skip-tls-verify needs TLS, but ${modeName} is disable`);
+      if (insecure)
+        throw config(
+          "insecureSkipTlsVerify",
+          `{insecureSkipTlsVerify} needs TLS, but ${modeName} is disable`,
+        );
       return undefined;
     case "require":
       if (!insecure) {
         throw config(
-          `${modeName} require does not verify the server: use verify-full with --sslrootcert, or add --insecure-skip-tls-verify`,
+          "sslmode",
+          `${modeName} require does not verify the server: use verify-full with {sslrootcert}, or add {insecureSkipTlsVerify}`,
         );
       }
       return { mode };
     case "verify-ca":
     case "verify-full": {
-      if (insecure) throw config(`--insecure-skip-tls-verify contradicts ${modeName} ${mode}`);
-      if (!rootCert) throw config(`${modeName} ${mode} needs the CA: --sslrootcert FILE (or PGSSLROOTCERT)`);
+      if (insecure)
+        throw config("insecureSkipTlsVerify", `{insecureSkipTlsVerify} contradicts ${modeName} ${mode}`);
+      if (!rootCert)
+        throw config(
+          "sslrootcert",
+          `${modeName} ${mode} needs the CA: {sslrootcert} FILE (or PGSSLROOTCERT)`,
+        );
       let ca: string;
       try {
         ca = readFileSync(rootCert, "utf8");
       } catch (error) {
-        throw new CapsuleError(
+        throw new FieldError(
           ErrorCode.LocalFile,
+          "sslrootcert",
           `${rootCertName} ${rootCert}: ${(error as NodeJS.ErrnoException).code ?? "unreadable"}`,
         );
       }
@@ -104,6 +117,7 @@ export function pgTlsFrom(flags: PgConnectionFlags, env: NodeJS.ProcessEnv): PgT
     }
     default:
       throw config(
+        "sslmode",
         `${modeName} must be disable, require, verify-ca or verify-full (got ${JSON.stringify(mode)}); ` +
           "prefer and allow may silently fall back to an unverified connection",
       );
@@ -131,6 +145,6 @@ export function describeConnection(conn: PgConnection, database: string = conn.d
   return `postgresql://${conn.user}@${conn.host}:${conn.port}/${database}${tls}`;
 }
 
-function config(message: string): CapsuleError {
-  return new CapsuleError(ErrorCode.Config, message);
+function config(field: string, template: string): FieldError {
+  return new FieldError(ErrorCode.Config, field, template);
 }

@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { pipeline, Transform } from "node:stream";
 import { setTimeout } from "node:timers/promises";
-import { CapsuleError, ErrorCode } from "../../domain/errors.js";
+import { CapsuleError, ErrorCode, FieldError } from "../../domain/errors.js";
 import { failpoint } from "../../util/failpoint.js";
 import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../util/interruption.js";
 import type { ArtifactSource } from "../../domain/artifact.js";
@@ -108,9 +108,10 @@ export async function restorePostgres(
   const scratch =
     mode.kind === "new-database" ? mode.database : derivedDatabaseName(target, `_capsule_restore_${stamp}`);
   if (await databaseExists(conn, maintenance, scratch)) {
-    throw new CapsuleError(
+    throw new FieldError(
       ErrorCode.Refused,
-      `database "${scratch}" already exists; choose another --to-database`,
+      "toDatabase",
+      `database "${scratch}" already exists; choose another {toDatabase}`,
     );
   }
   // Held until the scratch database is swapped in or dropped, so no other run takes it for debris.

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { CapsuleError, ErrorCode } from "../../domain/errors.js";
+import { ErrorCode, FieldError } from "../../domain/errors.js";
 import { hostProblem, registerSecret } from "../../redact.js";
 
 /** Where a Redis server is and who capsule is there. The password is only ever read from the environment. */
@@ -34,33 +34,36 @@ export interface RedisConnectionFlags {
 export const DEFAULT_PASSWORD_ENV = "REDISCLI_AUTH";
 
 /**
- * Flags first, then REDIS_HOST / REDIS_PORT (what `capsule run` is given), then redis-cli's defaults. Throws a
- * `CAPSULE_CONFIG` error naming the flag or variable at fault; commands turn it into a usage error.
+ * The given fields first, then REDIS_HOST / REDIS_PORT (what `capsule run` is given), then redis-cli's defaults.
+ * Throws a `FieldError` naming the field or variable at fault (the CLI shows a field as its flag).
  */
 export function redisConnectionFrom(flags: RedisConnectionFlags, env: NodeJS.ProcessEnv): RedisConnection {
   const passwordEnv = flags.passwordEnv ?? DEFAULT_PASSWORD_ENV;
   const password = env[passwordEnv];
   if (flags.passwordEnv && password === undefined) {
-    throw new CapsuleError(
+    throw new FieldError(
       ErrorCode.Config,
-      `--password-env ${flags.passwordEnv}: the variable ${flags.passwordEnv} is not set`,
+      "passwordEnv",
+      `{passwordEnv} ${flags.passwordEnv}: the variable ${flags.passwordEnv} is not set`,
     );
   }
   registerSecret(password);
   const portText = flags.port ?? env["REDIS_PORT"] ?? "6379";
   const port = Number(portText);
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new CapsuleError(
+    throw new FieldError(
       ErrorCode.Config,
-      `${flags.port !== undefined ? "--port" : "REDIS_PORT"} must be a TCP port (got ${JSON.stringify(portText)})`,
+      "port",
+      `${flags.port !== undefined ? "{port}" : "REDIS_PORT"} must be a TCP port (got ${JSON.stringify(portText)})`,
     );
   }
   const host = flags.host ?? env["REDIS_HOST"] ?? "127.0.0.1";
   const problem = hostProblem(host);
   if (problem) {
-    throw new CapsuleError(
+    throw new FieldError(
       ErrorCode.Config,
-      `${flags.host !== undefined ? "--host" : "REDIS_HOST"} ${problem}: pass the user with --user and the password in ${passwordEnv}`,
+      "host",
+      `${flags.host !== undefined ? "{host}" : "REDIS_HOST"} ${problem}: pass the user with {user} and the password in ${passwordEnv}`,
     );
   }
   const caFile = flags.caCert ?? env["REDIS_CA_CERT"];
@@ -69,9 +72,10 @@ export function redisConnectionFrom(flags: RedisConnectionFlags, env: NodeJS.Pro
     try {
       ca = readFileSync(caFile, "utf8");
     } catch (error) {
-      throw new CapsuleError(
+      throw new FieldError(
         ErrorCode.LocalFile,
-        `${flags.caCert !== undefined ? "--ca-cert" : "REDIS_CA_CERT"} ${caFile}: ${(error as NodeJS.ErrnoException).code ?? "unreadable"}`,
+        "caCert",
+        `${flags.caCert !== undefined ? "{caCert}" : "REDIS_CA_CERT"} ${caFile}: ${(error as NodeJS.ErrnoException).code ?? "unreadable"}`,
       );
     }
   }

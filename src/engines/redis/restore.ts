@@ -20,7 +20,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CapsuleError, ErrorCode, messageOf } from "../../domain/errors.js";
+import { CapsuleError, ErrorCode, FieldError, messageOf } from "../../domain/errors.js";
 import { redact, registerSecret } from "../../redact.js";
 import { failpoint } from "../../util/failpoint.js";
 import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../util/interruption.js";
@@ -238,10 +238,11 @@ function assertRestorable(
     );
   }
   if (info.get("role") === "slave" && !options.detachReplica) {
-    throw new CapsuleError(
+    throw new FieldError(
       ErrorCode.Refused,
+      "detachReplica",
       `${where} is a replica of ${info.get("master_host")}:${info.get("master_port")}: restore into its master, ` +
-        `or pass --detach-replica to make it a master holding the backup`,
+        `or pass {detachReplica} to make it a master holding the backup`,
     );
   }
   const version = info.get("redis_version") ?? "";
