@@ -63,8 +63,10 @@ export interface DrillResult {
 
 /** Something a killed run left behind (a scratch database, a throwaway cluster), named for `--check`. */
 export interface Leftover {
-  /** One line saying what it is and where (`scratch database … on …`). */
-  readonly what: string;
+  /** One line saying what it is, where, and how it goes (`scratch database … on … was left by …`). */
+  readonly found: string;
+  /** One line saying it is gone, after `remove()`. */
+  readonly removed: string;
   /** Removes it; only called when the operator said yes. */
   remove(): Promise<void>;
 }
@@ -80,11 +82,18 @@ export interface EngineFlag {
    * `verify --verify-server`). A flag given to any other mode is refused.
    */
   readonly modes: readonly string[];
+  /**
+   * A modifier of this verb: given, it changes what the verb takes (`--verify-server` makes `--verify` drill on the
+   * server the connection flags name), and the flags of the mode `<verb> --<flag>` apply.
+   */
+  readonly modifies?: string;
 }
 
 /** How the CLI introduces an engine (`capsule pg --help`). */
 export interface EngineUsage {
   readonly description: string;
+  /** What `--target` defaults to, for its help (`the database`). */
+  readonly targetDefault: string;
   readonly details: string;
   readonly examples: ReadonlyArray<[string, string]>;
 }
@@ -107,8 +116,8 @@ export interface Engine<Conn = unknown> {
   connectTarget(connection: TargetConnection, env: NodeJS.ProcessEnv): Conn;
   /** Where the server is, for messages: never a credential. */
   describe(conn: Conn): string;
-  /** True when TLS to the server is not verified (the CLI warns). */
-  insecure(conn: Conn): boolean;
+  /** A warning when TLS to the server is not verified (the CLI shows it before it connects), else undefined. */
+  insecureWarning(conn: Conn): string | undefined;
 
   /** The target name a backup records when none is given (`shop` for database shop). */
   defaultTarget(conn: Conn): string;
@@ -127,7 +136,12 @@ export interface Engine<Conn = unknown> {
    */
   planRestore(conn: Conn, statefile: Statefile, fields: Fields, env: NodeJS.ProcessEnv): RestorePlan;
   /** Proves a backup by restoring it somewhere it cannot harm production; leaves nothing behind, also on failure. */
-  drill(source: ArtifactSource, fields: Fields, env: NodeJS.ProcessEnv, context: EngineContext): Promise<DrillResult>;
+  drill(
+    source: ArtifactSource,
+    fields: Fields,
+    env: NodeJS.ProcessEnv,
+    context: EngineContext,
+  ): Promise<DrillResult>;
 
   /**
    * What killed runs left that this engine can find: on this machine always, on a server when the fields name one.

@@ -1,0 +1,274 @@
+/** PostgreSQL behind the engine seam (engines/engine.ts): logical dumps with pg_dump, restores with pg_restore. */
+import { ErrorCode, FieldError } from "../../domain/errors.js";
+import type { Statefile } from "../../domain/statefile.js";
+import type { Engine, Fields, Leftover } from "../engine.js";
+import { findScratchLeftovers, removeScratchLeftover } from "../scratch-server.js";
+import { backupPostgres } from "./backup.js";
+import {
+  describeConnection,
+  pgConnectionFrom,
+  type PgConnection,
+  type PgConnectionFlags,
+} from "./connection.js";
+import { drillPostgres, SCRATCH_LABEL } from "./drill.js";
+import { dropDatabase, findLeftoverDatabases } from "./leftovers.js";
+import { findMaintenanceDatabase, restorePostgres, type PgRestoreMode } from "./restore.js";
+import { zstdDecompress } from "./tools.js";
+
+const CONNECTION = ["create", "restore", "check", "verify --verify-server"];
+
+export const postgres: Engine<PgConnection> = {
+  name: "postgresql",
+  command: "pg",
+  usage: {
+    description: "Back up, list and restore PostgreSQL backups",
+    targetDefault: "the database",
+    details: `
+      Connection flags fall back to the libpq variables PGHOST, PGPORT, PGDATABASE and PGUSER; the password is
+      read only from PGPASSWORD. A restore is non-destructive by default: the backup is restored into a new
+      database, checked against its checksum and row counts, and only then swapped in; the old database is kept
+      as <db>_pre_restore_<timestamp>.
+
+      Which database a restore replaces: --database, else the one the backup was taken from; if PGDATABASE names
+      another, the restore is refused. --to-database names a new database to restore into instead.
+
+      Interrupted (SIGINT, SIGTERM, SIGKILL) or failed, a restore leaves the target with exactly its old data or
+      exactly the backup's. Swap: both renames are one transaction; until it commits the target is unchanged and
+      the scratch database is dropped. --in-place: one transaction that commits only after the last byte passed
+      zstd and the sha256 check. --to-database: the new database is dropped. SIGINT/SIGTERM exit 130/143 with one
+      line saying what state the target is in; the restore is recorded as interrupted. After a SIGKILL, --check
+      names the throwaway clusters a drill left on this machine and, given the connection flags (--host, --port,
+      --database and --user), the scratch databases left on that server; --yes removes them. A live run's are
+      never touched. Without connection flags --check contacts no database server.
+    `,
+    examples: [
+      [
+        "Back up a database",
+        "PGPASSWORD=… capsule pg --create --host db --database app --bucket s3://backups/capsule",
+      ],
+      ["List backups", "capsule pg --list --bucket s3://backups/capsule"],
+      [
+        "Restore, keeping the old data",
+        "capsule pg --restore --id ID --host db --database app --bucket s3://backups/capsule",
+      ],
+      [
+        "Download a file for pg_restore",
+        "capsule pg --download --id ID --to app.dump --bucket s3://backups/capsule",
+      ],
+    ],
+  },
+  flags: [
+    {
+      field: "host",
+      kind: "string",
+      modes: CONNECTION,
+      description: "Server host (default: $PGHOST, else localhost)",
+    },
+    {
+      field: "port",
+      kind: "string",
+      modes: CONNECTION,
+      description: "Server port (default: $PGPORT, else 5432)",
+    },
+    {
+      field: "database",
+      kind: "string",
+      modes: CONNECTION,
+      description: "Database (default: $PGDATABASE, else the user name)",
+    },
+    {
+      field: "user",
+      kind: "string",
+      modes: CONNECTION,
+      description: "User (default: $PGUSER, else postgres)",
+    },
+    {
+      field: "sslmode",
+      kind: "string",
+      modes: CONNECTION,
+      description:
+        "TLS: disable, verify-full, verify-ca, or require (unverified; needs --insecure-skip-tls-verify). " +
+        "Default: $PGSSLMODE, else verify-full when a CA is given, else disable",
+    },
+    {
+      field: "sslrootcert",
+      kind: "string",
+      modes: CONNECTION,
+      description: "PEM file with the CA that signed the server's certificate (default: $PGSSLROOTCERT)",
+    },
+    {
+      field: "insecureSkipTlsVerify",
+      kind: "boolean",
+      modes: CONNECTION,
+      description: "TLS without verifying the server's certificate (sslmode require; not recommended)",
+    },
+    {
+      field: "inPlace",
+      kind: "boolean",
+      modes: ["restore", "restore --in-cluster"],
+      description: "Restore over the existing database (pg_restore --clean, in one transaction)",
+    },
+    {
+      field: "toDatabase",
+      kind: "string",
+      modes: ["restore", "restore --in-cluster"],
+      description: "Restore into this new database, beside the original",
+    },
+    {
+      field: "noOwner",
+      kind: "boolean",
+      modes: ["restore"],
+      description: "Restore without owners and privileges",
+    },
+    {
+      field: "verifyServer",
+      kind: "boolean",
+      modes: ["verify"],
+      modifies: "verify",
+      description:
+        "--verify: drill into a scratch database on the server the connection flags name, not a throwaway cluster",
+    },
+    {
+      field: "raw",
+      kind: "boolean",
+      modes: ["download"],
+      description:
+        "Download the zstd-compressed dump without decompressing it (decrypted, if the backup is encrypted)",
+    },
+  ],
+
+  connect: (fields, env) => pgConnectionFrom(fields as PgConnectionFlags, env),
+  connectTarget: (connection, env) =>
+    pgConnectionFrom(
+      {
+        ...(connection.host ? { host: connection.host } : {}),
+        port: String(connection.port),
+        ...(connection.database ? { database: connection.database } : {}),
+      },
+      env,
+    ),
+  describe: (conn) => describeConnection(conn),
+  insecureWarning: (conn) =>
+    conn.tls?.mode === "require"
+      ? `the certificate of ${describeConnection(conn)} is not checked; anyone on the path can read the password and the data`
+      : undefined,
+
+  defaultTarget: (conn) => conn.database,
+  source: (conn) => ({ host: conn.host, port: conn.port, database: conn.database }),
+  backup: (conn, sink, _fields, context) => backupPostgres(conn, sink, context),
+  describeBackup: () => ({ summary: "", warnings: [] }),
+
+  planRestore(conn, statefile, fields, env) {
+    const toDatabase = fields["toDatabase"] as string | undefined;
+    if (fields["inPlace"] === true && toDatabase !== undefined) {
+      throw new FieldError(ErrorCode.Config, "inPlace", "choose one of {inPlace} and {toDatabase}");
+    }
+    const mode: PgRestoreMode =
+      fields["inPlace"] === true
+        ? { kind: "in-place" }
+        : toDatabase !== undefined
+          ? { kind: "new-database", database: toDatabase }
+          : { kind: "swap" };
+    const target: PgConnection =
+      mode.kind === "new-database" ? conn : { ...conn, database: databaseToReplace(statefile, fields, env) };
+    const to = describeConnection(target, toDatabase ?? target.database);
+    const id = statefile.backupId;
+    return {
+      to,
+      question:
+        mode.kind === "in-place"
+          ? `OVERWRITE ${to} in place with ${id}?`
+          : mode.kind === "swap"
+            ? `Restore ${id} as ${to} (the current database is kept under another name)?`
+            : `Restore ${id} into the new database ${to}?`,
+      async run(source, context) {
+        const outcome = await restorePostgres(target, source, mode, {
+          noOwner: fields["noOwner"] === true,
+          onPhase: context.onPhase,
+          onNotice: context.onNotice,
+          signal: context.signal,
+        });
+        return {
+          lines: [
+            `restored ${id} into ${outcome.database}: ${outcome.tables} tables, ${outcome.rows} rows match the backup`,
+            ...(outcome.keptAs
+              ? [
+                  `the previous database is kept as "${outcome.keptAs}"; when you no longer need it: ` +
+                    `DROP DATABASE "${outcome.keptAs}";`,
+                ]
+              : []),
+          ],
+          document: outcome,
+        };
+      },
+    };
+  },
+
+  drill: (source, fields, env, context) =>
+    drillPostgres(source, {
+      ...(fields["verifyServer"] === true
+        ? { server: pgConnectionFrom(fields as PgConnectionFlags, env) }
+        : {}),
+      onPhase: context.onPhase,
+      signal: context.signal,
+    }),
+
+  async findLeftovers(fields, env) {
+    const leftovers: Leftover[] = [];
+    // Without connection fields no server is contacted: --check must work with only a bucket.
+    if (["host", "port", "database", "user"].some((f) => fields[f] !== undefined)) {
+      const conn = pgConnectionFrom(fields as PgConnectionFlags, env);
+      const maintenance = await findMaintenanceDatabase(conn);
+      for (const name of await findLeftoverDatabases(conn, maintenance)) {
+        leftovers.push({
+          found:
+            `scratch database ${name} on ${describeConnection(conn, maintenance)} was left by an interrupted ` +
+            `capsule restore or drill; --check --yes drops it`,
+          removed: `dropped scratch database ${name}, left by an interrupted capsule restore or drill`,
+          remove: () => dropDatabase(conn, maintenance, name),
+        });
+      }
+    }
+    for (const leftover of await findScratchLeftovers(SCRATCH_LABEL)) {
+      const what = `throwaway PostgreSQL ${leftover.dir}${leftover.serverPid ? ` (postgres pid ${leftover.serverPid} still running)` : ""}`;
+      leftovers.push({
+        found: `${what} was left by an interrupted drill; --check --yes removes it`,
+        removed: `removed ${what}, left by an interrupted drill`,
+        remove: () => removeScratchLeftover(leftover),
+      });
+    }
+    return leftovers;
+  },
+
+  downloadDecoder: (fields) =>
+    fields["raw"] === true
+      ? undefined
+      : { decode: zstdDecompress(), what: "a pg_restore custom-format file" },
+};
+
+/**
+ * The database a swap or in-place restore replaces: the one named, else the one the backup was taken from — never
+ * whatever PGDATABASE happens to name (#16: a backup of `shop` was swapped in as `app_copy`).
+ */
+function databaseToReplace(statefile: Statefile, fields: Fields, env: NodeJS.ProcessEnv): string {
+  const named = fields["database"] as string | undefined;
+  if (named !== undefined) return named;
+  const source = statefile.source.database;
+  if (!source) {
+    throw new FieldError(
+      ErrorCode.Config,
+      "database",
+      `${statefile.backupId} does not record its source database: name the database to replace with {database}`,
+    );
+  }
+  const fromEnv = env["PGDATABASE"];
+  if (fromEnv !== undefined && fromEnv !== source) {
+    throw new FieldError(
+      ErrorCode.Config,
+      "database",
+      `${statefile.backupId} is a backup of database "${source}" but PGDATABASE is "${fromEnv}": ` +
+        `name the database to replace with {database} (or restore beside it with {toDatabase})`,
+    );
+  }
+  return source;
+}
