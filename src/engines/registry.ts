@@ -9,9 +9,9 @@ import { postgres } from "./postgres/engine.js";
 import { redis } from "./redis/engine.js";
 
 const ENGINES: Readonly<Record<EngineName, Engine>> = {
-  postgresql: postgres as Engine,
-  redis: redis as Engine,
-  elasticsearch: elasticsearch as Engine,
+  postgresql: postgres,
+  redis: redis,
+  elasticsearch: elasticsearch,
 };
 
 export function engineNamed(name: EngineName): Engine {

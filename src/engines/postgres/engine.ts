@@ -4,12 +4,7 @@ import type { Statefile } from "../../domain/statefile.js";
 import type { Engine, Fields, Leftover } from "../engine.js";
 import { findScratchLeftovers, removeScratchLeftover } from "../scratch-server.js";
 import { backupPostgres } from "./backup.js";
-import {
-  describeConnection,
-  pgConnectionFrom,
-  type PgConnection,
-  type PgConnectionFlags,
-} from "./connection.js";
+import { describeConnection, pgConnectionFrom, type PgConnection } from "./connection.js";
 import { drillPostgres, SCRATCH_LABEL } from "./drill.js";
 import { dropDatabase, findLeftoverDatabases } from "./leftovers.js";
 import { findMaintenanceDatabase, restorePostgres, type PgRestoreMode } from "./restore.js";
@@ -137,7 +132,7 @@ export const postgres: Engine<PgConnection> = {
     },
   ],
 
-  connect: (fields, env) => pgConnectionFrom(fields as PgConnectionFlags, env),
+  connect: (fields, env) => pgConnectionFrom(fields, env),
   connectTarget: (connection, env) =>
     pgConnectionFrom(
       {
@@ -206,9 +201,7 @@ export const postgres: Engine<PgConnection> = {
 
   drill: (source, fields, env, context) =>
     drillPostgres(source, {
-      ...(fields["verifyServer"] === true
-        ? { server: pgConnectionFrom(fields as PgConnectionFlags, env) }
-        : {}),
+      ...(fields["verifyServer"] === true ? { server: pgConnectionFrom(fields, env) } : {}),
       onPhase: context.onPhase,
       signal: context.signal,
     }),
@@ -217,7 +210,7 @@ export const postgres: Engine<PgConnection> = {
     const leftovers: Leftover[] = [];
     // Without connection fields no server is contacted: --check must work with only a bucket.
     if (["host", "port", "database", "user"].some((f) => fields[f] !== undefined)) {
-      const conn = pgConnectionFrom(fields as PgConnectionFlags, env);
+      const conn = pgConnectionFrom(fields, env);
       const maintenance = await findMaintenanceDatabase(conn);
       for (const name of await findLeftoverDatabases(conn, maintenance)) {
         leftovers.push({

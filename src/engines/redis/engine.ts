@@ -2,12 +2,7 @@
 import { ErrorCode, FieldError } from "../../domain/errors.js";
 import type { Engine } from "../engine.js";
 import { backupRedis } from "./backup.js";
-import {
-  describeConnection,
-  redisConnectionFrom,
-  type RedisConnection,
-  type RedisConnectionFlags,
-} from "./connection.js";
+import { describeConnection, redisConnectionFrom, type RedisConnection } from "./connection.js";
 import { drillRedis } from "./drill.js";
 import { recoverRedis } from "./recover.js";
 import { restoreRedis } from "./restore.js";
@@ -118,7 +113,7 @@ export const redis: Engine<RedisConnection> = {
     },
   ],
 
-  connect: (fields, env) => redisConnectionFrom(fields as RedisConnectionFlags, env),
+  connect: (fields, env) => redisConnectionFrom(fields, env),
   connectTarget: (connection, env) =>
     redisConnectionFrom(
       { ...(connection.host ? { host: connection.host } : {}), port: String(connection.port) },
