@@ -3,7 +3,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Command, Option, UsageError } from "clipanion";
 import { compile, compileYaml, DOCUMENT_SEPARATOR } from "../compiler/compile.js";
-import { gatherPlans } from "../plan/gather.js";
+import { gatherPlans } from "../runtime/gather-plans.js";
 import type { BackupPlan } from "../plan/types.js";
 import { formatSkipped } from "../scanner/fields.js";
 import { BaseCommand } from "./base-command.js";

@@ -6,8 +6,19 @@
  * Used by the S3 watcher (bucket requests) and by `--in-cluster` (an operator's backup or restore run inside the
  * cluster, so database credentials never leave it).
  */
-import type { V1CronJob, V1EnvVar } from "@kubernetes/client-node";
-import type { JobManifest } from "../k8s/workloads.js";
+import type { V1CronJob, V1EnvVar, V1Job } from "@kubernetes/client-node";
+
+/** A Job as capsule makes it: every field this module sets is present. */
+export interface JobManifest extends V1Job {
+  apiVersion: "batch/v1";
+  kind: "Job";
+  metadata: {
+    name: string;
+    namespace: string;
+    labels: Record<string, string>;
+    annotations: Record<string, string>;
+  };
+}
 
 export interface OneOffJob {
   /** ≤ 63 characters; deriving it from what the Job is for makes a second Job for the same thing impossible. */

@@ -4,7 +4,6 @@
  * delete. Plain data in and out; errors are `KubeApiError`s.
  */
 import type { V1CronJob, V1Job } from "@kubernetes/client-node";
-import type { CronJobManifest } from "../compiler/cronjob.js";
 import { abortedBy, type KubeClient } from "./kube-client.js";
 
 const PAGE_SIZE = 500;
@@ -18,22 +17,17 @@ export interface LiveCronJob {
   readonly annotations: Readonly<Record<string, string>>;
 }
 
-export interface JobManifest extends V1Job {
-  apiVersion: "batch/v1";
-  kind: "Job";
-  metadata: {
-    name: string;
-    namespace: string;
-    labels: Record<string, string>;
-    annotations: Record<string, string>;
-  };
-}
+/**
+ * An object with the name and namespace a write addresses it by. What capsule compiles (compiler/) satisfies it, so
+ * this adapter needs none of the compiler's types.
+ */
+export type Named<T> = T & { metadata: { name: string; namespace: string } };
 
 /** A Job's outcome as far as capsule cares. */
 export type JobPhase = "active" | "succeeded" | "failed";
 
 /** A CronJob with its template, as `--in-cluster` copies it into a Job. */
-export type CronJobWithTemplate = V1CronJob & { metadata: { name: string; namespace: string } };
+export type CronJobWithTemplate = Named<V1CronJob>;
 
 export class Workloads {
   constructor(private readonly client: KubeClient) {}
@@ -69,7 +63,7 @@ export class Workloads {
   }
 
   /** CronJob writes take an optional `signal`: the reconciler's, aborted when its replica stops leading. */
-  async createCronJob(manifest: CronJobManifest, signal?: AbortSignal): Promise<void> {
+  async createCronJob(manifest: Named<V1CronJob>, signal?: AbortSignal): Promise<void> {
     const { namespace, name } = manifest.metadata;
     await this.client.call(`create CronJob ${namespace}/${name}`, () =>
       this.client.batch.createNamespacedCronJob({ namespace, body: manifest }, abortedBy(signal)),
@@ -78,7 +72,7 @@ export class Workloads {
 
   /** Replaces the whole object, conditional on `resourceVersion` (what was listed). */
   async replaceCronJob(
-    manifest: CronJobManifest,
+    manifest: Named<V1CronJob>,
     resourceVersion: string | undefined,
     signal?: AbortSignal,
   ): Promise<void> {
@@ -112,7 +106,7 @@ export class Workloads {
     );
   }
 
-  async createJob(manifest: JobManifest): Promise<void> {
+  async createJob(manifest: Named<V1Job>): Promise<void> {
     const { namespace, name } = manifest.metadata;
     await this.client.call(`create Job ${namespace}/${name}`, () =>
       this.client.batch.createNamespacedJob({ namespace, body: manifest }),

@@ -8,6 +8,7 @@ import { messageOf } from "../domain/errors.js";
 import { watchCnvrgApps } from "../k8s/cnvrgapps.js";
 import type { KubeClient } from "../k8s/kube-client.js";
 import type { Logger } from "../log.js";
+import { RepeatingTask } from "../util/repeating-task.js";
 import type { PassResult, Reconciler } from "./reconciler.js";
 
 export interface LoopOptions {
@@ -34,10 +35,9 @@ export interface LoopOptions {
 }
 
 export class ReconcileLoop {
-  private running: Promise<void> | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private again = false;
-  private stopped = true;
+  private readonly task: RepeatingTask;
+  /** When the next pass is due, as the last pass decided: a resync, or a backoff after a failure. */
+  private nextDelayMs = 0;
   private failures = 0;
   private watchStop: (() => void) | undefined;
   private watchVersion: string | undefined;
@@ -52,50 +52,39 @@ export class ReconcileLoop {
     private readonly options: LoopOptions,
   ) {
     this.random = options.random ?? Math.random;
+    this.task = new RepeatingTask(
+      () => this.runPass(),
+      () => this.nextDelayMs,
+    );
+  }
+
+  private get stopped(): boolean {
+    return this.task.isStopped;
   }
 
   start(): void {
-    if (!this.stopped) return;
-    this.stopped = false;
-    this.schedule(0);
+    this.task.start();
   }
 
   /** Stops timers and the watch, and waits for a pass in flight to end. */
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
+    const stopped = this.task.stop();
     if (this.watchTimer) clearTimeout(this.watchTimer);
-    this.timer = undefined;
     this.watchTimer = undefined;
     this.watchStop?.();
     this.watchStop = undefined;
-    await this.running;
+    await stopped;
   }
 
   /** Asks for a pass soon (debounced); one in flight is followed by another. */
   trigger(reason: string): void {
     if (this.stopped) return;
     this.options.log.debug("reconcile requested", { reason });
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.schedule(this.options.debounceMs ?? 1000);
-  }
-
-  private schedule(delayMs: number): void {
-    if (this.stopped) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.running = this.runPass().finally(() => (this.running = undefined));
-    }, delayMs);
+    this.task.trigger(this.options.debounceMs ?? 1000);
   }
 
   private async runPass(): Promise<void> {
-    this.again = false;
     const { log } = this.options;
-    let next: number;
     try {
       const result = await this.reconciler.pass();
       this.passes++;
@@ -110,20 +99,18 @@ export class ReconcileLoop {
         skipped: result.skipped,
       });
       this.options.onPass?.(result);
-      if (result.failed > 0) next = this.backoff();
+      if (result.failed > 0) this.nextDelayMs = this.backoff();
       else {
         this.failures = 0;
-        next = this.resyncDelay();
+        this.nextDelayMs = this.resyncDelay();
       }
       this.ensureWatch(result.resourceVersion);
     } catch (error) {
       this.passes++;
       log.error("reconcile failed", { error: messageOf(error) });
       this.options.onPass?.(undefined, error);
-      next = this.backoff();
+      this.nextDelayMs = this.backoff();
     }
-    if (this.again) next = Math.min(next, this.options.debounceMs ?? 1000);
-    this.schedule(next);
   }
 
   private resyncDelay(): number {

@@ -5,8 +5,7 @@
  */
 import { sha256Hex } from "../compiler/canonical-json.js";
 import type { CronJobManifest } from "../compiler/cronjob.js";
-import { jobFromCronJob } from "../compiler/job-from-cronjob.js";
-import type { JobManifest } from "../k8s/workloads.js";
+import { jobFromCronJob, type JobManifest } from "../compiler/job-from-cronjob.js";
 import { REQUEST_ENV, runArgs } from "../plan/run-contract.js";
 
 export const REQUEST_LABEL = "capsule.cnvrg.io/request";

@@ -13,7 +13,7 @@
  */
 import { UsageError } from "clipanion";
 import { ANNOTATIONS, LABELS, MANAGED_BY } from "../compiler/cronjob.js";
-import { gatherPlans } from "../plan/gather.js";
+import { gatherPlans } from "./gather-plans.js";
 import { RUN_ENV } from "../plan/run-contract.js";
 import type { EngineName } from "../domain/backup.js";
 import { DEFAULT_FAILED_GRACE_HOURS, type RetentionPolicy } from "../storage/retention.js";

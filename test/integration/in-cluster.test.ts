@@ -10,7 +10,7 @@ import { generateX25519Identity, identityToRecipient } from "age-encryption";
 import { compileManifests } from "../../src/compiler/compile.js";
 import type { CronJobManifest } from "../../src/compiler/cronjob.js";
 import { Pods } from "../../src/k8s/pods.js";
-import { gatherPlans } from "../../src/plan/gather.js";
+import { gatherPlans } from "../../src/runtime/gather-plans.js";
 import { requestKeys, signRequest, type RequestOutcome } from "../../src/requests/request.js";
 import { RequestWatcher } from "../../src/requests/watcher.js";
 import { openBackupStore } from "../../src/runtime/bucket.js";

@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { compileManifests } from "../../src/compiler/compile.js";
-import { gatherPlans } from "../../src/plan/gather.js";
+import { gatherPlans } from "../../src/runtime/gather-plans.js";
 import { openBackupStore } from "../../src/runtime/bucket.js";
 import { resolveContainerEnv, type EnvVar } from "../fakes/pod-env.js";
 import { createBucket, s3Env, testServers, uniqueName, type TestServers } from "../harness/index.js";

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { compileManifests } from "../../src/compiler/compile.js";
-import { gatherPlans } from "../../src/plan/gather.js";
+import { gatherPlans } from "../../src/runtime/gather-plans.js";
 import { openBackupStore } from "../../src/runtime/bucket.js";
 import { FakeElasticsearch } from "../fakes/elasticsearch.js";
 import { resolveContainerEnv, type EnvVar } from "../fakes/pod-env.js";

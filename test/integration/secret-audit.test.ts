@@ -14,7 +14,7 @@ import { after, before, describe, test } from "node:test";
 import { generateX25519Identity, identityToRecipient } from "age-encryption";
 import { compileManifests } from "../../src/compiler/compile.js";
 import { Daemon } from "../../src/daemon/daemon.js";
-import { gatherPlans } from "../../src/plan/gather.js";
+import { gatherPlans } from "../../src/runtime/gather-plans.js";
 import { requestKeys, signRequest } from "../../src/requests/request.js";
 import { RequestWatcher } from "../../src/requests/watcher.js";
 import { openBackupStore } from "../../src/runtime/bucket.js";
