@@ -2,9 +2,10 @@
 import js from "@eslint/js";
 import globals from "globals";
 import tseslint from "typescript-eslint";
+import { layers } from "./eslint.layers.js";
 
 export default tseslint.config(
-  { ignores: ["dist/", "node_modules/", ".tmp/", "eslint.config.js"] },
+  { ignores: ["dist/", "node_modules/", ".tmp/", "eslint.config.js", "eslint.layers.js"] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -35,4 +36,5 @@ export default tseslint.config(
       sourceType: "module",
     },
   },
+  ...layers,
 );

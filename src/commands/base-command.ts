@@ -45,7 +45,7 @@ export abstract class BaseCommand extends Command<CapsuleContext> {
         const message = error.render((field) => this.fieldName(field));
         // A value given wrong (a port, a CA file) is the command line's fault; a refusal names its remedy.
         const badValue = error.code === ErrorCode.Config || error.code === ErrorCode.LocalFile;
-        if (badValue && this.fieldsAreFlags) return this.usage(message);
+        if (badValue && this.isFlag(error.field)) return this.usage(message);
         this.context.stderr.write(errorLine(error.code, message));
         return EXIT.failure;
       }
@@ -71,8 +71,10 @@ export abstract class BaseCommand extends Command<CapsuleContext> {
     return EXIT.usage;
   }
 
-  /** False where fields come from somewhere other than the command line (`capsule run`'s CAPSULE_TARGET). */
-  protected readonly fieldsAreFlags: boolean = true;
+  /** Whether a field comes from this command's flags: a bad one is then the command line's fault (exit 2). */
+  protected isFlag(_field: string): boolean {
+    return true;
+  }
 
   /** How this command names a field an engine's error names: the flag that sets it (`toDatabase` is `--to-database`). */
   protected fieldName(field: string): string {

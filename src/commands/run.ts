@@ -1,21 +1,32 @@
 import { Command, Option, UsageError } from "clipanion";
-import { backupPostgres } from "../engines/postgres/backup.js";
-import { backupRedis } from "../engines/redis/backup.js";
-import { backupElasticsearch } from "../engines/elasticsearch/backup.js";
-import { drillElasticsearch } from "../engines/elasticsearch/drill.js";
-import { drillPostgres } from "../engines/postgres/drill.js";
-import { drillRedis } from "../engines/redis/drill.js";
 import { CapsuleError, ErrorCode } from "../domain/errors.js";
-import { createLogger } from "../log.js";
-import { type DrillResult, verifyBackup } from "../runtime/verify.js";
-import { REQUEST_ENV, RUN_ENV, type RunTarget } from "../plan/run-contract.js";
-import { restoreTarget } from "../runtime/restore-target.js";
-import { readRunTarget, runStore } from "../runtime/run-target.js";
-import { esConnectionOf, pgConnectionOf, redisConnectionOf } from "../runtime/target-connection.js";
-import { takeBackup, type EngineBackup } from "../runtime/take-backup.js";
-import { applyRetention } from "../storage/retention.js";
 import type { Statefile } from "../domain/statefile.js";
-import { BaseCommand } from "./base-command.js";
+import type { Engine } from "../engines/engine.js";
+import { allEngines, engineNamed } from "../engines/registry.js";
+import { createLogger, type Logger } from "../log.js";
+import { REQUEST_ENV, RUN_ENV, type RunTarget } from "../plan/run-contract.js";
+import { backUp } from "../runtime/backup.js";
+import { prune } from "../runtime/prune.js";
+import { restoreBackup } from "../runtime/restore.js";
+import { readRunTarget, runStore } from "../runtime/run-target.js";
+import { backupToVerify, verifyWithEngine } from "../runtime/verify.js";
+import type { BackupStore } from "../storage/backup-store.js";
+import { BaseCommand, flagOf } from "./base-command.js";
+
+/** The fields of a target's connection, which CAPSULE_TARGET sets; every other field is one of this command's flags. */
+const CONNECTION_FIELDS = new Set(["host", "port", "database", "url"]);
+
+/**
+ * The engines' restore flags that an in-cluster restore forwards to `capsule run --restore` (their mode
+ * `restore --in-cluster`), each with the engines that take it.
+ */
+const RESTORE_FLAGS = allEngines().reduce((flags, engine) => {
+  for (const flag of engine.flags.filter((f) => f.modes.includes("restore --in-cluster"))) {
+    const known = flags.get(flag.field);
+    flags.set(flag.field, { ...flag, engines: [...(known?.engines ?? []), engine.name] });
+  }
+  return flags;
+}, new Map<string, Engine["flags"][number] & { engines: string[] }>());
 
 /**
  * `capsule run`: what a CronJob's pod executes. One backup of one target, its statefile, then the target's
@@ -42,22 +53,23 @@ export class RunCommand extends BaseCommand {
   restore = Option.String("--restore", {
     description: "Restore this backup id into the target's own database instead of taking a backup",
   });
-  toDatabase = Option.String("--to-database", {
-    description: "--restore, PostgreSQL: into this new database beside the original",
-  });
-  inPlace = Option.Boolean("--in-place", false, {
-    description: "--restore, PostgreSQL: over the live database (pg_restore --clean)",
-  });
-  replace = Option.Boolean("--replace", false, {
-    description: "--restore, Elasticsearch: delete and recreate indices that exist",
-  });
-  indices = Option.String("--indices", {
-    description: "--restore, Elasticsearch: which of the backup's indices (comma-separated patterns)",
-  });
 
-  protected override readonly fieldsAreFlags = false;
+  constructor() {
+    super();
+    // The engines' in-cluster restore flags, declared here as clipanion options.
+    for (const [field, flag] of RESTORE_FLAGS) {
+      const description = `--restore, ${flag.engines.join(", ")}: ${flag.description}`;
+      (this as unknown as Record<string, unknown>)[field] =
+        flag.kind === "boolean"
+          ? Option.Boolean(flagOf(field), false, { description })
+          : Option.String(flagOf(field), { description });
+    }
+  }
 
-  /** A connection field comes from CAPSULE_TARGET; the others are this command's own flags. */
+  protected override isFlag(field: string): boolean {
+    return !CONNECTION_FIELDS.has(field);
+  }
+
   protected override fieldName(field: string): string {
     return CONNECTION_FIELDS.has(field) ? `${RUN_ENV.target} /connection/${field}` : super.fieldName(field);
   }
@@ -72,46 +84,29 @@ export class RunCommand extends BaseCommand {
     if (this.target && this.target !== target.target) {
       throw new UsageError(`--target ${this.target} does not match CAPSULE_TARGET's target ${target.target}`);
     }
+    const engine = engineNamed(target.engine);
     const log = createLogger({
       write: (line) => this.context.stderr.write(line + "\n"),
       base: { cluster: target.cluster, target: target.target, engine: target.engine },
     });
     const store = runStore(target, this.env);
-    this.checkRestoreFlags(target);
+    const fields = this.restoreFields(target, engine);
+    if (this.verify) return this.runDrill(target, engine, store, this.verify, log);
+    if (this.restore) return this.runRestore(target, engine, store, this.restore, fields, log);
     const requestId = this.env[REQUEST_ENV.requestId];
     const requestedBy = this.env[REQUEST_ENV.requestedBy];
-    if (this.verify) return this.runDrill(target, store, this.verify, log);
-    if (this.restore) {
-      const entry = await store.get({
-        cluster: target.cluster,
-        engine: target.engine,
-        backupId: this.restore,
-      });
-      log.info("restore started", { backupId: this.restore, ...(requestId && { requestId }) });
-      const summary = await restoreTarget(target, this.env, store, entry, {
-        ...(this.toDatabase !== undefined && { toDatabase: this.toDatabase }),
-        inPlace: this.inPlace,
-        replace: this.replace,
-        ...(this.indices !== undefined && { indices: this.indices }),
-        trigger: { ...(requestId && { requestId }), ...(requestedBy && { requestedBy }) },
-        onPhase: (phase) => log.info(phase, { backupId: this.restore }),
-      });
-      log.info("restore succeeded", { backupId: this.restore, summary });
-      this.print(summary);
-      return 0;
-    }
-    const statefile = await takeBackup(
+    const statefile = await backUp(
       store,
+      engine,
+      engine.connectTarget(target.connection, this.env),
       {
         cluster: target.cluster,
         target: target.target,
-        engine: target.engine,
         trigger: requestId
           ? { type: "request", requestId, ...(requestedBy ? { requestedBy } : {}) }
           : { type: "schedule" },
-        source: sourceOf(target),
+        fields: {},
       },
-      this.engineFor(target),
       log,
     );
     if (!this.noPrune) await this.prune(target, statefile, store, log);
@@ -119,55 +114,81 @@ export class RunCommand extends BaseCommand {
     return 0;
   }
 
-  /** Restore flags belong to `--restore` and to one engine each: anything else is a mistake worth one line. */
-  private checkRestoreFlags(target: RunTarget): void {
-    const used = (
-      [
-        ["--to-database", this.toDatabase !== undefined, "postgresql"],
-        ["--in-place", this.inPlace, "postgresql"],
-        ["--replace", this.replace, "elasticsearch"],
-        ["--indices", this.indices !== undefined, "elasticsearch"],
-      ] as const
-    ).filter(([, set]) => set);
-    if (used.length > 0 && !this.restore) throw new UsageError(`${used[0]![0]} needs --restore ID`);
+  /**
+   * The restore flags given, checked before anything is contacted: they belong to `--restore` and to one engine
+   * each, and the target's engine must find them consistent. Anything else is a mistake worth one line.
+   */
+  private restoreFields(target: RunTarget, engine: Engine): Record<string, unknown> {
+    const given = [...RESTORE_FLAGS].filter(([field, flag]) => {
+      const value = (this as unknown as Record<string, unknown>)[field];
+      return flag.kind === "boolean" ? value === true : value !== undefined;
+    });
+    if (given.length > 0 && !this.restore) throw new UsageError(`${flagOf(given[0]![0])} needs --restore ID`);
     if (this.restore && this.verify) throw new UsageError("choose one of --restore and --verify");
-    const foreign = used.find(([, , engine]) => engine !== target.engine);
-    if (foreign) throw new UsageError(`${foreign[0]} applies to ${foreign[2]} targets, not ${target.engine}`);
-    if (this.toDatabase !== undefined && this.inPlace)
-      throw new UsageError("choose one of --in-place and --to-database");
+    const foreign = given.find(([, flag]) => !flag.engines.includes(engine.name));
+    if (foreign) {
+      throw new UsageError(
+        `${flagOf(foreign[0])} applies to ${foreign[1].engines.join(", ")} targets, not ${engine.name}`,
+      );
+    }
+    const fields: Record<string, unknown> = Object.fromEntries(
+      given.map(([field]) => [field, (this as unknown as Record<string, unknown>)[field]]),
+    );
+    engine.checkRestore?.(fields);
+    return fields;
+  }
+
+  /**
+   * A restore of the target's own database inside its pod (`--in-cluster`, bucket requests): the target's
+   * connection is the one its plan names, so the restore replaces that database.
+   */
+  private async runRestore(
+    target: RunTarget,
+    engine: Engine,
+    store: BackupStore,
+    id: string,
+    fields: Record<string, unknown>,
+    log: Logger,
+  ): Promise<number> {
+    const entry = await store.get({ cluster: target.cluster, engine: target.engine, backupId: id });
+    if (entry.statefile && entry.statefile.target !== target.target) {
+      throw new CapsuleError(
+        ErrorCode.NotRestorable,
+        `${id} is a backup of target ${entry.statefile.target}, not ${target.target}`,
+      );
+    }
+    const requestId = this.env[REQUEST_ENV.requestId];
+    const requestedBy = this.env[REQUEST_ENV.requestedBy];
+    log.info("restore started", { backupId: id, ...(requestId && { requestId }) });
+    const conn = engine.connectTarget(target.connection, this.env);
+    const planFor = (statefile: Statefile) =>
+      engine.planRestore(conn, statefile, { ...target.connection, ...fields }, this.env);
+    const result = await restoreBackup(store, entry, planFor, {
+      trigger: { ...(requestId && { requestId }), ...(requestedBy && { requestedBy }) },
+      onPhase: (phase) => log.info(phase, { backupId: id }),
+      onNotice: (line) => log.warn(line, { backupId: id }),
+    });
+    const summary = result.lines.join("; ");
+    log.info("restore succeeded", { backupId: id, summary });
+    this.print(summary);
+    return 0;
   }
 
   /** A scheduled restore drill: exits non-zero when the backup does not prove out, so the Job (and alerts) see it. */
   private async runDrill(
     target: RunTarget,
-    store: ReturnType<typeof runStore>,
+    engine: Engine,
+    store: BackupStore,
     id: string,
-    log: ReturnType<typeof createLogger>,
+    log: Logger,
   ): Promise<number> {
-    const scope = { cluster: target.cluster, engine: target.engine, target: target.target };
-    const entry =
-      id === "latest"
-        ? (await store.list(scope)).find((e) => e.state === "succeeded")
-        : await store.get({ cluster: target.cluster, engine: target.engine, backupId: id });
-    if (!entry || entry.state !== "succeeded") {
-      throw new CapsuleError(
-        ErrorCode.NotFound,
-        `no succeeded backup of ${target.cluster}/${target.target} to verify (${id})`,
-      );
-    }
-    // The signal reaches the engines' drills that take one (#16: interrupted drills clean up).
-    const drill = (signal: AbortSignal): Promise<DrillResult> => {
-      switch (target.engine) {
-        case "postgresql":
-          return drillPostgres(store.artifactSource(entry), { signal });
-        case "redis":
-          return drillRedis(store.artifactSource(entry), { signal });
-        case "elasticsearch":
-          return drillElasticsearch(store.artifactSource(entry), { signal });
-      }
-    };
+    const entry = await backupToVerify(
+      store,
+      { cluster: target.cluster, engine: target.engine, target: target.target },
+      id,
+    );
     try {
-      const verification = await verifyBackup(store, entry, drill);
+      const verification = await verifyWithEngine(store, entry, engine, {}, this.env);
       log.info("backup verified", {
         backupId: entry.ref.backupId,
         method: verification.method,
@@ -185,42 +206,26 @@ export class RunCommand extends BaseCommand {
     return 0;
   }
 
-  private engineFor(target: RunTarget): EngineBackup {
-    switch (target.engine) {
-      case "postgresql": {
-        const conn = pgConnectionOf(target, this.env);
-        return (run, context) => backupPostgres(conn, run, context);
-      }
-      case "redis": {
-        const conn = redisConnectionOf(target, this.env);
-        return (run, context) => backupRedis(conn, run, context);
-      }
-      case "elasticsearch": {
-        const conn = esConnectionOf(target, this.env);
-        return (run, context) => backupElasticsearch(conn, run, context);
-      }
-    }
-  }
-
   /** Retention runs only after a success, so a failing schedule can never expire the good backups. */
   private async prune(
     target: RunTarget,
     statefile: Statefile,
-    store: ReturnType<typeof runStore>,
-    log: ReturnType<typeof createLogger>,
+    store: BackupStore,
+    log: Logger,
   ): Promise<void> {
     try {
-      const result = await applyRetention(
-        store,
-        { cluster: target.cluster, engine: target.engine, target: target.target },
-        target.retention,
-      );
+      const report = await prune(store, {
+        scope: { cluster: target.cluster, engine: target.engine, target: target.target },
+        policyFor: () => ({ policy: target.retention, source: "the plan" }),
+        notice: (line) => log.info(line),
+      });
+      const result = report.targets[0]!;
       // Each deletion with its reason, so the Job's log answers "why is that backup gone?".
       log.info("retention applied", {
         backupId: statefile.backupId,
         kept: result.keep.length,
         deleted: result.delete
-          .filter((d) => result.deleted.includes(d.backupId))
+          .filter((d) => !result.spared.includes(d.backupId))
           .map(({ backupId, reason }) => ({ backupId, reason })),
       });
     } catch (error) {
@@ -228,14 +233,4 @@ export class RunCommand extends BaseCommand {
       log.warn("retention failed", { error: (error as Error).message });
     }
   }
-}
-
-const CONNECTION_FIELDS = new Set(["host", "port", "database", "url"]);
-
-function sourceOf(target: RunTarget): Statefile["source"] {
-  return {
-    ...(target.connection.host ? { host: target.connection.host } : {}),
-    port: target.connection.port,
-    ...(target.connection.database ? { database: target.connection.database } : {}),
-  };
 }

@@ -130,6 +130,8 @@ export interface Engine<Conn = unknown> {
   /** What a finished backup holds, for the operator (`12 keys`, `3 indices, 1200 documents`); warnings after. */
   describeBackup(statefile: Statefile): { summary: string; warnings: string[] };
 
+  /** Checks the restore fields before anything is contacted (contradicting modes, malformed values). */
+  checkRestore?(fields: Fields): void;
   /**
    * The restore the fields ask for, decided and checked before anything is touched. `statefile` is the backup's:
    * a restore may default to what it records (the source database).

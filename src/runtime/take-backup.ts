@@ -7,25 +7,14 @@
 import { CapsuleError, ErrorCode, messageOf } from "../domain/errors.js";
 import type { Logger } from "../log.js";
 import { InterruptedError } from "../util/interruption.js";
-import type { BackupRun, BackupStore, BeginRun } from "../storage/backup-store.js";
-import type { Artifact, Statefile } from "../domain/statefile.js";
+import type { BackupStore, BeginRun } from "../storage/backup-store.js";
+import type { ArtifactSink } from "../domain/artifact.js";
+import type { EngineBackupResult, EngineContext } from "../engines/engine.js";
+import type { Statefile } from "../domain/statefile.js";
 import { buildInfo } from "../version.js";
 
-export interface EngineBackupResult {
-  readonly artifact: Artifact;
-  readonly fingerprint?: object;
-  readonly source?: Partial<Statefile["source"]>;
-  readonly tool?: Record<string, string>;
-}
-
-export interface EngineContext {
-  /** Records what the run is doing (written to the statefile with the next heartbeat). */
-  readonly onPhase: (phase: string) => void;
-  /** Aborted when the run is interrupted: engines kill their tools and stop reading. */
-  readonly signal: AbortSignal;
-}
-
-export type EngineBackup = (run: BackupRun, context: EngineContext) => Promise<EngineBackupResult>;
+/** The engine's part of a run: stream the artifact into the run, say what it holds. */
+export type EngineBackup = (sink: ArtifactSink, context: EngineContext) => Promise<EngineBackupResult>;
 
 export interface TakeBackupOptions {
   /** How often the statefile's heartbeat is written. @default 30 000 ms */

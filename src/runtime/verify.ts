@@ -5,15 +5,60 @@
  * have been proven. An interrupted drill proves nothing either way: it records nothing, so a backup is never marked
  * failed (and retention never passes it over) because an operator pressed Ctrl-C.
  */
-import { messageOf } from "../domain/errors.js";
+import type { EngineName } from "../domain/backup.js";
+import { CapsuleError, ErrorCode, messageOf } from "../domain/errors.js";
+import type { DrillResult, Engine, Fields } from "../engines/engine.js";
 import { redact } from "../redact.js";
 import type { BackupEntry, BackupStore } from "../storage/backup-store.js";
 import type { Statefile } from "../domain/statefile.js";
 import { interruptible, InterruptedError, interruptionOf } from "../util/interruption.js";
 
-export interface DrillResult {
-  readonly method: string;
-  readonly details: string;
+export type { DrillResult };
+
+/**
+ * The backup `id` names, or with "latest" the newest succeeded one (of `scope.target`, if given): only a succeeded
+ * backup is worth a drill.
+ */
+export async function backupToVerify(
+  store: BackupStore,
+  scope: { cluster: string; engine: EngineName; target?: string },
+  id: string,
+): Promise<BackupEntry> {
+  const entry =
+    id === "latest"
+      ? (await store.list(scope)).find((e) => e.state === "succeeded")
+      : await store.get({ cluster: scope.cluster, engine: scope.engine, backupId: id });
+  if (!entry) {
+    throw new CapsuleError(
+      ErrorCode.NotFound,
+      `no succeeded backup to verify for cluster ${scope.cluster}${scope.target ? `, target ${scope.target}` : ""}`,
+    );
+  }
+  if (entry.state !== "succeeded") {
+    throw new CapsuleError(
+      ErrorCode.NotRestorable,
+      `${entry.ref.backupId} is ${entry.state}: only succeeded backups are verified`,
+    );
+  }
+  return entry;
+}
+
+/** `verifyBackup` with the engine's drill: what every caller (the CLI, a scheduled drill) runs. */
+export function verifyWithEngine(
+  store: BackupStore,
+  entry: BackupEntry,
+  engine: Engine,
+  fields: Fields,
+  env: NodeJS.ProcessEnv,
+  options: { notice?: (line: string) => void; onPhase?: (phase: string) => void } = {},
+): Promise<Statefile["verification"]> {
+  const onPhase = options.onPhase ?? (() => undefined);
+  return verifyBackup(
+    store,
+    entry,
+    (signal) => engine.drill(store.artifactSource(entry), fields, env, { signal, onPhase }),
+    options.notice ? { notice: options.notice } : {},
+  );
 }
 
 export async function verifyBackup(

@@ -288,21 +288,3 @@ export async function deletePlanned(
   }
   return { deleted, spared };
 }
-
-/** Plans retention for one target from the store and, unless `dryRun`, deletes what the plan lets go. */
-export async function applyRetention(
-  store: BackupStore,
-  scope: RetentionScope,
-  policy: RetentionPolicy,
-  options: { dryRun?: boolean } = {},
-): Promise<RetentionPlan & { deleted: string[] }> {
-  const plan = await planStoredRetention(store, scope, policy);
-  const deleted: string[] = [];
-  if (!options.dryRun) {
-    for (const decision of plan.delete) {
-      await store.delete({ cluster: scope.cluster, engine: scope.engine, backupId: decision.backupId });
-      deleted.push(decision.backupId);
-    }
-  }
-  return { ...plan, deleted };
-}

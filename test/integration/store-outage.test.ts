@@ -332,8 +332,9 @@ describe("object-store outages", () => {
         source: { host: "db.example", port: 5432, database: "app" },
       },
       // An engine that streams until it is told to stop, like pg_dump waiting on a slow pipe.
-      (run, { signal }) => {
-        started(run);
+      (sink, { signal }) => {
+        // The sink an engine is given is the run itself.
+        started(sink as BackupRun);
         return new Promise((_, reject) =>
           signal.addEventListener("abort", () => reject(signal.reason as Error)),
         );

@@ -6,7 +6,7 @@ import { backupElasticsearch } from "./backup.js";
 import { describeConnection, esConnectionFrom, type EsConnection } from "./connection.js";
 import { drillElasticsearch } from "./drill.js";
 import type { EsFingerprint } from "./fingerprint.js";
-import { parsePatterns, parseRename } from "./indices.js";
+import { parsePatterns, parseRename, type Rename } from "./indices.js";
 import { restoreElasticsearch } from "./restore.js";
 
 const CONNECTION = ["create", "restore"];
@@ -149,13 +149,9 @@ export const elasticsearch: Engine<EsConnection> = {
     };
   },
 
+  checkRestore: (fields) => void restoreSelection(fields),
   planRestore(conn, statefile, fields) {
-    const indices = fields["indices"] as string | undefined;
-    parsePatterns(indices);
-    const rename = parseRename(
-      fields["renamePattern"] as string | undefined,
-      fields["renameReplacement"] as string | undefined,
-    );
+    const { indices, rename } = restoreSelection(fields);
     const replace = fields["replace"] === true;
     const to = describeConnection(conn);
     const id = statefile.backupId;
@@ -210,4 +206,15 @@ function verificationCluster(fields: Fields, env: NodeJS.ProcessEnv): EsConnecti
 
 function portOf(conn: EsConnection): number {
   return Number(conn.url.port || (conn.url.protocol === "https:" ? 443 : 80));
+}
+
+/** The indices a restore takes and the names it gives them, checked. */
+function restoreSelection(fields: Fields): { indices: string | undefined; rename: Rename | undefined } {
+  const indices = fields["indices"] as string | undefined;
+  parsePatterns(indices);
+  const rename = parseRename(
+    fields["renamePattern"] as string | undefined,
+    fields["renameReplacement"] as string | undefined,
+  );
+  return { indices, rename };
 }

@@ -153,17 +153,10 @@ export const postgres: Engine<PgConnection> = {
   backup: (conn, sink, _fields, context) => backupPostgres(conn, sink, context),
   describeBackup: () => ({ summary: "", warnings: [] }),
 
+  checkRestore: (fields) => void restoreMode(fields),
   planRestore(conn, statefile, fields, env) {
-    const toDatabase = fields["toDatabase"] as string | undefined;
-    if (fields["inPlace"] === true && toDatabase !== undefined) {
-      throw new FieldError(ErrorCode.Config, "inPlace", "choose one of {inPlace} and {toDatabase}");
-    }
-    const mode: PgRestoreMode =
-      fields["inPlace"] === true
-        ? { kind: "in-place" }
-        : toDatabase !== undefined
-          ? { kind: "new-database", database: toDatabase }
-          : { kind: "swap" };
+    const mode = restoreMode(fields);
+    const toDatabase = mode.kind === "new-database" ? mode.database : undefined;
     const target: PgConnection =
       mode.kind === "new-database" ? conn : { ...conn, database: databaseToReplace(statefile, fields, env) };
     const to = describeConnection(target, toDatabase ?? target.database);
@@ -238,6 +231,15 @@ export const postgres: Engine<PgConnection> = {
       ? undefined
       : { decode: zstdDecompress(), what: "a pg_restore custom-format file" },
 };
+
+function restoreMode(fields: Fields): PgRestoreMode {
+  const toDatabase = fields["toDatabase"] as string | undefined;
+  if (fields["inPlace"] === true && toDatabase !== undefined) {
+    throw new FieldError(ErrorCode.Config, "inPlace", "choose one of {inPlace} and {toDatabase}");
+  }
+  if (fields["inPlace"] === true) return { kind: "in-place" };
+  return toDatabase !== undefined ? { kind: "new-database", database: toDatabase } : { kind: "swap" };
+}
 
 /**
  * The database a swap or in-place restore replaces: the one named, else the one the backup was taken from — never

@@ -1,6 +1,6 @@
 /** Redis behind the engine seam (engines/engine.ts): RDB snapshots over the replication protocol, both ways. */
 import { ErrorCode, FieldError } from "../../domain/errors.js";
-import type { Engine } from "../engine.js";
+import type { Engine, Fields } from "../engine.js";
 import { backupRedis } from "./backup.js";
 import { describeConnection, redisConnectionFrom, type RedisConnection } from "./connection.js";
 import { drillRedis } from "./drill.js";
@@ -133,16 +133,9 @@ export const redis: Engine<RedisConnection> = {
     return { summary: keys === undefined ? "" : `${keys} keys`, warnings: [] };
   },
 
+  checkRestore: (fields) => void listenPortOf(fields),
   planRestore(conn, statefile, fields) {
-    const listenPortText = fields["listenPort"] as string | undefined;
-    const listenPort = listenPortText === undefined ? undefined : Number(listenPortText);
-    if (listenPort !== undefined && (!Number.isInteger(listenPort) || listenPort < 0 || listenPort > 65535)) {
-      throw new FieldError(
-        ErrorCode.Config,
-        "listenPort",
-        `{listenPort} must be a TCP port (got ${JSON.stringify(listenPortText)})`,
-      );
-    }
+    const listenPort = listenPortOf(fields);
     const to = describeConnection(conn);
     const id = statefile.backupId;
     const listenHost = fields["listenHost"] as string | undefined;
@@ -182,3 +175,17 @@ export const redis: Engine<RedisConnection> = {
     drillRedis(source, { onPhase: context.onPhase, signal: context.signal }),
   recover: (conn, context) => recoverRedis(conn, context),
 };
+
+function listenPortOf(fields: Fields): number | undefined {
+  const text = fields["listenPort"] as string | undefined;
+  if (text === undefined) return undefined;
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new FieldError(
+      ErrorCode.Config,
+      "listenPort",
+      `{listenPort} must be a TCP port (got ${JSON.stringify(text)})`,
+    );
+  }
+  return port;
+}

@@ -1,0 +1,71 @@
+/**
+ * The one prune flow (docs/adr/0014), for the CLI's `--prune` and the retention `capsule run` applies after each
+ * backup: every target's policy is resolved before anything is deleted, then per target the plan is made from the
+ * store and the integrity sweep, confirmed, and carried out through `deletePlanned`, which keeps whatever a fresh
+ * plan no longer lets go.
+ */
+import type { EngineName } from "../domain/backup.js";
+import type { BackupStore } from "../storage/backup-store.js";
+import { checkIntegrity } from "../storage/integrity.js";
+import {
+  deletePlanned,
+  planRetention,
+  type RetentionDecision,
+  type RetentionPolicy,
+} from "../storage/retention.js";
+
+export interface PruneRequest {
+  /** Without a target: every target that has backups of the engine in the cluster. */
+  readonly scope: { readonly cluster: string; readonly engine: EngineName; readonly target?: string };
+  /** The policy of a target and where it came from; throws for a target without one, before anything is deleted. */
+  readonly policyFor: (target: string) => { policy: RetentionPolicy; source: string };
+  /** Decide and report, delete nothing. */
+  readonly dryRun?: boolean;
+  /** Asked before a target's deletions; rejects to cancel. */
+  readonly confirm?: (question: string) => Promise<void>;
+  readonly notice?: (line: string) => void;
+}
+
+export interface TargetPrune {
+  readonly target: string;
+  readonly policy: RetentionPolicy;
+  /** Where the policy came from (`--plans plans/`, `the cluster's CronJobs`, `flags`). */
+  readonly source: string;
+  readonly keep: RetentionDecision[];
+  readonly delete: RetentionDecision[];
+  /** Planned deletions a fresh plan kept: the store changed while the operator read the plan. */
+  readonly spared: string[];
+}
+
+export interface PruneReport {
+  readonly dryRun: boolean;
+  readonly targets: TargetPrune[];
+}
+
+export async function prune(store: BackupStore, request: PruneRequest): Promise<PruneReport> {
+  const { cluster, engine } = request.scope;
+  const targets = request.scope.target
+    ? [request.scope.target]
+    : [
+        ...new Set(
+          (await store.list({ cluster, engine })).flatMap((e) => (e.statefile ? [e.statefile.target] : [])),
+        ),
+      ].sort();
+  const policies = targets.map((target) => ({ target, ...request.policyFor(target) }));
+  const findings = await checkIntegrity(store, cluster, engine);
+  const dryRun = request.dryRun === true;
+  const results: TargetPrune[] = [];
+  for (const { target, policy, source } of policies) {
+    const scope = { cluster, engine, target };
+    const plan = planRetention(await store.list(scope), policy, store.now(), findings);
+    let spared: string[] = [];
+    if (!dryRun && plan.delete.length > 0) {
+      await request.confirm?.(`Delete ${plan.delete.length} backup(s) of ${cluster}/${target}?`);
+      ({ spared } = await deletePlanned(store, scope, policy, plan));
+      for (const id of spared)
+        request.notice?.(`kept ${id}: the store changed since the plan, it is no longer let go`);
+    }
+    results.push({ target, policy, source, ...plan, spared });
+  }
+  return { dryRun, targets: results };
+}
