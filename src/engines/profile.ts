@@ -11,7 +11,8 @@ import type { TargetConnection } from "../domain/connection.js";
 export type CredentialRole = "host" | "database" | "user" | "password";
 
 /** Connection fields some engines take and others refuse; host and port every engine takes. */
-export type EngineConnectionField = "database" | "url";
+export const ENGINE_CONNECTION_FIELDS = ["database", "url"] as const;
+export type EngineConnectionField = (typeof ENGINE_CONNECTION_FIELDS)[number];
 
 /**
  * One variable of the pod's environment, in a form the compiler turns into a `V1EnvVar`. A value read from the

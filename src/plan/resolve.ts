@@ -2,7 +2,7 @@
  * Plan document → resolved plan: applies the defaults of `defaults.ts`, turns periods into crons, and checks what
  * the schema cannot (rules spanning fields). Pure; problems come back as lines, never thrown one at a time.
  */
-import type { EngineProfile } from "../engines/profile.js";
+import { ENGINE_CONNECTION_FIELDS, type EngineProfile } from "../engines/profile.js";
 import { allProfiles, profileOf } from "../engines/profiles.js";
 import type { RetentionPolicy } from "../storage/retention.js";
 import { recipientProblem } from "../storage/age.js";
@@ -192,7 +192,7 @@ function checkConnection(
   connection: TargetDocument["connection"] & object,
   report: (path: string, message: string, value?: unknown) => void,
 ): void {
-  for (const field of ["database", "url"] as const) {
+  for (const field of ENGINE_CONNECTION_FIELDS) {
     if (connection[field] === undefined || engine.connectionFields.includes(field)) continue;
     const takers = allProfiles().filter((p) => p.connectionFields.includes(field));
     report(
