@@ -6,7 +6,8 @@
 import type { V1EnvVar } from "@kubernetes/client-node";
 import { storageFor } from "../plan/resolve.js";
 import { RUN_ENV, runTargetOf } from "../plan/run-contract.js";
-import type { BackupPlan, CredentialRole, Target } from "../plan/types.js";
+import type { BackupPlan, Target } from "../plan/types.js";
+import { profileOf } from "../engines/profiles.js";
 import { canonicalJson } from "./canonical-json.js";
 
 type SecretRef = { secretName: string; keys: Readonly<Partial<Record<string, string>>> };
@@ -69,29 +70,21 @@ function identityEnv(target: Target, kind: "backup" | "verify"): V1EnvVar[] {
   return [{ name: RUN_ENV.ageIdentity, valueFrom: { secretKeyRef: { name: ref.secretName, key: ref.key } } }];
 }
 
+/** The engine's own variables, as its profile lists them. */
 function engineEnv(target: Target): V1EnvVar[] {
   const { connection, credentials } = target;
-  const secret = (name: string, role: CredentialRole) => fromSecret(name, credentials, role);
-  switch (target.engine) {
-    case "postgresql":
-      return [
-        ...plainOrSecret(RUN_ENV.pgHost, connection.host, credentials, "host", false),
-        plain(RUN_ENV.pgPort, String(connection.port)),
-        ...plainOrSecret(RUN_ENV.pgDatabase, connection.database, credentials, "database", false),
-        secret(RUN_ENV.pgUser, "user"),
-        secret(RUN_ENV.pgPassword, "password"),
-      ];
-    case "redis":
-      return [
-        plain(RUN_ENV.redisHost, connection.host ?? ""),
-        plain(RUN_ENV.redisPort, String(connection.port)),
-        secret(RUN_ENV.redisPassword, "password"),
-      ];
-    case "elasticsearch":
-      return [
-        plain(RUN_ENV.esUrl, connection.url ?? `http://${connection.host ?? ""}:${connection.port}`),
-        secret(RUN_ENV.esUser, "user"),
-        secret(RUN_ENV.esPassword, "password"),
-      ];
-  }
+  return profileOf(target.engine).podEnv.map((v) => {
+    if ("secret" in v) return fromSecret(v.name, credentials, v.secret);
+    const given = connection[v.field];
+    if (given !== undefined) return plain(v.name, String(given));
+    if ("orSecret" in v) return fromSecret(v.name, credentials, v.orSecret);
+    return plain(v.name, fill(v.fallback ?? "", connection));
+  });
+}
+
+/** `{field}` → that connection field, unset ones as "" (a profile's fallback such as `http://{host}:{port}`). */
+function fill(template: string, connection: Target["connection"]): string {
+  return template.replace(/\{(\w+)\}/g, (_, field: string) =>
+    String(connection[field as keyof Target["connection"]] ?? ""),
+  );
 }

@@ -1,11 +1,11 @@
 /**
- * Every default of a backup plan, in one place (STYLE §7). The scanner's CnvrgApp defaults are DESIGN §3's table;
- * the rest are capsule's choices, each with the reason next to it.
+ * Every default of a backup plan, in one place (STYLE §7), except each engine's own (its CnvrgApp service, port and
+ * credentials Secret), which its profile holds (engines/<name>/profile.ts, `profileOf`). The scanner's CnvrgApp
+ * defaults are DESIGN §3's table; the rest are capsule's choices, each with the reason next to it.
  */
 import { DEFAULT_FAILED_GRACE_HOURS } from "../storage/retention.js";
-import type { EngineName } from "../domain/backup.js";
 import { buildInfo } from "../version.js";
-import type { BucketSecretRole, CredentialRole, Deadlines, PodSettings, Resources } from "./types.js";
+import type { BucketSecretRole, Deadlines, PodSettings, Resources } from "./types.js";
 
 /** The image a CronJob runs when the plan names none: the release matching the capsule that compiled it. */
 export const DEFAULT_IMAGE = `ghcr.io/cnvrg/capsule:${buildInfo.version}`;
@@ -28,46 +28,6 @@ export const STORAGE_CREDENTIAL_KEYS = {
   accessKeyId: "CNVRG_STORAGE_ACCESS_KEY",
   secretAccessKey: "CNVRG_STORAGE_SECRET_KEY",
 } as const;
-
-/** Per engine: the CnvrgApp's service, port and credentials Secret defaults (DESIGN §3). */
-export interface EngineDefaults {
-  /** `spec.dbs.<key>` in a CnvrgApp. */
-  readonly cnvrgKey: "pg" | "redis" | "es";
-  readonly svcName: string;
-  readonly port: number;
-  readonly credsSecret: string;
-  /** Which keys of the credentials Secret hold what; roles an engine does not use are absent. */
-  readonly credentialKeys: Readonly<Partial<Record<CredentialRole, string>>>;
-}
-
-export const ENGINE_DEFAULTS: Readonly<Record<EngineName, EngineDefaults>> = {
-  postgresql: {
-    cnvrgKey: "pg",
-    svcName: "postgres",
-    port: 5432,
-    credsSecret: "pg-creds",
-    credentialKeys: {
-      host: "POSTGRES_HOST",
-      database: "POSTGRES_DB",
-      user: "POSTGRES_USER",
-      password: "POSTGRES_PASSWORD",
-    },
-  },
-  redis: {
-    cnvrgKey: "redis",
-    svcName: "redis",
-    port: 6379,
-    credsSecret: "redis-creds",
-    credentialKeys: { password: "CNVRG_REDIS_PASSWORD" },
-  },
-  elasticsearch: {
-    cnvrgKey: "es",
-    svcName: "elasticsearch",
-    port: 9200,
-    credsSecret: "es-creds",
-    credentialKeys: { user: "CNVRG_ES_USER", password: "CNVRG_ES_PASS" },
-  },
-};
 
 /**
  * 65532 is the distroless "nonroot" user the image runs as. OpenShift's restricted SCC assigns its own UIDs: set

@@ -2,7 +2,8 @@
  * Plan document → resolved plan: applies the defaults of `defaults.ts`, turns periods into crons, and checks what
  * the schema cannot (rules spanning fields). Pure; problems come back as lines, never thrown one at a time.
  */
-import type { EngineName } from "../domain/backup.js";
+import { ENGINE_CONNECTION_FIELDS, type EngineProfile } from "../engines/profile.js";
+import { allProfiles, profileOf } from "../engines/profiles.js";
 import type { RetentionPolicy } from "../storage/retention.js";
 import { recipientProblem } from "../storage/age.js";
 import {
@@ -16,7 +17,6 @@ import {
   DEFAULT_POD,
   DEFAULT_RESOURCES,
   DEFAULT_STORAGE_PREFIX,
-  ENGINE_DEFAULTS,
   STORAGE_CREDENTIAL_KEYS,
 } from "./defaults.js";
 import type { PlanDocument, ScheduleDocument, StorageDocument, TargetDocument } from "./document.js";
@@ -107,9 +107,9 @@ export function resolveTarget(
 ): Resolved<Target> {
   const problems: string[] = [];
   const at = (path: string) => `${pointer}${path}`;
-  const engine = ENGINE_DEFAULTS[doc.engine];
+  const engine = profileOf(doc.engine);
   const connection = { ...doc.connection, port: doc.connection?.port ?? engine.port };
-  checkConnection(doc.engine, connection, (path, message, value) =>
+  checkConnection(engine, connection, (path, message, value) =>
     problems.push(problem(source, at(path), message, value)),
   );
   const keys = { ...engine.credentialKeys };
@@ -188,18 +188,21 @@ export function resolveSchedule(doc: ScheduleDocument, seed: string): Schedule |
 }
 
 function checkConnection(
-  engine: EngineName,
+  engine: EngineProfile,
   connection: TargetDocument["connection"] & object,
   report: (path: string, message: string, value?: unknown) => void,
 ): void {
-  if (engine !== "postgresql" && connection.database !== undefined) {
-    report("/connection/database", `is only for postgresql, not ${engine}`, connection.database);
+  for (const field of ENGINE_CONNECTION_FIELDS) {
+    if (connection[field] === undefined || engine.connectionFields.includes(field)) continue;
+    const takers = allProfiles().filter((p) => p.connectionFields.includes(field));
+    report(
+      `/connection/${field}`,
+      `is only for ${takers.map((p) => p.name).join(" or ")}, not ${engine.name}`,
+      connection[field],
+    );
   }
-  if (engine !== "elasticsearch" && connection.url !== undefined) {
-    report("/connection/url", `is only for elasticsearch, not ${engine}`, connection.url);
-  }
-  if (engine !== "postgresql" && connection.host === undefined && connection.url === undefined) {
-    report("/connection/host", `is required for ${engine}`);
+  if (!engine.hostInSecret && connection.host === undefined && connection.url === undefined) {
+    report("/connection/host", `is required for ${engine.name}`);
   }
 }
 

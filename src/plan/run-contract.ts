@@ -1,7 +1,8 @@
 /**
  * The contract between a compiled CronJob and `capsule run` inside its pod: which environment variables carry what.
  * The compiler writes them, `capsule run` reads them; both import the names from here. Non-secret settings travel
- * as one JSON document in CAPSULE_TARGET; each secret travels alone, only ever through `secretKeyRef`.
+ * as one JSON document in CAPSULE_TARGET; each secret travels alone, only ever through `secretKeyRef`. The engine's
+ * own variables (PGHOST, REDISCLI_AUTH, ES_URL…) are named by its profile (engines/<name>/profile.ts, `podEnv`).
  */
 import type { EngineName } from "../domain/backup.js";
 import type { RetentionPolicy } from "../storage/retention.js";
@@ -18,18 +19,6 @@ export const RUN_ENV = {
   /** Both empty or unset: ambient credentials (IRSA, instance role). */
   accessKeyId: "AWS_ACCESS_KEY_ID",
   secretAccessKey: "AWS_SECRET_ACCESS_KEY",
-  pgHost: "PGHOST",
-  pgPort: "PGPORT",
-  pgDatabase: "PGDATABASE",
-  pgUser: "PGUSER",
-  pgPassword: "PGPASSWORD",
-  redisHost: "REDIS_HOST",
-  redisPort: "REDIS_PORT",
-  /** The variable redis-cli itself reads, so an operator can `kubectl exec` and use it. */
-  redisPassword: "REDISCLI_AUTH",
-  esUrl: "ES_URL",
-  esUser: "ES_USER",
-  esPassword: "ES_PASSWORD",
   ageIdentity: "CAPSULE_AGE_IDENTITY",
 } as const;
 

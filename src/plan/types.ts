@@ -7,6 +7,7 @@
 import type { RetentionPolicy } from "../storage/retention.js";
 import type { EngineName } from "../domain/backup.js";
 import type { TargetConnection } from "../domain/connection.js";
+import type { CredentialRole } from "../engines/profile.js";
 
 export const PLAN_API_VERSION = "capsule.cnvrg.io/v1";
 export const PLAN_KIND = "BackupPlan";
@@ -76,8 +77,8 @@ export interface PodSettings {
   readonly imagePullSecrets: readonly string[];
 }
 
-/** Which Secret key holds which credential, per engine. */
-export type CredentialRole = "host" | "database" | "user" | "password";
+/** Which Secret key holds which credential; each engine's profile says which roles it uses. */
+export type { CredentialRole };
 
 export interface Target {
   /** Unique within the cluster; a DNS label. Scanned targets are named after their engine. */

@@ -9,11 +9,9 @@ import { BackupStore, type BackupStoreOptions } from "../storage/backup-store.js
 import { DEFAULT_PREFIX } from "../storage/layout.js";
 import { type EngineName } from "../domain/backup.js";
 import { openBucket, type S3Overrides } from "../storage/open-store.js";
+import { profileOf } from "../engines/profiles.js";
+import { DEFAULT_BUCKET_SECRET } from "../plan/defaults.js";
 import { normalizeEndpoint } from "./run-target.js";
-
-/** Where each engine's backup block lives in a CnvrgApp (DESIGN §3). */
-const DB_KEY: Record<EngineName, string> = { postgresql: "pg", redis: "redis", elasticsearch: "es" };
-const DEFAULT_BUCKET_SECRET = "cp-object-storage";
 
 interface AppRef {
   readonly namespace: string;
@@ -36,7 +34,7 @@ export function chooseApp(
     const namespace = a.metadata?.namespace;
     const name = a.metadata?.name;
     if (!namespace || !name) return [];
-    const db = a.spec?.dbs?.[DB_KEY[engine]] as { backup?: { bucketRef?: unknown } } | undefined;
+    const db = a.spec?.dbs?.[profileOf(engine).cnvrgKey] as { backup?: { bucketRef?: unknown } } | undefined;
     const bucketRef = db?.backup?.bucketRef;
     return [
       {

@@ -4,13 +4,9 @@
  * A bad field skips its target (or, for app-level fields, the whole app) with a reason naming the app, the field and
  * the value; every other app and target is still planned. Pure: no I/O, no clock, no randomness.
  */
-import { ENGINES, type EngineName } from "../domain/backup.js";
-import {
-  DEFAULT_BUCKET_SECRET,
-  DEFAULT_KEEP_LAST,
-  DEFAULT_PERIOD,
-  ENGINE_DEFAULTS,
-} from "../plan/defaults.js";
+import { allProfiles } from "../engines/profiles.js";
+import type { EngineProfile } from "../engines/profile.js";
+import { DEFAULT_BUCKET_SECRET, DEFAULT_KEEP_LAST, DEFAULT_PERIOD } from "../plan/defaults.js";
 import type { PlanDocument, TargetDocument } from "../plan/document.js";
 import { cnvrgStorage, resolvePlan } from "../plan/resolve.js";
 import { PLAN_API_VERSION, PLAN_KIND, type BackupPlan } from "../plan/types.js";
@@ -72,9 +68,9 @@ function scanApp(app: unknown, options: ScanOptions): { plan?: BackupPlan; skipp
 
   const targets: ScannedTarget[] = [];
   const skipped: SkippedField[] = [...read.problems];
-  for (const engine of ENGINES) {
-    const targetRead = new FieldReader(identity, engine);
-    const target = scanTarget(engine, namespace, dbs, targetRead);
+  for (const profile of allProfiles()) {
+    const targetRead = new FieldReader(identity, profile.name);
+    const target = scanTarget(profile, namespace, dbs, targetRead);
     skipped.push(...targetRead.problems);
     if (target && targetRead.problems.length === 0) targets.push(target);
   }
@@ -107,24 +103,23 @@ function scanApp(app: unknown, options: ScanOptions): { plan?: BackupPlan; skipp
 
 /** The target for one engine, or undefined when it is not backed up (or broken: see `read.problems`). */
 function scanTarget(
-  engine: EngineName,
+  profile: EngineProfile,
   namespace: string,
   dbs: Record<string, unknown>,
   read: FieldReader,
 ): ScannedTarget | undefined {
-  const defaults = ENGINE_DEFAULTS[engine];
-  const at = `spec.dbs.${defaults.cnvrgKey}`;
-  const db = read.object(dbs, defaults.cnvrgKey, at);
+  const at = `spec.dbs.${profile.cnvrgKey}`;
+  const db = read.object(dbs, profile.cnvrgKey, at);
   if (!db) return undefined;
   // Fields of a database that is not backed up are not read: they cannot break anything.
   if (!read.boolean(db, "enabled", `${at}.enabled`, false)) return undefined;
   const backup = read.object(db, "backup", `${at}.backup`);
   if (!backup || !read.boolean(backup, "enabled", `${at}.backup.enabled`, false)) return undefined;
 
-  const svcName = read.name(db, "svcName", `${at}.svcName`, defaults.svcName, true);
-  const port = read.integer(db, "port", `${at}.port`, defaults.port, [1, 65535]);
-  const dbCreds = read.name(db, "credsRef", `${at}.credsRef`, defaults.credsSecret);
-  const creds = read.name(backup, "credsRef", `${at}.backup.credsRef`, dbCreds ?? defaults.credsSecret);
+  const svcName = read.name(db, "svcName", `${at}.svcName`, profile.svcName, true);
+  const port = read.integer(db, "port", `${at}.port`, profile.port, [1, 65535]);
+  const dbCreds = read.name(db, "credsRef", `${at}.credsRef`, profile.credsSecret);
+  const creds = read.name(backup, "credsRef", `${at}.backup.credsRef`, dbCreds ?? profile.credsSecret);
   const bucketSecret = read.name(backup, "bucketRef", `${at}.backup.bucketRef`, DEFAULT_BUCKET_SECRET);
   const keepLast = read.integer(backup, "rotation", `${at}.backup.rotation`, DEFAULT_KEEP_LAST, [1, 10_000]);
   const period = read.period(backup, "period", `${at}.backup.period`, DEFAULT_PERIOD);
@@ -133,10 +128,10 @@ function scanTarget(
   return {
     bucketSecret,
     doc: {
-      name: engine,
-      engine,
+      name: profile.name,
+      engine: profile.name,
       namespace,
-      // The CnvrgApp's service and port are the declared source of truth for all three engines; the pg Secret's
+      // The CnvrgApp's service and port are the declared source of truth for every engine; the pg Secret's
       // POSTGRES_HOST names the same service in cnvrg installs.
       connection: { host: svcName, port },
       credentials: { secretName: creds },
