@@ -434,7 +434,7 @@ export abstract class EngineCommand extends BaseCommand {
     const leftovers = await this.checkLeftovers();
     const orphans = findings.filter((f) => f.kind === "orphan");
     if (orphans.length > 0 && this.yes) {
-      for (const o of orphans) await store.objects.delete(o.key);
+      for (const o of orphans) await store.deleteOrphan(o.key);
       this.note(`deleted ${orphans.length} orphaned object(s)\n`);
     } else if (orphans.length > 0) {
       this.note(`${orphans.length} orphaned object(s); --check --yes deletes them\n`);

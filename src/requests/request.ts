@@ -1,37 +1,18 @@
 /**
  * Bucket requests (DESIGN §10): `<prefix>/<cluster>/requests/<requestId>.json`, and the outcome capsule writes
- * beside each, `<requestId>.outcome.json`. Pure: key names, parsing and validation, the HMAC signature of restore
- * requests. Whoever can write to the bucket must not be able to overwrite a database, so a restore request is
- * refused unless restores through the bucket are enabled *and* the request is signed with the key from a Secret.
+ * beside each, `<requestId>.outcome.json` (their keys are storage/layout.ts's). Pure: the documents' shape and
+ * validation, the HMAC signature of restore requests. Whoever can write to the bucket must not be able to overwrite a
+ * database, so a restore request is refused unless restores through the bucket are enabled *and* the request is
+ * signed with the key from a Secret.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { canonicalJson } from "../compiler/canonical-json.js";
-import { layout } from "../storage/layout.js";
 import { isSafeSegment } from "../domain/backup.js";
 
-export const REQUEST_SUFFIX = ".json";
-export const OUTCOME_SUFFIX = ".outcome.json";
 /** A request object larger than this is rejected unread. */
 export const MAX_REQUEST_BYTES = 64 * 1024;
 /** A signed request older (or further in the future) than this is refused: a replayed copy goes stale. */
 export const SIGNATURE_MAX_AGE_MS = 60 * 60 * 1000;
-
-export const requestKeys = {
-  request: (prefix: string, cluster: string, id: string) =>
-    `${layout.requestsPrefix(prefix, cluster)}${id}${REQUEST_SUFFIX}`,
-  outcome: (prefix: string, cluster: string, id: string) =>
-    `${layout.requestsPrefix(prefix, cluster)}${id}${OUTCOME_SUFFIX}`,
-  /** The request id of a key under the requests prefix, and whether it is the outcome; undefined for other keys. */
-  parse(prefix: string, cluster: string, key: string): { id: string; outcome: boolean } | undefined {
-    const folder = layout.requestsPrefix(prefix, cluster);
-    if (!key.startsWith(folder)) return undefined;
-    const name = key.slice(folder.length);
-    const outcome = name.endsWith(OUTCOME_SUFFIX);
-    if (!outcome && !name.endsWith(REQUEST_SUFFIX)) return undefined;
-    const id = name.slice(0, name.length - (outcome ? OUTCOME_SUFFIX : REQUEST_SUFFIX).length);
-    return isSafeSegment(id) ? { id, outcome } : undefined;
-  },
-};
 
 export type RequestAction = "backup" | "restore";
 

@@ -25,17 +25,13 @@ import type { Workloads } from "../k8s/workloads.js";
 import type { Logger } from "../log.js";
 import { redact, registerSecret } from "../redact.js";
 import type { BackupStore } from "../storage/backup-store.js";
-import { layout } from "../storage/layout.js";
 import { isEngine, type EngineName } from "../domain/backup.js";
-import { getBytes } from "../storage/object-store.js";
-import type { DaemonMetrics } from "../status/metrics.js";
 import { requestJob, requestJobName } from "./job.js";
 import {
   MAX_REQUEST_BYTES,
   checkSignature,
   isFinal,
   parseRequest,
-  requestKeys,
   type CapsuleRequest,
   type RequestOutcome,
 } from "./request.js";
@@ -45,6 +41,17 @@ export interface RestorePolicy {
   readonly enabled: boolean;
   /** The HMAC key restore requests must be signed with. */
   readonly hmacKey?: string;
+}
+
+/**
+ * What the watcher counts. Declared here, not imported from status/, so requests/ depends on nothing above it; the
+ * daemon passes its Prometheus metrics, which have this shape.
+ */
+export interface RequestMetrics {
+  /** Requests that reached a final outcome. */
+  readonly requests: { inc(labels: { action: string; outcome: string }): void };
+  /** Polls or requests that failed and are retried on the next poll. */
+  readonly requestErrors: { inc(): void };
 }
 
 export interface RequestWatcherOptions {
@@ -58,14 +65,12 @@ export interface RequestWatcherOptions {
   readonly restoreCronJobOf?: (cluster: string, target: string) => CronJobManifest | undefined;
   readonly identity: string;
   readonly log: Logger;
-  readonly metrics?: DaemonMetrics;
+  readonly metrics?: RequestMetrics;
   readonly restore?: RestorePolicy;
   /** @default 10000 */
   readonly pollMs?: number;
   readonly now?: () => Date;
 }
-
-const OUTCOME_CONTENT_TYPE = "application/json";
 
 export class RequestWatcher {
   /** Requests known to be finished: not read again by this process. */
@@ -101,20 +106,11 @@ export class RequestWatcher {
   }
 
   private async pollCluster(cluster: string): Promise<void> {
-    const { store } = this.options;
-    const requests = new Map<string, number>();
-    const outcomes = new Set<string>();
-    for await (const object of store.objects.list(layout.requestsPrefix(store.prefix, cluster))) {
-      const parsed = requestKeys.parse(store.prefix, cluster, object.key);
-      if (!parsed) continue;
-      if (parsed.outcome) outcomes.add(parsed.id);
-      else requests.set(parsed.id, object.size);
-    }
-    for (const [id, size] of [...requests].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    for (const { id, sizeBytes, hasOutcome } of await this.options.store.listRequests(cluster)) {
       const key = `${cluster}/${id}`;
       if (this.finished.has(key)) continue;
       try {
-        await this.handle(cluster, id, size, outcomes.has(id));
+        await this.handle(cluster, id, sizeBytes, hasOutcome);
       } catch (error) {
         this.options.metrics?.requestErrors.inc();
         this.options.log.warn("request not handled; retrying on the next poll", {
@@ -147,7 +143,7 @@ export class RequestWatcher {
       return void (await reject(`request is ${size} bytes; at most ${MAX_REQUEST_BYTES}`));
     let bytes: Buffer;
     try {
-      bytes = await getBytes(store.objects, requestKeys.request(store.prefix, cluster, id));
+      bytes = await store.readRequest(cluster, id);
     } catch (error) {
       if (error instanceof NotFoundError) return; // withdrawn between list and read
       throw error;
@@ -209,14 +205,7 @@ export class RequestWatcher {
       updatedAt: at,
     };
     try {
-      const { etag } = await store.objects.put(
-        requestKeys.outcome(store.prefix, cluster, id),
-        serialize(outcome),
-        {
-          contentType: OUTCOME_CONTENT_TYPE,
-          ifNoneMatch: "*",
-        },
-      );
+      const { etag } = await store.writeOutcome(cluster, id, serialize(outcome), { ifNoneMatch: "*" });
       if (isFinal(outcome.state)) this.finish(cluster, id, outcome);
       return { outcome, etag };
     } catch (error) {
@@ -403,14 +392,7 @@ export class RequestWatcher {
       ...(change.state !== undefined && isFinal(change.state) && { finishedAt: at }),
     };
     try {
-      const result = await store.objects.put(
-        requestKeys.outcome(store.prefix, cluster, id),
-        serialize(next),
-        {
-          contentType: OUTCOME_CONTENT_TYPE,
-          ...(etag ? { ifMatch: etag } : {}),
-        },
-      );
+      const result = await store.writeOutcome(cluster, id, serialize(next), { ifMatch: etag });
       if (isFinal(next.state)) this.finish(cluster, id, next);
       else if (change.state === undefined) log.debug("request updated", { cluster, requestId: id });
       return { outcome: next, etag: result.etag };
@@ -438,16 +420,15 @@ export class RequestWatcher {
     cluster: string,
     id: string,
   ): Promise<{ outcome: RequestOutcome; etag: string | undefined } | undefined> {
-    const { store } = this.options;
-    const key = requestKeys.outcome(store.prefix, cluster, id);
-    const info = await store.objects.head(key);
-    if (!info) return undefined;
+    // An unreachable bucket rejects here, and the request is retried on the next poll.
+    const stored = await this.options.store.readOutcome(cluster, id);
+    if (!stored) return undefined;
+    const { key, bytes, etag } = stored;
     try {
-      const outcome = JSON.parse((await getBytes(store.objects, key)).toString()) as RequestOutcome;
+      const outcome = JSON.parse(bytes.toString()) as RequestOutcome;
       if (outcome.requestId !== id || typeof outcome.state !== "string") throw new Error("not an outcome");
-      return { outcome, etag: info.etag };
+      return { outcome, etag };
     } catch (error) {
-      if (error instanceof NotFoundError) return undefined;
       // Someone wrote garbage over our record: we cannot know whether it ran, so never run it (again).
       this.finished.add(`${cluster}/${id}`);
       this.options.log.error("unreadable request outcome; request left alone", {
@@ -471,11 +452,8 @@ export class RequestWatcher {
   }
 
   private async readRequest(cluster: string, id: string): Promise<CapsuleRequest | undefined> {
-    const { store } = this.options;
     try {
-      const parsed = parseRequest(
-        await getBytes(store.objects, requestKeys.request(store.prefix, cluster, id)),
-      );
+      const parsed = parseRequest(await this.options.store.readRequest(cluster, id));
       return parsed.ok ? parsed.value : undefined;
     } catch (error) {
       if (error instanceof NotFoundError) return undefined;

@@ -79,9 +79,9 @@ export class BucketMonitor {
     /** cluster/engine/target read from an earlier store: a shared bucket must not count twice. */
     const seen = new Set<string>();
     for (const store of buckets.stores()) {
-      const where = `${store.objects.description}/${store.prefix}`;
+      const where = store.description;
       try {
-        await store.objects.check();
+        await store.check();
         const clusters = await store.listClusters();
         found.set(store, clusters);
         const lists = await Promise.all(clusters.map((cluster) => limit(() => store.list({ cluster }))));

@@ -20,7 +20,7 @@ import type { AddressInfo } from "node:net";
 import { CapsuleError, ErrorCode, NotFoundError, messageOf } from "../domain/errors.js";
 import type { Logger } from "../log.js";
 import { redact, registerSecret } from "../redact.js";
-import { newRequestId, requestKeys, type BackupRequest } from "../requests/request.js";
+import { newRequestId, type BackupRequest } from "../requests/request.js";
 import { newestFirst, type BackupStore } from "../storage/backup-store.js";
 import { BucketSet } from "../storage/bucket-set.js";
 import { ENGINES, isEngine, isSafeSegment } from "../domain/backup.js";
@@ -315,11 +315,11 @@ export class StatusServer {
       requestedBy: typeof requestedBy === "string" ? requestedBy : "status-api",
       requestedAt: now.toISOString(),
     };
-    const key = requestKeys.request(store.prefix, cluster, requestId);
-    await store.objects.put(key, `${JSON.stringify(request, null, 2)}\n`, {
-      contentType: "application/json",
-      ifNoneMatch: "*",
-    });
+    const { key, outcomeKey } = await store.fileRequest(
+      cluster,
+      requestId,
+      `${JSON.stringify(request, null, 2)}\n`,
+    );
     this.options.log.info("request filed", { cluster, requestId, target });
     return {
       status: 202,
@@ -327,7 +327,7 @@ export class StatusServer {
         requestId,
         cluster,
         key,
-        outcomeKey: requestKeys.outcome(store.prefix, cluster, requestId),
+        outcomeKey,
         request,
       },
     };

@@ -23,9 +23,11 @@ import {
   type EngineName,
   assertSafeSegment,
   backupIdTime,
+  isEngine,
+  isSafeSegment,
   newBackupId,
 } from "../domain/backup.js";
-import type { ObjectStore } from "./object-store.js";
+import { type ObjectStore, getBytes } from "./object-store.js";
 import { parseStatefile, serializeStatefile } from "./statefile.js";
 import {
   type Artifact,
@@ -47,6 +49,24 @@ export interface BackupEntry {
   readonly etag?: string;
   /** Why the entry is corrupt. */
   readonly problem?: string;
+}
+
+/** An object in a backup folder, as listed. */
+export interface BackupObject {
+  /** The folder's name: a backup id when capsule wrote it. */
+  readonly backupId: string;
+  /** The path inside the folder. */
+  readonly name: string;
+  readonly key: string;
+  readonly sizeBytes: number;
+}
+
+/** A request filed in the bucket. */
+export interface RequestObject {
+  readonly id: string;
+  readonly sizeBytes: number;
+  /** An outcome exists beside it: some watcher claimed it. */
+  readonly hasOutcome: boolean;
 }
 
 export interface BeginRun {
@@ -88,7 +108,7 @@ export interface Transfer {
   readonly total?: number;
 }
 
-const STATEFILE_CONTENT_TYPE = "application/json";
+const JSON_CONTENT_TYPE = "application/json";
 /** Attempts for a read-modify-write of a statefile that loses an ETag race. */
 const UPDATE_ATTEMPTS = 5;
 
@@ -105,8 +125,9 @@ export class BackupStore {
   private readonly identities: IdentitySource | undefined;
 
   constructor(
-    readonly objects: ObjectStore,
-    readonly prefix: string,
+    // Private: every key under the prefix is this class's to build, so no caller can write beside the protocol.
+    private readonly objects: ObjectStore,
+    private readonly prefix: string,
     options: BackupStoreOptions = {},
   ) {
     this.abandonedAfterMs = options.abandonedAfterMs ?? DEFAULT_ABANDONED_AFTER_MS;
@@ -145,10 +166,10 @@ export class BackupStore {
     };
     const key = layout.statefileKey(this.prefix, ref);
     const { etag } = await this.objects.put(key, serializeStatefile(statefile), {
-      contentType: STATEFILE_CONTENT_TYPE,
+      contentType: JSON_CONTENT_TYPE,
       ifNoneMatch: "*",
     });
-    return new BackupRun(this, ref, statefile, etag);
+    return new BackupRun(this, this.objects, this.prefix, ref, statefile, etag);
   }
 
   /** Backups of one cluster (optionally one engine and target), newest first. Corrupt statefiles are included. */
@@ -354,7 +375,7 @@ export class BackupStore {
       mutate(next);
       try {
         await this.objects.put(entry.key, serializeStatefile(next), {
-          contentType: STATEFILE_CONTENT_TYPE,
+          contentType: JSON_CONTENT_TYPE,
           ...(entry.etag ? { ifMatch: entry.etag } : {}),
         });
         return next;
@@ -385,6 +406,132 @@ export class BackupStore {
     }
     await this.objects.delete(statefileKey);
     this.readCache.delete(statefileKey);
+  }
+
+  /** Where this store points, for messages: the object store and the prefix; never holds credentials. */
+  get description(): string {
+    return `${this.objects.description}/${this.prefix}`;
+  }
+
+  /** Checks that the bucket exists and answers, with a clear error if not. */
+  check(): Promise<void> {
+    return this.objects.check();
+  }
+
+  /** The key an artifact of a backup is stored under, for messages and findings. */
+  artifactKey(ref: BackupRef, name: string): string {
+    return layout.artifactKey(this.prefix, ref, name);
+  }
+
+  /**
+   * Every object in a backup folder of one cluster and engine, as listed — a stranger's folder included, whatever
+   * its name: what the integrity sweep compares the statefiles with.
+   */
+  async listBackupObjects(cluster: string, engine: EngineName): Promise<BackupObject[]> {
+    const prefix = layout.enginePrefix(this.prefix, cluster, engine);
+    const objects: BackupObject[] = [];
+    for await (const object of this.objects.list(prefix)) {
+      const [backupId, ...rest] = object.key.slice(prefix.length).split("/");
+      if (!backupId || rest.length === 0) continue;
+      objects.push({ backupId, name: rest.join("/"), key: object.key, sizeBytes: object.size });
+    }
+    return objects;
+  }
+
+  /**
+   * Deletes an object the integrity sweep found in a backup folder without a statefile. Refuses a key outside this
+   * store's backup folders, and any key that belongs to a backup whose statefile exists: its statefile, its
+   * recorded artifact, or anything while it is still running (its artifact is recorded only when it commits) —
+   * so a backup that began after the sweep listed is never touched.
+   */
+  async deleteOrphan(key: string): Promise<void> {
+    const refuse = (why: string) =>
+      new CapsuleError(ErrorCode.Refused, `${this.description}: not deleting ${key}: ${why}`);
+    if (!key.startsWith(`${this.prefix}/`)) throw refuse("it is not under this store's prefix");
+    const [cluster, engine, backupId, ...rest] = key.slice(this.prefix.length + 1).split("/");
+    if (!cluster || !engine || !backupId || rest.length === 0 || !isSafeSegment(cluster) || !isEngine(engine))
+      throw refuse("it is not in a backup folder");
+    if (isSafeSegment(backupId)) {
+      const ref: BackupRef = { cluster, engine, backupId };
+      const entry = await this.read(ref);
+      if (entry.problem !== MISSING) {
+        const name = rest.join("/");
+        if (key === entry.key) throw refuse(`it is the statefile of ${backupId}`);
+        if (entry.statefile?.artifact?.name === name) throw refuse(`it is the artifact of ${backupId}`);
+        if (entry.state === "running") throw refuse(`${backupId} is still running`);
+      }
+    }
+    await this.objects.delete(key);
+  }
+
+  /** The requests filed for one cluster (outcomes beside them are flagged, not listed), by id. */
+  async listRequests(cluster: string): Promise<RequestObject[]> {
+    const requests = new Map<string, number>();
+    const outcomes = new Set<string>();
+    for await (const object of this.objects.list(layout.requestsPrefix(this.prefix, cluster))) {
+      const parsed = layout.parseRequestKey(this.prefix, cluster, object.key);
+      if (!parsed) continue;
+      if (parsed.outcome) outcomes.add(parsed.id);
+      else requests.set(parsed.id, object.size);
+    }
+    return [...requests]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([id, sizeBytes]) => ({ id, sizeBytes, hasOutcome: outcomes.has(id) }));
+  }
+
+  /** A request's bytes, unparsed; rejects with `NotFoundError` when it was withdrawn. */
+  readRequest(cluster: string, id: string): Promise<Buffer> {
+    return getBytes(this.objects, layout.requestKey(this.prefix, cluster, id));
+  }
+
+  /**
+   * Files a request (a JSON document) under a new id; rejects with `PreconditionFailedError` if the id is taken.
+   * Resolves to the keys of the request and of the outcome the watcher will write.
+   */
+  async fileRequest(
+    cluster: string,
+    id: string,
+    document: string,
+  ): Promise<{ key: string; outcomeKey: string }> {
+    const key = layout.requestKey(this.prefix, cluster, id);
+    await this.objects.put(key, document, { contentType: JSON_CONTENT_TYPE, ifNoneMatch: "*" });
+    return { key, outcomeKey: layout.outcomeKey(this.prefix, cluster, id) };
+  }
+
+  /** A request's outcome, its bytes and the ETag of exactly those bytes; undefined when there is none. */
+  async readOutcome(
+    cluster: string,
+    id: string,
+  ): Promise<{ key: string; bytes: Buffer; etag?: string } | undefined> {
+    const key = layout.outcomeKey(this.prefix, cluster, id);
+    try {
+      return { key, ...(await this.objects.getWithEtag(key)) };
+    } catch (error) {
+      if (error instanceof NotFoundError) return undefined;
+      throw error;
+    }
+  }
+
+  /**
+   * Writes a request's outcome (a JSON document) conditionally: `ifNoneMatch: "*"` claims the request, `ifMatch`
+   * updates the version read. Rejects with `PreconditionFailedError` when another writer got there first.
+   */
+  writeOutcome(
+    cluster: string,
+    id: string,
+    document: string,
+    condition: { ifNoneMatch: "*" } | { ifMatch: string | undefined },
+  ): Promise<{ etag?: string }> {
+    const conditional =
+      "ifNoneMatch" in condition
+        ? { ifNoneMatch: condition.ifNoneMatch }
+        : condition.ifMatch
+          ? { ifMatch: condition.ifMatch }
+          : {};
+    return this.objects.put(layout.outcomeKey(this.prefix, cluster, id), document, {
+      contentType: JSON_CONTENT_TYPE,
+      ...conditional,
+    });
   }
 
   private reportDownload(total: number): ((bytes: number) => void) | undefined {
@@ -455,6 +602,8 @@ export class BackupRun implements ArtifactSink {
 
   constructor(
     private readonly store: BackupStore,
+    private readonly objects: ObjectStore,
+    private readonly prefix: string,
     readonly ref: BackupRef,
     private current: Statefile,
     private etag: string | undefined,
@@ -512,7 +661,7 @@ export class BackupRun implements ArtifactSink {
             ...(options.sizeHint ? { total: options.sizeHint } : {}),
           })),
     );
-    const key = layout.artifactKey(this.store.prefix, this.ref, name);
+    const key = layout.artifactKey(this.prefix, this.ref, name);
     const recipients = this.store.encryptTo;
     const plainDigest = recipients ? new DigestStream() : undefined;
     let stored: Readable = data;
@@ -521,7 +670,7 @@ export class BackupRun implements ArtifactSink {
       stored = await encryptStream(data.pipe(plainDigest), recipients);
     }
     stored.on("error", (error) => digest.destroy(error));
-    await this.store.objects.put(key, stored.pipe(digest), {
+    await this.objects.put(key, stored.pipe(digest), {
       ...(options.sizeHint ? { sizeHint: options.sizeHint } : {}),
       contentType: "application/octet-stream",
     });
@@ -580,9 +729,9 @@ export class BackupRun implements ArtifactSink {
       const statefile = structuredClone(this.current);
       mutate(statefile);
       statefile.heartbeatAt = this.store.now().toISOString();
-      const key = layout.statefileKey(this.store.prefix, this.ref);
-      const { etag } = await this.store.objects.put(key, serializeStatefile(statefile), {
-        contentType: STATEFILE_CONTENT_TYPE,
+      const key = layout.statefileKey(this.prefix, this.ref);
+      const { etag } = await this.objects.put(key, serializeStatefile(statefile), {
+        contentType: JSON_CONTENT_TYPE,
         ...(this.etag ? { ifMatch: this.etag } : {}),
       });
       this.current = statefile;

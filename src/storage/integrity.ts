@@ -3,8 +3,8 @@
  * size than recorded, unreadable statefiles, and orphans — objects under a backup folder that has no statefile (a
  * run killed before its first write, or a delete that crashed after removing the statefile's twin).
  */
-import type { BackupStore } from "./backup-store.js";
-import { STATEFILE_NAME, layout } from "./layout.js";
+import type { BackupObject, BackupStore } from "./backup-store.js";
+import { STATEFILE_NAME } from "./layout.js";
 import { type EngineName } from "../domain/backup.js";
 
 export type FindingKind = "missing-artifact" | "size-mismatch" | "corrupt-statefile" | "orphan";
@@ -22,14 +22,11 @@ export async function checkIntegrity(
   cluster: string,
   engine: EngineName,
 ): Promise<Finding[]> {
-  const prefix = layout.enginePrefix(store.prefix, cluster, engine);
-  const folders = new Map<string, Map<string, number>>();
-  for await (const object of store.objects.list(prefix)) {
-    const [backupId, ...rest] = object.key.slice(prefix.length).split("/");
-    if (!backupId || rest.length === 0) continue;
-    const files = folders.get(backupId) ?? new Map<string, number>();
-    files.set(rest.join("/"), object.size);
-    folders.set(backupId, files);
+  const folders = new Map<string, Map<string, BackupObject>>();
+  for (const object of await store.listBackupObjects(cluster, engine)) {
+    const files = folders.get(object.backupId) ?? new Map<string, BackupObject>();
+    files.set(object.name, object);
+    folders.set(object.backupId, files);
   }
   const entries = new Map((await store.list({ cluster, engine })).map((e) => [e.ref.backupId, e]));
   const findings: Finding[] = [];
@@ -37,14 +34,9 @@ export async function checkIntegrity(
     const ref = { cluster, engine, backupId };
     const entry = entries.get(backupId);
     if (!files.has(STATEFILE_NAME) || !entry) {
-      for (const name of files.keys()) {
-        findings.push({
-          kind: "orphan",
-          backupId,
-          // As listed: a stranger's folder need not be a name capsule would build a key from.
-          key: `${prefix}${backupId}/${name}`,
-          detail: "no statefile",
-        });
+      for (const { key } of files.values()) {
+        // As listed: a stranger's folder need not be a name capsule would build a key from.
+        findings.push({ kind: "orphan", backupId, key, detail: "no statefile" });
       }
       continue;
     }
@@ -59,8 +51,8 @@ export async function checkIntegrity(
     }
     const artifact = entry.statefile?.artifact;
     if (entry.state !== "succeeded" || !artifact) continue;
-    const size = files.get(artifact.name);
-    const key = layout.artifactKey(store.prefix, ref, artifact.name);
+    const size = files.get(artifact.name)?.sizeBytes;
+    const key = store.artifactKey(ref, artifact.name);
     if (size === undefined) {
       findings.push({ kind: "missing-artifact", backupId, key, detail: `${artifact.name} is gone` });
     } else if (size !== artifact.sizeBytes) {

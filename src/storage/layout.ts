@@ -4,6 +4,7 @@
  *   <prefix>/<cluster>/<engine>/<backupId>/statefile.json
  *   <prefix>/<cluster>/<engine>/<backupId>/<artifact>
  *   <prefix>/<cluster>/requests/<requestId>.json
+ *   <prefix>/<cluster>/requests/<requestId>.outcome.json
  */
 import { CapsuleError, ErrorCode } from "../domain/errors.js";
 import {
@@ -16,6 +17,8 @@ import {
 
 export const DEFAULT_PREFIX = "capsule";
 export const STATEFILE_NAME = "statefile.json";
+export const REQUEST_SUFFIX = ".json";
+export const OUTCOME_SUFFIX = ".outcome.json";
 
 /** Every key is built from checked segments, so no caller can reach outside its cluster and engine (`../`). */
 function segment(value: string, what: string): string {
@@ -41,6 +44,25 @@ export const layout = {
   // The name is a statefile's (its schema allows no "/") or checked where an artifact is written.
   artifactKey: (prefix: string, ref: BackupRef, name: string) => `${refPath(prefix, ref)}${name}`,
   requestsPrefix: (prefix: string, cluster: string) => `${prefix}/${segment(cluster, "cluster")}/requests/`,
+  requestKey: (prefix: string, cluster: string, id: string) =>
+    `${layout.requestsPrefix(prefix, cluster)}${segment(id, "request id")}${REQUEST_SUFFIX}`,
+  outcomeKey: (prefix: string, cluster: string, id: string) =>
+    `${layout.requestsPrefix(prefix, cluster)}${segment(id, "request id")}${OUTCOME_SUFFIX}`,
+
+  /** The request id of a key under the requests prefix, and whether it is the outcome; undefined for other keys. */
+  parseRequestKey(
+    prefix: string,
+    cluster: string,
+    key: string,
+  ): { id: string; outcome: boolean } | undefined {
+    const folder = layout.requestsPrefix(prefix, cluster);
+    if (!key.startsWith(folder)) return undefined;
+    const name = key.slice(folder.length);
+    const outcome = name.endsWith(OUTCOME_SUFFIX);
+    if (!outcome && !name.endsWith(REQUEST_SUFFIX)) return undefined;
+    const id = name.slice(0, name.length - (outcome ? OUTCOME_SUFFIX : REQUEST_SUFFIX).length);
+    return isSafeSegment(id) ? { id, outcome } : undefined;
+  },
 
   /** The backup a statefile key belongs to, or `undefined` if the key is not a statefile under `prefix`. */
   parseStatefileKey(prefix: string, key: string): BackupRef | undefined {

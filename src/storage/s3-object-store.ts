@@ -29,6 +29,7 @@ import {
   PreconditionFailedError,
   messageOf,
 } from "../domain/errors.js";
+import { socketFailure } from "../util/socket-error.js";
 import type { ObjectInfo, ObjectStore, PutOptions, PutResult } from "./object-store.js";
 import { DEFAULT_UPLOAD_CONCURRENCY, choosePartSize } from "./part-size.js";
 
@@ -401,18 +402,8 @@ export class S3ObjectStore implements ObjectStore {
       );
     }
     const retried = retriesOf(error);
-    if (
-      [
-        "ECONNREFUSED",
-        "ENOTFOUND",
-        "EAI_AGAIN",
-        "ETIMEDOUT",
-        "ECONNRESET",
-        "EHOSTUNREACH",
-        "ENETUNREACH",
-      ].includes(netCode) ||
-      name === "TimeoutError"
-    ) {
+    const failure = socketFailure(error);
+    if (failure?.kind === "unreachable" || failure?.kind === "reset" || name === "TimeoutError") {
       // The handler's timeouts say which one fired ("the request socket timed out after 30000 ms of inactivity").
       const why =
         name === "TimeoutError"

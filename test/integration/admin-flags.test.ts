@@ -22,6 +22,7 @@ import { createBucket, s3Env, testServers, uniqueName, type TestServers } from "
 import { capsule, type CliResult } from "../support/cli.js";
 import { statefile } from "../support/entries.js";
 import { pgEnv, sql } from "../support/pg.js";
+import { objectsOf, prefixOf } from "../support/raw-bucket.js";
 
 /** Every file under `dir` with its bytes, for "nothing was written" and "no secret was stored" checks. */
 async function filesUnder(dir: string): Promise<Map<string, string>> {
@@ -63,7 +64,7 @@ describe("admin commands do what they say and nothing else", () => {
   /** A succeeded backup's statefile in `store` (no artifact: the admin actions here never read one). */
   async function putStatefile(store: BackupStore, engine: "postgresql" | "redis" = "postgresql") {
     const s = statefile({ cluster: "local", engine });
-    await store.objects.put(layout.statefileKey(store.prefix, s), serializeStatefile(s));
+    await objectsOf(store).put(layout.statefileKey(prefixOf(store), s), serializeStatefile(s));
     return { cluster: s.cluster, engine: s.engine, backupId: s.backupId };
   }
 
@@ -151,7 +152,7 @@ describe("admin commands do what they say and nothing else", () => {
       };
       await assert.rejects(store.delete(escaping), { code: "CAPSULE_CONFIG" });
       await assert.rejects(store.get(escaping), { code: "CAPSULE_CONFIG" });
-      assert.throws(() => layout.clusterPrefix(store.prefix, ".."), { code: "CAPSULE_CONFIG" });
+      assert.throws(() => layout.clusterPrefix(prefixOf(store), ".."), { code: "CAPSULE_CONFIG" });
       assert.deepEqual(await filesUnder(dir), before);
     });
   });
@@ -291,7 +292,7 @@ describe("admin commands do what they say and nothing else", () => {
       assert.deepEqual(await readdir(into), [], "no temporary file is left");
 
       // The artifact gone: the destination is still what is refused, so it was checked before anything was read.
-      await store.objects.delete(layout.artifactKey(store.prefix, ref, "dump.rdb"));
+      await objectsOf(store).delete(layout.artifactKey(prefixOf(store), ref, "dump.rdb"));
       const first = await capsule([
         "redis",
         "--download",
@@ -426,7 +427,7 @@ describe("admin commands do what they say and nothing else", () => {
       const store = openBackupStore({ bucket: `s3://${bucket}/capsule` }, s3Env(servers.s3));
       const s = statefile({ cluster: "ml.cnvrg" });
       backupId = s.backupId;
-      await store.objects.put(layout.statefileKey(store.prefix, s), serializeStatefile(s));
+      await objectsOf(store).put(layout.statefileKey(prefixOf(store), s), serializeStatefile(s));
       fake = await new FakeKubeApiServer().start();
       fake.put("cnvrgapps", cnvrgApp("ml", "cnvrg"));
       // The Secret's endpoint is the in-cluster one, which a laptop cannot reach.

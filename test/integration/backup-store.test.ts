@@ -20,6 +20,7 @@ import { createBucket, s3Env, testServers, uniqueName, type TestServers } from "
 import { capsule } from "../support/cli.js";
 import { statefile } from "../support/entries.js";
 import { generatedStream, sha256Of } from "../support/streams.js";
+import { objectsOf, prefixOf } from "../support/raw-bucket.js";
 
 const MiB = 1 << 20;
 
@@ -148,7 +149,7 @@ for (const kind of ["s3", "file"] as const) {
               target: "db",
               at: new Date(base + i * 60_000).toISOString(),
             });
-            await store.objects.put(layout.statefileKey(store.prefix, s), serializeStatefile(s));
+            await objectsOf(store).put(layout.statefileKey(prefixOf(store), s), serializeStatefile(s));
             return s;
           }),
         ),
@@ -166,18 +167,18 @@ for (const kind of ["s3", "file"] as const) {
     test("GIVEN a corrupt statefile among good ones WHEN listed THEN it is reported with its key and the rest are listed", async () => {
       const store = sut.open();
       const good = statefile({ cluster: "corrupt", at: "2026-02-01T00:00:00Z" });
-      await store.objects.put(layout.statefileKey(store.prefix, good), serializeStatefile(good));
+      await objectsOf(store).put(layout.statefileKey(prefixOf(store), good), serializeStatefile(good));
       const badRef = {
         cluster: "corrupt",
         engine: "postgresql" as const,
         backupId: "postgresql-20260201T010000Z-bad000",
       };
-      await store.objects.put(layout.statefileKey(store.prefix, badRef), "{ this is not json");
+      await objectsOf(store).put(layout.statefileKey(prefixOf(store), badRef), "{ this is not json");
       const entries = await store.list({ cluster: "corrupt" });
       assert.equal(entries.length, 2);
       const corrupt = entries.find((e) => e.state === "corrupt");
       assert.ok(corrupt);
-      assert.equal(corrupt.key, layout.statefileKey(store.prefix, badRef));
+      assert.equal(corrupt.key, layout.statefileKey(prefixOf(store), badRef));
       assert.match(corrupt.problem ?? "", /not valid JSON/);
       assert.equal(entries.find((e) => e.state === "succeeded")?.ref.backupId, good.backupId);
     });
@@ -196,7 +197,7 @@ for (const kind of ["s3", "file"] as const) {
       await exited;
 
       const ref = { cluster: "killed", engine: "postgresql" as const, backupId };
-      const stale = new BackupStore(sut.open().objects, sut.open().prefix, {
+      const stale = new BackupStore(objectsOf(sut.open()), prefixOf(sut.open()), {
         abandonedAfterMs: 0,
         now: () => new Date(Date.now() + 1000),
       });
@@ -207,23 +208,22 @@ for (const kind of ["s3", "file"] as const) {
         downloadArtifact(stale, entry, path.join(tmpdir(), "never")),
         /abandoned, not succeeded/,
       );
-      if (stale.objects instanceof S3ObjectStore) {
+      const objects = objectsOf(stale);
+      if (objects instanceof S3ObjectStore) {
         // The killed process's last requests may still be landing; wait until its multipart upload is visible,
         // which also proves the kill left one behind for delete to clean up.
-        const s3 = stale.objects;
+        const s3 = objects;
         await waitFor(
-          async () => (await s3.listIncompleteUploads(layout.backupPrefix(stale.prefix, ref))).length === 1,
+          async () =>
+            (await s3.listIncompleteUploads(layout.backupPrefix(prefixOf(stale), ref))).length === 1,
         );
       }
       await stale.delete(ref);
       const left = [];
-      for await (const o of stale.objects.list(layout.backupPrefix(stale.prefix, ref))) left.push(o.key);
+      for await (const o of objects.list(layout.backupPrefix(prefixOf(stale), ref))) left.push(o.key);
       assert.deepEqual(left, []);
-      if (stale.objects instanceof S3ObjectStore) {
-        assert.deepEqual(
-          await stale.objects.listIncompleteUploads(layout.backupPrefix(stale.prefix, ref)),
-          [],
-        );
+      if (objects instanceof S3ObjectStore) {
+        assert.deepEqual(await objects.listIncompleteUploads(layout.backupPrefix(prefixOf(stale), ref)), []);
       }
     });
 
@@ -235,12 +235,12 @@ for (const kind of ["s3", "file"] as const) {
         /source failed/,
       );
       await run.fail("uploading", new Error("source failed"));
-      const prefix = layout.backupPrefix(store.prefix, run.ref);
+      const prefix = layout.backupPrefix(prefixOf(store), run.ref);
+      const objects = objectsOf(store);
       const keys = [];
-      for await (const o of store.objects.list(prefix)) keys.push(o.key);
-      assert.deepEqual(keys, [layout.statefileKey(store.prefix, run.ref)]);
-      if (store.objects instanceof S3ObjectStore)
-        assert.deepEqual(await store.objects.listIncompleteUploads(prefix), []);
+      for await (const o of objects.list(prefix)) keys.push(o.key);
+      assert.deepEqual(keys, [layout.statefileKey(prefixOf(store), run.ref)]);
+      if (objects instanceof S3ObjectStore) assert.deepEqual(await objects.listIncompleteUploads(prefix), []);
       else
         assert.deepEqual((await readdir(path.join(new URL(sut.url).pathname, prefix))).sort(), [
           "statefile.json",
@@ -296,10 +296,10 @@ for (const kind of ["s3", "file"] as const) {
       const store = sut.open();
       const run = await begin(store, "tampered");
       await commitGenerated(run, 3 * MiB, 5);
-      const key = layout.artifactKey(store.prefix, run.ref, "a.bin");
-      const bytes = Buffer.concat(await (await store.objects.get(key)).toArray());
+      const key = layout.artifactKey(prefixOf(store), run.ref, "a.bin");
+      const bytes = Buffer.concat(await (await objectsOf(store).get(key)).toArray());
       bytes[1234] = bytes[1234]! ^ 0xff;
-      await store.objects.put(key, bytes);
+      await objectsOf(store).put(key, bytes);
       const entry = await store.get(run.ref);
       await assert.rejects(store.verifyArtifact(entry), /checksum mismatch/);
       const target = path.join(tmpdir(), uniqueName("dl"));
@@ -323,7 +323,8 @@ for (const kind of ["s3", "file"] as const) {
       );
       assert.equal(ok.code, 0, ok.stderr);
       const left = [];
-      for await (const o of store.objects.list(layout.backupPrefix(store.prefix, run.ref))) left.push(o.key);
+      for await (const o of objectsOf(store).list(layout.backupPrefix(prefixOf(store), run.ref)))
+        left.push(o.key);
       assert.deepEqual(left, []);
 
       // A delete that crashed after marking: listed as deleting (never good), and the next delete completes it.

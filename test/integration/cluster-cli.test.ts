@@ -13,6 +13,7 @@ import { FakeKubeApiServer } from "../fakes/kube-apiserver.js";
 import { createBucket, s3Env, testServers, uniqueName } from "../harness/index.js";
 import { capsule } from "../support/cli.js";
 import { statefile } from "../support/entries.js";
+import { objectsOf, prefixOf } from "../support/raw-bucket.js";
 
 describe("capsule <engine> with a kube context and no --bucket", () => {
   let fake: FakeKubeApiServer;
@@ -27,7 +28,7 @@ describe("capsule <engine> with a kube context and no --bucket", () => {
     await createBucket(servers.s3, bucket);
     const store = openBackupStore({ bucket: `s3://${bucket}/capsule` }, s3Env(servers.s3));
     const s = statefile({ cluster: "ml.cnvrg", backupId, at: "2026-11-20T01:00:00.000Z" });
-    await store.objects.put(layout.statefileKey(store.prefix, s), serializeStatefile(s));
+    await objectsOf(store).put(layout.statefileKey(prefixOf(store), s), serializeStatefile(s));
 
     fake = await new FakeKubeApiServer().start();
     fake.put("cnvrgapps", cnvrgApp("ml", "cnvrg"));

@@ -34,6 +34,7 @@ import {
   startTargetRedis,
   text,
 } from "../support/redis.js";
+import { objectsOf, prefixOf } from "../support/raw-bucket.js";
 
 const exec = promisify(execFile);
 
@@ -86,7 +87,7 @@ describe("client-side encryption", () => {
   async function storedBytes(ref: BackupRef): Promise<Buffer> {
     const name = (await statefileOf(ref)).artifact!.name;
     return Buffer.concat(
-      await (await store.objects.get(layout.artifactKey(store.prefix, ref, name))).toArray(),
+      await (await objectsOf(store).get(layout.artifactKey(prefixOf(store), ref, name))).toArray(),
     );
   }
 
@@ -96,11 +97,11 @@ describe("client-side encryption", () => {
     const bytes = await storedBytes(ref);
     const middle = Math.floor(bytes.length / 2);
     bytes[middle] = bytes[middle]! ^ 0x01;
-    await store.objects.put(layout.artifactKey(store.prefix, ref, statefile.artifact!.name), bytes);
+    await objectsOf(store).put(layout.artifactKey(prefixOf(store), ref, statefile.artifact!.name), bytes);
     if (options.rewriteChecksum) {
       statefile.artifact!.sha256 = createHash("sha256").update(bytes).digest("hex");
-      const key = layout.statefileKey(store.prefix, ref);
-      await store.objects.put(key, serializeStatefile(parseStatefile(serializeStatefile(statefile), key)));
+      const key = layout.statefileKey(prefixOf(store), ref);
+      await objectsOf(store).put(key, serializeStatefile(parseStatefile(serializeStatefile(statefile), key)));
     }
   }
 

@@ -27,6 +27,7 @@ import {
   type FakeElasticsearch,
   type Flavour,
 } from "../support/es.js";
+import { objectsOf, prefixOf } from "../support/raw-bucket.js";
 
 const exec = promisify(execFile);
 const USER_INDICES = ["blobs", "logs-2024", "products", "unicode"];
@@ -283,14 +284,14 @@ describe("capsule es", () => {
     const cluster = uniqueName("corrupt");
     const id = await create(source, cluster);
     const key = layout.artifactKey(
-      store.prefix,
+      prefixOf(store),
       { cluster, engine: "elasticsearch", backupId: id },
       "indices.ndjson.gz",
     );
-    const bytes = Buffer.concat(await (await store.objects.get(key)).toArray());
+    const bytes = Buffer.concat(await (await objectsOf(store).get(key)).toArray());
     const middle = Math.floor(bytes.length / 2);
     bytes[middle] = bytes[middle]! ^ 0x01;
-    await store.objects.put(key, bytes);
+    await objectsOf(store).put(key, bytes);
 
     const target = await fakes.start("8");
     const r = await restore(target, id, cluster);

@@ -11,7 +11,7 @@ import { compileManifests } from "../../src/compiler/compile.js";
 import type { CronJobManifest } from "../../src/compiler/cronjob.js";
 import { Pods } from "../../src/k8s/pods.js";
 import { gatherPlans } from "../../src/runtime/gather-plans.js";
-import { requestKeys, signRequest, type RequestOutcome } from "../../src/requests/request.js";
+import { signRequest, type RequestOutcome } from "../../src/requests/request.js";
 import { RequestWatcher } from "../../src/requests/watcher.js";
 import { openBackupStore } from "../../src/runtime/bucket.js";
 import type { BackupStore } from "../../src/storage/backup-store.js";
@@ -23,6 +23,8 @@ import { createBucket, testServers, uniqueName, type TestServers } from "../harn
 import { capsule } from "../support/cli.js";
 import { planS3Secret, writeHarnessPlan } from "../support/plan.js";
 import { sql } from "../support/pg.js";
+import { objectsOf, prefixOf } from "../support/raw-bucket.js";
+import { layout } from "../../src/storage/layout.js";
 
 const CLUSTER = "apps.cnvrg";
 const NAMESPACE = "apps";
@@ -306,8 +308,8 @@ describe("--in-cluster and restore requests (fake API server + fake kubelet, rea
       requestedBy: "ops@example.com",
       requestedAt: new Date().toISOString(),
     };
-    await store.objects.put(
-      requestKeys.request(store.prefix, CLUSTER, id),
+    await objectsOf(store).put(
+      layout.requestKey(prefixOf(store), CLUSTER, id),
       JSON.stringify({ ...body, signature: signRequest(key, CLUSTER, id, body) }),
     );
     const { workloads } = await clientsFor(api);
@@ -323,7 +325,7 @@ describe("--in-cluster and restore requests (fake API server + fake kubelet, rea
     });
     const outcome = async () =>
       JSON.parse(
-        (await getBytes(store.objects, requestKeys.outcome(store.prefix, CLUSTER, id))).toString(),
+        (await getBytes(objectsOf(store), layout.outcomeKey(prefixOf(store), CLUSTER, id))).toString(),
       ) as RequestOutcome;
     await watcher.pollOnce();
     await eventually(

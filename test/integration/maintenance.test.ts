@@ -9,15 +9,16 @@ import { type Statefile } from "../../src/domain/statefile.js";
 import { createBucket, s3Env, testServers, uniqueName } from "../harness/index.js";
 import { capsule } from "../support/cli.js";
 import { statefile } from "../support/entries.js";
+import { objectsOf, prefixOf } from "../support/raw-bucket.js";
 
 async function putBackup(store: BackupStore, s: Statefile, bytes = "0123456789"): Promise<void> {
-  if (s.artifact) await store.objects.put(layout.artifactKey(store.prefix, s, s.artifact.name), bytes);
-  await store.objects.put(layout.statefileKey(store.prefix, s), serializeStatefile(s));
+  if (s.artifact) await objectsOf(store).put(layout.artifactKey(prefixOf(store), s, s.artifact.name), bytes);
+  await objectsOf(store).put(layout.statefileKey(prefixOf(store), s), serializeStatefile(s));
 }
 
 async function keysUnder(store: BackupStore, prefix: string): Promise<string[]> {
   const keys = [];
-  for await (const o of store.objects.list(prefix)) keys.push(o.key);
+  for await (const o of objectsOf(store).list(prefix)) keys.push(o.key);
   return keys;
 }
 
@@ -59,7 +60,7 @@ describe("capsule <engine> --prune and --check", () => {
       .sort();
     assert.deepEqual(left, [db[2]!, db[3]!, ...other].map((s) => s.backupId).sort());
     for (const gone of db.slice(0, 2))
-      assert.deepEqual(await keysUnder(store, layout.backupPrefix(store.prefix, gone)), []);
+      assert.deepEqual(await keysUnder(store, layout.backupPrefix(prefixOf(store), gone)), []);
   });
 
   test("GIVEN a bad --keep-last WHEN pruning THEN one line names the flag", async () => {
@@ -75,12 +76,12 @@ describe("capsule <engine> --prune and --check", () => {
     const missing = statefile({ cluster, engine: "redis", at: "2026-11-21T00:00:00.000Z" });
     const resized = statefile({ cluster, engine: "redis", at: "2026-11-22T00:00:00.000Z" });
     for (const s of [healthy, missing, resized]) await putBackup(store, s);
-    await store.objects.delete(layout.artifactKey(store.prefix, missing, missing.artifact!.name));
-    await store.objects.put(layout.artifactKey(store.prefix, resized, resized.artifact!.name), "short");
+    await objectsOf(store).delete(layout.artifactKey(prefixOf(store), missing, missing.artifact!.name));
+    await objectsOf(store).put(layout.artifactKey(prefixOf(store), resized, resized.artifact!.name), "short");
     const corruptRef = { cluster, engine: "redis" as const, backupId: "redis-20261123T000000Z-c0c0c0" };
-    await store.objects.put(layout.statefileKey(store.prefix, corruptRef), "{ not json");
+    await objectsOf(store).put(layout.statefileKey(prefixOf(store), corruptRef), "{ not json");
     const orphanRef = { cluster, engine: "redis" as const, backupId: "redis-20261124T000000Z-0e0e0e" };
-    await store.objects.put(layout.artifactKey(store.prefix, orphanRef, "dump.rdb"), "left behind");
+    await objectsOf(store).put(layout.artifactKey(prefixOf(store), orphanRef, "dump.rdb"), "left behind");
 
     const found = await capsule(["redis", "--check", "-o", "json"], e);
     assert.equal(found.code, 1);
@@ -97,9 +98,9 @@ describe("capsule <engine> --prune and --check", () => {
     const cleaned = await capsule(["redis", "--check", "--yes"], e);
     assert.equal(cleaned.code, 1, "the damage that is not an orphan remains");
     assert.match(cleaned.stderr, /deleted 1 orphaned object/);
-    assert.deepEqual(await keysUnder(store, layout.backupPrefix(store.prefix, orphanRef)), []);
+    assert.deepEqual(await keysUnder(store, layout.backupPrefix(prefixOf(store), orphanRef)), []);
     assert.ok(
-      (await keysUnder(store, layout.backupPrefix(store.prefix, healthy))).length === 2,
+      (await keysUnder(store, layout.backupPrefix(prefixOf(store), healthy))).length === 2,
       "healthy backup untouched",
     );
   });

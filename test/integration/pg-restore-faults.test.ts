@@ -20,6 +20,7 @@ import { createBucket, s3Env, testServers, uniqueName, type TestServers } from "
 import { startCapsule, type CapsuleProcess } from "../support/capsule-process.js";
 import { capsule } from "../support/cli.js";
 import { databaseDigest, pgEnv, RICH_SCHEMA, sql } from "../support/pg.js";
+import { objectsOf, prefixOf } from "../support/raw-bucket.js";
 
 const exec = promisify(execFile);
 
@@ -160,10 +161,10 @@ describe("capsule pg restore under fault", () => {
     const store = openBackupStore({ bucket }, env(db));
     const ref = { cluster, engine: "postgresql" as const, backupId: id };
     const entry = await store.get(ref);
-    const key = layout.artifactKey(store.prefix, ref, entry.statefile!.artifact!.name);
-    const bytes = Buffer.concat(await (await store.objects.get(key)).toArray());
+    const key = layout.artifactKey(prefixOf(store), ref, entry.statefile!.artifact!.name);
+    const bytes = Buffer.concat(await (await objectsOf(store).get(key)).toArray());
     const cut = bytes.subarray(0, Math.floor(bytes.length * 0.6));
-    await store.objects.put(key, cut);
+    await objectsOf(store).put(key, cut);
     const { createHash } = await import("node:crypto");
     await store.update(ref, (s) => {
       s.artifact!.sha256 = createHash("sha256").update(cut).digest("hex");

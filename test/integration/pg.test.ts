@@ -15,6 +15,7 @@ import type { Statefile } from "../../src/domain/statefile.js";
 import { createBucket, s3Env, testServers, uniqueName, type TestServers } from "../harness/index.js";
 import { capsule } from "../support/cli.js";
 import { databaseDigest, pgEnv, RICH_SCHEMA, sql } from "../support/pg.js";
+import { objectsOf, prefixOf } from "../support/raw-bucket.js";
 
 const exec = promisify(execFile);
 
@@ -149,11 +150,11 @@ describe("capsule pg", () => {
     const store = openBackupStore({ bucket }, env(db));
     const ref = { cluster: "pgtest", engine: "postgresql" as const, backupId: id };
     const entry = await store.get(ref);
-    const key = layout.artifactKey(store.prefix, ref, entry.statefile!.artifact!.name);
-    const bytes = Buffer.concat(await (await store.objects.get(key)).toArray());
+    const key = layout.artifactKey(prefixOf(store), ref, entry.statefile!.artifact!.name);
+    const bytes = Buffer.concat(await (await objectsOf(store).get(key)).toArray());
     const middle = Math.floor(bytes.length / 2);
     bytes[middle] = bytes[middle]! ^ 0x01;
-    await store.objects.put(key, bytes);
+    await objectsOf(store).put(key, bytes);
 
     await sql(servers, db, "INSERT INTO t VALUES (-1, 'live change')");
     const before = await databaseDigest(servers, db);
@@ -310,7 +311,7 @@ describe("capsule pg", () => {
     assert.equal(r.code, 0, r.stderr);
     const store = openBackupStore({ bucket }, env(db));
     const keys = [];
-    for await (const o of store.objects.list(layout.clusterPrefix(store.prefix, "deleting")))
+    for await (const o of objectsOf(store).list(layout.clusterPrefix(prefixOf(store), "deleting")))
       keys.push(o.key);
     assert.deepEqual(keys, []);
   });

@@ -33,6 +33,7 @@ import {
   tinyRdb,
   type RedisEndpoint,
 } from "../support/redis.js";
+import { objectsOf, prefixOf } from "../support/raw-bucket.js";
 
 const exec = promisify(execFile);
 
@@ -259,11 +260,11 @@ describe("capsule redis", () => {
     await fillEveryType(src);
     const id = await create(src, "corrupt");
     const ref = { cluster: "corrupt", engine: "redis" as const, backupId: id };
-    const key = layout.artifactKey(store.prefix, ref, "dump.rdb");
-    const bytes = Buffer.concat(await (await store.objects.get(key)).toArray());
+    const key = layout.artifactKey(prefixOf(store), ref, "dump.rdb");
+    const bytes = Buffer.concat(await (await objectsOf(store).get(key)).toArray());
     const middle = Math.floor(bytes.length / 2);
     bytes[middle] = bytes[middle]! ^ 0x01;
-    await store.objects.put(key, bytes);
+    await objectsOf(store).put(key, bytes);
 
     const target = await server();
     await call(target, "SET", "precious", "data");

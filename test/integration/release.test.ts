@@ -30,6 +30,7 @@ import { FakeKubeApiServer } from "../fakes/kube-apiserver.js";
 import { capsule } from "../support/cli.js";
 import { statefile } from "../support/entries.js";
 import { pgEnv, sql } from "../support/pg.js";
+import { objectsOf, prefixOf } from "../support/raw-bucket.js";
 
 const exec = promisify(execFile);
 const root = path.resolve(import.meta.dirname, "..", "..");
@@ -228,7 +229,7 @@ describe("the release binary", () => {
     const store = openBackupStore({ bucket: `s3://${bucket}/capsule` }, s3Env(servers.s3));
     const backupId = "postgresql-20261120T010000Z-abcdef";
     const s = statefile({ cluster: "ml.cnvrg", backupId, at: "2026-11-20T01:00:00.000Z" });
-    await store.objects.put(layout.statefileKey(store.prefix, s), serializeStatefile(s));
+    await objectsOf(store).put(layout.statefileKey(prefixOf(store), s), serializeStatefile(s));
     const fake = await new FakeKubeApiServer().start();
     try {
       fake.put("cnvrgapps", cnvrgApp("ml", "cnvrg"));

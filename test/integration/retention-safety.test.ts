@@ -20,10 +20,11 @@ import { capsule } from "../support/cli.js";
 import { statefile } from "../support/entries.js";
 import { pgEnv, sql } from "../support/pg.js";
 import { writeHarnessPlan } from "../support/plan.js";
+import { objectsOf, prefixOf } from "../support/raw-bucket.js";
 
 async function putBackup(store: BackupStore, s: Statefile, bytes = "0123456789"): Promise<void> {
-  if (s.artifact) await store.objects.put(layout.artifactKey(store.prefix, s, s.artifact.name), bytes);
-  await store.objects.put(layout.statefileKey(store.prefix, s), serializeStatefile(s));
+  if (s.artifact) await objectsOf(store).put(layout.artifactKey(prefixOf(store), s, s.artifact.name), bytes);
+  await objectsOf(store).put(layout.statefileKey(prefixOf(store), s), serializeStatefile(s));
 }
 
 describe("capsule <engine> --prune never leaves nothing restorable", () => {
@@ -62,8 +63,8 @@ describe("capsule <engine> --prune never leaves nothing restorable", () => {
     }
     // The newest artifact's bytes go bad in the bucket, size unchanged: only a drill can tell.
     const entry = await store.get({ cluster: "issue16", engine: "postgresql", backupId: corrupt });
-    const key = layout.artifactKey(store.prefix, entry.ref, entry.statefile!.artifact!.name);
-    await store.objects.put(key, Buffer.alloc(entry.statefile!.artifact!.sizeBytes, 0x5a));
+    const key = layout.artifactKey(prefixOf(store), entry.ref, entry.statefile!.artifact!.name);
+    await objectsOf(store).put(key, Buffer.alloc(entry.statefile!.artifact!.sizeBytes, 0x5a));
     const drill = await capsule(["pg", "--verify", "--verify-server", "--id", corrupt], e);
     assert.notEqual(drill.code, 0, "the corrupt backup must fail its drill");
     const state = async (id: string) =>

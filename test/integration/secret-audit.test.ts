@@ -15,7 +15,7 @@ import { generateX25519Identity, identityToRecipient } from "age-encryption";
 import { compileManifests } from "../../src/compiler/compile.js";
 import { Daemon } from "../../src/daemon/daemon.js";
 import { gatherPlans } from "../../src/runtime/gather-plans.js";
-import { requestKeys, signRequest } from "../../src/requests/request.js";
+import { signRequest } from "../../src/requests/request.js";
 import { RequestWatcher } from "../../src/requests/watcher.js";
 import { openBackupStore } from "../../src/runtime/bucket.js";
 import type { BackupStore } from "../../src/storage/backup-store.js";
@@ -28,6 +28,8 @@ import { createBucket, s3Env, testServers, uniqueName, type TestServers } from "
 import { capsule } from "../support/cli.js";
 import { writeHarnessPlan } from "../support/plan.js";
 import { pgEnv, sql } from "../support/pg.js";
+import { objectsOf, prefixOf } from "../support/raw-bucket.js";
+import { layout } from "../../src/storage/layout.js";
 
 const CLUSTER = "audit.app";
 
@@ -290,12 +292,12 @@ describe("secret-leak audit: no secret value in anything capsule writes", () => 
       requestedBy: `someone ${planted.hmacKey}`,
       requestedAt: new Date().toISOString(),
     };
-    await store.objects.put(
-      requestKeys.request(store.prefix, CLUSTER, "req-wrong-key"),
+    await objectsOf(store).put(
+      layout.requestKey(prefixOf(store), CLUSTER, "req-wrong-key"),
       JSON.stringify({ ...body, signature: signRequest("not-the-key", CLUSTER, "req-wrong-key", body) }),
     );
-    await store.objects.put(
-      requestKeys.request(store.prefix, CLUSTER, "req-garbage"),
+    await objectsOf(store).put(
+      layout.requestKey(prefixOf(store), CLUSTER, "req-garbage"),
       `{"action": "${planted.hmacKey}"`,
     );
     const watcherLog = capturedLogger("watcher");
@@ -338,12 +340,12 @@ describe("secret-leak audit: no secret value in anything capsule writes", () => 
   });
 
   test("GIVEN everything capsule produced and everything in the bucket WHEN searched THEN no secret value (or its base64) appears", async () => {
-    for await (const object of store.objects.list("")) {
+    for await (const object of objectsOf(store).list("")) {
       if (!object.key.endsWith(".json")) continue; // artifacts hold the databases' data, not capsule's words
       if (/req-(garbage|wrong-key)\.json$/.test(object.key)) continue; // written by this test, as an attacker would
       produced.push({
         where: `bucket ${object.key}`,
-        text: (await getBytes(store.objects, object.key)).toString(),
+        text: (await getBytes(objectsOf(store), object.key)).toString(),
       });
     }
     const outcomes = produced.filter(

@@ -12,6 +12,7 @@ import { openBucket } from "../../src/storage/open-store.js";
 import { capturedLogger, eventually } from "../fakes/kube-clients.js";
 import { s3Env, testServers, uniqueName, type TestServers } from "../harness/index.js";
 import { fillStatusBucket } from "../support/status-bucket.js";
+import { objectsOf } from "../support/raw-bucket.js";
 
 const TOKEN = "status-test-token-0123456789";
 const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
@@ -223,7 +224,7 @@ describe("status API (radosgw)", () => {
     assert.equal(res.status, 202, res.text);
     const key = String(res.json["key"]);
     assert.match(key, /^capsule\/cnvrg\.app\/requests\/req-\d{8}T\d{6}Z-[0-9a-f]{8}\.json$/);
-    const filed = JSON.parse((await (await store.objects.get(key)).toArray()).join("")) as Record<
+    const filed = JSON.parse((await (await objectsOf(store).get(key)).toArray()).join("")) as Record<
       string,
       unknown
     >;

@@ -29,6 +29,7 @@ import {
 import { startExtraRadosgw, type ExtraRadosgw } from "../harness/radosgw.js";
 import { startCapsule } from "../support/capsule-process.js";
 import { pgEnv, sql } from "../support/pg.js";
+import { objectsOf, prefixOf } from "../support/raw-bucket.js";
 
 /** How long the store stays away in the outage a backup must survive: well inside the 60 s default window. */
 const OUTAGE_MS = 6_000;
@@ -143,8 +144,8 @@ describe("object-store outages", () => {
     assert.ok(artifact);
     const hash = createHash("sha256");
     let bytes = 0;
-    for await (const chunk of await store.objects.get(
-      layout.artifactKey(store.prefix, entry.ref, artifact.name),
+    for await (const chunk of await objectsOf(store).get(
+      layout.artifactKey(prefixOf(store), entry.ref, artifact.name),
     )) {
       hash.update(chunk as Buffer);
       bytes += (chunk as Buffer).length;

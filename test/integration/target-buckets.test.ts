@@ -6,7 +6,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Daemon } from "../../src/daemon/daemon.js";
-import { requestKeys } from "../../src/requests/request.js";
 import { BackupStore } from "../../src/storage/backup-store.js";
 import { layout } from "../../src/storage/layout.js";
 import { openBucket } from "../../src/storage/open-store.js";
@@ -16,6 +15,7 @@ import { FakeKubeApiServer } from "../fakes/kube-apiserver.js";
 import { capturedLogger, eventually, type CapturedLogger } from "../fakes/kube-clients.js";
 import { createBucket, s3Env, testServers, uniqueName, type TestServers } from "../harness/index.js";
 import { statefile } from "../support/entries.js";
+import { objectsOf, prefixOf } from "../support/raw-bucket.js";
 
 const TOKEN = "target-buckets-token-0123456789";
 
@@ -134,9 +134,12 @@ describe("daemon: each CnvrgApp's own bucket (fake API server + radosgw)", () =>
     assert.equal(status, 202, JSON.stringify(json));
     const id = String(json["requestId"]);
     const b = stores["team-b"]!;
-    assert.ok(await b.objects.head(requestKeys.request(b.prefix, "team-b.app", id)), "filed in B's bucket");
+    assert.ok(
+      await objectsOf(b).head(layout.requestKey(prefixOf(b), "team-b.app", id)),
+      "filed in B's bucket",
+    );
     const a = stores["team-a"]!;
-    assert.equal(await a.objects.head(requestKeys.request(a.prefix, "team-b.app", id)), undefined);
+    assert.equal(await objectsOf(a).head(layout.requestKey(prefixOf(a), "team-b.app", id)), undefined);
     await eventually(
       () => fake.list("jobs", "team-b").length === 1,
       15_000,

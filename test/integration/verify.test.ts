@@ -15,6 +15,7 @@ import { FakeElasticsearch } from "../fakes/elasticsearch.js";
 import { createBucket, s3Env, testServers, uniqueName, type TestServers } from "../harness/index.js";
 import { capsule } from "../support/cli.js";
 import { pgEnv, sql } from "../support/pg.js";
+import { objectsOf, prefixOf } from "../support/raw-bucket.js";
 
 async function scratchDirs(): Promise<string[]> {
   return (await readdir(tmpdir())).filter((d) => d.startsWith("capsule-verify-"));
@@ -88,9 +89,9 @@ describe("capsule <engine> --verify", () => {
     const shortRef = { ...goodRef, backupId: short };
     const name = (await statefileOf("postgresql", good)).artifact!.name;
     const bytes = Buffer.concat(
-      await (await store.objects.get(layout.artifactKey(store.prefix, shortRef, name))).toArray(),
+      await (await objectsOf(store).get(layout.artifactKey(prefixOf(store), shortRef, name))).toArray(),
     );
-    await store.objects.put(layout.artifactKey(store.prefix, goodRef, name), bytes);
+    await objectsOf(store).put(layout.artifactKey(prefixOf(store), goodRef, name), bytes);
 
     const tampered = await capsule(["pg", "--verify", "--id", good], env);
     assert.equal(tampered.code, 1);
@@ -133,10 +134,10 @@ describe("capsule <engine> --verify", () => {
     const source = { ...env, REDIS_HOST: servers.redis.host, REDIS_PORT: String(servers.redis.port) };
     const id = (await capsule(["redis", "--create", "--target", "flipped"], source)).stdout.trim();
     const ref = { cluster: "verify", engine: "redis" as const, backupId: id };
-    const key = layout.artifactKey(store.prefix, ref, (await statefileOf("redis", id)).artifact!.name);
-    const bytes = Buffer.concat(await (await store.objects.get(key)).toArray());
+    const key = layout.artifactKey(prefixOf(store), ref, (await statefileOf("redis", id)).artifact!.name);
+    const bytes = Buffer.concat(await (await objectsOf(store).get(key)).toArray());
     bytes[9] = bytes[9]! ^ 0xff;
-    await store.objects.put(key, bytes);
+    await objectsOf(store).put(key, bytes);
     const before = await scratchDirs();
     const result = await capsule(["redis", "--verify", "--id", id], source);
     assert.equal(result.code, 1);
@@ -195,15 +196,15 @@ describe("capsule <engine> --verify", () => {
       const { createHash } = await import("node:crypto");
       const ref = { cluster: "verify", engine: "elasticsearch" as const, backupId: id };
       const name = (await statefileOf("elasticsearch", id)).artifact!.name;
-      const key = layout.artifactKey(store.prefix, ref, name);
-      const lines = gunzipSync(Buffer.concat(await (await store.objects.get(key)).toArray()))
+      const key = layout.artifactKey(prefixOf(store), ref, name);
+      const lines = gunzipSync(Buffer.concat(await (await objectsOf(store).get(key)).toArray()))
         .toString()
         .split("\n");
       const firstDoc = lines.findIndex((l) => l.startsWith('{"_index":'));
       assert.ok(firstDoc > 0, "the export has document lines");
       lines.splice(firstDoc, 1);
       const forged = gzipSync(lines.join("\n"));
-      await store.objects.put(key, forged);
+      await objectsOf(store).put(key, forged);
       await store.update(
         ref,
         (s) =>

@@ -8,7 +8,7 @@ import type { CronJobManifest } from "../../src/compiler/cronjob.js";
 import { Daemon } from "../../src/daemon/daemon.js";
 import { REQUEST_ENV } from "../../src/plan/run-contract.js";
 import { REQUEST_ANNOTATIONS } from "../../src/requests/job.js";
-import { requestKeys, signRequest, type RequestOutcome } from "../../src/requests/request.js";
+import { signRequest, type RequestOutcome } from "../../src/requests/request.js";
 import { RequestWatcher, type RestorePolicy } from "../../src/requests/watcher.js";
 import { backupCronJobs, desiredState } from "../../src/reconciler/desired.js";
 import { BackupStore } from "../../src/storage/backup-store.js";
@@ -21,6 +21,7 @@ import { FakeKubeApiServer } from "../fakes/kube-apiserver.js";
 import { capturedLogger, clientsFor, eventually } from "../fakes/kube-clients.js";
 import { createBucket, s3Env, testServers, uniqueName, type TestServers } from "../harness/index.js";
 import { statefile } from "../support/entries.js";
+import { objectsOf, prefixOf } from "../support/raw-bucket.js";
 
 const CLUSTER = "cnvrg.app";
 const HMAC_KEY = "restore-signing-key-for-tests";
@@ -64,16 +65,16 @@ describe("request watcher (radosgw + fake API server)", () => {
   }
 
   async function file(id: string, body: unknown): Promise<void> {
-    await store.objects.put(
-      requestKeys.request(store.prefix, CLUSTER, id),
+    await objectsOf(store).put(
+      layout.requestKey(prefixOf(store), CLUSTER, id),
       typeof body === "string" ? body : JSON.stringify(body),
     );
   }
 
   async function outcome(id: string): Promise<RequestOutcome | undefined> {
-    const key = requestKeys.outcome(store.prefix, CLUSTER, id);
-    if (!(await store.objects.head(key))) return undefined;
-    return JSON.parse((await getBytes(store.objects, key)).toString()) as RequestOutcome;
+    const key = layout.outcomeKey(prefixOf(store), CLUSTER, id);
+    if (!(await objectsOf(store).head(key))) return undefined;
+    return JSON.parse((await getBytes(objectsOf(store), key)).toString()) as RequestOutcome;
   }
 
   const backup = (target = "postgresql") => ({
@@ -121,7 +122,7 @@ describe("request watcher (radosgw + fake API server)", () => {
       target: "postgresql",
       trigger: { type: "request", requestId: "req-2" },
     });
-    await store.objects.put(layout.statefileKey(store.prefix, s), serializeStatefile(s));
+    await objectsOf(store).put(layout.statefileKey(prefixOf(store), s), serializeStatefile(s));
     fake.finishJob("cnvrg", accepted?.job?.name ?? "", "Complete");
     await a.pollOnce();
     const done = await outcome("req-2");
@@ -242,7 +243,7 @@ describe("request watcher (radosgw + fake API server)", () => {
         },
       ],
     });
-    await store.objects.put(layout.statefileKey(store.prefix, s), serializeStatefile(s));
+    await objectsOf(store).put(layout.statefileKey(prefixOf(store), s), serializeStatefile(s));
     fake.finishJob("cnvrg", accepted?.job?.name ?? "", "Failed");
     await enabled.pollOnce();
     const done = await outcome("restore-signed");
@@ -276,8 +277,8 @@ describe("request watcher (radosgw + fake API server)", () => {
       acceptedAt: new Date().toISOString(),
       updatedAt: new Date().toISOString(),
     };
-    await store.objects.put(
-      requestKeys.outcome(store.prefix, CLUSTER, "restore-swapped"),
+    await objectsOf(store).put(
+      layout.outcomeKey(prefixOf(store), CLUSTER, "restore-swapped"),
       JSON.stringify(orphan),
     );
     await (await watcher("c", { enabled: true, hmacKey: HMAC_KEY })).pollOnce();
@@ -302,7 +303,10 @@ describe("request watcher (radosgw + fake API server)", () => {
       acceptedAt: new Date().toISOString(),
       updatedAt: new Date().toISOString(),
     };
-    await store.objects.put(requestKeys.outcome(store.prefix, CLUSTER, "req-orphan"), JSON.stringify(orphan));
+    await objectsOf(store).put(
+      layout.outcomeKey(prefixOf(store), CLUSTER, "req-orphan"),
+      JSON.stringify(orphan),
+    );
     const b = await watcher("replica-b");
     await b.pollOnce();
     await b.pollOnce();

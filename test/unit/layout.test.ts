@@ -22,6 +22,15 @@ describe("key layout", () => {
     assert.equal(layout.requestsPrefix("capsule", "cnvrg.app"), "capsule/cnvrg.app/requests/");
   });
 
+  test("GIVEN a request id WHEN its keys are built THEN the request and its outcome sit in the requests folder; an unsafe id is refused", () => {
+    assert.equal(layout.requestKey("capsule", "cnvrg.app", "req-1"), "capsule/cnvrg.app/requests/req-1.json");
+    assert.equal(
+      layout.outcomeKey("capsule", "cnvrg.app", "req-1"),
+      "capsule/cnvrg.app/requests/req-1.outcome.json",
+    );
+    assert.throws(() => layout.requestKey("capsule", "cnvrg.app", "../x"), { code: "CAPSULE_CONFIG" });
+  });
+
   test("GIVEN a statefile key WHEN parsed THEN it yields the backup; other keys yield nothing", () => {
     assert.deepEqual(layout.parseStatefileKey("capsule", layout.statefileKey("capsule", ref)), ref);
     const cases = [

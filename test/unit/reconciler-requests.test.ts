@@ -5,14 +5,15 @@ import { Job } from "kubernetes-models/batch/v1/Job";
 import { backupCronJobs, desiredState } from "../../src/reconciler/desired.js";
 import { REQUEST_ENV } from "../../src/plan/run-contract.js";
 import { requestJob } from "../../src/requests/job.js";
-import { checkSignature, parseRequest, requestKeys, signRequest } from "../../src/requests/request.js";
+import { checkSignature, parseRequest, signRequest } from "../../src/requests/request.js";
 import { cnvrgApp } from "../fakes/cnvrgapps.js";
+import { layout } from "../../src/storage/layout.js";
 
 const NOW = new Date("2026-06-01T12:00:00Z");
 
 describe("bucket requests", () => {
   test("GIVEN request keys WHEN parsed THEN requests and outcomes are told apart and other keys ignored", () => {
-    const p = (key: string) => requestKeys.parse("capsule", "c", key);
+    const p = (key: string) => layout.parseRequestKey("capsule", "c", key);
     assert.deepEqual(p("capsule/c/requests/req-1.json"), { id: "req-1", outcome: false });
     assert.deepEqual(p("capsule/c/requests/req-1.outcome.json"), { id: "req-1", outcome: true });
     assert.equal(p("capsule/c/requests/notes.txt"), undefined);

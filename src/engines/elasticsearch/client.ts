@@ -9,6 +9,7 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { CapsuleError, ErrorCode } from "../../domain/errors.js";
 import { redact } from "../../redact.js";
+import { socketFailure } from "../../util/socket-error.js";
 import { describeConnection, type EsConnection } from "./connection.js";
 import type { Distribution } from "./format.js";
 
@@ -230,49 +231,28 @@ export class EsClient {
       const reason: unknown = this.options.signal.reason;
       return reason instanceof Error ? reason : new CapsuleError(ErrorCode.Refused, "interrupted");
     }
-    const code = e.code ?? "";
-    if (TLS_ERRORS.has(code)) {
+    const failure = socketFailure(e);
+    switch (failure?.kind) {
+      case "untrusted-certificate":
+        return new CapsuleError(
+          ErrorCode.DatabaseError,
+          `${this.where}: TLS verification failed (${failure.code}): pass --ca-cert FILE with the cluster's CA, ` +
+            `or --insecure-skip-tls-verify`,
+        );
+      case "unreachable":
+        return new CapsuleError(ErrorCode.DatabaseError, `${this.where}: ${failure.phrase}`);
+      case "reset":
+        return new CapsuleError(ErrorCode.DatabaseError, `${this.where}: ${what}: ${failure.phrase}`);
+    }
+    if (e.code === "EPROTO") {
       return new CapsuleError(
         ErrorCode.DatabaseError,
-        `${this.where}: TLS verification failed (${code}): pass --ca-cert FILE with the cluster's CA, ` +
-          `or --insecure-skip-tls-verify`,
+        `${this.where}: TLS handshake failed (is the URL's scheme right? ${e.message})`,
       );
-    }
-    switch (code) {
-      case "ECONNREFUSED":
-      case "ENOTFOUND":
-      case "EHOSTUNREACH":
-      case "ENETUNREACH":
-      case "ETIMEDOUT":
-      case "EAI_AGAIN":
-        return new CapsuleError(ErrorCode.DatabaseError, `${this.where}: cannot connect (${code})`);
-      case "ECONNRESET":
-      case "EPIPE":
-        return new CapsuleError(
-          ErrorCode.DatabaseError,
-          `${this.where}: ${what}: the connection was reset (${code})`,
-        );
-      case "EPROTO":
-        return new CapsuleError(
-          ErrorCode.DatabaseError,
-          `${this.where}: TLS handshake failed (is the URL's scheme right? ${e.message})`,
-        );
     }
     return new CapsuleError(ErrorCode.DatabaseError, redact(`${this.where}: ${what}: ${e.message}`));
   }
 }
-
-const TLS_ERRORS = new Set([
-  "DEPTH_ZERO_SELF_SIGNED_CERT",
-  "SELF_SIGNED_CERT_IN_CHAIN",
-  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
-  "UNABLE_TO_GET_ISSUER_CERT",
-  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
-  "CERT_HAS_EXPIRED",
-  "CERT_NOT_YET_VALID",
-  "CERT_UNTRUSTED",
-  "ERR_TLS_CERT_ALTNAME_INVALID",
-]);
 
 /**
  * The `type` and `reason` of an error body: `{"error":{"type","reason","root_cause":[…]},"status"}` from

@@ -5,6 +5,7 @@
 import pg from "pg";
 import { CapsuleError, ErrorCode } from "../../domain/errors.js";
 import { redact } from "../../redact.js";
+import { socketFailure } from "../../util/socket-error.js";
 import { describeConnection, type PgConnection } from "./connection.js";
 
 export type SqlClient = pg.Client;
@@ -98,17 +99,14 @@ export function translatePgError(error: unknown, conn: PgConnection, database: s
       );
     case "3D000":
       return new CapsuleError(ErrorCode.DatabaseError, `${where}: database "${database}" does not exist`);
-    case "ECONNREFUSED":
-    case "ENOTFOUND":
-    case "EHOSTUNREACH":
-    case "ETIMEDOUT":
-    case "EAI_AGAIN":
-      return new CapsuleError(ErrorCode.DatabaseError, `${where}: cannot connect (${e.code})`);
   }
-  if (conn.tls && e.code && /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ALTNAME/.test(e.code)) {
+  const failure = socketFailure(error);
+  if (failure?.kind === "unreachable" || failure?.kind === "reset")
+    return new CapsuleError(ErrorCode.DatabaseError, `${where}: ${failure.phrase}`);
+  if (conn.tls && failure?.kind === "untrusted-certificate") {
     return new CapsuleError(
       ErrorCode.DatabaseError,
-      `${where}: TLS certificate not trusted (${e.code}): pass --sslrootcert with the CA that signed it`,
+      `${where}: ${failure.phrase}: pass --sslrootcert with the CA that signed it`,
     );
   }
   if (/The server does not support SSL connections/i.test(message)) {

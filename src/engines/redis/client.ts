@@ -7,6 +7,7 @@ import { connect as netConnect, isIP, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { CapsuleError, ErrorCode } from "../../domain/errors.js";
 import { redact } from "../../redact.js";
+import { socketFailure } from "../../util/socket-error.js";
 import { describeConnection, type RedisConnection } from "./connection.js";
 import { parseInfo } from "./info.js";
 import { encodeCommand, replyText, RespError, RespReader, type RespValue } from "./resp.js";
@@ -226,29 +227,17 @@ export function replyError(reply: RespError, command: string, conn: RedisConnect
   return new CapsuleError(ErrorCode.DatabaseError, redact(`${where}: ${command}: ${reply.message}`));
 }
 
-/** Node's codes for a certificate that does not verify (chain, expiry, host name). */
-const TLS_VERIFY_CODES = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ALTNAME/;
-
 export function translateRedisError(error: unknown, conn: RedisConnection): Error {
   if (error instanceof CapsuleError) return error;
   const e = error as { code?: string; message?: string };
   const where = describeConnection(conn);
-  switch (e.code) {
-    case "ECONNREFUSED":
-    case "ENOTFOUND":
-    case "EHOSTUNREACH":
-    case "ENETUNREACH":
-    case "ETIMEDOUT":
-    case "EAI_AGAIN":
-      return new CapsuleError(ErrorCode.DatabaseError, `${where}: cannot connect (${e.code})`);
-    case "ECONNRESET":
-    case "EPIPE":
-      return new CapsuleError(ErrorCode.DatabaseError, `${where}: the connection was reset (${e.code})`);
-  }
-  if (conn.tls && e.code && TLS_VERIFY_CODES.test(e.code)) {
+  const failure = socketFailure(error);
+  if (failure?.kind === "unreachable" || failure?.kind === "reset")
+    return new CapsuleError(ErrorCode.DatabaseError, `${where}: ${failure.phrase}`);
+  if (conn.tls && failure?.kind === "untrusted-certificate") {
     return new CapsuleError(
       ErrorCode.DatabaseError,
-      `${where}: TLS certificate not trusted (${e.code}): pass --ca-cert with the CA that signed it`,
+      `${where}: ${failure.phrase}: pass --ca-cert with the CA that signed it`,
     );
   }
   return new CapsuleError(ErrorCode.DatabaseError, redact(`${where}: ${e.message ?? String(error)}`));
