@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The capsule container image, built and run without Docker or a registry (DESIGN §13, docs/adr/0010):
+# The capsule container image, built and run without Docker or a registry (docs/design.md §13, docs/adr/0010):
 #
 #   scripts/image.sh build          base image (debootstrap, cached) + the capsule image, with buildah
 #   scripts/image.sh check          exit 0 when buildah can run here; otherwise print why and exit 3

@@ -1,10 +1,14 @@
 /**
- * Which flags each `capsule <engine> --<action>` takes: one table for every engine, checked before any I/O, so a
- * flag the chosen action would not honour is refused instead of silently ignored (`--delete --dry-run` once
- * deleted). A flag missing from an action's row is refused for it; `-o` is everyone's but `--download`'s and
- * `--delete`'s, which print nothing to stdout.
+ * Which flags each `capsule <engine> --<action>` takes, checked before any I/O, so a flag the chosen action would not
+ * honour is refused instead of silently ignored (`--delete --dry-run` once deleted). The rows here are the flags
+ * every engine takes; an engine adds its own through the modes of its flags (`EngineFlag.modes`, engines/engine.ts).
+ * A flag missing from an action's row is refused for it; `-o` is everyone's but `--download`'s, `--delete`'s and
+ * `--recover`'s, which print nothing to stdout.
  */
 import type { EngineName } from "../domain/backup.js";
+import type { Engine } from "../engines/engine.js";
+import { engineNamed } from "../engines/registry.js";
+import { flagOf } from "./base-command.js";
 
 export const ACTIONS = [
   "create",
@@ -16,10 +20,15 @@ export const ACTIONS = [
   "prune",
   "check",
   "verify",
-  /** Redis only: put back a server a killed restore left a replica of capsule's listener. */
+  /** Only for engines that can put back a server a killed restore left behind (`Engine.recover`). */
   "recover",
 ] as const;
 export type Action = (typeof ACTIONS)[number];
+
+/** The verbs of `engine`, in the order the CLI names them. */
+export function actionsOf(engine: Engine): Action[] {
+  return ACTIONS.filter((action) => action !== "recover" || engine.recover !== undefined);
+}
 
 /**
  * A row of the table: an action alone, or an action with a modifier flag that changes what it takes
@@ -31,9 +40,6 @@ export type Mode = Action | `${Action} ${string}`;
 interface Row {
   /** Flags every engine takes for this mode. */
   readonly common: readonly string[];
-  readonly postgresql?: readonly string[];
-  readonly redis?: readonly string[];
-  readonly elasticsearch?: readonly string[];
   /** Said after a refusal, when the reason is not obvious. */
   readonly why?: string;
 }
@@ -44,44 +50,14 @@ const STORE = ["--cluster", "--bucket", "--endpoint", "--region"];
 const SSE = ["--sse", "--sse-kms-key-id"];
 const OUTPUT = ["-o"];
 
-const PG_CONNECTION = [
-  "--host",
-  "--port",
-  "--database",
-  "--user",
-  "--sslmode",
-  "--sslrootcert",
-  "--insecure-skip-tls-verify",
-];
-const REDIS_CONNECTION = [
-  "--host",
-  "--port",
-  "--user",
-  "--password-env",
-  "--tls",
-  "--ca-cert",
-  "--insecure-skip-tls-verify",
-];
-const ES_CONNECTION = ["--url", "--ca-cert", "--insecure-skip-tls-verify"];
-
 const IN_CLUSTER = "it runs with the target's own bucket, connection and encryption, from its CronJob";
 
-export const ACCEPTED_FLAGS: Readonly<Record<string, Row>> = {
-  create: {
-    common: [...STORE, ...SSE, ...OUTPUT, "--encrypt-to", "--target"],
-    postgresql: PG_CONNECTION,
-    redis: REDIS_CONNECTION,
-    elasticsearch: [...ES_CONNECTION, "--indices"],
-  },
+const COMMON: Readonly<Record<string, Row>> = {
+  create: { common: [...STORE, ...SSE, ...OUTPUT, "--encrypt-to", "--target"] },
   list: { common: [...STORE, ...OUTPUT] },
   describe: { common: [...STORE, ...OUTPUT, "--id"] },
-  download: { common: [...STORE, "--id", "--to", "--force"], postgresql: ["--raw"] },
-  restore: {
-    common: [...STORE, ...SSE, ...OUTPUT, "--id", "--yes", "--force"],
-    postgresql: [...PG_CONNECTION, "--in-place", "--to-database", "--no-owner"],
-    redis: [...REDIS_CONNECTION, "--listen-host", "--listen-port", "--advertise-host", "--detach-replica"],
-    elasticsearch: [...ES_CONNECTION, "--indices", "--replace", "--rename-pattern", "--rename-replacement"],
-  },
+  download: { common: [...STORE, "--id", "--to", "--force"] },
+  restore: { common: [...STORE, ...SSE, ...OUTPUT, "--id", "--yes", "--force"] },
   delete: { common: [...STORE, ...SSE, "--id", "--yes"] },
   prune: {
     common: [
@@ -99,78 +75,87 @@ export const ACCEPTED_FLAGS: Readonly<Record<string, Row>> = {
       "--failed-grace-hours",
     ],
   },
-  // PostgreSQL: with connection flags --check also looks for a killed restore's scratch databases on that server.
-  check: { common: [...STORE, ...OUTPUT, "--yes"], postgresql: PG_CONNECTION },
+  check: { common: [...STORE, ...OUTPUT, "--yes"] },
   // It talks to the server only: no bucket, no backup id.
-  recover: { common: [], redis: REDIS_CONNECTION },
+  recover: { common: [] },
   verify: { common: [...STORE, ...SSE, ...OUTPUT, "--id", "--target"] },
-  "verify --verify-server": { common: [], postgresql: PG_CONNECTION },
-  "verify --verify-url": { common: [], elasticsearch: ["--insecure-skip-tls-verify"] },
   "create --in-cluster": { common: ["--cluster", "--target", ...OUTPUT], why: IN_CLUSTER },
-  "restore --in-cluster": {
-    common: ["--cluster", "--target", "--id", "--yes", ...OUTPUT],
-    why: IN_CLUSTER,
-    postgresql: ["--in-place", "--to-database"],
-    elasticsearch: ["--indices", "--replace"],
-  },
+  "restore --in-cluster": { common: ["--cluster", "--target", "--id", "--yes", ...OUTPUT], why: IN_CLUSTER },
 };
 
 /** Modifier rows extend their action's row (in-cluster rows replace it: nothing of the local path applies). */
 const REPLACES_BASE = new Set(["--in-cluster"]);
+
+interface ModeFlags {
+  readonly flags: Set<string>;
+  readonly why?: string;
+}
+
+/** Every mode of `engine` with the flags it takes: the common rows, plus each engine flag in the modes it names. */
+export function modesOf(engine: Engine): Map<string, ModeFlags> {
+  const modes = new Map<string, ModeFlags>();
+  const mode = (key: string): ModeFlags => {
+    const found = modes.get(key) ?? { flags: new Set<string>() };
+    modes.set(key, found);
+    return found;
+  };
+  for (const [key, row] of Object.entries(COMMON)) {
+    if (key === "recover" && engine.recover === undefined) continue;
+    modes.set(key, { flags: new Set(row.common), ...(row.why ? { why: row.why } : {}) });
+  }
+  for (const engineFlag of engine.flags) {
+    for (const key of engineFlag.modes) mode(key).flags.add(flagOf(engineFlag.field));
+    if (engineFlag.modifies !== undefined) mode(`${engineFlag.modifies} ${flagOf(engineFlag.field)}`);
+  }
+  return modes;
+}
 
 /**
  * The one line refusing the first flag in `given` that the action does not take for `engine`, or `undefined` when
  * all apply. `given` holds the flags the operator set, in any order, without the action flag itself.
  */
 export function refusedFlag(
-  engine: EngineName,
+  engine: EngineName | Engine,
   action: Action,
   given: readonly string[],
 ): string | undefined {
-  const modifiers = given.filter((flag) => ACCEPTED_FLAGS[`${action} ${flag}`] !== undefined);
+  const modes = modesOf(typeof engine === "string" ? engineNamed(engine) : engine);
+  const modifiers = given.filter((flag) => modes.has(`${action} ${flag}`));
   const accepted = new Set<string>(modifiers);
-  if (!modifiers.some((m) => REPLACES_BASE.has(m))) addRow(accepted, ACCEPTED_FLAGS[action], engine);
-  for (const modifier of modifiers) addRow(accepted, ACCEPTED_FLAGS[`${action} ${modifier}`], engine);
+  const add = (key: string) => modes.get(key)?.flags.forEach((flag) => accepted.add(flag));
+  if (!modifiers.some((m) => REPLACES_BASE.has(m))) add(action);
+  for (const modifier of modifiers) add(`${action} ${modifier}`);
   const mode = [`--${action}`, ...modifiers].join(" ");
   for (const flag of given) {
     if (accepted.has(flag)) continue;
-    const needs = Object.keys(ACCEPTED_FLAGS).find((key) => {
+    const needs = [...modes].find(([key, { flags }]) => {
       const [keyAction, modifier] = key.split(" ");
       return (
-        keyAction === action &&
-        modifier !== undefined &&
-        !modifiers.includes(modifier) &&
-        rowFlags(ACCEPTED_FLAGS[key], engine).includes(flag)
+        keyAction === action && modifier !== undefined && !modifiers.includes(modifier) && flags.has(flag)
       );
     });
-    if (needs !== undefined) return `${flag} applies to --${action} only with ${needs.split(" ")[1]}`;
-    const why = modifiers.map((m) => ACCEPTED_FLAGS[`${action} ${m}`]?.why).find((w) => w !== undefined);
+    if (needs !== undefined) return `${flag} applies to --${action} only with ${needs[0].split(" ")[1]}`;
+    const why = modifiers.map((m) => modes.get(`${action} ${m}`)?.why).find((w) => w !== undefined);
     return `${flag} does not apply to ${mode}${why ? `: ${why}` : ""}`;
   }
   return undefined;
 }
 
-function rowFlags(row: Row | undefined, engine: EngineName): readonly string[] {
-  return row ? [...row.common, ...(row[engine] ?? [])] : [];
-}
-
-function addRow(into: Set<string>, row: Row | undefined, engine: EngineName): void {
-  for (const flag of rowFlags(row, engine)) into.add(flag);
-}
-
-/** The property clipanion fills for a long flag: `--sse-kms-key-id` is `sseKmsKeyId`. */
-export function propertyOf(flag: string): string {
-  if (flag === "-o") return "output";
-  return flag.replace(/^--/, "").replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+/** Every flag an action takes for `engine` in any of its modes, modifiers included: what its command declares. */
+export function actionFlags(engine: Engine, action: Action): Set<string> {
+  const all = new Set<string>();
+  for (const [key, { flags }] of modesOf(engine)) {
+    const [keyAction, modifier] = key.split(" ");
+    if (keyAction !== action) continue;
+    flags.forEach((flag) => all.add(flag));
+    if (modifier !== undefined) all.add(modifier);
+  }
+  return all;
 }
 
 /** Every flag the table names for `engine`, for checking that no declared flag is missing from it. */
 export function tableFlags(engine: EngineName): Set<string> {
   const all = new Set<string>();
-  for (const row of Object.values(ACCEPTED_FLAGS)) addRow(all, row, engine);
-  for (const key of Object.keys(ACCEPTED_FLAGS)) {
-    const modifier = key.split(" ")[1];
-    if (modifier !== undefined) all.add(modifier);
-  }
+  for (const action of ACTIONS) actionFlags(engineNamed(engine), action).forEach((flag) => all.add(flag));
   return all;
 }

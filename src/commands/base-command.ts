@@ -3,6 +3,9 @@ import * as t from "typanion";
 import { CapsuleError, ErrorCode, FieldError, messageOf } from "../domain/errors.js";
 import { redact } from "../redact.js";
 import { InterruptedError } from "../util/interruption.js";
+import { OUTPUT_FORMATS, type OutputFormat, render } from "./render.js";
+
+export { OUTPUT_FORMATS, type OutputFormat };
 
 export interface CapsuleContext {
   stdin: NodeJS.ReadStream;
@@ -12,9 +15,6 @@ export interface CapsuleContext {
   colorDepth: number;
 }
 
-export const OUTPUT_FORMATS = ["table", "json", "yaml"] as const;
-export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
-
 /** Exit codes (sysexits-style): a failure, a command line that is wrong, a bug. */
 export const EXIT = { failure: 1, usage: 2, software: 70 } as const;
 
@@ -22,7 +22,8 @@ export const EXIT = { failure: 1, usage: 2, software: 70 } as const;
  * Shared flags and error handling. Commands implement `execute()`. Every error the user can act on is one redacted
  * line on stderr that starts with its stable code (`capsule: CAPSULE_CONFIG: …`), so scripts and alerts can match
  * it: a `CapsuleError` exits 1, a `UsageError` (the command line is wrong) exits 2; anything else is a bug and keeps
- * its stack.
+ * its stack. With `-o json|yaml` the error is also a document on stdout (`{ "error": { "code", "message" } }`), so a
+ * script reading stdout sees a failure as data, not as an empty result.
  */
 export abstract class BaseCommand extends Command<CapsuleContext> {
   output = Option.String("-o,--output", "table", {
@@ -38,7 +39,7 @@ export abstract class BaseCommand extends Command<CapsuleContext> {
     } catch (error) {
       if (error instanceof InterruptedError) {
         // 130/143, as a shell reports a process its signal ended: scripts tell "stopped" from "failed".
-        this.context.stderr.write(errorLine(error.code, error.message));
+        this.fail(error.code, error.message);
         return error.exitCode;
       }
       if (error instanceof FieldError) {
@@ -46,11 +47,11 @@ export abstract class BaseCommand extends Command<CapsuleContext> {
         // A value given wrong (a port, a CA file) is the command line's fault; a refusal names its remedy.
         const badValue = error.code === ErrorCode.Config || error.code === ErrorCode.LocalFile;
         if (badValue && this.isFlag(error.field)) return this.usage(message);
-        this.context.stderr.write(errorLine(error.code, message));
+        this.fail(error.code, message);
         return EXIT.failure;
       }
       if (error instanceof CapsuleError) {
-        this.context.stderr.write(errorLine(error.code, error.message));
+        this.fail(error.code, error.message);
         return error.code === ErrorCode.Usage ? EXIT.usage : EXIT.failure;
       }
       if (error instanceof UsageError) return this.usage(error.message);
@@ -67,8 +68,16 @@ export abstract class BaseCommand extends Command<CapsuleContext> {
   /** One line on stderr (clipanion would print message + usage on stdout, where scripts read results). */
   private usage(message: string): number {
     const path = (this.constructor as typeof BaseCommand).paths?.[0]?.join(" ") ?? "";
-    this.context.stderr.write(errorLine(ErrorCode.Usage, `${message} (see: capsule ${path} --help)`));
+    this.fail(ErrorCode.Usage, `${message} (see: capsule ${path} --help)`);
     return EXIT.usage;
+  }
+
+  /** The error line on stderr and, when a machine format was asked for, the same error as a document on stdout. */
+  private fail(code: ErrorCode, message: string): void {
+    this.context.stderr.write(errorLine(code, message));
+    const format = this.output as OutputFormat | undefined;
+    if (format === "json" || format === "yaml")
+      this.print(render(format, { error: { code, message: redact(message) } }));
   }
 
   /** Whether a field comes from this command's flags: a bad one is then the command line's fault (exit 2). */

@@ -3,7 +3,6 @@ import { completionModel, isShell, SHELLS } from "../completion/model.js";
 import { completionScript } from "../completion/script.js";
 import { buildInfo } from "../version.js";
 import { BaseCommand, OUTPUT_FORMATS } from "./base-command.js";
-import { buildCli } from "./index.js";
 
 /** `capsule completion bash|zsh|fish`: a completion script generated from the command definitions. */
 export class CompletionCommand extends BaseCommand {
@@ -25,7 +24,7 @@ export class CompletionCommand extends BaseCommand {
   // Checked in run(), not by a validator: clipanion reports parse-time failures as several lines.
   shell = Option.String({ name: "shell", required: false });
 
-  async run(): Promise<void> {
+  run(): Promise<void> {
     const shell = this.shell;
     if (!isShell(shell))
       throw new UsageError(
@@ -33,12 +32,12 @@ export class CompletionCommand extends BaseCommand {
           ? `name the shell: ${SHELLS.join(", ")}`
           : `unknown shell "${shell}": expected one of ${SHELLS.join(", ")}`,
       );
-    // `capsule completion` loads only itself; the script needs every command's definition.
-    const cli = await buildCli();
-    const model = completionModel("capsule", cli.definitions(), {
+    // buildCli registers every command for `capsule completion`: the script needs each one's definition.
+    const model = completionModel("capsule", this.cli.definitions(), {
       flags: { "--output": OUTPUT_FORMATS },
       positionals: { completion: SHELLS },
     });
     this.print(completionScript(shell, model, buildInfo.version));
+    return Promise.resolve();
   }
 }

@@ -3,24 +3,25 @@ import { buildInfo } from "../version.js";
 import { ErrorCode } from "../domain/errors.js";
 import { type CapsuleContext, EXIT, errorLine } from "./base-command.js";
 
-type Loader = () => Promise<CommandClass<CapsuleContext>>;
+type Loader = () => Promise<Array<CommandClass<CapsuleContext>>>;
 
 /**
- * Every command by its first word, loaded on demand: each pulls in heavy SDKs (S3, PostgreSQL, Kubernetes, cdk8s),
- * and a CronJob's `capsule run` or a `capsule plan` should not pay for the others at start-up.
+ * Every command but the engines' by its first word, loaded on demand: each pulls in heavy SDKs (S3, PostgreSQL,
+ * Kubernetes, cdk8s), and a CronJob's `capsule run` or a `capsule plan` should not pay for the others at start-up.
+ * Any other word may be an engine's (`capsule pg`): the registry knows those.
  */
 const COMMANDS: Record<string, Loader> = {
-  version: async () => (await import("./version.js")).VersionCommand,
-  pg: async () => (await import("./pg.js")).PgCommand,
-  redis: async () => (await import("./redis.js")).RedisCommand,
-  es: async () => (await import("./es.js")).EsCommand,
-  plan: async () => (await import("./plan.js")).PlanCommand,
-  run: async () => (await import("./run.js")).RunCommand,
-  start: async () => (await import("./start.js")).StartCommand,
-  serve: async () => (await import("./serve.js")).ServeCommand,
-  install: async () => (await import("./install.js")).InstallCommand,
-  completion: async () => (await import("./completion.js")).CompletionCommand,
+  version: async () => [(await import("./version.js")).VersionCommand],
+  plan: async () => [(await import("./plan.js")).PlanCommand],
+  run: async () => [(await import("./run.js")).RunCommand],
+  start: async () => [(await import("./start.js")).StartCommand],
+  serve: async () => [(await import("./serve.js")).ServeCommand],
+  install: async () => [(await import("./install.js")).InstallCommand],
+  completion: async () => [(await import("./completion.js")).CompletionCommand],
 };
+
+/** Commands that read the whole CLI's definition (`capsule completion` writes a script for every command). */
+const NEEDS_ALL = new Set(["completion"]);
 
 /** The CLI with the command `argv` names, or with every command (for help, or a word capsule does not know). */
 export async function buildCli(argv: readonly string[] = []): Promise<Cli<CapsuleContext>> {
@@ -31,10 +32,18 @@ export async function buildCli(argv: readonly string[] = []): Promise<Cli<Capsul
   });
   cli.register(Builtins.HelpCommand);
   cli.register(Builtins.VersionCommand);
-  const first = argv[0];
-  const loaders = first !== undefined && first in COMMANDS ? [COMMANDS[first]!] : Object.values(COMMANDS);
-  for (const command of await Promise.all(loaders.map((load) => load()))) cli.register(command);
+  for (const command of await commandsFor(argv[0])) cli.register(command);
   return cli;
+}
+
+async function commandsFor(word: string | undefined): Promise<Array<CommandClass<CapsuleContext>>> {
+  if (word !== undefined && word in COMMANDS && !NEEDS_ALL.has(word)) return COMMANDS[word]!();
+  const { engineCommand, engineVerbClasses } = await import("./engine-commands.js");
+  const engine = engineCommand(word);
+  if (engine) return engineVerbClasses(engine);
+  const { allEngines } = await import("../engines/registry.js");
+  const [version = [], ...others] = await Promise.all(Object.values(COMMANDS).map((load) => load()));
+  return [...version, ...allEngines().flatMap(engineVerbClasses), ...others.flat()];
 }
 
 /** Runs the CLI with the process' streams; resolves to the exit code. */
@@ -54,19 +63,49 @@ export async function runCli(
     stderr: (context.stderr ?? process.stderr) as NodeJS.WriteStream,
     env: context.env ?? process.env,
   } as Parameters<Cli<CapsuleContext>["run"]>[1];
+  const problem = await engineArgvProblemOf(cli, argv);
+  if (problem !== undefined) {
+    if (problem.stdout) runContext.stdout?.write(problem.stdout);
+    if (problem.stderr) runContext.stderr?.write(problem.stderr);
+    return problem.code;
+  }
   let command: ReturnType<Cli<CapsuleContext>["process"]>;
   try {
     command = cli.process(argv, runContext);
   } catch (error) {
     // Unknown commands and bad flags: one line on stderr (clipanion prints the whole usage, in colour, on stdout).
-    runContext.stderr?.write(parseErrorLine(error, argv));
+    runContext.stderr?.write(parseErrorLine(cli, error, argv));
     return EXIT.usage;
   }
   return cli.run(command, runContext);
 }
 
+/**
+ * For an engine's command line, what must be said before clipanion parses it (its verb classes know only their own
+ * flags): the verb missing or doubled, a flag the mode refuses; or the engine's overview for `--help` without a verb.
+ */
+async function engineArgvProblemOf(
+  cli: Cli<CapsuleContext>,
+  argv: readonly string[],
+): Promise<{ stdout?: string; stderr?: string; code: number } | undefined> {
+  if (argv[0] === undefined || argv[0] in COMMANDS) return undefined;
+  const { engineArgvProblem, engineCommand, engineOverview, isOverviewHelp } =
+    await import("./engine-commands.js");
+  const engine = engineCommand(argv[0]);
+  if (!engine) return undefined;
+  const definitions = cli.definitions().filter((d) => d.path === `capsule ${engine.command}`);
+  const args = argv.slice(1);
+  if (isOverviewHelp(engine, args)) return { stdout: engineOverview(engine, definitions), code: 0 };
+  const problem = engineArgvProblem(engine, args, definitions);
+  if (problem === undefined) return undefined;
+  return {
+    stderr: errorLine(ErrorCode.Usage, `${problem} (see: capsule ${engine.command} --help)`),
+    code: EXIT.usage,
+  };
+}
+
 /** clipanion's parse error as capsule's one-line usage error: its first line, and where to read more. */
-function parseErrorLine(error: unknown, argv: readonly string[]): string {
+function parseErrorLine(cli: Cli<CapsuleContext>, error: unknown, argv: readonly string[]): string {
   const message = (error instanceof Error ? error.message : String(error)).split("\n")[0]?.trim() ?? "";
   const first = argv[0];
   if (/^Command not found/.test(message))
@@ -74,6 +113,7 @@ function parseErrorLine(error: unknown, argv: readonly string[]): string {
       ErrorCode.Usage,
       `unknown command ${JSON.stringify(argv.join(" "))} (see: capsule --help)`,
     );
-  const help = first !== undefined && first in COMMANDS ? `capsule ${first} --help` : "capsule --help";
+  const known = first !== undefined && cli.definitions().some((d) => d.path === `capsule ${first}`);
+  const help = known ? `capsule ${first} --help` : "capsule --help";
   return errorLine(ErrorCode.Usage, `${message.replace(/\s*;?\s*$/, "")} (see: ${help})`);
 }

@@ -1,15 +1,40 @@
 import Table from "cli-table3";
 import yaml from "js-yaml";
 import type { BackupEntry } from "../storage/backup-store.js";
-import type { OutputFormat } from "./base-command.js";
 import { formatBytes, formatDuration } from "../util/format.js";
 
 export { formatBytes, formatDuration };
+
+export const OUTPUT_FORMATS = ["table", "json", "yaml"] as const;
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
 /** Machine formats of any value; `table` callers render their own columns. */
 export function render(format: OutputFormat, value: unknown): string {
   if (format === "yaml") return yaml.dump(value, { noRefs: true, lineWidth: 120 });
   return JSON.stringify(value, null, 2);
+}
+
+/**
+ * What a command hands the reporter: its result as a document (`-o json|yaml`) and as the table view. Either may be
+ * absent: the command then prints nothing on stdout in that format (its notes went to stderr as it worked).
+ */
+export interface Report {
+  readonly document?: unknown;
+  readonly table?: string;
+  /** Non-zero when the command found something to act on (`--check` found damage). */
+  readonly exitCode?: number;
+}
+
+/** The one place a result becomes stdout: the text to write for `format`, with its final newline. */
+export function report(format: OutputFormat, result: Report): string {
+  const text =
+    format === "table"
+      ? result.table
+      : result.document === undefined
+        ? undefined
+        : render(format, result.document);
+  if (text === undefined) return "";
+  return text.endsWith("\n") ? text : `${text}\n`;
 }
 
 /** The statefile of an entry, or what we know of a corrupt one. */

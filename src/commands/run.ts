@@ -66,8 +66,9 @@ export class RunCommand extends BaseCommand {
     }
   }
 
+  /** Only the restore flags are this command's own; every other field comes from CAPSULE_TARGET or its Secrets. */
   protected override isFlag(field: string): boolean {
-    return !CONNECTION_FIELDS.has(field);
+    return RESTORE_FLAGS.has(field);
   }
 
   protected override fieldName(field: string): string {

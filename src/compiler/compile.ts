@@ -1,5 +1,5 @@
 /**
- * The compiler (DESIGN §5): plans → CronJobs, through cdk8s so `cdk8s synth` (cdk8s.yaml) builds the very same
+ * The compiler (docs/design.md §5): plans → CronJobs, through cdk8s so `cdk8s synth` (cdk8s.yaml) builds the very same
  * objects. Low-level `ApiObject`s only: cdk8s-plus adds defaults of its own (a starting deadline, resource
  * requests, a hashed selector label) that capsule does not want. Pure and byte-stable: plans are compiled in
  * cluster order and targets in name order, keys are sorted, and nothing reads the clock or the environment.

@@ -1,5 +1,5 @@
 /**
- * One target → one batch/v1 CronJob (DESIGN §5), as plain data. The pod is locked down as far as a run allows: no
+ * One target → one batch/v1 CronJob (docs/design.md §5), as plain data. The pod is locked down as far as a run allows: no
  * API token (a run talks to its database and S3 only), non-root, read-only root with an emptyDir at /tmp, no
  * capabilities, RuntimeDefault seccomp. The `spec-hash` annotation is the sha256 of the canonical JSON of
  * everything else, so the reconciler can tell "unchanged" without comparing server-defaulted fields.

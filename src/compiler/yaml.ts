@@ -1,7 +1,7 @@
 /**
  * A small YAML emitter for compiled manifests: plain JSON data (objects, arrays, strings, finite numbers, booleans,
  * null) in block style with keys sorted at every level, so the bytes never depend on how an object was built.
- * Why not js-yaml's `dump`: it was 40 % of `capsule plan` on 6,000 CronJobs (DESIGN/issue 4 asks for < 2 s), and
+ * Why not js-yaml's `dump`: it was 40 % of `capsule plan` on 6,000 CronJobs (docs/design.md §14: issue 4 asks for < 2 s), and
  * manifests need none of its generality. Round-trips through js-yaml and stays unambiguous for YAML 1.1 readers
  * (kubectl's go-yaml): anything that could read as a bool, null or number is quoted.
  */

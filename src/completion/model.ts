@@ -1,9 +1,11 @@
 /**
  * What a shell needs to complete `capsule …`, read from clipanion's command definitions so that completion never
  * drifts from the commands: every command, its flags (engine verbs such as `--list` are flags too), which flags take
- * a value, and the values a flag or positional accepts when there is a fixed set.
+ * a value, and the values a flag or positional accepts when there is a fixed set. An engine's word (`pg`) has one
+ * definition per verb: its flags are their union, its description the engine's (engines/registry.ts).
  */
 import type { Definition } from "clipanion";
+import { allEngines } from "../engines/registry.js";
 
 export const SHELLS = ["bash", "zsh", "fish"] as const;
 export type Shell = (typeof SHELLS)[number];
@@ -59,7 +61,8 @@ export function completionModel(
   definitions: readonly Definition[],
   choices: ValueChoices,
 ): CompletionModel {
-  const commands = definitions.map((definition) => {
+  const byName = new Map<string, CompletionCommand>();
+  for (const command of definitions.map((definition) => {
     const words = definition.path.split(" ").slice(1);
     const name = words[0];
     // Every capsule command is one word; a nested one would need the generators to walk paths.
@@ -73,18 +76,32 @@ export function completionModel(
     const flags = definition.options.map((option) =>
       parseFlag(option.definition, option.description ?? "", choices),
     );
+    const engine = allEngines().find((e) => e.command === name);
     return {
       name,
-      description: oneLine(definition.description ?? ""),
+      description: oneLine(engine?.usage.description ?? definition.description ?? ""),
       flags: [...flags, HELP],
       ...(positionals ? { positionals } : {}),
     };
-  });
+  })) {
+    const known = byName.get(command.name);
+    byName.set(command.name, known ? { ...known, flags: unionOf(known.flags, command.flags) } : command);
+  }
   return {
     binary,
-    commands: commands.sort((a, b) => a.name.localeCompare(b.name)),
+    commands: [...byName.values()].sort((a, b) => a.name.localeCompare(b.name)),
     topFlags: [HELP, VERSION],
   };
+}
+
+/** The flags of both, each once (by its longest spelling), in the order first seen. */
+function unionOf(a: readonly CompletionFlag[], b: readonly CompletionFlag[]): CompletionFlag[] {
+  const seen = new Map<string, CompletionFlag>();
+  for (const flag of [...a, ...b]) {
+    const key = flag.names.at(-1)!;
+    if (!seen.has(key)) seen.set(key, flag);
+  }
+  return [...seen.values()];
 }
 
 /** `-o,--output #0` → names ["-o", "--output"], takes a value (clipanion writes `#0` for a flag's argument). */

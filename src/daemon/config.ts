@@ -1,5 +1,5 @@
 /**
- * Turning the daemon's flags and environment into values, at the boundary (STYLE §4): durations, the listen
+ * Turning the daemon's flags and environment into values, at the boundary (docs/style.md §4): durations, the listen
  * address, the token, this replica's identity and the Lease's namespace. Errors name the flag and the value.
  */
 import { randomBytes } from "node:crypto";

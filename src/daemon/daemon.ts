@@ -1,5 +1,5 @@
 /**
- * `capsule start`: the three loops of DESIGN §1 wired together.
+ * `capsule start`: the three loops of docs/design.md §1 wired together.
  * - the status server runs on every replica, from start to stop;
  * - the bucket monitor (readiness, backup metrics) runs on every replica;
  * - the reconciler and the request watcher run only on the replica holding the Lease, started when it is won and

@@ -1,4 +1,4 @@
-/** The CnvrgApp custom resource capsule reads (DESIGN §3): its coordinates, and how to recognise one. */
+/** The CnvrgApp custom resource capsule reads (docs/design.md §3): its coordinates, and how to recognise one. */
 export const CNVRGAPP = {
   group: "mlops.cnvrg.io",
   version: "v1",

@@ -1,5 +1,5 @@
 /**
- * The three kinds of failure (STYLE §5):
+ * The three kinds of failure (docs/style.md §5):
  * - the user's mistake: a clipanion `UsageError` (message + usage), thrown from commands;
  * - an expected operational failure: a `CapsuleError` with a stable code, printed as one line without a stack;
  * - a bug: anything else, printed with its stack.

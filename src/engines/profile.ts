@@ -1,6 +1,6 @@
 /**
  * What the planner, the scanner and the compiler know about an engine, as plain data: its CnvrgApp block and
- * defaults (DESIGN §3), what a plan's connection may say for it, and the environment its backup pod is given.
+ * defaults (docs/design.md §3), what a plan's connection may say for it, and the environment its backup pod is given.
  * Kept apart from `Engine` (engine.ts) so that `capsule plan` never loads an engine's runtime code; the pod side of
  * the same contract is the engine's `connectTarget`, which reads the variables named here.
  */

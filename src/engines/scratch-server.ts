@@ -1,7 +1,7 @@
 /**
  * Throwaway database servers for verification drills: a temp directory, a free loopback port, a server process
  * that is always stopped and whose directory is always removed — also when the drill fails. Used only where the
- * server binaries are present (the capsule image ships them; DESIGN §8 / issue 8).
+ * server binaries are present (the capsule image ships them; docs/design.md §8 / issue 8).
  *
  * The server dies with capsule, however capsule dies (#16): it runs under a small `sh` guard whose stdin is a pipe
  * from capsule; when the pipe closes — capsule stopping it, or the kernel closing it after a SIGKILL — the guard

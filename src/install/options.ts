@@ -1,5 +1,5 @@
 /**
- * What `capsule install --dry-run` renders, and its defaults (in one place, STYLE §7). The defaults are the ones
+ * What `capsule install --dry-run` renders, and its defaults (in one place, docs/style.md §7). The defaults are the ones
  * `deploy/capsule.yaml` is rendered with, so the committed file and `capsule install --dry-run` never drift.
  */
 import { DEFAULT_BUCKET_SECRET } from "../plan/defaults.js";

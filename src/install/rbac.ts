@@ -1,5 +1,5 @@
 /**
- * The daemon's RBAC, least privilege (DESIGN §11): exactly the verbs its API calls use (`src/k8s/`), never a
+ * The daemon's RBAC, least privilege (docs/design.md §11): exactly the verbs its API calls use (`src/k8s/`), never a
  * wildcard, never `list`/`watch` on Secrets (that would read every Secret's data), Secrets by name only.
  * All namespaces: a ClusterRole/ClusterRoleBinding; with `watchNamespace`: a Role/RoleBinding there. The Lease rules
  * are always a Role in the daemon's own namespace.

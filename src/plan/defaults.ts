@@ -1,7 +1,7 @@
 /**
- * Every default of a backup plan, in one place (STYLE §7), except each engine's own (its CnvrgApp service, port and
+ * Every default of a backup plan, in one place (docs/style.md §7), except each engine's own (its CnvrgApp service, port and
  * credentials Secret), which its profile holds (engines/<name>/profile.ts, `profileOf`). The scanner's CnvrgApp
- * defaults are DESIGN §3's table; the rest are capsule's choices, each with the reason next to it.
+ * defaults are docs/design.md §3's table; the rest are capsule's choices, each with the reason next to it.
  */
 import { DEFAULT_FAILED_GRACE_HOURS } from "../storage/retention.js";
 import { buildInfo } from "../version.js";
@@ -12,12 +12,12 @@ export const DEFAULT_IMAGE = `ghcr.io/cnvrg/capsule:${buildInfo.version}`;
 
 export const DEFAULT_STORAGE_PREFIX = "capsule";
 
-/** DESIGN §3: a CnvrgApp's backups default to a daily run keeping 5. */
+/** docs/design.md §3: a CnvrgApp's backups default to a daily run keeping 5. */
 export const DEFAULT_PERIOD = "24h";
 export const DEFAULT_KEEP_LAST = 5;
 export { DEFAULT_FAILED_GRACE_HOURS };
 
-/** The cnvrg bucket Secret (`cp-object-storage`) and its keys (DESIGN §3). */
+/** The cnvrg bucket Secret (`cp-object-storage`) and its keys (docs/design.md §3). */
 export const DEFAULT_BUCKET_SECRET = "cp-object-storage";
 export const BUCKET_SECRET_KEYS: Readonly<Record<BucketSecretRole, string>> = {
   bucket: "CNVRG_STORAGE_BUCKET",
@@ -49,7 +49,7 @@ export const DEFAULT_RESOURCES: Resources = {
   limits: { cpu: "2", memory: "1Gi" },
 };
 
-/** `/tmp` is the only writable path (read-only root); nothing large belongs there (DESIGN §8: no temp files). */
+/** `/tmp` is the only writable path (read-only root); nothing large belongs there (docs/design.md §8: no temp files). */
 export const TMP_SIZE_LIMIT = "256Mi";
 
 export const DEFAULT_DEADLINES: Deadlines = {

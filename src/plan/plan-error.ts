@@ -1,7 +1,7 @@
 import { CapsuleError, ErrorCode } from "../domain/errors.js";
 
 /**
- * One or more problems in plans, each a line `source: /json/pointer message (got value)` (STYLE §6). All problems
+ * One or more problems in plans, each a line `source: /json/pointer message (got value)` (docs/style.md §6). All problems
  * found are reported together, so a user fixes a file in one round.
  */
 export class PlanError extends CapsuleError {

@@ -234,7 +234,7 @@ function resolveStorage(
   };
 }
 
-/** cnvrg's storage: one Secret holds the bucket, its endpoint and region, and the access keys (DESIGN §3). */
+/** cnvrg's storage: one Secret holds the bucket, its endpoint and region, and the access keys (docs/design.md §3). */
 export function cnvrgStorage(bucketSecret: string = DEFAULT_BUCKET_SECRET): StorageDocument {
   return {
     bucketSecretRef: { secretName: bucketSecret },

@@ -1,5 +1,5 @@
 /**
- * The backup plan (DESIGN §4), in its resolved form: every default applied, every `period` turned into a cron.
+ * The backup plan (docs/design.md §4), in its resolved form: every default applied, every `period` turned into a cron.
  * This is what the scanner returns, what `-o json` prints and what the compiler reads. A resolved plan is also a
  * valid hand-written plan, so `capsule plan -o json` output can be edited and fed back through `--plans`.
  * The defaults themselves live in `defaults.ts`; the `@default` tags below name them.

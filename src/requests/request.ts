@@ -1,5 +1,5 @@
 /**
- * Bucket requests (DESIGN §10): `<prefix>/<cluster>/requests/<requestId>.json`, and the outcome capsule writes
+ * Bucket requests (docs/design.md §10): `<prefix>/<cluster>/requests/<requestId>.json`, and the outcome capsule writes
  * beside each, `<requestId>.outcome.json` (their keys are storage/layout.ts's). Pure: the documents' shape and
  * validation, the HMAC signature of restore requests. Whoever can write to the bucket must not be able to overwrite a
  * database, so a restore request is refused unless restores through the bucket are enabled *and* the request is

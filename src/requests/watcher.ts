@@ -1,5 +1,5 @@
 /**
- * The S3 watcher (DESIGN §10): polls `<prefix>/<cluster>/requests/` and runs each request exactly once.
+ * The S3 watcher (docs/design.md §10): polls `<prefix>/<cluster>/requests/` and runs each request exactly once.
  *
  * Exactly once, across restarts and replicas, rests on two conditional writes and one unique name:
  * 1. the outcome object is created with `If-None-Match: *` as `accepted` (or `rejected`): of two watchers that see

@@ -1,5 +1,5 @@
 /**
- * The status HTTP API (DESIGN §10), on node:http:
+ * The status HTTP API (docs/design.md §10), on node:http:
  *
  *   GET  /  and /ui/…                               the status page (public shell; its script calls the API)
  *   GET  /healthz                                   the process is alive, with its version and build

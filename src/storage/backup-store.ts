@@ -1,6 +1,6 @@
 /**
  * The domain layer over the object store (velero's BackupStore): backups, not bytes. Every write follows the commit
- * protocol of DESIGN §7 — `running` statefile before the first byte, heartbeats while running, artifact uploaded while
+ * protocol of docs/design.md §7 — `running` statefile before the first byte, heartbeats while running, artifact uploaded while
  * hashed, `succeeded` with size and digest last — and every read tolerates what a crash or a stranger left behind.
  */
 import { type Readable, Writable } from "node:stream";

@@ -1,5 +1,5 @@
 /**
- * The S3 key layout, as pure functions (DESIGN §7). Nothing else in capsule builds or parses a key.
+ * The S3 key layout, as pure functions (docs/design.md §7). Nothing else in capsule builds or parses a key.
  *
  *   <prefix>/<cluster>/<engine>/<backupId>/statefile.json
  *   <prefix>/<cluster>/<engine>/<backupId>/<artifact>

@@ -1,5 +1,5 @@
 /**
- * Retention (DESIGN §9): a pure planner over the backups of one (cluster, target), and an executor.
+ * Retention (docs/design.md §9): a pure planner over the backups of one (cluster, target), and an executor.
  *
  * Only a **restorable** backup fills a keep slot: state `succeeded`, verification not `failed`, and no damage the
  * integrity sweep finds (`--check`: artifact missing or of another size than recorded). Among restorable backups a

@@ -82,7 +82,7 @@ export interface S3StoreConfig {
 }
 
 // The SDK warns on every process under Node < 22 through process.emitWarning, which would break capsule's
-// one-line error contract on stderr. The runtime is pinned to Node 20 by the Kubernetes client (DESIGN §13).
+// one-line error contract on stderr. The runtime is pinned to Node 20 by the Kubernetes client (docs/design.md §13).
 process.env["AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"] ??= "true";
 
 export const DEFAULT_RETRY_WINDOW_MS = 60_000;

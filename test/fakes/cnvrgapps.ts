@@ -1,4 +1,4 @@
-/** Builders for CnvrgApp objects in tests (the fields the scanner reads, DESIGN §3). */
+/** Builders for CnvrgApp objects in tests (the fields the scanner reads, docs/design.md §3). */
 import type { EngineName } from "../../src/domain/backup.js";
 
 const CNVRG_KEY: Record<EngineName, string> = { postgresql: "pg", redis: "redis", elasticsearch: "es" };
@@ -34,7 +34,7 @@ export function cnvrgApp(namespace: string, name: string, options: AppOptions = 
   return { apiVersion: "mlops.cnvrg.io/v1", kind: "CnvrgApp", metadata: { namespace, name }, spec: { dbs } };
 }
 
-/** The values of cnvrg's bucket Secret (`cp-object-storage`, DESIGN §3) for a bucket on the harness' S3. */
+/** The values of cnvrg's bucket Secret (`cp-object-storage`, docs/design.md §3) for a bucket on the harness' S3. */
 export function cnvrgStorageSecret(
   s3: { endpoint: string; region: string; accessKeyId: string; secretAccessKey: string },
   bucket: string,

@@ -1,6 +1,6 @@
 /**
  * FAKE Elasticsearch / OpenSearch — a wire-level test double, not a search engine. No Elasticsearch can run on these
- * machines (DESIGN §12), so this is a real HTTP(S) server on 127.0.0.1 (random port) that answers the endpoints
+ * machines (docs/design.md §12), so this is a real HTTP(S) server on 127.0.0.1 (random port) that answers the endpoints
  * capsule uses with the URL paths, status codes and JSON bodies of Elasticsearch 7.x, 8.x and OpenSearch 2.x (the
  * flavour is chosen at construction), and keeps documents in memory, as raw `_source` text like the real thing:
  *

@@ -1,5 +1,5 @@
 /**
- * FAKE Kubernetes API server, wire-level, for tests (DESIGN §12): node:http on 127.0.0.1 and a random port, real URL
+ * FAKE Kubernetes API server, wire-level, for tests (docs/design.md §12): node:http on 127.0.0.1 and a random port, real URL
  * paths and JSON bodies, so production code talks to it through @kubernetes/client-node unchanged.
  *
  * Resources: mlops.cnvrg.io/v1 cnvrgapps (namespaced and cluster-wide list, get, watch), batch/v1 cronjobs and jobs
@@ -209,7 +209,7 @@ export class FakeKubeApiServer {
   /**
    * A kubeconfig for this server; `user` is the bearer token the client sends (any is accepted unless the fake
    * was given a `token`), so faults can target one client. client-node reaches a plain-HTTP server only with `insecure-skip-tls-verify`
-   * (DESIGN §13).
+   * (docs/design.md §13).
    */
   kubeconfig(user?: string): string {
     return JSON.stringify({

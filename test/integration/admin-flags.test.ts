@@ -385,6 +385,20 @@ describe("admin commands do what they say and nothing else", () => {
     });
   });
 
+  describe("issue 17: with -o json|yaml an error is also a document on stdout", () => {
+    test("GIVEN a backup id that does not exist WHEN --describe -o json, then -o yaml THEN stdout holds the error's code and message, stderr the one line", async () => {
+      const { url } = await fileBucket();
+      const json = await capsule(["pg", "--describe", "--id", "nope", "-o", "json", "--bucket", url]);
+      assert.equal(json.code, 1, json.stderr);
+      assert.match(json.stderr, /^capsule: CAPSULE_NOT_FOUND: /);
+      const { error } = JSON.parse(json.stdout) as { error: { code: string; message: string } };
+      assert.equal(error.code, "CAPSULE_NOT_FOUND");
+      assert.equal(`capsule: ${error.code}: ${error.message}\n`, json.stderr);
+      const yaml = await capsule(["pg", "--describe", "--id", "nope", "-o", "yaml", "--bucket", url]);
+      assert.match(yaml.stdout, /^error:\n {2}code: CAPSULE_NOT_FOUND\n {2}message: /);
+    });
+  });
+
   describe("item 12: capsule run's log carries the code too", () => {
     test("GIVEN capsule run with a wrong password WHEN the backup fails THEN the JSON log line and the last line both carry CAPSULE_DATABASE_ERROR", async () => {
       const { url } = await fileBucket();

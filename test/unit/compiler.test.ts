@@ -54,7 +54,7 @@ describe("compiled CronJobs", () => {
     }
   });
 
-  test("GIVEN the scanned full app WHEN compiled THEN names, labels and annotations follow DESIGN §5", () => {
+  test("GIVEN the scanned full app WHEN compiled THEN names, labels and annotations follow docs/design.md §5", () => {
     const m = byName("capsule-cnvrg-cnvrg-app-redis");
     assert.equal(m.metadata.namespace, "cnvrg");
     assert.deepEqual(m.metadata.labels, {
@@ -84,7 +84,7 @@ describe("compiled CronJobs", () => {
     assert.notEqual(hash(plan), hash(changed));
   });
 
-  test("GIVEN any CronJob WHEN inspected THEN job policy and pod hardening are as DESIGN §5 says", () => {
+  test("GIVEN any CronJob WHEN inspected THEN job policy and pod hardening are as docs/design.md §5 says", () => {
     for (const m of manifests) {
       const spec = m.spec!;
       const job = spec.jobTemplate.spec!;

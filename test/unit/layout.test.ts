@@ -10,7 +10,7 @@ describe("key layout", () => {
     backupId: "postgresql-20261125T133000Z-abc123",
   };
 
-  test("GIVEN a backup WHEN keys are built THEN they follow DESIGN §7", () => {
+  test("GIVEN a backup WHEN keys are built THEN they follow docs/design.md §7", () => {
     assert.equal(
       layout.statefileKey("capsule", ref),
       "capsule/cnvrg.app/postgresql/postgresql-20261125T133000Z-abc123/statefile.json",

@@ -64,7 +64,7 @@ describe("scan over the fixtures", () => {
     assert.match(redis.schedule.cron, /^\d+ \d+-23\/6 \* \* \*$/);
   });
 
-  test("GIVEN backup fields left out WHEN scanned THEN DESIGN §3 defaults apply (5 kept, 24h, pg-creds, cp-object-storage)", () => {
+  test("GIVEN backup fields left out WHEN scanned THEN docs/design.md §3 defaults apply (5 kept, 24h, pg-creds, cp-object-storage)", () => {
     const plan = planOf(plans, "cnvrg-team-a.team-a");
     const pg = plan?.spec.targets[0];
     assert.ok(plan && pg);

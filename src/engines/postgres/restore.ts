@@ -1,5 +1,5 @@
 /**
- * PostgreSQL restore, non-destructive by default (DESIGN §8): restore into a scratch database, prove it (the
+ * PostgreSQL restore, non-destructive by default (docs/design.md §8): restore into a scratch database, prove it (the
  * artifact's sha256 and the fingerprint's row counts), and only then swap names so the old database survives as
  * `<db>_pre_restore_<ts>`. A mismatch drops the scratch database and changes nothing.
  */

@@ -1,5 +1,5 @@
 /**
- * Redis restore, online and without file access to the server (DESIGN §8, docs/adr/0005): verify the artifact's
+ * Redis restore, online and without file access to the server (docs/design.md §8, docs/adr/0005): verify the artifact's
  * sha256, then serve the RDB as a replication master and point the target at capsule (`REPLICAOF`). The target
  * does a full resync — it drops all its keys and loads the backup's — and capsule waits until the load is done,
  * compares key counts with the fingerprint while the target is still a replica (nothing can expire or be written

@@ -1,0 +1,50 @@
+import { checkIntegrity } from "../../storage/integrity.js";
+import { findingsTable, type Report } from "../render.js";
+import { flag, StoreVerb } from "./verb-command.js";
+
+/**
+ * `capsule <engine> --check`: damage in the bucket (missing or resized artifacts, unreadable statefiles, orphans)
+ * and what killed runs left on this machine or a server the flags name; `--yes` removes orphans and leftovers.
+ * Exits 1 while anything is left unresolved.
+ */
+export class CheckVerb extends StoreVerb {
+  static override summary =
+    "Find missing or resized artifacts, unreadable statefiles and orphans (exit 1 if any)";
+  readonly verb = "check";
+  check = this.verbFlag();
+  override yes = flag.yes();
+
+  protected async perform(): Promise<Report> {
+    const store = await this.store();
+    const findings = await checkIntegrity(store, this.clusterId(), this.engine.name);
+    const leftovers = await this.checkLeftovers();
+    const orphans = findings.filter((f) => f.kind === "orphan");
+    if (orphans.length > 0 && this.yes) {
+      for (const o of orphans) await store.deleteOrphan(o.key);
+      this.note(`deleted ${orphans.length} orphaned object(s)`);
+    } else if (orphans.length > 0) {
+      this.note(`${orphans.length} orphaned object(s); --check --yes deletes them`);
+    }
+    const unresolved = this.yes ? findings.filter((f) => f.kind !== "orphan") : findings;
+    return {
+      document: findings,
+      table: findings.length ? findingsTable(findings) : "no damage found",
+      exitCode: unresolved.length + leftovers > 0 ? 1 : 0,
+    };
+  }
+
+  /** What killed runs left, named on stderr (removed with `--yes`); resolves with how many are left. */
+  private async checkLeftovers(): Promise<number> {
+    let unresolved = 0;
+    for (const leftover of (await this.engine.findLeftovers?.(this.fields, this.env)) ?? []) {
+      if (this.yes) {
+        await leftover.remove();
+        this.note(leftover.removed);
+      } else {
+        this.note(leftover.found);
+        unresolved++;
+      }
+    }
+    return unresolved;
+  }
+}

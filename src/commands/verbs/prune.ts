@@ -1,0 +1,114 @@
+import { Option, UsageError } from "clipanion";
+import { prune } from "../../runtime/prune.js";
+import {
+  applyFlags,
+  describePolicy,
+  type FoundPolicy,
+  policiesFromCluster,
+  policiesFromPlans,
+  type RetentionFlags,
+} from "../../runtime/retention-policy.js";
+import type { RetentionDecision } from "../../storage/retention.js";
+import { decisionsTable, type Report } from "../render.js";
+import { flag, StoreVerb } from "./verb-command.js";
+
+/** `capsule <engine> --prune`: the targets' retention, as their schedule applies it (runtime/prune.ts). */
+export class PruneVerb extends StoreVerb {
+  static override summary =
+    "Apply the target's retention (--target, or every target): the plan's policy from --plans, else from the " +
+    "target's CronJob when the bucket comes from the kube context; --keep-* flags override it field by field; " +
+    "with neither, --keep-last is required. Only restorable backups (succeeded, verification not failed, artifact " +
+    "whole) fill keep slots, verified ones first; the newest restorable and the newest verified backup are never " +
+    "deleted, nor is a running one; damaged backups are left for an operator";
+  readonly verb = "prune";
+  prune = this.verbFlag();
+  override target = Option.String("--target", { description: "The target to prune (default: every target)" });
+  override yes = flag.yes();
+  override sse = flag.sse();
+  override sseKmsKeyId = flag.sseKmsKeyId();
+  dryRun = Option.Boolean("--dry-run", false, { description: "Show what would go and why, delete nothing" });
+  plans = Option.String("--plans", {
+    description: "A directory (or file) of plans whose retention applies to their targets",
+  });
+  keepLast = Option.String("--keep-last", {
+    description: "Newest restorable backups to keep (default: the plan's)",
+  });
+  keepDaily = Option.String("--keep-daily", {
+    description: "Also keep one restorable backup (verified first) of each of the last N days",
+  });
+  keepWeekly = Option.String("--keep-weekly", { description: "… of each of the last N ISO weeks" });
+  keepMonthly = Option.String("--keep-monthly", { description: "… of each of the last N months" });
+  failedGraceHours = Option.String("--failed-grace-hours", {
+    description: "Keep failed runs and failed verifications this long (default: the plan's, else 72)",
+  });
+
+  protected async perform(): Promise<Report> {
+    const flags = this.retentionFlags();
+    const store = await this.store();
+    const scope = { ...this.scope(), ...(this.target ? { target: this.target } : {}) };
+    const { policies, searched } = await this.foundPolicies(scope.cluster);
+    const pruned = await prune(store, {
+      scope,
+      policyFor: (target) => applyFlags(target, policies.get(target), flags, { ...scope, searched }),
+      dryRun: this.dryRun,
+      confirm: this.confirmAction,
+      notice: (line) => this.note(line),
+    });
+    const verb = this.dryRun ? "would delete" : "deleted";
+    const state = (d: RetentionDecision) =>
+      d.verification && d.verification !== "unverified" ? `${d.state} (${d.verification})` : d.state;
+    const rows = pruned.targets.flatMap((p) => [
+      ...p.delete.map((d) => {
+        const spared = p.spared.includes(d.backupId);
+        return {
+          backupId: d.backupId,
+          target: p.target,
+          state: state(d),
+          decision: spared ? "keep" : verb,
+          reason: spared ? "changed since the plan" : d.reason,
+        };
+      }),
+      ...p.keep.map((d) => ({ ...d, target: p.target, state: state(d), decision: "keep" })),
+    ]);
+    const header = pruned.targets.map((p) => `${p.target}: ${describePolicy(p.policy)} (from ${p.source})`);
+    return {
+      document: pruned,
+      table: [...header, rows.length ? decisionsTable(rows) : "no backups"].join("\n"),
+    };
+  }
+
+  /** The plan's retention per target, from `--plans` or else the cluster the bucket was found through. */
+  private async foundPolicies(
+    cluster: string,
+  ): Promise<{ policies: Map<string, FoundPolicy>; searched: string[] }> {
+    if (this.plans !== undefined)
+      return {
+        policies: await policiesFromPlans(this.plans, cluster, this.engine.name),
+        searched: [`--plans ${this.plans}`],
+      };
+    if (this.discoveredCluster !== undefined)
+      return {
+        policies: await policiesFromCluster(cluster, this.engine.name, this.env),
+        searched: ["the cluster's CronJobs"],
+      };
+    return { policies: new Map(), searched: [] };
+  }
+
+  private retentionFlags(): RetentionFlags {
+    const count = (flag: string, value: string | undefined, min: number): number | undefined => {
+      if (value === undefined) return undefined;
+      const n = Number(value);
+      if (!Number.isInteger(n) || n < min)
+        throw new UsageError(`${flag} must be an integer >= ${min} (got ${JSON.stringify(value)})`);
+      return n;
+    };
+    const flags: RetentionFlags = {
+      keepLast: count("--keep-last", this.keepLast, 1),
+      keepDaily: count("--keep-daily", this.keepDaily, 0),
+      keepWeekly: count("--keep-weekly", this.keepWeekly, 0),
+      keepMonthly: count("--keep-monthly", this.keepMonthly, 0),
+      failedGraceHours: count("--failed-grace-hours", this.failedGraceHours, 0),
+    };
+    return Object.fromEntries(Object.entries(flags).filter(([, n]) => n !== undefined));
+  }
+}
