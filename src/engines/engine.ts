@@ -23,6 +23,8 @@ export interface EngineContext {
   readonly onPhase: (phase: string) => void;
   /** Aborted by SIGINT/SIGTERM (or a run that must stop): the engine stops its tools and leaves the target whole. */
   readonly signal: AbortSignal;
+  /** A line for the operator that is not a phase (an unverified TLS connection the fields asked for). */
+  readonly onNotice?: (line: string) => void;
 }
 
 /** A restore also reports what it found that is not a phase (leftovers of an earlier run, …). */

@@ -56,7 +56,12 @@ export function verifyWithEngine(
   return verifyBackup(
     store,
     entry,
-    (signal) => engine.drill(store.artifactSource(entry), fields, env, { signal, onPhase }),
+    (signal) =>
+      engine.drill(store.artifactSource(entry), fields, env, {
+        signal,
+        onPhase,
+        ...(options.notice && { onNotice: options.notice }),
+      }),
     options.notice ? { notice: options.notice } : {},
   );
 }

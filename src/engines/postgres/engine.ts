@@ -192,12 +192,16 @@ export const postgres: Engine<PgConnection> = {
     };
   },
 
-  drill: (source, fields, env, context) =>
-    drillPostgres(source, {
-      ...(fields["verifyServer"] === true ? { server: pgConnectionFrom(fields, env) } : {}),
+  drill(source, fields, env, context) {
+    const server = fields["verifyServer"] === true ? pgConnectionFrom(fields, env) : undefined;
+    const warning = server && postgres.insecureWarning(server);
+    if (warning) context.onNotice?.(`warning: ${warning}`);
+    return drillPostgres(source, {
+      ...(server && { server }),
       onPhase: context.onPhase,
       signal: context.signal,
-    }),
+    });
+  },
 
   async findLeftovers(fields, env) {
     const leftovers: Leftover[] = [];
