@@ -1,6 +1,6 @@
 /** Elasticsearch and OpenSearch behind the engine seam (engines/engine.ts): a logical NDJSON export, both ways. */
-import { readFileSync } from "node:fs";
-import { ErrorCode, FieldError } from "../../domain/errors.js";
+import { FieldError } from "../../domain/errors.js";
+import { readCaFile } from "../connection-fields.js";
 import type { Engine, Fields } from "../engine.js";
 import { backupElasticsearch } from "./backup.js";
 import { describeConnection, esConnectionFrom, type EsConnection } from "./connection.js";
@@ -101,29 +101,15 @@ export const elasticsearch: Engine<EsConnection> = {
     },
   ],
 
-  connect(fields, env) {
-    const caCert = fields["caCert"] as string | undefined;
-    let ca: string | undefined;
-    if (caCert) {
-      try {
-        ca = readFileSync(caCert, "utf8");
-      } catch (error) {
-        throw new FieldError(
-          ErrorCode.LocalFile,
-          "caCert",
-          `{caCert} ${caCert}: ${(error as NodeJS.ErrnoException).code ?? "unreadable"}`,
-        );
-      }
-    }
-    return esConnectionFrom(
+  connect: (fields, env) =>
+    esConnectionFrom(
       {
         url: fields["url"] as string | undefined,
         insecureSkipTlsVerify: fields["insecureSkipTlsVerify"] === true,
       },
       env,
-      ca,
-    );
-  },
+      readCaFile("caCert", { value: fields["caCert"] as string | undefined, name: "{caCert}" }),
+    ),
   connectTarget: (connection, env) => esConnectionFrom(connection.url ? { url: connection.url } : {}, env),
   describe: (conn) => describeConnection(conn),
   insecureWarning: (conn) =>

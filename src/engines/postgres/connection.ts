@@ -1,6 +1,6 @@
-import { readFileSync } from "node:fs";
 import { ErrorCode, FieldError } from "../../domain/errors.js";
-import { hostProblem, registerSecret } from "../../redact.js";
+import { registerSecret } from "../../redact.js";
+import { fieldOrEnv, hostName, readCaFile, tcpPort } from "../connection-fields.js";
 
 /** Where a PostgreSQL database is. The password is only ever read from the environment. */
 export interface PgConnection {
@@ -39,22 +39,14 @@ export function pgConnectionFrom(flags: PgConnectionFlags, env: NodeJS.ProcessEn
   const user = flags.user ?? env["PGUSER"] ?? "postgres";
   const password = env["PGPASSWORD"];
   registerSecret(password);
-  const portText = flags.port ?? env["PGPORT"] ?? "5432";
-  const port = Number(portText);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw config(
-      "port",
-      `${flags.port !== undefined ? "{port}" : "PGPORT"} must be a TCP port (got ${JSON.stringify(portText)})`,
-    );
-  }
-  const host = flags.host ?? env["PGHOST"] ?? "localhost";
-  const problem = hostProblem(host);
-  if (problem) {
-    throw config(
-      "host",
-      `${flags.host !== undefined ? "{host}" : "PGHOST"} ${problem}: pass the user with {user} and the password in PGPASSWORD`,
-    );
-  }
+  const port = tcpPort(flags.port, env, "PGPORT", 5432);
+  const host = hostName(
+    flags.host,
+    env,
+    "PGHOST",
+    "localhost",
+    "pass the user with {user} and the password in PGPASSWORD",
+  );
   const tls = pgTlsFrom(flags, env);
   return {
     host,
@@ -72,12 +64,11 @@ export function pgConnectionFrom(flags: PgConnectionFlags, env: NodeJS.ProcessEn
  * plaintext or accept any certificate) are refused; `require` needs `--insecure-skip-tls-verify`.
  */
 export function pgTlsFrom(flags: PgConnectionFlags, env: NodeJS.ProcessEnv): PgTls | undefined {
-  const rootCert = flags.sslrootcert ?? env["PGSSLROOTCERT"];
-  const rootCertName = flags.sslrootcert !== undefined ? "{sslrootcert}" : "PGSSLROOTCERT";
-  const modeName = flags.sslmode !== undefined ? "{sslmode}" : "PGSSLMODE";
+  const rootCertSource = fieldOrEnv(flags.sslrootcert, "sslrootcert", env, "PGSSLROOTCERT");
+  const rootCert = rootCertSource.value;
+  const { value: modeGiven, name: modeName } = fieldOrEnv(flags.sslmode, "sslmode", env, "PGSSLMODE");
   const insecure = flags.insecureSkipTlsVerify === true;
-  const mode =
-    flags.sslmode ?? env["PGSSLMODE"] ?? (rootCert ? "verify-full" : insecure ? "require" : "disable");
+  const mode = modeGiven ?? (rootCert ? "verify-full" : insecure ? "require" : "disable");
   switch (mode) {
     case "disable":
       if (insecure)
@@ -103,17 +94,7 @@ export function pgTlsFrom(flags: PgConnectionFlags, env: NodeJS.ProcessEnv): PgT
           "sslrootcert",
           `${modeName} ${mode} needs the CA: {sslrootcert} FILE (or PGSSLROOTCERT)`,
         );
-      let ca: string;
-      try {
-        ca = readFileSync(rootCert, "utf8");
-      } catch (error) {
-        throw new FieldError(
-          ErrorCode.LocalFile,
-          "sslrootcert",
-          `${rootCertName} ${rootCert}: ${(error as NodeJS.ErrnoException).code ?? "unreadable"}`,
-        );
-      }
-      return { mode, rootCert, ca };
+      return { mode, rootCert, ca: readCaFile("sslrootcert", rootCertSource)! };
     }
     default:
       throw config(

@@ -1,6 +1,6 @@
-import { readFileSync } from "node:fs";
 import { ErrorCode, FieldError } from "../../domain/errors.js";
-import { hostProblem, registerSecret } from "../../redact.js";
+import { registerSecret } from "../../redact.js";
+import { fieldOrEnv, hostName, readCaFile, tcpPort } from "../connection-fields.js";
 
 /** Where a Redis server is and who capsule is there. The password is only ever read from the environment. */
 export interface RedisConnection {
@@ -48,37 +48,15 @@ export function redisConnectionFrom(flags: RedisConnectionFlags, env: NodeJS.Pro
     );
   }
   registerSecret(password);
-  const portText = flags.port ?? env["REDIS_PORT"] ?? "6379";
-  const port = Number(portText);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new FieldError(
-      ErrorCode.Config,
-      "port",
-      `${flags.port !== undefined ? "{port}" : "REDIS_PORT"} must be a TCP port (got ${JSON.stringify(portText)})`,
-    );
-  }
-  const host = flags.host ?? env["REDIS_HOST"] ?? "127.0.0.1";
-  const problem = hostProblem(host);
-  if (problem) {
-    throw new FieldError(
-      ErrorCode.Config,
-      "host",
-      `${flags.host !== undefined ? "{host}" : "REDIS_HOST"} ${problem}: pass the user with {user} and the password in ${passwordEnv}`,
-    );
-  }
-  const caFile = flags.caCert ?? env["REDIS_CA_CERT"];
-  let ca: string | undefined;
-  if (caFile) {
-    try {
-      ca = readFileSync(caFile, "utf8");
-    } catch (error) {
-      throw new FieldError(
-        ErrorCode.LocalFile,
-        "caCert",
-        `${flags.caCert !== undefined ? "{caCert}" : "REDIS_CA_CERT"} ${caFile}: ${(error as NodeJS.ErrnoException).code ?? "unreadable"}`,
-      );
-    }
-  }
+  const port = tcpPort(flags.port, env, "REDIS_PORT", 6379);
+  const host = hostName(
+    flags.host,
+    env,
+    "REDIS_HOST",
+    "127.0.0.1",
+    `pass the user with {user} and the password in ${passwordEnv}`,
+  );
+  const ca = readCaFile("caCert", fieldOrEnv(flags.caCert, "caCert", env, "REDIS_CA_CERT"));
   const tls = flags.tls === true || env["REDIS_TLS"] === "true";
   return {
     host,
