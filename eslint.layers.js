@@ -7,66 +7,38 @@
  *   → storage → k8s → util → domain
  */
 
-/** Every folder of src/, for rules that allow only a few. */
-const ALL = [
-  "commands",
-  "completion",
-  "daemon",
-  "reconciler",
-  "status",
-  "runtime",
-  "requests",
-  "install",
-  "compiler",
-  "scanner",
-  "plan",
-  "engines",
-  "storage",
-  "k8s",
-  "util",
-  "domain",
-];
+/** Folder → the folders it may import (besides itself); it may import no other folder of src/. */
+const BASE = ["util", "domain"];
+/** The pure floors: no cluster, no network of their own. */
+const PURE = ["plan", "engines", "storage", ...BASE];
+const TOOLS = ["compiler", "scanner", "k8s", ...PURE];
+const SERVICES = ["runtime", "requests", "install", ...TOOLS];
+const MAY_IMPORT = {
+  domain: [],
+  util: ["domain"],
+  k8s: BASE,
+  storage: BASE,
+  engines: BASE,
+  plan: PURE.filter((f) => f !== "plan"),
+  compiler: PURE,
+  scanner: PURE,
+  install: TOOLS,
+  requests: TOOLS,
+  runtime: TOOLS,
+  completion: TOOLS,
+  status: SERVICES,
+  reconciler: ["status", ...SERVICES],
+  daemon: ["reconciler", "status", ...SERVICES],
+};
+const ALL = ["commands", "completion", "daemon", "reconciler", "status", ...SERVICES];
 
 /** Folder → the folders it may not import. */
-const FORBIDDEN = {
-  domain: ALL.filter((f) => f !== "domain"),
-  util: ALL.filter((f) => f !== "domain" && f !== "util"),
-  k8s: ALL.filter((f) => !["domain", "util", "k8s"].includes(f)),
-  storage: ALL.filter((f) => !["domain", "util", "storage"].includes(f)),
-  engines: ALL.filter((f) => !["domain", "util", "engines"].includes(f)),
-  plan: ALL.filter((f) => !["domain", "util", "storage", "engines", "plan"].includes(f)),
-  compiler: [
-    "commands",
-    "completion",
-    "daemon",
-    "reconciler",
-    "status",
-    "runtime",
-    "requests",
-    "install",
-    "scanner",
-    "k8s",
-  ],
-  scanner: [
-    "commands",
-    "completion",
-    "daemon",
-    "reconciler",
-    "status",
-    "runtime",
-    "requests",
-    "install",
-    "compiler",
-    "k8s",
-  ],
-  install: ["commands", "completion", "daemon", "reconciler", "status", "runtime", "requests"],
-  requests: ["commands", "completion", "daemon", "reconciler", "status", "runtime", "install"],
-  runtime: ["commands", "completion", "daemon", "reconciler", "status", "requests", "install"],
-  status: ["commands", "completion", "daemon", "reconciler"],
-  reconciler: ["commands", "completion", "daemon"],
-  daemon: ["commands", "completion"],
-  completion: ["commands", "daemon", "reconciler", "status", "runtime", "requests", "install"],
-};
+const FORBIDDEN = Object.fromEntries(
+  Object.entries(MAY_IMPORT).map(([folder, allowed]) => [
+    folder,
+    ALL.filter((f) => f !== folder && !allowed.includes(f)),
+  ]),
+);
 
 /** One config object per folder: `no-restricted-imports` with a regex over relative import paths. */
 export const layers = Object.entries(FORBIDDEN).map(([folder, forbidden]) => ({
