@@ -7,7 +7,9 @@
 import type { EngineName } from "../domain/backup.js";
 import type { BackupStore } from "../storage/backup-store.js";
 import { checkIntegrity } from "../storage/integrity.js";
+import { interruptible } from "../util/interruption.js";
 import {
+  DeletesInterrupted,
   deletePlanned,
   planRetention,
   type RetentionDecision,
@@ -55,17 +57,36 @@ export async function prune(store: BackupStore, request: PruneRequest): Promise<
   const findings = await checkIntegrity(store, cluster, engine);
   const dryRun = request.dryRun === true;
   const results: TargetPrune[] = [];
-  for (const { target, policy, source } of policies) {
-    const scope = { cluster, engine, target };
-    const plan = planRetention(await store.list(scope), policy, store.now(), findings);
-    let spared: string[] = [];
-    if (!dryRun && plan.delete.length > 0) {
-      await request.confirm?.(`Delete ${plan.delete.length} backup(s) of ${cluster}/${target}?`);
-      ({ spared } = await deletePlanned(store, scope, policy, plan));
-      for (const id of spared)
-        request.notice?.(`kept ${id}: the store changed since the plan, it is no longer let go`);
-    }
-    results.push({ target, policy, source, ...plan, spared });
-  }
+  const deleted: string[] = [];
+  await interruptible(
+    async (signal) => {
+      for (const { target, policy, source } of policies) {
+        if (signal.aborted) throw new DeletesInterrupted([], signal.reason);
+        const scope = { cluster, engine, target };
+        const plan = planRetention(await store.list(scope), policy, store.now(), findings);
+        let spared: string[] = [];
+        if (!dryRun && plan.delete.length > 0) {
+          await request.confirm?.(`Delete ${plan.delete.length} backup(s) of ${cluster}/${target}?`);
+          try {
+            const done = await deletePlanned(store, scope, policy, plan, signal);
+            spared = done.spared;
+            deleted.push(...done.deleted);
+          } catch (error) {
+            if (error instanceof DeletesInterrupted) deleted.push(...error.deleted);
+            throw error;
+          }
+          for (const id of spared)
+            request.notice?.(`kept ${id}: the store changed since the plan, it is no longer let go`);
+        }
+        results.push({ target, policy, source, ...plan, spared });
+      }
+    },
+    {
+      describe: (signal) =>
+        `interrupted by ${signal}: deleted ${deleted.length} backup(s)${deleted.length ? ` (${deleted.join(", ")})` : ""}, ` +
+        "each whole; every other backup is kept as it was; --prune again finishes",
+      ...(request.notice ? { notice: request.notice } : {}),
+    },
+  );
   return { dryRun, targets: results };
 }

@@ -16,6 +16,7 @@ import {
 } from "../domain/errors.js";
 import { redact } from "../redact.js";
 import { DigestStream, VerifyingStream } from "../util/digest-stream.js";
+import { failpoint } from "../util/failpoint.js";
 import { decryptStream, encryptStream, recipientOfIdentity } from "./age.js";
 import { layout } from "./layout.js";
 import {
@@ -387,9 +388,10 @@ export class BackupStore {
 
   /**
    * Deletes a backup so that a crash at any point leaves nothing that looks good: first the statefile is marked
-   * `deleting`, then the artifacts go, then the statefile. Re-running a delete finishes a half-done one.
+   * `deleting`, then the artifacts go, then the statefile. Re-running a delete finishes a half-done one. Once
+   * begun, a delete finishes even if `signal` is aborted: an interrupted prune waits for it (runtime/prune.ts).
    */
-  async delete(ref: BackupRef): Promise<void> {
+  async delete(ref: BackupRef, signal?: AbortSignal): Promise<void> {
     const entry = await this.get(ref);
     if (entry.statefile && entry.statefile.status !== "deleting") {
       await this.update(ref, (s) => {
@@ -404,6 +406,9 @@ export class BackupStore {
     for await (const object of this.objects.list(backupPrefix)) {
       if (object.key !== statefileKey) await this.objects.delete(object.key);
     }
+    // Killed here, the statefile says "deleting" over a folder without its artifact: never restorable, and the
+    // next prune finishes the delete (storage/retention.ts).
+    await failpoint("store-delete-before-statefile", signal).catch(() => undefined);
     await this.objects.delete(statefileKey);
     this.readCache.delete(statefileKey);
   }

@@ -273,6 +273,7 @@ export async function deletePlanned(
   scope: RetentionScope,
   policy: RetentionPolicy,
   shown: RetentionPlan,
+  signal?: AbortSignal,
 ): Promise<{ deleted: string[]; spared: string[] }> {
   const fresh = await planStoredRetention(store, scope, policy);
   const stillGoing = new Set(fresh.delete.map((d) => d.backupId));
@@ -283,8 +284,20 @@ export async function deletePlanned(
       spared.push(decision.backupId);
       continue;
     }
-    await store.delete({ cluster: scope.cluster, engine: scope.engine, backupId: decision.backupId });
+    // Interrupted, a prune stops between two deletes: what it deleted is gone, the rest is kept whole.
+    if (signal?.aborted) throw new DeletesInterrupted(deleted, signal.reason);
+    await store.delete({ cluster: scope.cluster, engine: scope.engine, backupId: decision.backupId }, signal);
     deleted.push(decision.backupId);
   }
   return { deleted, spared };
+}
+
+/** A prune stopped between two deletes; `deleted` are those it finished. */
+export class DeletesInterrupted extends Error {
+  constructor(
+    readonly deleted: readonly string[],
+    cause: unknown,
+  ) {
+    super("interrupted between deletes", { cause });
+  }
 }
