@@ -44,9 +44,13 @@ export function spawnPipeline(
   let previous: Readable | undefined = input;
 
   for (const tool of commands) {
+    // Between two tools the bytes go from one process to the next through the pipe itself (the child gets a
+    // duplicate of the previous one's stdout; Node stops reading it): a 600 MB uncompressed dump never passes
+    // through this process. Only the pipeline's own input and output are streams here.
+    const fromTool = children.length > 0 ? previous : undefined;
     const child = spawn(tool.command, [...tool.args], {
       env: { ...baseEnv(), ...tool.env },
-      stdio: [previous ? "pipe" : "ignore", "pipe", "pipe"],
+      stdio: [fromTool ?? (previous ? "pipe" : "ignore"), "pipe", "pipe"],
       ...(tool.owner ? { uid: tool.owner.uid, gid: tool.owner.gid } : {}),
     });
     children.push(child);
@@ -54,7 +58,9 @@ export function spawnPipeline(
     child.stderr?.on("data", (chunk: Buffer) => {
       stderr = (stderr + chunk.toString()).slice(-STDERR_KEEP_BYTES);
     });
-    if (previous && child.stdin) {
+    // This process's copy of the pipe's read end must go, or the writer would not see its reader close (EPIPE).
+    if (fromTool) fromTool.destroy();
+    if (!fromTool && previous && child.stdin) {
       // EPIPE when a later tool quits early is reported through that tool's exit status, not here.
       child.stdin.on("error", () => undefined);
       previous.on("error", () => child.kill("SIGTERM"));
