@@ -63,6 +63,11 @@ export async function runCli(
     stderr: (context.stderr ?? process.stderr) as NodeJS.WriteStream,
     env: context.env ?? process.env,
   } as Parameters<Cli<CapsuleContext>["run"]>[1];
+  if (argv.length === 0 || (argv.length === 1 && (argv[0] === "--help" || argv[0] === "-h"))) {
+    const { cliOverview } = await import("./overview.js");
+    runContext.stdout?.write(cliOverview(cli));
+    return 0;
+  }
   const problem = await engineArgvProblemOf(cli, argv);
   if (problem !== undefined) {
     if (problem.stdout) runContext.stdout?.write(problem.stdout);
