@@ -93,8 +93,10 @@ export function resolvePlan(
     }
     seen.set(doc.name, i);
     const target = resolveTarget(doc, cluster, source, pointer, storage?.type);
-    if (target.ok) targets.push(target.value);
-    else problems.push(...target.problems);
+    if (target.ok) {
+      targets.push(target.value);
+      problems.push(...switchedStorageProblems(storage, target.value.storage, source, `${pointer}/storage`));
+    } else problems.push(...target.problems);
   });
   if (problems.length > 0 || !storage) return { ok: false, problems };
   return {
@@ -300,6 +302,40 @@ export function cnvrgStorage(
     bucketSecretRef: { secretName: bucketSecret },
     credentialsSecretRef: { secretName: type === "gcs" ? gcpKeySecret : bucketSecret },
   };
+}
+
+/**
+ * A target on another storage type than its plan's inherits nothing that names a bucket or credentials: the plan's
+ * Secret keys are another type's.
+ */
+function switchedStorageProblems(
+  plan: Storage | undefined,
+  own: Partial<Storage> | undefined,
+  source: string,
+  pointer: string,
+): string[] {
+  const planType = plan?.type ?? "s3";
+  if (!plan || !own?.type || own.type === planType) return [];
+  const problems: string[] = [];
+  if (own.bucket === undefined && own.bucketSecretRef === undefined) {
+    problems.push(
+      problem(
+        source,
+        pointer,
+        `must name its own bucket or bucketSecretRef: it is ${own.type}, the plan's storage ${planType}`,
+      ),
+    );
+  }
+  if (plan.credentialsSecretRef && !own.credentialsSecretRef) {
+    problems.push(
+      problem(
+        source,
+        pointer,
+        `must name its own credentialsSecretRef: it is ${own.type}, the plan's storage ${planType}`,
+      ),
+    );
+  }
+  return problems;
 }
 
 /** The storage a target writes to: the plan's, with the target's overrides on top. */

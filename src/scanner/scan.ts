@@ -1,6 +1,8 @@
 /**
  * The scanner (docs/design.md §3): CnvrgApp objects → one resolved backup plan per app, cluster id `<namespace>.<name>`.
  * An engine becomes a target only when both `spec.dbs.<db>.enabled` and `spec.dbs.<db>.backup.enabled` are true.
+ * The object store's type comes from `spec.controlPlane.objectStorage`, as the cnvrg operator writes the bucket
+ * Secret from it (docs/design.md §3).
  * A bad field skips its target (or, for app-level fields, the whole app) with a reason naming the app, the field and
  * the value; every other app and target is still planned. Pure: no I/O, no clock, no randomness.
  */

@@ -296,6 +296,40 @@ describe("storage types: hand-written plans", () => {
     ]);
   });
 
+  test("GIVEN a target on another storage type than its plan WHEN it names no bucket or credentials of its own THEN both are asked for", () => {
+    const text = yaml.dump({
+      apiVersion: "capsule.cnvrg.io/v1",
+      kind: "BackupPlan",
+      metadata: { cluster: "ns.app" },
+      spec: {
+        storage: {
+          type: "azure",
+          bucketSecretRef: { secretName: "az" },
+          credentialsSecretRef: { secretName: "az" },
+        },
+        targets: [
+          {
+            name: "pg",
+            engine: "postgresql",
+            namespace: "ns",
+            connection: { host: "pg" },
+            storage: { type: "s3" },
+          },
+        ],
+      },
+    });
+    assert.throws(
+      () => mergePlans([], parsePlans(text, "plans/ml.yaml")),
+      (error: PlanError) => {
+        assert.deepEqual(error.problems, [
+          "plans/ml.yaml: /spec/targets/0/storage must name its own bucket or bucketSecretRef: it is s3, the plan's storage azure",
+          "plans/ml.yaml: /spec/targets/0/storage must name its own credentialsSecretRef: it is s3, the plan's storage azure",
+        ]);
+        return true;
+      },
+    );
+  });
+
   test("GIVEN a plain azure plan WHEN compiled THEN container and account are plain values, the key a secretKeyRef", () => {
     const plans = mergePlans(
       [],
