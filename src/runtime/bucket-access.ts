@@ -202,7 +202,8 @@ export function azureSpec(
  * The cnvrg operator writes CNVRG_STORAGE_ENDPOINT for every storage type, falling back to its MinIO URL, so an
  * endpoint is a Blob endpoint only when it names the account: as the first label of its host
  * (`https://ACCOUNT.blob.core.windows.net`, Azure Stack's `ACCOUNT.blob.<region>.<domain>`) or the first segment of
- * its path (Azurite's `http://127.0.0.1:10000/ACCOUNT`). Anything else is that MinIO fallback, and ignored.
+ * its path (Azurite's `http://127.0.0.1:10000/ACCOUNT`). Anything else is that MinIO fallback, and ignored, as
+ * is public Azure's `https://ACCOUNT.blob.core.windows.net` (the adapter's default).
  */
 export function azureEndpoint(value: string | undefined, account: string): string | undefined {
   const endpoint = normalizeEndpoint(value);
@@ -214,9 +215,14 @@ export function azureEndpoint(value: string | undefined, account: string): strin
     return undefined;
   }
   const lower = account.toLowerCase();
-  const host = url.hostname.toLowerCase().split(".")[0];
+  const hostname = url.hostname.toLowerCase();
+  // Public Azure's own endpoint is what the adapter uses anyway: no connection string needed (nor a key).
+  if (hostname === `${lower}.blob.core.windows.net` && url.pathname.replace(/\/+/g, "") === "")
+    return undefined;
   const firstSegment = url.pathname.split("/").filter(Boolean)[0]?.toLowerCase();
-  return host === lower || firstSegment === lower ? endpoint.replace(/\/+$/, "") : undefined;
+  return hostname.split(".")[0] === lower || firstSegment === lower
+    ? endpoint.replace(/\/+$/, "")
+    : undefined;
 }
 
 /**

@@ -178,6 +178,17 @@ describe("bucket access: cnvrg's bucket Secret by CNVRG_STORAGE_TYPE", () => {
     });
   }
 
+  test("GIVEN azure with public Azure's own endpoint and no key WHEN mapped THEN the account alone: no connection string needed", () => {
+    const a = access(
+      azure({
+        CNVRG_STORAGE_ENDPOINT: "https://cnvrgbackups.blob.core.windows.net",
+        CNVRG_STORAGE_AZURE_ACCESS_KEY: "",
+      }),
+    );
+    assert.equal(a.env["AZURE_STORAGE_ACCOUNT"], "cnvrgbackups");
+    assert.equal(a.env["AZURE_STORAGE_CONNECTION_STRING"], undefined);
+  });
+
   test("GIVEN azure with a Blob endpoint but no key WHEN mapped THEN an error names the empty key", () => {
     assertConfigError(
       () =>
