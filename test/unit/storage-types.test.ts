@@ -17,6 +17,9 @@ import { parseCnvrgApps } from "../../src/scanner/read-manifests.js";
 import { scan } from "../../src/scanner/scan.js";
 import { formatSkipped } from "../../src/scanner/fields.js";
 import { capsule } from "../support/cli.js";
+import { resolveContainerEnv, type EnvVar } from "../fakes/pod-env.js";
+import { bucketAccess, bucketSpecFromSecret } from "../../src/runtime/bucket-access.js";
+import { readRunTarget, runBucketAccess } from "../../src/runtime/run-target.js";
 
 const FIXTURES = "fixtures/cnvrgapps-storage";
 const text = (name: string) => readFileSync(`${FIXTURES}/${name}`, "utf8");
@@ -125,6 +128,21 @@ describe("storage types: a CnvrgApp on Azure Blob Storage", () => {
     }
   });
 
+  test("GIVEN a compiled azure CronJob WHEN its pod's env is built from the fixture's Secrets THEN capsule run opens what --cluster opens from the Secret", () => {
+    const secrets = secretsOf("azure.yaml");
+    for (const m of manifests) {
+      const env = resolveContainerEnv(container(m).env as EnvVar[], (name) => secrets.get(name));
+      const fromPod = runBucketAccess(readRunTarget(env), env);
+      const fromSecret = bucketAccess(
+        bucketSpecFromSecret(secrets.get("cp-object-storage")!, "x"),
+        "capsule",
+      );
+      assert.deepEqual(fromPod, fromSecret);
+      assert.equal(fromPod.url, "azure://cnvrg-storage/capsule");
+      assert.equal(fromPod.env["AZURE_STORAGE_ACCOUNT"], "cnvrgbackups");
+    }
+  });
+
   test("GIVEN the azure fixture's Secrets WHEN the plan and CronJobs are rendered THEN none of their secret values appears", () => {
     assertNoSecretValues("azure.yaml", compile(plans) + JSON.stringify(plans));
   });
@@ -172,6 +190,16 @@ describe("storage types: a CnvrgApp on Google Cloud Storage", () => {
       );
       assert.equal(env.get("CAPSULE_S3_BUCKET"), undefined);
       new CronJob(m as never).validate();
+    }
+  });
+
+  test("GIVEN a compiled gcs CronJob WHEN its pod's env is built THEN capsule run opens gs://BUCKET/capsule with the mounted key file", () => {
+    const secrets = secretsOf("gcp.yaml");
+    for (const m of manifests) {
+      const env = resolveContainerEnv(container(m).env as EnvVar[], (name) => secrets.get(name));
+      const access = runBucketAccess(readRunTarget(env), env);
+      assert.equal(access.url, "gs://cnvrg-gcs-storage/capsule");
+      assert.equal(access.env["GOOGLE_APPLICATION_CREDENTIALS"], "/var/run/secrets/capsule/gcs/key.json");
     }
   });
 
