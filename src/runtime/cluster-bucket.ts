@@ -71,30 +71,12 @@ export function chooseApp(
 }
 
 /**
- * The store a CnvrgApp's backups go to, from its bucket Secret, by CNVRG_STORAGE_TYPE (runtime/bucket-access.ts);
+ * The store a CnvrgApp's backups go to, from its bucket Secret read by CNVRG_STORAGE_TYPE (runtime/bucket-access.ts);
  * empty keys mean ambient credentials. `overrides` (the operator's --endpoint, --region, --sse) win over the
  * Secret: from a laptop, the Secret's in-cluster endpoint may not even resolve. They are S3 settings, so another
- * type refuses them. `gcsKeyJson` is the key file a gcp Secret points at, already read by the caller.
+ * type refuses them.
  */
-export function storeFromBucketSecret(
-  secret: Record<string, string>,
-  secretName: string,
-  env: NodeJS.ProcessEnv,
-  options: BackupStoreOptions = {},
-  overrides: S3Overrides = {},
-  gcsKeyJson?: string,
-): BackupStore {
-  const spec = bucketSpecFromSecret(secret, secretName);
-  return storeFromSpec(
-    spec.type === "gcs" && gcsKeyJson !== undefined ? { ...spec, keyJson: gcsKeyJson } : spec,
-    secretName,
-    env,
-    options,
-    overrides,
-  );
-}
-
-function storeFromSpec(
+export function storeFromBucketSpec(
   spec: BucketSpec,
   secretName: string,
   env: NodeJS.ProcessEnv,
@@ -153,7 +135,7 @@ export async function storeFromCluster(
         }
       : spec;
   return {
-    store: storeFromSpec(withKey, where, env, options, overrides),
+    store: storeFromBucketSpec(withKey, where, env, options, overrides),
     cluster: `${app.namespace}.${app.name}`,
   };
 }
