@@ -10,6 +10,7 @@ import { runArgs } from "../plan/run-contract.js";
 import type { BackupPlan, Target } from "../plan/types.js";
 import { canonicalJson, sha256Hex } from "./canonical-json.js";
 import { containerEnv } from "./env.js";
+import { storageVolumes } from "./storage-volumes.js";
 import { cronJobName, labelValue } from "./names.js";
 
 export const LABELS = {
@@ -59,6 +60,7 @@ export function cronJobManifest(plan: BackupPlan, target: Target, kind: JobKind 
   const { pod } = plan.spec;
   const schedule = kind === "verify" ? target.verify?.schedule?.cron : target.schedule.cron;
   if (!schedule) throw new Error(`cronJobManifest: target ${target.name} has no ${kind} schedule`);
+  const storage = storageVolumes(plan, target);
   const labels = {
     [LABELS.managedBy]: MANAGED_BY,
     [LABELS.name]: "capsule",
@@ -124,10 +126,13 @@ export function cronJobManifest(plan: BackupPlan, target: Target, kind: JobKind 
                     runAsNonRoot: true,
                     capabilities: { drop: ["ALL"] },
                   },
-                  volumeMounts: [{ name: TMP_VOLUME, mountPath: "/tmp" }],
+                  volumeMounts: [{ name: TMP_VOLUME, mountPath: "/tmp" }, ...storage.map((v) => v.mount)],
                 },
               ],
-              volumes: [{ name: TMP_VOLUME, emptyDir: { sizeLimit: TMP_SIZE_LIMIT } }],
+              volumes: [
+                { name: TMP_VOLUME, emptyDir: { sizeLimit: TMP_SIZE_LIMIT } },
+                ...storage.map((v) => v.volume),
+              ],
             },
           },
         },

@@ -5,8 +5,8 @@
  */
 import type { V1EnvVar } from "@kubernetes/client-node";
 import { storageFor } from "../plan/resolve.js";
-import { RUN_ENV, runTargetOf } from "../plan/run-contract.js";
-import type { BackupPlan, Target } from "../plan/types.js";
+import { AZURE_RUN_ENV, GCS_KEY_VOLUME, GCS_RUN_ENV, RUN_ENV, runTargetOf } from "../plan/run-contract.js";
+import type { BackupPlan, Storage, Target } from "../plan/types.js";
 import { profileOf } from "../engines/profiles.js";
 import { canonicalJson } from "./canonical-json.js";
 
@@ -43,24 +43,49 @@ export function containerEnv(
   target: Target,
   kind: "backup" | "verify" = "backup",
 ): V1EnvVar[] {
-  const storage = storageFor(plan, target);
-  const bucketRef = storage.bucketSecretRef;
-  const credsRef = storage.credentialsSecretRef;
   return [
     plain(RUN_ENV.target, canonicalJson(runTargetOf(plan, target))),
-    ...plainOrSecret(RUN_ENV.bucket, storage.bucket, bucketRef, "bucket", false),
-    ...plainOrSecret(RUN_ENV.endpoint, storage.endpoint, bucketRef, "endpoint", true),
-    ...plainOrSecret(RUN_ENV.region, storage.region, bucketRef, "region", true),
-    // Optional: both keys absent or empty means ambient credentials (IRSA, instance role).
-    ...(credsRef
-      ? [
-          fromSecret(RUN_ENV.accessKeyId, credsRef, "accessKeyId", true),
-          fromSecret(RUN_ENV.secretAccessKey, credsRef, "secretAccessKey", true),
-        ]
-      : []),
+    ...storageEnv(storageFor(plan, target)),
     ...engineEnv(target),
     ...identityEnv(target, kind),
   ];
+}
+
+/** Where the bucket is and the credentials to reach it: only what the storage type reads (run-contract.ts). */
+function storageEnv(storage: Storage): V1EnvVar[] {
+  const bucketRef = storage.bucketSecretRef;
+  const credsRef = storage.credentialsSecretRef;
+  switch (storage.type ?? "s3") {
+    case "s3":
+      return [
+        ...plainOrSecret(RUN_ENV.bucket, storage.bucket, bucketRef, "bucket", false),
+        ...plainOrSecret(RUN_ENV.endpoint, storage.endpoint, bucketRef, "endpoint", true),
+        ...plainOrSecret(RUN_ENV.region, storage.region, bucketRef, "region", true),
+        // Optional: both keys absent or empty means ambient credentials (IRSA, instance role).
+        ...(credsRef
+          ? [
+              fromSecret(RUN_ENV.accessKeyId, credsRef, "accessKeyId", true),
+              fromSecret(RUN_ENV.secretAccessKey, credsRef, "secretAccessKey", true),
+            ]
+          : []),
+      ];
+    case "azure":
+      return [
+        ...plainOrSecret(AZURE_RUN_ENV.container, storage.bucket, bucketRef, "bucket", false),
+        ...plainOrSecret(AZURE_RUN_ENV.account, storage.account, bucketRef, "account", false),
+        ...plainOrSecret(AZURE_RUN_ENV.endpoint, storage.endpoint, bucketRef, "endpoint", true),
+        // Optional: an absent or empty key means DefaultAzureCredential (workload identity).
+        ...(credsRef ? [fromSecret(AZURE_RUN_ENV.accountKey, credsRef, "accountKey", true)] : []),
+      ];
+    case "gcs":
+      return [
+        ...plainOrSecret(GCS_RUN_ENV.bucket, storage.bucket, bucketRef, "bucket", false),
+        // The key file itself is a mounted Secret (cronjob.ts); without one, Application Default Credentials.
+        ...(credsRef
+          ? [plain(GCS_RUN_ENV.keyFile, `${GCS_KEY_VOLUME.mountPath}/${GCS_KEY_VOLUME.file}`)]
+          : []),
+      ];
+  }
 }
 
 /** Least privilege: a backup only encrypts to public keys; only the restore drill needs the key that decrypts. */

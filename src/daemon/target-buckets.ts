@@ -3,14 +3,17 @@
  * env — the bucket, endpoint, region and access keys, plain or through secretKeyRefs — resolved like the kubelet
  * resolves them, then opened by the same code `capsule run` uses (runtime/run-target.ts). So the daemon reads
  * exactly where the CronJobs write, for CnvrgApps and hand-written plans alike, and reads no Secret but the ones
- * the storage variables name (its RBAC grants `get` on those names only). Database credentials are never read.
+ * the storage variables (and a GCS key volume) name (its RBAC grants `get` on those names only: a gcp
+ * installation's key Secret, cnvrg's `gcp-storage-secret`, needs `capsule install --secret`). Database credentials
+ * are never read.
  */
 import type { V1EnvVar } from "@kubernetes/client-node";
 import { sha256Hex } from "../compiler/canonical-json.js";
 import { ANNOTATIONS, LABELS } from "../compiler/cronjob.js";
 import { messageOf } from "../domain/errors.js";
 import type { CronJobWithTemplate } from "../k8s/workloads.js";
-import { RUN_ENV } from "../plan/run-contract.js";
+import { AZURE_RUN_ENV, GCS_KEY_VOLUME, GCS_RUN_ENV, RUN_ENV } from "../plan/run-contract.js";
+import { ADAPTER_ENV, gcsKeyJson } from "../runtime/bucket-access.js";
 import { readRunTarget, runStore } from "../runtime/run-target.js";
 import type { TargetBucket } from "../storage/bucket-set.js";
 
@@ -22,6 +25,8 @@ const STORAGE_ENV: readonly string[] = [
   RUN_ENV.region,
   RUN_ENV.accessKeyId,
   RUN_ENV.secretAccessKey,
+  ...Object.values(AZURE_RUN_ENV),
+  GCS_RUN_ENV.bucket,
 ];
 
 /** Reads one Secret's decoded data (and registers the values for redaction); rejects when it cannot. */
@@ -57,6 +62,8 @@ export async function resolveTargetBuckets(
         const container = cronJob.spec?.jobTemplate.spec?.template.spec?.containers[0];
         try {
           const env = await resolveEnv(namespace, container?.env ?? [], secret);
+          const keyJson = await gcsKey(namespace, cronJob, secret);
+          if (keyJson !== undefined) env[ADAPTER_ENV.gcsKeyJson] = keyJson;
           const target = readRunTarget(env);
           const cluster = cronJob.metadata.annotations?.[ANNOTATIONS.cluster] ?? target.cluster;
           buckets.push({
@@ -70,6 +77,19 @@ export async function resolveTargetBuckets(
               env[RUN_ENV.accessKeyId] ?? "",
               // A rotated secret key must open a new client; its digest, never the key, goes into the identity.
               sha256Hex(env[RUN_ENV.secretAccessKey] ?? "").slice(0, 16),
+              // The other storage types, only when used, so an S3 target's identity reads as it always has.
+              ...(target.storage.type
+                ? [
+                    target.storage.type,
+                    env[AZURE_RUN_ENV.container] ?? env[GCS_RUN_ENV.bucket] ?? "",
+                    env[AZURE_RUN_ENV.account] ?? "",
+                    env[AZURE_RUN_ENV.endpoint] ?? "",
+                    sha256Hex(env[AZURE_RUN_ENV.accountKey] ?? env[ADAPTER_ENV.gcsKeyJson] ?? "").slice(
+                      0,
+                      16,
+                    ),
+                  ]
+                : []),
             ].join("|"),
             open: () => runStore(target, env),
           });
@@ -82,6 +102,25 @@ export async function resolveTargetBuckets(
       }),
   );
   return { buckets, problems, unresolved };
+}
+
+/**
+ * A GCS key file reaches the pod as a mounted Secret; the daemon has no such mount, so it reads the key from the
+ * volume's Secret and hands the content to the store (never to disk).
+ */
+async function gcsKey(
+  namespace: string,
+  cronJob: CronJobWithTemplate,
+  secret: (namespace: string, name: string) => Promise<Record<string, string>>,
+): Promise<string | undefined> {
+  const volume = cronJob.spec?.jobTemplate.spec?.template.spec?.volumes?.find(
+    (v) => v.name === GCS_KEY_VOLUME.name,
+  )?.secret;
+  if (!volume?.secretName) return undefined;
+  const key = volume.items?.find((item) => item.path === GCS_KEY_VOLUME.file)?.key ?? GCS_KEY_VOLUME.file;
+  const value = (await secret(namespace, volume.secretName))[key];
+  if (value === undefined) throw new Error(`Secret ${namespace}/${volume.secretName} has no key ${key}`);
+  return gcsKeyJson(value, `Secret ${namespace}/${volume.secretName}: ${key}`);
 }
 
 async function resolveEnv(

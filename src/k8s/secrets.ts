@@ -21,11 +21,15 @@ export async function readSecretKey(
   return value;
 }
 
-/** Every key of a Secret, decoded; each value is registered for redaction before it is returned. */
+/**
+ * Every key of a Secret, decoded; each value is registered for redaction before it is returned, except those of
+ * `notSecret` (keys that name things, such as a bucket, so messages can name them).
+ */
 export async function readSecret(
   client: KubeClient,
   namespace: string,
   name: string,
+  notSecret: ReadonlySet<string> = new Set(),
 ): Promise<Record<string, string>> {
   const secret = await client.call(`read Secret ${namespace}/${name}`, () =>
     client.core.readNamespacedSecret({ namespace, name }),
@@ -33,7 +37,7 @@ export async function readSecret(
   const values: Record<string, string> = {};
   for (const [key, encoded] of Object.entries(secret.data ?? {})) {
     const value = Buffer.from(encoded, "base64").toString("utf8");
-    registerSecret(value);
+    if (!notSecret.has(key)) registerSecret(value);
     values[key] = value;
   }
   return values;

@@ -5,7 +5,14 @@
  */
 import { DEFAULT_FAILED_GRACE_HOURS } from "../storage/retention.js";
 import { buildInfo } from "../version.js";
-import type { BucketSecretRole, Deadlines, PodSettings, Resources } from "./types.js";
+import type {
+  BucketSecretRole,
+  Deadlines,
+  PodSettings,
+  Resources,
+  StorageCredentialRole,
+  StorageType,
+} from "./types.js";
 
 /** The image a CronJob runs when the plan names none: the release matching the capsule that compiled it. */
 export const DEFAULT_IMAGE = `ghcr.io/cnvrg/capsule:${buildInfo.version}`;
@@ -17,17 +24,50 @@ export const DEFAULT_PERIOD = "24h";
 export const DEFAULT_KEEP_LAST = 5;
 export { DEFAULT_FAILED_GRACE_HOURS };
 
-/** The cnvrg bucket Secret (`cp-object-storage`) and its keys (docs/design.md §3). */
+/**
+ * The cnvrg bucket Secret (`cp-object-storage`) and its keys (docs/design.md §3), per storage type: the cnvrg
+ * operator writes every key for every type (empty where unused), so each type names only the keys it reads.
+ */
 export const DEFAULT_BUCKET_SECRET = "cp-object-storage";
-export const BUCKET_SECRET_KEYS: Readonly<Record<BucketSecretRole, string>> = {
-  bucket: "CNVRG_STORAGE_BUCKET",
-  endpoint: "CNVRG_STORAGE_ENDPOINT",
-  region: "CNVRG_STORAGE_REGION",
+export const BUCKET_SECRET_KEYS: Readonly<
+  Record<StorageType, Readonly<Partial<Record<BucketSecretRole, string>>>>
+> = {
+  s3: { bucket: "CNVRG_STORAGE_BUCKET", endpoint: "CNVRG_STORAGE_ENDPOINT", region: "CNVRG_STORAGE_REGION" },
+  // cnvrg keeps CNVRG_STORAGE_BUCKET for every type; Azure's container is its own key.
+  azure: {
+    bucket: "CNVRG_STORAGE_AZURE_CONTAINER",
+    account: "CNVRG_STORAGE_AZURE_ACCOUNT_NAME",
+    endpoint: "CNVRG_STORAGE_ENDPOINT",
+  },
+  gcs: { bucket: "CNVRG_STORAGE_BUCKET" },
 };
-export const STORAGE_CREDENTIAL_KEYS = {
-  accessKeyId: "CNVRG_STORAGE_ACCESS_KEY",
-  secretAccessKey: "CNVRG_STORAGE_SECRET_KEY",
+export const STORAGE_CREDENTIAL_KEYS: Readonly<
+  Record<StorageType, Readonly<Partial<Record<StorageCredentialRole, string>>>>
+> = {
+  s3: { accessKeyId: "CNVRG_STORAGE_ACCESS_KEY", secretAccessKey: "CNVRG_STORAGE_SECRET_KEY" },
+  azure: { accountKey: "CNVRG_STORAGE_AZURE_ACCESS_KEY" },
+  // The key file lives in a Secret of its own (cnvrg's `gcpSecretRef`), under this key.
+  gcs: { keyFile: "key.json" },
+};
+
+/** The keys of cnvrg's bucket Secret that are not a plan role: read where the Secret itself is read. */
+export const CNVRG_STORAGE_KEYS = {
+  type: "CNVRG_STORAGE_TYPE",
+  /** gcp: the name of the Secret (same namespace) holding the service-account key file. */
+  gcpSecretRef: "CNVRG_STORAGE_GCP_SECRET_REF",
 } as const;
+
+/** cnvrg's storage types (`CNVRG_STORAGE_TYPE`, `spec.controlPlane.objectStorage.type`) → capsule's. */
+export const STORAGE_TYPE_OF_CNVRG: Readonly<Record<string, StorageType>> = {
+  minio: "s3",
+  aws: "s3",
+  azure: "azure",
+  gcp: "gcs",
+};
+
+/** cnvrg's own default for `spec.controlPlane.objectStorage` (its operator's appdefaults). */
+export const DEFAULT_CNVRG_STORAGE_TYPE = "minio";
+export const DEFAULT_GCP_KEY_SECRET = "gcp-storage-secret";
 
 /**
  * 65532 is the distroless "nonroot" user the image runs as. OpenShift's restricted SCC assigns its own UIDs: set

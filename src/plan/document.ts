@@ -15,6 +15,7 @@ import type {
   PodSettings,
   ServerSideEncryption,
   StorageCredentialRole,
+  StorageType,
 } from "./types.js";
 
 export interface PlanDocument {
@@ -36,7 +37,9 @@ export interface SecretRefDocument<Role extends string> {
 }
 
 export interface StorageDocument {
+  readonly type?: StorageType;
   readonly bucket?: string;
+  readonly account?: string;
   readonly bucketSecretRef?: SecretRefDocument<BucketSecretRole>;
   readonly prefix?: string;
   readonly endpoint?: string;

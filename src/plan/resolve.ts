@@ -10,6 +10,7 @@ import {
   BUCKET_SECRET_KEYS,
   DEFAULT_BUCKET_SECRET,
   DEFAULT_DEADLINES,
+  DEFAULT_GCP_KEY_SECRET,
   DEFAULT_FAILED_GRACE_HOURS,
   DEFAULT_IMAGE,
   DEFAULT_KEEP_LAST,
@@ -19,7 +20,13 @@ import {
   DEFAULT_STORAGE_PREFIX,
   STORAGE_CREDENTIAL_KEYS,
 } from "./defaults.js";
-import type { PlanDocument, ScheduleDocument, StorageDocument, TargetDocument } from "./document.js";
+import type {
+  PlanDocument,
+  ScheduleDocument,
+  SecretRefDocument,
+  StorageDocument,
+  TargetDocument,
+} from "./document.js";
 import { problem } from "./plan-error.js";
 import { cronProblem, parsePeriod, periodToCron } from "./schedule.js";
 import {
@@ -29,6 +36,7 @@ import {
   type PodSettings,
   type Schedule,
   type Storage,
+  type StorageType,
   type Target,
 } from "./types.js";
 
@@ -54,6 +62,13 @@ export function resolvePlan(
     if (spec.storage.bucket === undefined && spec.storage.bucketSecretRef === undefined) {
       problems.push(problem(source, "/spec/storage", "must name a bucket or a bucketSecretRef"));
     }
+    if (
+      spec.storage.type === "azure" &&
+      spec.storage.account === undefined &&
+      spec.storage.bucketSecretRef === undefined
+    ) {
+      problems.push(problem(source, "/spec/storage", "must name an account or a bucketSecretRef for azure"));
+    }
     storage = {
       prefix: DEFAULT_STORAGE_PREFIX,
       ...resolveStorage(spec.storage, source, "/spec/storage", problems),
@@ -77,9 +92,11 @@ export function resolvePlan(
       return;
     }
     seen.set(doc.name, i);
-    const target = resolveTarget(doc, cluster, source, pointer);
-    if (target.ok) targets.push(target.value);
-    else problems.push(...target.problems);
+    const target = resolveTarget(doc, cluster, source, pointer, storage?.type);
+    if (target.ok) {
+      targets.push(target.value);
+      problems.push(...switchedStorageProblems(storage, target.value.storage, source, `${pointer}/storage`));
+    } else problems.push(...target.problems);
   });
   if (problems.length > 0 || !storage) return { ok: false, problems };
   return {
@@ -104,6 +121,7 @@ export function resolveTarget(
   cluster: string,
   source: string,
   pointer: string,
+  planStorageType?: StorageType,
 ): Resolved<Target> {
   const problems: string[] = [];
   const at = (path: string) => `${pointer}${path}`;
@@ -128,7 +146,8 @@ export function resolveTarget(
       problem(source, at(`/verify${verifySchedule.pointer}`), verifySchedule.problem, verifySchedule.value),
     );
   }
-  const storage = doc.storage && resolveStorage(doc.storage, source, at("/storage"), problems);
+  const storage =
+    doc.storage && resolveStorage(doc.storage, source, at("/storage"), problems, planStorageType);
   if (doc.encryption && doc.verify?.schedule && !doc.encryption.identitySecretRef) {
     problems.push(
       problem(
@@ -206,40 +225,117 @@ function checkConnection(
   }
 }
 
-/** Storage fields given, with the secret key names defaulted; `prefix` is defaulted by the plan-level caller. */
+/** Fields and secret roles that only some storage types read; a plan giving one to another type is wrong. */
+const ONLY_FOR: Readonly<Record<string, readonly StorageType[]>> = {
+  region: ["s3"],
+  pathStyle: ["s3"],
+  sse: ["s3"],
+  account: ["azure"],
+  endpoint: ["s3", "azure"],
+};
+
+/**
+ * Storage fields given, with the secret key names defaulted for the storage type (the target's own, else the one
+ * it inherits from the plan); `prefix` is defaulted by the plan-level caller.
+ */
 function resolveStorage(
   doc: StorageDocument,
   source: string,
   pointer: string,
   problems: string[],
+  inherited: StorageType = "s3",
 ): Partial<Storage> {
+  const type = doc.type ?? inherited;
   if (doc.sse?.kmsKeyId !== undefined && doc.sse.type !== "aws:kms") {
     problems.push(problem(source, `${pointer}/sse/kmsKeyId`, 'is only for type "aws:kms"', doc.sse.kmsKeyId));
   }
+  for (const [field, types] of Object.entries(ONLY_FOR)) {
+    const value = (doc as Record<string, unknown>)[field];
+    if (value !== undefined && !types.includes(type)) {
+      problems.push(problem(source, `${pointer}/${field}`, `is not used by storage type ${type}`, value));
+    }
+  }
   const { bucketSecretRef, credentialsSecretRef, ...plain } = doc;
+  const keysOf = <Role extends string>(
+    ref: SecretRefDocument<Role>,
+    defaults: Readonly<Partial<Record<Role, string>>>,
+    at: string,
+  ): Partial<Record<Role, string>> => {
+    for (const [role, key] of Object.entries(ref.keys ?? {})) {
+      if (!(role in defaults)) {
+        problems.push(
+          problem(source, `${pointer}/${at}/keys/${role}`, `is not used by storage type ${type}`, key),
+        );
+      }
+    }
+    return { ...defaults, ...ref.keys };
+  };
   return {
     ...plain,
     ...(bucketSecretRef && {
       bucketSecretRef: {
         secretName: bucketSecretRef.secretName,
-        keys: { ...BUCKET_SECRET_KEYS, ...bucketSecretRef.keys },
+        keys: keysOf(bucketSecretRef, BUCKET_SECRET_KEYS[type], "bucketSecretRef"),
       },
     }),
     ...(credentialsSecretRef && {
       credentialsSecretRef: {
         secretName: credentialsSecretRef.secretName,
-        keys: { ...STORAGE_CREDENTIAL_KEYS, ...credentialsSecretRef.keys },
+        keys: keysOf(credentialsSecretRef, STORAGE_CREDENTIAL_KEYS[type], "credentialsSecretRef"),
       },
     }),
   };
 }
 
-/** cnvrg's storage: one Secret holds the bucket, its endpoint and region, and the access keys (docs/design.md §3). */
-export function cnvrgStorage(bucketSecret: string = DEFAULT_BUCKET_SECRET): StorageDocument {
+/**
+ * cnvrg's storage: one Secret holds the bucket, its endpoint and region, and the access keys (docs/design.md §3);
+ * for gcs the key file is in a Secret of its own (cnvrg's `gcpSecretRef`). `type` is written only when it is not
+ * s3, so plans of S3 installations read as they always have.
+ */
+export function cnvrgStorage(
+  bucketSecret: string = DEFAULT_BUCKET_SECRET,
+  type: StorageType = "s3",
+  gcpKeySecret: string = DEFAULT_GCP_KEY_SECRET,
+): StorageDocument {
   return {
+    ...(type !== "s3" && { type }),
     bucketSecretRef: { secretName: bucketSecret },
-    credentialsSecretRef: { secretName: bucketSecret },
+    credentialsSecretRef: { secretName: type === "gcs" ? gcpKeySecret : bucketSecret },
   };
+}
+
+/**
+ * A target on another storage type than its plan's inherits nothing that names a bucket or credentials: the plan's
+ * Secret keys are another type's.
+ */
+function switchedStorageProblems(
+  plan: Storage | undefined,
+  own: Partial<Storage> | undefined,
+  source: string,
+  pointer: string,
+): string[] {
+  const planType = plan?.type ?? "s3";
+  if (!plan || !own?.type || own.type === planType) return [];
+  const problems: string[] = [];
+  if (own.bucket === undefined && own.bucketSecretRef === undefined) {
+    problems.push(
+      problem(
+        source,
+        pointer,
+        `must name its own bucket or bucketSecretRef: it is ${own.type}, the plan's storage ${planType}`,
+      ),
+    );
+  }
+  if (plan.credentialsSecretRef && !own.credentialsSecretRef) {
+    problems.push(
+      problem(
+        source,
+        pointer,
+        `must name its own credentialsSecretRef: it is ${own.type}, the plan's storage ${planType}`,
+      ),
+    );
+  }
+  return problems;
 }
 
 /** The storage a target writes to: the plan's, with the target's overrides on top. */

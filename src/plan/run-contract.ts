@@ -7,7 +7,14 @@
 import type { EngineName } from "../domain/backup.js";
 import type { RetentionPolicy } from "../storage/retention.js";
 import { storageFor } from "./resolve.js";
-import type { BackupPlan, Connection, ServerSideEncryption, Target, VerifyPolicy } from "./types.js";
+import type {
+  BackupPlan,
+  Connection,
+  ServerSideEncryption,
+  StorageType,
+  Target,
+  VerifyPolicy,
+} from "./types.js";
 
 export const RUN_ENV = {
   /** JSON of `RunTarget`. */
@@ -20,6 +27,37 @@ export const RUN_ENV = {
   accessKeyId: "AWS_ACCESS_KEY_ID",
   secretAccessKey: "AWS_SECRET_ACCESS_KEY",
   ageIdentity: "CAPSULE_AGE_IDENTITY",
+} as const;
+
+/**
+ * The run contract's variables for the other storage types (RunTarget `storage.type`). Where a standard variable
+ * exists it is used as is (AZURE_STORAGE_ACCOUNT, AZURE_STORAGE_KEY, GOOGLE_APPLICATION_CREDENTIALS); `capsule
+ * run` turns them into the bucket URL and the variables the store adapter reads (runtime/bucket-access.ts).
+ */
+export const AZURE_RUN_ENV = {
+  container: "CAPSULE_AZURE_CONTAINER",
+  account: "AZURE_STORAGE_ACCOUNT",
+  /** Optional; empty or unset: DefaultAzureCredential (workload identity). */
+  accountKey: "AZURE_STORAGE_KEY",
+  /** Optional; a Blob endpoint (Azurite, Azure Stack), used only when it names the account. */
+  endpoint: "CAPSULE_AZURE_ENDPOINT",
+} as const;
+
+export const GCS_RUN_ENV = {
+  bucket: "CAPSULE_GCS_BUCKET",
+  /** Set to the mounted key file when the plan names one; unset: Application Default Credentials. */
+  keyFile: "GOOGLE_APPLICATION_CREDENTIALS",
+} as const;
+
+/**
+ * A GCS key file reaches a pod as a Secret volume, never as an env value (the client libraries read a path):
+ * read-only, 0400, one file. The daemon, which has no such mount, reads the volume's Secret instead.
+ */
+export const GCS_KEY_VOLUME = {
+  name: "gcs-key",
+  mountPath: "/var/run/secrets/capsule/gcs",
+  file: "key.json",
+  defaultMode: 0o400,
 } as const;
 
 /**
@@ -62,6 +100,8 @@ export interface RunTarget {
   readonly connection: Connection;
   readonly retention: RetentionPolicy;
   readonly storage: {
+    /** Absent means s3, so CronJobs compiled before other types existed read the same. */
+    readonly type?: Exclude<StorageType, "s3">;
     readonly prefix: string;
     readonly endpoint?: string;
     readonly region?: string;
@@ -74,7 +114,7 @@ export interface RunTarget {
 }
 
 export function runTargetOf(plan: BackupPlan, target: Target): RunTarget {
-  const { prefix, endpoint, region, pathStyle, sse } = storageFor(plan, target);
+  const { type, prefix, endpoint, region, pathStyle, sse } = storageFor(plan, target);
   return {
     version: RUN_TARGET_VERSION,
     cluster: plan.metadata.cluster,
@@ -83,7 +123,7 @@ export function runTargetOf(plan: BackupPlan, target: Target): RunTarget {
     namespace: target.namespace,
     connection: target.connection,
     retention: target.retention,
-    storage: { prefix, endpoint, region, pathStyle, sse },
+    storage: { ...(type && type !== "s3" && { type }), prefix, endpoint, region, pathStyle, sse },
     ...(target.verify && { verify: target.verify }),
     ...(target.encryption && { encryption: { recipients: target.encryption.recipients } }),
   };

@@ -42,13 +42,16 @@ const storage = {
   type: "object",
   additionalProperties: false,
   properties: {
+    type: { enum: ["s3", "azure", "gcs"] },
     bucket: { type: "string", pattern: "^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$" },
-    bucketSecretRef: secretRef(["bucket", "endpoint", "region"]),
+    bucketSecretRef: secretRef(["bucket", "endpoint", "region", "account"]),
+    // Azure storage account names: 3-24 lowercase letters and digits.
+    account: { type: "string", pattern: "^[a-z0-9]{3,24}$" },
     prefix: { type: "string", pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$" },
     endpoint: { type: "string", pattern: "^https?://\\S+$" },
     region: nonEmpty,
     pathStyle: { type: "boolean" },
-    credentialsSecretRef: secretRef(["accessKeyId", "secretAccessKey"]),
+    credentialsSecretRef: secretRef(["accessKeyId", "secretAccessKey", "accountKey", "keyFile"]),
     sse: {
       type: "object",
       additionalProperties: false,

@@ -36,25 +36,46 @@ export interface PlanSpec {
 /** A Secret in the target's namespace and which of its keys holds which value. */
 export interface SecretKeys<Role extends string> {
   readonly secretName: string;
-  readonly keys: Readonly<Record<Role, string>>;
+  /** Every role the storage type uses, defaulted (resolve.ts); roles of other types are absent. */
+  readonly keys: Readonly<Partial<Record<Role, string>>>;
 }
 
-export type BucketSecretRole = "bucket" | "endpoint" | "region";
-export type StorageCredentialRole = "accessKeyId" | "secretAccessKey";
+/**
+ * Which object store a plan's backups go to: `s3` (AWS and S3-compatible: MinIO, radosgw), `azure` (Blob Storage:
+ * the bucket is a container) or `gcs` (Google Cloud Storage). cnvrg's `CNVRG_STORAGE_TYPE` maps minio and aws to s3,
+ * gcp to gcs (`STORAGE_TYPE_OF_CNVRG` in defaults.ts).
+ */
+export type StorageType = "s3" | "azure" | "gcs";
+
+/** `account` is Azure's only; each type uses the roles `STORAGE_ROLES` in defaults.ts lists for it. */
+export type BucketSecretRole = "bucket" | "endpoint" | "region" | "account";
+/** S3: an access key pair; Azure: the account key; GCS: a service-account key file (JSON), mounted as a file. */
+export type StorageCredentialRole = "accessKeyId" | "secretAccessKey" | "accountKey" | "keyFile";
 
 export interface Storage {
-  /** The bucket by name. Either this or `bucketSecretRef` (whose `bucket` key names it) must be set. */
+  /** @default "s3" (omitted from a resolved plan when s3, so older plans and their CronJobs stay as they were) */
+  readonly type?: StorageType;
+  /** The bucket (Azure: the container) by name. Either this or `bucketSecretRef` (whose `bucket` key names it). */
   readonly bucket?: string;
   /** A Secret holding bucket, endpoint and region (cnvrg's `cp-object-storage`). Plain fields win over it. */
   readonly bucketSecretRef?: SecretKeys<BucketSecretRole>;
+  /** Azure only: the storage account. Unset means the bucket Secret's `account` key. */
+  readonly account?: string;
   /** Key prefix inside the bucket. @default "capsule" */
   readonly prefix: string;
-  /** S3 endpoint URL for S3-compatible stores (MinIO, radosgw); unset means AWS or the secret's endpoint. */
+  /**
+   * S3 endpoint URL for S3-compatible stores (MinIO, radosgw); unset means AWS or the secret's endpoint. Azure: a
+   * Blob endpoint (Azurite, Azure Stack), used only when it names the account (`runtime/bucket-access.ts`).
+   */
   readonly endpoint?: string;
   readonly region?: string;
   /** Path-style addressing; unset lets `capsule run` decide (path style when a custom endpoint is used). */
   readonly pathStyle?: boolean;
-  /** Access keys; unset, or empty values in the Secret, mean ambient credentials (IRSA, instance role). */
+  /**
+   * Access keys; unset, or empty values in the Secret, mean ambient credentials (IRSA, instance role; Azure's
+   * DefaultAzureCredential). GCS: the Secret holding the service-account key file, mounted read-only; unset means
+   * Application Default Credentials (workload identity).
+   */
   readonly credentialsSecretRef?: SecretKeys<StorageCredentialRole>;
   /** Server-side encryption requested on every upload. */
   readonly sse?: ServerSideEncryption;

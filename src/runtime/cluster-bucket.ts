@@ -10,8 +10,13 @@ import { DEFAULT_PREFIX } from "../storage/layout.js";
 import { type EngineName } from "../domain/backup.js";
 import { openBucket, type S3Overrides } from "../storage/open-store.js";
 import { profileOf } from "../engines/profiles.js";
-import { DEFAULT_BUCKET_SECRET } from "../plan/defaults.js";
-import { normalizeEndpoint } from "./run-target.js";
+import {
+  BUCKET_SECRET_KEYS,
+  CNVRG_STORAGE_KEYS,
+  DEFAULT_BUCKET_SECRET,
+  STORAGE_CREDENTIAL_KEYS,
+} from "../plan/defaults.js";
+import { bucketAccess, bucketSpecFromSecret, gcsKeyJson, withEnv, type BucketSpec } from "./bucket-access.js";
 
 interface AppRef {
   readonly namespace: string;
@@ -66,32 +71,30 @@ export function chooseApp(
 }
 
 /**
- * The store a CnvrgApp's backups go to, from its bucket Secret; empty keys mean ambient credentials. `overrides`
- * (the operator's --endpoint, --region, --sse) win over the Secret: from a laptop, the Secret's in-cluster endpoint
- * may not even resolve.
+ * The store a CnvrgApp's backups go to, from its bucket Secret read by CNVRG_STORAGE_TYPE (runtime/bucket-access.ts);
+ * empty keys mean ambient credentials. `overrides` (the operator's --endpoint, --region, --sse) win over the
+ * Secret: from a laptop, the Secret's in-cluster endpoint may not even resolve. They are S3 settings, so another
+ * type refuses them.
  */
-export function storeFromBucketSecret(
-  secret: Record<string, string>,
+export function storeFromBucketSpec(
+  spec: BucketSpec,
   secretName: string,
   env: NodeJS.ProcessEnv,
-  options: BackupStoreOptions = {},
-  overrides: S3Overrides = {},
+  options: BackupStoreOptions,
+  overrides: S3Overrides,
 ): BackupStore {
-  const bucket = secret["CNVRG_STORAGE_BUCKET"];
-  if (!bucket) throw new CapsuleError(ErrorCode.Config, `Secret ${secretName} has no CNVRG_STORAGE_BUCKET`);
-  const endpoint = normalizeEndpoint(secret["CNVRG_STORAGE_ENDPOINT"]);
-  const region = secret["CNVRG_STORAGE_REGION"] || undefined;
-  const accessKeyId = secret["CNVRG_STORAGE_ACCESS_KEY"];
-  const secretAccessKey = secret["CNVRG_STORAGE_SECRET_KEY"];
+  const given = Object.keys(overrides);
+  if (spec.type !== "s3" && given.length > 0) {
+    throw new CapsuleError(
+      ErrorCode.Config,
+      `S3 settings (${given.join(", ")}) do not apply to Secret ${secretName}: its storage type is ${spec.type}`,
+    );
+  }
+  const access = bucketAccess(spec, DEFAULT_PREFIX);
   const { store, prefix } = openBucket(
-    `s3://${bucket}/${DEFAULT_PREFIX}`,
-    {
-      ...(endpoint ? { endpoint } : {}),
-      ...(region ? { region } : {}),
-      ...(accessKeyId && secretAccessKey ? { credentials: { accessKeyId, secretAccessKey } } : {}),
-      ...overrides,
-    },
-    env,
+    access.url,
+    { ...access.overrides, ...overrides },
+    withEnv(env, access.env),
   );
   return new BackupStore(store, prefix, options);
 }
@@ -106,7 +109,7 @@ export async function storeFromCluster(
   // Loaded only here: the Kubernetes client is the slowest import in capsule.
   const { KubeClient } = await import("../k8s/kube-client.js");
   const { listCnvrgAppsVersioned } = await import("../k8s/cnvrgapps.js");
-  const { readSecret } = await import("../k8s/secrets.js");
+  const { readSecret, readSecretKey } = await import("../k8s/secrets.js");
   const client = new KubeClient(env["KUBECONFIG"] ? { kubeconfig: env["KUBECONFIG"] } : {});
   const app = chooseApp(
     (await listCnvrgAppsVersioned(client)).items,
@@ -114,12 +117,38 @@ export async function storeFromCluster(
     cluster,
     `kube context ${client.where}`,
   );
-  const secret = await readSecret(client, app.namespace, app.bucketSecret);
+  const where = `${app.namespace}/${app.bucketSecret}`;
+  const spec = bucketSpecFromSecret(
+    await readSecret(client, app.namespace, app.bucketSecret, NOT_SECRET_KEYS),
+    where,
+  );
+  // gcp: the key file stays in memory, handed to the adapter as content (CAPSULE_GCS_CREDENTIALS_JSON), never a file.
+  const keyFile = STORAGE_CREDENTIAL_KEYS.gcs.keyFile ?? "key.json";
+  const withKey =
+    spec.type === "gcs" && spec.keySecret
+      ? {
+          ...spec,
+          keyJson: gcsKeyJson(
+            await readSecretKey(client, app.namespace, spec.keySecret, keyFile),
+            `Secret ${app.namespace}/${spec.keySecret}: ${keyFile}`,
+          ),
+        }
+      : spec;
   return {
-    store: storeFromBucketSecret(secret, `${app.namespace}/${app.bucketSecret}`, env, options, overrides),
+    store: storeFromBucketSpec(withKey, where, env, options, overrides),
     cluster: `${app.namespace}.${app.name}`,
   };
 }
+
+/**
+ * The keys of cnvrg's bucket Secret that name things rather than grant access: not registered for redaction, so a
+ * message can say which type or bucket it is about.
+ */
+const NOT_SECRET_KEYS: ReadonlySet<string> = new Set([
+  CNVRG_STORAGE_KEYS.type,
+  CNVRG_STORAGE_KEYS.gcpSecretRef,
+  ...Object.values(BUCKET_SECRET_KEYS).flatMap((keys) => Object.values(keys)),
+]);
 
 /** Whether a kube context is there to ask: a KUBECONFIG, ~/.kube/config, or a pod's service account. */
 export function hasKubeContext(env: NodeJS.ProcessEnv): boolean {

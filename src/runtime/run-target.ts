@@ -3,11 +3,26 @@
  * CAPSULE_TARGET, the bucket and each secret in its own variable. Validated here, once, into types.
  */
 import { CapsuleError, ErrorCode } from "../domain/errors.js";
-import { RUN_ENV, RUN_TARGET_VERSION, type RunTarget } from "../plan/run-contract.js";
+import {
+  AZURE_RUN_ENV,
+  GCS_RUN_ENV,
+  RUN_ENV,
+  RUN_TARGET_VERSION,
+  type RunTarget,
+} from "../plan/run-contract.js";
 import { BackupStore, type BackupStoreOptions } from "../storage/backup-store.js";
 import { checkRecipients, identitiesFromEnv } from "./encryption.js";
 import { assertSafeSegment, isEngine } from "../domain/backup.js";
-import { openBucket, type S3Overrides } from "../storage/open-store.js";
+import { openBucket } from "../storage/open-store.js";
+import {
+  ADAPTER_ENV,
+  azureSpec,
+  bucketAccess,
+  keyPair,
+  normalizeEndpoint,
+  withEnv,
+  type BucketAccess,
+} from "./bucket-access.js";
 
 export function readRunTarget(env: NodeJS.ProcessEnv): RunTarget {
   const raw = env[RUN_ENV.target];
@@ -53,43 +68,93 @@ export function readRunTarget(env: NodeJS.ProcessEnv): RunTarget {
   if (!t.storage || typeof t.storage.prefix !== "string") {
     throw new CapsuleError(ErrorCode.Config, `${RUN_ENV.target}: /storage/prefix must be a string`);
   }
+  const type: unknown = t.storage.type;
+  if (type !== undefined && type !== "azure" && type !== "gcs") {
+    throw new CapsuleError(
+      ErrorCode.Config,
+      `${RUN_ENV.target}: /storage/type must be azure or gcs when set (got ${JSON.stringify(type)}); is the image older than the CronJob?`,
+    );
+  }
   return t as RunTarget;
 }
 
-/** The run's backup store: CAPSULE_BUCKET (a full URL) wins; else CAPSULE_S3_BUCKET with the target's settings. */
+/**
+ * The run's backup store: CAPSULE_BUCKET (a full URL) wins; else the bucket the CronJob's env names for the
+ * target's storage type (plan/run-contract.ts).
+ */
 export function runStore(target: RunTarget, env: NodeJS.ProcessEnv): BackupStore {
   const url = env["CAPSULE_BUCKET"];
-  if (url) {
-    const { store, prefix } = openBucket(url, {}, env);
-    return new BackupStore(store, prefix, encryptionOptions(target, env));
-  }
-  const bucket = env[RUN_ENV.bucket];
-  if (!bucket) {
-    throw new CapsuleError(
-      ErrorCode.Config,
-      `${RUN_ENV.bucket} is not set: the bucket's Secret has no bucket name`,
-    );
-  }
-  const endpoint = normalizeEndpoint(target.storage.endpoint ?? env[RUN_ENV.endpoint]);
-  const overrides: S3Overrides = {
-    ...(endpoint ? { endpoint } : {}),
-    ...(target.storage.region ? { region: target.storage.region } : {}),
-    ...(target.storage.pathStyle !== undefined ? { forcePathStyle: target.storage.pathStyle } : {}),
-    ...(target.storage.sse
-      ? {
-          serverSideEncryption: {
-            algorithm: target.storage.sse.type,
-            ...(target.storage.sse.kmsKeyId ? { kmsKeyId: target.storage.sse.kmsKeyId } : {}),
-          },
-        }
-      : {}),
-  };
-  const { store, prefix } = openBucket(`s3://${bucket}/${target.storage.prefix}`, overrides, {
-    ...env,
-    // An empty value from an optional secretKeyRef means "not set" (cnvrg: empty keys = ambient credentials).
-    [RUN_ENV.endpoint]: endpoint,
-  });
+  const access: BucketAccess = url ? { url, overrides: {}, env: {} } : runBucketAccess(target, env);
+  const { store, prefix } = openBucket(access.url, access.overrides, withEnv(env, access.env));
   return new BackupStore(store, prefix, encryptionOptions(target, env));
+}
+
+/**
+ * The run contract's variables → the bucket URL and what the store adapter reads (runtime/bucket-access.ts), the
+ * same mapping the laptop's `--cluster` applies to the Secret itself. Pure.
+ */
+export function runBucketAccess(target: RunTarget, env: NodeJS.ProcessEnv): BucketAccess {
+  // An empty value from an optional secretKeyRef means "not set" (cnvrg: empty keys = ambient credentials).
+  const value = (name: string) => env[name]?.trim() || undefined;
+  const { prefix } = target.storage;
+  switch (target.storage.type) {
+    case undefined:
+      return s3RunAccess(target, env);
+    case "azure":
+      return bucketAccess(
+        azureSpec(
+          {
+            container: value(AZURE_RUN_ENV.container),
+            account: value(AZURE_RUN_ENV.account),
+            accountKey: value(AZURE_RUN_ENV.accountKey),
+            endpoint: target.storage.endpoint ?? value(AZURE_RUN_ENV.endpoint),
+          },
+          AZURE_RUN_ENV,
+          "",
+        ),
+        prefix,
+      );
+    case "gcs": {
+      const bucket = value(GCS_RUN_ENV.bucket);
+      if (!bucket) throw notSet(GCS_RUN_ENV.bucket);
+      // The daemon has the key file's content (read from the volume's Secret); a pod has the mounted file.
+      const keyJson = value(ADAPTER_ENV.gcsKeyJson);
+      const keyFile = value(GCS_RUN_ENV.keyFile);
+      return bucketAccess(
+        { type: "gcs", bucket, ...(keyJson ? { keyJson } : keyFile ? { keyFile } : {}) },
+        prefix,
+      );
+    }
+  }
+}
+
+function s3RunAccess(target: RunTarget, env: NodeJS.ProcessEnv): BucketAccess {
+  const bucket = env[RUN_ENV.bucket];
+  if (!bucket) throw notSet(RUN_ENV.bucket);
+  keyPair(env[RUN_ENV.accessKeyId] || undefined, env[RUN_ENV.secretAccessKey] || undefined, RUN_ENV, "");
+  const endpoint = normalizeEndpoint(target.storage.endpoint ?? env[RUN_ENV.endpoint]);
+  return {
+    url: `s3://${bucket}/${target.storage.prefix}`,
+    overrides: {
+      ...(endpoint ? { endpoint } : {}),
+      ...(target.storage.region ? { region: target.storage.region } : {}),
+      ...(target.storage.pathStyle !== undefined ? { forcePathStyle: target.storage.pathStyle } : {}),
+      ...(target.storage.sse
+        ? {
+            serverSideEncryption: {
+              algorithm: target.storage.sse.type,
+              ...(target.storage.sse.kmsKeyId ? { kmsKeyId: target.storage.sse.kmsKeyId } : {}),
+            },
+          }
+        : {}),
+    },
+    // The normalized endpoint, or none at all: an empty value from an optional secretKeyRef means "not set".
+    env: { [RUN_ENV.endpoint]: endpoint },
+  };
+}
+
+function notSet(name: string): CapsuleError {
+  return new CapsuleError(ErrorCode.Config, `${name} is not set: the bucket's Secret has no bucket name`);
 }
 
 function encryptionOptions(target: RunTarget, env: NodeJS.ProcessEnv): BackupStoreOptions {
@@ -102,13 +167,5 @@ function encryptionOptions(target: RunTarget, env: NodeJS.ProcessEnv): BackupSto
   };
 }
 
-/**
- * cnvrg's CNVRG_STORAGE_ENDPOINT may carry a scheme or not. Without one, HTTPS is assumed (TLS verified), except
- * on port 80.
- */
-export function normalizeEndpoint(value: string | undefined): string | undefined {
-  const trimmed = value?.trim();
-  if (!trimmed) return undefined;
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(trimmed)) return trimmed;
-  return /:80$/.test(trimmed) ? `http://${trimmed}` : `https://${trimmed}`;
-}
+/** Kept here for callers of the run contract; the rule lives with the other bucket mappings. */
+export { normalizeEndpoint };

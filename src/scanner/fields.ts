@@ -82,6 +82,20 @@ export class FieldReader {
     return this.bad(field, value, `must be an integer from ${range[0]} to ${range[1]}`);
   }
 
+  /** One of `choices`, spelled exactly; `fallback` when absent or empty. */
+  choice(
+    parent: Record<string, unknown>,
+    key: string,
+    field: string,
+    choices: readonly string[],
+    fallback: string,
+  ): string | undefined {
+    const value = parent[key];
+    if (value === undefined || value === null || value === "") return fallback;
+    if (typeof value === "string" && choices.includes(value)) return value;
+    return this.bad(field, value, `must be one of ${choices.join(", ")}`);
+  }
+
   period(parent: Record<string, unknown>, key: string, field: string, fallback: string): string | undefined {
     const value = parent[key];
     if (value === undefined || value === null) return fallback;

@@ -1,15 +1,24 @@
 /**
  * The scanner (docs/design.md §3): CnvrgApp objects → one resolved backup plan per app, cluster id `<namespace>.<name>`.
  * An engine becomes a target only when both `spec.dbs.<db>.enabled` and `spec.dbs.<db>.backup.enabled` are true.
+ * The object store's type comes from `spec.controlPlane.objectStorage`, as the cnvrg operator writes the bucket
+ * Secret from it (docs/design.md §3).
  * A bad field skips its target (or, for app-level fields, the whole app) with a reason naming the app, the field and
  * the value; every other app and target is still planned. Pure: no I/O, no clock, no randomness.
  */
 import { allProfiles } from "../engines/profiles.js";
 import type { EngineProfile } from "../engines/profile.js";
-import { DEFAULT_BUCKET_SECRET, DEFAULT_KEEP_LAST, DEFAULT_PERIOD } from "../plan/defaults.js";
+import {
+  DEFAULT_BUCKET_SECRET,
+  DEFAULT_CNVRG_STORAGE_TYPE,
+  DEFAULT_GCP_KEY_SECRET,
+  DEFAULT_KEEP_LAST,
+  DEFAULT_PERIOD,
+  STORAGE_TYPE_OF_CNVRG,
+} from "../plan/defaults.js";
 import type { PlanDocument, TargetDocument } from "../plan/document.js";
 import { cnvrgStorage, resolvePlan } from "../plan/resolve.js";
-import { PLAN_API_VERSION, PLAN_KIND, type BackupPlan } from "../plan/types.js";
+import { PLAN_API_VERSION, PLAN_KIND, type BackupPlan, type StorageType } from "../plan/types.js";
 import { FieldReader, type SkippedField } from "./fields.js";
 
 export interface ScanOptions {
@@ -64,7 +73,8 @@ function scanApp(app: unknown, options: ScanOptions): { plan?: BackupPlan; skipp
   }
   const spec = read.object(root, "spec", "spec");
   const dbs = spec && read.object(spec, "dbs", "spec.dbs");
-  if (!dbs) return { skipped: read.problems };
+  const objectStorage = spec && readObjectStorage(spec, read);
+  if (!dbs || !objectStorage) return { skipped: read.problems };
 
   const targets: ScannedTarget[] = [];
   const skipped: SkippedField[] = [...read.problems];
@@ -76,15 +86,20 @@ function scanApp(app: unknown, options: ScanOptions): { plan?: BackupPlan; skipp
   }
 
   const planBucket = targets[0]?.bucketSecret ?? DEFAULT_BUCKET_SECRET;
+  const storageOf = (bucketSecret: string) =>
+    bucketSecret === DEFAULT_BUCKET_SECRET
+      ? cnvrgStorage(bucketSecret, objectStorage.type, objectStorage.gcpKeySecret)
+      : // Another Secret is not the one the operator writes from the app's spec: S3-compatible, as always.
+        { ...cnvrgStorage(bucketSecret), ...(objectStorage.type !== "s3" && { type: "s3" as const }) };
   const document: PlanDocument = {
     apiVersion: PLAN_API_VERSION,
     kind: PLAN_KIND,
     metadata: { cluster },
     spec: {
       ...(options.image !== undefined && { image: options.image }),
-      storage: cnvrgStorage(planBucket),
+      storage: storageOf(planBucket),
       targets: targets.map((t) =>
-        t.bucketSecret === planBucket ? t.doc : { ...t.doc, storage: cnvrgStorage(t.bucketSecret) },
+        t.bucketSecret === planBucket ? t.doc : { ...t.doc, storage: storageOf(t.bucketSecret) },
       ),
     },
   };
@@ -99,6 +114,35 @@ function scanApp(app: unknown, options: ScanOptions): { plan?: BackupPlan; skipp
     };
   }
   return { plan: resolved.value, skipped };
+}
+
+/**
+ * The installation's object store, as the cnvrg operator reads it to write `cp-object-storage` and to mount a gcp
+ * key file into its own pods: `spec.controlPlane.objectStorage.type` (default minio) and `gcpSecretRef`. Undefined
+ * (and a problem) when a field is unusable: the app is skipped rather than backed up to the wrong store.
+ */
+function readObjectStorage(
+  spec: Record<string, unknown>,
+  read: FieldReader,
+): { type: StorageType; gcpKeySecret: string } | undefined {
+  const controlPlane = read.object(spec, "controlPlane", "spec.controlPlane");
+  const at = "spec.controlPlane.objectStorage";
+  const objectStorage = controlPlane && read.object(controlPlane, "objectStorage", at);
+  if (!objectStorage) return undefined;
+  const word = read.choice(
+    objectStorage,
+    "type",
+    `${at}.type`,
+    Object.keys(STORAGE_TYPE_OF_CNVRG),
+    DEFAULT_CNVRG_STORAGE_TYPE,
+  );
+  const type = word === undefined ? undefined : STORAGE_TYPE_OF_CNVRG[word];
+  const gcpKeySecret =
+    type === "gcs"
+      ? read.name(objectStorage, "gcpSecretRef", `${at}.gcpSecretRef`, DEFAULT_GCP_KEY_SECRET)
+      : DEFAULT_GCP_KEY_SECRET;
+  if (!type || !gcpKeySecret) return undefined;
+  return { type, gcpKeySecret };
 }
 
 /** The target for one engine, or undefined when it is not backed up (or broken: see `read.problems`). */

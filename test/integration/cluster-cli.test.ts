@@ -82,3 +82,90 @@ describe("capsule <engine> with a kube context and no --bucket", () => {
     assert.equal(normalizeEndpoint("  "), undefined);
   });
 });
+
+describe("capsule <engine> with a kube context: the bucket Secret's storage type", () => {
+  let fake: FakeKubeApiServer;
+  let kubeconfig: string;
+  const s3Secret = "s3-secret-key-of-a-half-pair";
+  const keyFileContent = "not-json-gcp-key-material";
+
+  before(async () => {
+    fake = await new FakeKubeApiServer().start();
+    const storage = (type: string, over: Record<string, string> = {}) => ({
+      CNVRG_STORAGE_TYPE: type,
+      CNVRG_STORAGE_ENDPOINT: "http://minio.apps.example.com",
+      CNVRG_STORAGE_BUCKET: "cnvrg-storage",
+      CNVRG_STORAGE_REGION: "eastus",
+      CNVRG_STORAGE_ACCESS_KEY: "",
+      CNVRG_STORAGE_SECRET_KEY: "",
+      CNVRG_STORAGE_AZURE_ACCESS_KEY: "",
+      CNVRG_STORAGE_AZURE_ACCOUNT_NAME: "",
+      CNVRG_STORAGE_AZURE_CONTAINER: "",
+      CNVRG_STORAGE_GCP_SECRET_REF: "gcp-storage-secret",
+      ...over,
+    });
+    for (const [ns, secret] of [
+      ["unknown", storage("ceph")],
+      ["half", storage("aws", { CNVRG_STORAGE_SECRET_KEY: s3Secret })],
+      ["gcp", storage("gcp")],
+      ["gcpnokey", storage("gcp", { CNVRG_STORAGE_GCP_SECRET_REF: "missing-key" })],
+      [
+        "azure",
+        storage("azure", { CNVRG_STORAGE_AZURE_ACCOUNT_NAME: "acct1", CNVRG_STORAGE_AZURE_CONTAINER: "c1" }),
+      ],
+    ] as const) {
+      fake.put("cnvrgapps", cnvrgApp(ns, "cnvrg"));
+      fake.putSecret(ns, "cp-object-storage", secret);
+    }
+    fake.putSecret("gcp", "gcp-storage-secret", { "key.json": keyFileContent });
+    kubeconfig = await fake.kubeconfigFile();
+  });
+  after(() => fake.close());
+
+  const list = (cluster: string, ...more: string[]) =>
+    capsule(["pg", "--list", "--cluster", cluster, ...more], { KUBECONFIG: kubeconfig });
+  const oneLine = (stderr: string) => assert.equal(stderr.trim().split("\n").length, 1, stderr);
+
+  test("GIVEN CNVRG_STORAGE_TYPE ceph WHEN listing THEN one line names the key and its value", async () => {
+    const result = await list("unknown.cnvrg");
+    assert.equal(result.code, 1);
+    assert.match(
+      result.stderr,
+      /CAPSULE_CONFIG: Secret unknown\/cp-object-storage: CNVRG_STORAGE_TYPE must be one of minio, aws, azure, gcp \(got "ceph"\)/,
+    );
+    oneLine(result.stderr);
+  });
+
+  test("GIVEN aws with only the secret key WHEN listing THEN one line names the empty key, never the value", async () => {
+    const result = await list("half.cnvrg");
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /CNVRG_STORAGE_ACCESS_KEY is empty but CNVRG_STORAGE_SECRET_KEY is set/);
+    assert.doesNotMatch(result.stderr, new RegExp(s3Secret));
+    oneLine(result.stderr);
+  });
+
+  test("GIVEN gcp whose key Secret holds no JSON WHEN listing THEN one line names that Secret's key, not its content", async () => {
+    const result = await list("gcp.cnvrg");
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /Secret gcp\/gcp-storage-secret: key\.json is not a JSON key file/);
+    assert.doesNotMatch(result.stderr, new RegExp(keyFileContent));
+    oneLine(result.stderr);
+  });
+
+  test("GIVEN gcp whose key Secret is missing WHEN listing THEN one line names it", async () => {
+    const result = await list("gcpnokey.cnvrg");
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /gcpnokey\/missing-key/);
+    oneLine(result.stderr);
+  });
+
+  test("GIVEN azure WHEN S3 flags are given THEN one line says they do not apply to its storage type", async () => {
+    const result = await list("azure.cnvrg", "--region", "eu-west-1");
+    assert.equal(result.code, 1);
+    assert.match(
+      result.stderr,
+      /S3 settings \(region\) do not apply to Secret azure\/cp-object-storage: its storage type is azure/,
+    );
+    oneLine(result.stderr);
+  });
+});
