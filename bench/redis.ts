@@ -94,7 +94,6 @@ async function main(): Promise<void> {
     CAPSULE_BUCKET: `s3://${bucketName}/capsule`,
     REDIS_HOST: "127.0.0.1",
     REDIS_PORT: String(source.port),
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
   };
 
   const rows: Array<{ name: string; seconds: number; rssMb?: number }> = [];

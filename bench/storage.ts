@@ -17,7 +17,7 @@ const build = buildForBench();
 const rgw = await startRadosgw();
 try {
   await createBucket(rgw, "bench");
-  const env = { ...process.env, ...s3Env(rgw), AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" };
+  const env = { ...process.env, ...s3Env(rgw) };
   const gen = `node ${build}/bench/lib/generate.js ${BYTES}`;
   const results: Record<"capsule" | "awscli", { seconds: number; peakMb: number }[]> = {
     capsule: [],

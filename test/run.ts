@@ -17,7 +17,6 @@ import { isShuttingDown, registerTeardown } from "./harness/process.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 process.chdir(root);
-process.env["AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"] ??= "true";
 
 function findTestFiles(filters: string[]): string[] {
   const files = readdirSync("test", { recursive: true, encoding: "utf8" })

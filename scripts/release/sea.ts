@@ -1,5 +1,5 @@
 /**
- * A Node.js single executable application (https://nodejs.org/docs/latest-v20.x/api/single-executable-applications.html):
+ * A Node.js single executable application (https://nodejs.org/docs/latest-v24.x/api/single-executable-applications.html):
  * a copy of the node binary with the bundled script injected as the NODE_SEA_BLOB resource by postject.
  */
 import { spawnSync } from "node:child_process";

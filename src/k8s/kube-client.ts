@@ -1,6 +1,6 @@
 /**
  * The Kubernetes connection every adapter in `k8s/` shares: the kube config (a file, KUBECONFIG, ~/.kube/config or
- * the in-cluster service account), the typed API clients of @kubernetes/client-node 1.x with a per-request timeout,
+ * the in-cluster service account), the typed API clients of @kubernetes/client-node 2.x with a per-request timeout,
  * and one error type. Nothing outside `k8s/` imports the client library: the rest of capsule sees plain data and
  * `KubeApiError`.
  */

@@ -81,10 +81,6 @@ export interface S3StoreConfig {
   readonly uploadConcurrency?: number;
 }
 
-// The SDK warns on every process under Node < 22 through process.emitWarning, which would break capsule's
-// one-line error contract on stderr. The runtime is pinned to Node 20 by the Kubernetes client (docs/design.md §13).
-process.env["AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"] ??= "true";
-
 export const DEFAULT_RETRY_WINDOW_MS = 60_000;
 export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 120_000;

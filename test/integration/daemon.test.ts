@@ -4,7 +4,7 @@
  * binary, stopped with SIGTERM, releases its Lease and exits 0.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { afterEach, beforeEach, describe, test } from "node:test";
 import { Daemon, type DaemonConfig } from "../../src/daemon/daemon.js";
 import { cnvrgApp } from "../fakes/cnvrgapps.js";
@@ -119,10 +119,11 @@ describe("capsule start: leadership (fake API server)", () => {
 describe("capsule start: the binary and SIGTERM (fake API server)", () => {
   test("GIVEN `capsule start` leading WHEN it gets SIGTERM THEN it releases the Lease and exits 0", async () => {
     const fake = await new FakeKubeApiServer().start();
+    let child: ChildProcess | undefined;
     try {
       fake.put("cnvrgapps", cnvrgApp("cnvrg", "app"));
       const kubeconfig = await fake.kubeconfigFile();
-      const child = spawn(
+      const daemon = spawn(
         process.execPath,
         [
           "--import",
@@ -140,9 +141,10 @@ describe("capsule start: the binary and SIGTERM (fake API server)", () => {
         ],
         { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CAPSULE_LOG_LEVEL: "info" } },
       );
+      child = daemon;
       let stderr = "";
-      child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-      const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+      daemon.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+      const exited = new Promise<number | null>((resolve) => daemon.once("exit", (code) => resolve(code)));
       await eventually(
         () => fake.get("cronjobs", "cnvrg", "capsule-cnvrg-app-postgresql") !== undefined,
         20_000,
@@ -150,7 +152,7 @@ describe("capsule start: the binary and SIGTERM (fake API server)", () => {
       );
       const port = Number(/"address":"127\.0\.0\.1:(\d+)"/.exec(stderr)?.[1]);
       assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200);
-      child.kill("SIGTERM");
+      daemon.kill("SIGTERM");
       assert.equal(await exited, 0, stderr);
       const spec = fake.get("leases", "capsule-system", "capsule-leader")?.["spec"] as {
         holderIdentity?: string;
@@ -159,6 +161,8 @@ describe("capsule start: the binary and SIGTERM (fake API server)", () => {
       assert.match(stderr, /released the Lease/);
       assert.match(stderr, /"msg":"stopped"/);
     } finally {
+      // A daemon left running when an assertion failed would keep this file, and the whole suite, from ending.
+      if (child && child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
       await fake.close();
     }
   });

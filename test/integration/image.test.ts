@@ -83,11 +83,17 @@ describe("the capsule image", () => {
   let bucket: string;
   let db: string;
   let pkgVersion: string;
+  /** The lowest Node major package.json's engines.node (">=N") allows. */
+  let nodeMajor: number;
 
   before(async () => {
     image = await findImage();
-    pkgVersion = (JSON.parse(await readFile(path.join(root, "package.json"), "utf8")) as { version: string })
-      .version;
+    const pkg = JSON.parse(await readFile(path.join(root, "package.json"), "utf8")) as {
+      version: string;
+      engines: { node: string };
+    };
+    pkgVersion = pkg.version;
+    nodeMajor = Number(/^>=(\d+)/.exec(pkg.engines.node)?.[1]);
     if (!("info" in image)) return;
     servers = await testServers();
     bucket = uniqueName("image");
@@ -135,13 +141,22 @@ describe("the capsule image", () => {
     assert.match(info.labels["org.opencontainers.image.revision"] ?? "", /^[0-9a-f]{40}$|^unknown$/);
   });
 
-  test("GIVEN the image WHEN capsule version, pg_dump --version and id run inside THEN capsule (stamped with the revision), a pg_dump as new as the server and a non-root user answer", async (t) => {
+  test("GIVEN the image WHEN capsule version, pg_dump --version and id run inside THEN capsule (stamped with the revision, on the Node engines.node wants), a pg_dump as new as the server and a non-root user answer", async (t) => {
     const info = requireImage(t);
     if (!info) return;
     const version = await inImage(["capsule", "version", "-o", "json"]);
     assert.equal(version.code, 0, version.stderr);
-    const stamp = JSON.parse(version.stdout) as { version: string; commit: string; date: string };
+    const stamp = JSON.parse(version.stdout) as {
+      version: string;
+      commit: string;
+      date: string;
+      node: string;
+    };
     assert.equal(stamp.version, pkgVersion);
+    assert.ok(
+      Number(/^v(\d+)\./.exec(stamp.node)?.[1]) >= nodeMajor,
+      `the image's node ${stamp.node} is older than engines.node wants (>=${nodeMajor})`,
+    );
     assert.equal(
       stamp.commit,
       info.labels["org.opencontainers.image.revision"],

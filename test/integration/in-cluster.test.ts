@@ -45,7 +45,7 @@ describe("--in-cluster and restore requests (fake API server + fake kubelet, rea
     api = await new FakeKubeApiServer().start();
     kubeconfig = await api.kubeconfigFile();
     kubelet = new FakeKubelet(api, {
-      baseEnv: { PATH: process.env["PATH"] ?? "", AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" },
+      baseEnv: { PATH: process.env["PATH"] ?? "" },
     }).start();
     const bucket = uniqueName("incluster");
     await createBucket(servers.s3, bucket);

@@ -327,7 +327,7 @@ describe("capsule redis --restore under SIGINT, SIGTERM and SIGKILL", () => {
       const cronJob = compileManifests(plans).find(
         (c) => c.metadata.labels["capsule.cnvrg.io/job"] !== "verify",
       )!;
-      const container = cronJob.spec!.jobTemplate.spec!.template.spec!.containers[0]!;
+      const container = cronJob.spec.jobTemplate.spec!.template.spec!.containers[0]!;
       const podEnv = resolveContainerEnv(container.env as EnvVar[], (name) => secrets[name]);
       const args = container.args as string[];
       // The backup is of the target itself: its own keys, so restoring it must not be confused with keeping them.

@@ -78,16 +78,13 @@ describe("capsule run", () => {
     };
     const { plans } = await gatherPlans({ plans: dir });
     jobs = compileManifests(plans).map((cronJob) => {
-      const container = cronJob.spec!.jobTemplate.spec!.template.spec!.containers[0]!;
+      const container = cronJob.spec.jobTemplate.spec!.template.spec!.containers[0]!;
       return {
         target:
           cronJob.metadata.labels["capsule.cnvrg.io/target"]! +
           (cronJob.metadata.labels["capsule.cnvrg.io/job"] === "verify" ? "/verify" : ""),
         args: container.args as string[],
-        env: {
-          ...resolveContainerEnv(container.env as EnvVar[], (name) => secrets[name]),
-          AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
-        },
+        env: resolveContainerEnv(container.env as EnvVar[], (name) => secrets[name]),
       };
     });
   });

@@ -87,7 +87,6 @@ describe("secret-leak audit: no secret value in anything capsule writes", () => 
       ...pgEnv(servers, db),
       CAPSULE_BUCKET: `s3://${bucket}/capsule`,
       CAPSULE_CLUSTER: CLUSTER,
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
     };
     store = openBackupStore({}, env);
   });
@@ -219,7 +218,7 @@ describe("secret-leak audit: no secret value in anything capsule writes", () => 
     assert.equal(installed.code, 0, installed.stderr);
 
     const cronJob = compileManifests((await gatherPlans({ plans: dir })).plans)[0]!;
-    const container = cronJob.spec!.jobTemplate.spec!.template.spec!.containers[0]!;
+    const container = cronJob.spec.jobTemplate.spec!.template.spec!.containers[0]!;
     const podEnv: Record<string, string> = {
       CAPSULE_TARGET: container.env!.find((e) => e.name === "CAPSULE_TARGET")!.value!,
       CAPSULE_S3_BUCKET: bucket,

@@ -182,7 +182,7 @@ describe("object-store outages", () => {
       // A bound, not a timing claim: before the fix the read stalled for good once its connection died.
       const stalled = sleep(60_000).then(() => ({ done: true, value: "stalled" }) as const);
       for (
-        let next = await reading.next();
+        let next: IteratorResult<unknown, unknown> = await reading.next();
         !next.done;
         next = await Promise.race([reading.next(), stalled])
       ) {

@@ -28,7 +28,6 @@ export function startCapsule(
     env: {
       PATH: process.env["PATH"],
       HOME: process.env["HOME"],
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
       ...env,
       ...(options.failpoints?.length ? { [FAILPOINTS_ENV]: options.failpoints.join(",") } : {}),
     },

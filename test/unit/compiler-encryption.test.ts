@@ -44,7 +44,7 @@ describe("client-side encryption in plans and CronJobs", () => {
     );
     const jobs = compileManifests(plans);
     const envOf = (verify: boolean) =>
-      jobs.find((j) => (j.metadata.labels[LABELS.job] === "verify") === verify)!.spec!.jobTemplate.spec!
+      jobs.find((j) => (j.metadata.labels[LABELS.job] === "verify") === verify)!.spec.jobTemplate.spec!
         .template.spec!.containers[0]!.env!;
     const backup = envOf(false);
     const drill = envOf(true);

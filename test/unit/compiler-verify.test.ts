@@ -14,7 +14,7 @@ describe("scheduled restore drills", () => {
     assert.ok(drill, "a verify CronJob is compiled");
     assert.equal(drill.metadata.name, "capsule-example-ml-platform-postgres-verify");
     assert.equal(drill.metadata.labels[LABELS.target], "postgres");
-    const args = drill.spec!.jobTemplate.spec!.template.spec!.containers[0]!.args;
+    const args = drill.spec.jobTemplate.spec!.template.spec!.containers[0]!.args;
     assert.deepEqual(args, [
       "run",
       "--cluster",
@@ -25,7 +25,7 @@ describe("scheduled restore drills", () => {
       "latest",
     ]);
     const backup = jobs.find((j) => j.metadata.name === "capsule-example-ml-platform-postgres")!;
-    assert.notEqual(drill.spec!.schedule, undefined);
+    assert.notEqual(drill.spec.schedule, undefined);
     assert.equal(backup.metadata.labels[LABELS.job], undefined, "backup CronJobs carry no job label");
     new CronJob(drill as never).validate();
     // Targets without a verify schedule get no drill.

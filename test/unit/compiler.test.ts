@@ -24,7 +24,7 @@ const ALL_PLANS: BackupPlan[] = [...scanned, ...example];
 
 const DNS_1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
-const podOf = (c: CronJobManifest) => c.spec!.jobTemplate.spec!.template.spec!;
+const podOf = (c: CronJobManifest) => c.spec.jobTemplate.spec!.template.spec!;
 const containerOf = (c: CronJobManifest) => podOf(c).containers[0]!;
 const envOf = (c: CronJobManifest) => Object.fromEntries((containerOf(c).env ?? []).map((e) => [e.name, e]));
 const byName = (name: string) => compileManifests(ALL_PLANS).find((c) => c.metadata.name === name)!;
@@ -86,7 +86,7 @@ describe("compiled CronJobs", () => {
 
   test("GIVEN any CronJob WHEN inspected THEN job policy and pod hardening are as docs/design.md §5 says", () => {
     for (const m of manifests) {
-      const spec = m.spec!;
+      const spec = m.spec;
       const job = spec.jobTemplate.spec!;
       const pod = podOf(m);
       const container = containerOf(m);
