@@ -58,7 +58,7 @@ function assertNoSecretValues(name: string, output: string): void {
   }
 }
 
-const container = (m: CronJobManifest) => m.spec!.jobTemplate.spec!.template.spec!.containers[0]!;
+const container = (m: CronJobManifest) => m.spec.jobTemplate.spec!.template.spec!.containers[0]!;
 const envOf = (m: CronJobManifest) => new Map((container(m).env ?? []).map((e: V1EnvVar) => [e.name, e]));
 const ref = (name: string, key: string, optional = false) => ({
   secretKeyRef: { name, key, ...(optional && { optional: true }) },
@@ -121,7 +121,7 @@ describe("storage types: a CnvrgApp on Azure Blob Storage", () => {
       assert.deepEqual(target.storage, { prefix: "capsule", type: "azure" });
       // Nothing to mount for Azure: only /tmp.
       assert.deepEqual(
-        m.spec!.jobTemplate.spec!.template.spec!.volumes?.map((v) => v.name),
+        m.spec.jobTemplate.spec!.template.spec!.volumes?.map((v) => v.name),
         ["tmp"],
       );
       new CronJob(m as never).validate();
@@ -165,7 +165,7 @@ describe("storage types: a CnvrgApp on Google Cloud Storage", () => {
   test("GIVEN the gcs plan WHEN compiled THEN the key Secret is mounted read-only (0400) and GOOGLE_APPLICATION_CREDENTIALS points at it", () => {
     assert.equal(manifests.length, 2);
     for (const m of manifests) {
-      const pod = m.spec!.jobTemplate.spec!.template.spec!;
+      const pod = m.spec.jobTemplate.spec!.template.spec!;
       assert.deepEqual(pod.volumes?.[1], {
         name: "gcs-key",
         secret: {
