@@ -13,6 +13,7 @@ import { pipeline } from "node:stream/promises";
 import { EventEmitter } from "node:events";
 import { Readable } from "node:stream";
 import { IdempotencyStrategy, RETRYABLE_ERR_FN_DEFAULT, Storage, type Bucket } from "@google-cloud/storage";
+import { JWT, UserRefreshClient, type AuthClient } from "google-auth-library";
 import {
   CapsuleError,
   ErrorCode,
@@ -38,8 +39,11 @@ export interface GcsStoreConfig {
    */
   readonly endpoint?: string;
   readonly emulator?: boolean;
-  /** A key file (GOOGLE_APPLICATION_CREDENTIALS); unset means Application Default Credentials. */
-  readonly keyFilename?: string;
+  /**
+   * The parsed key file (GOOGLE_APPLICATION_CREDENTIALS): a service account's key or a user's refresh token. Unset
+   * means Application Default Credentials (workload identity, the metadata server, gcloud's login).
+   */
+  readonly credentials?: GoogleCredentials;
   readonly projectId?: string;
   /** How long a request failing with a transient error is retried, with backoff. @default 60 000 ms */
   readonly retryWindowMs?: number;
@@ -49,6 +53,21 @@ export interface GcsStoreConfig {
   readonly chunkSize?: number;
 }
 
+/** The fields of a Google credentials file this adapter reads. */
+export interface GoogleCredentials {
+  readonly type: string;
+  readonly client_email?: string;
+  readonly private_key?: string;
+  readonly private_key_id?: string;
+  readonly client_id?: string;
+  readonly client_secret?: string;
+  readonly refresh_token?: string;
+  readonly universe_domain?: string;
+}
+
+/** Objects read, written and deleted, and the bucket's metadata: nothing more. */
+const SCOPES = ["https://www.googleapis.com/auth/devstorage.read_write"];
+
 export const DEFAULT_RETRY_WINDOW_MS = 60_000;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 120_000;
 /** Google's advice for chunked resumable uploads: at least 8 MiB a request; memory stays about one chunk. */
@@ -56,6 +75,11 @@ export const DEFAULT_CHUNK_SIZE = 8 << 20;
 const CHUNK_QUANTUM = 256 << 10;
 /** Backoff between attempts: doubling, capped, so a store that comes back is used within seconds. */
 const BACKOFF_CAP_S = 5;
+/**
+ * Retries until the store has answered once: backoff 1 + 2 + 4 s, so an endpoint that was never there (a typo, a
+ * wrong port) fails in seconds. Afterwards: enough for the window (backoff doubling to the 5 s cap).
+ */
+const FIRST_CONTACT_RETRIES = 3;
 /** A getWithEtag whose object is replaced between its metadata and its bytes tries again this many times. */
 const PINNED_READ_ATTEMPTS = 3;
 
@@ -83,13 +107,14 @@ export class GcsObjectStore implements ObjectStore {
     this.storage = new Storage({
       ...(config.endpoint ? { apiEndpoint: config.endpoint } : {}),
       ...(config.endpoint && !config.emulator ? { useAuthWithCustomEndpoint: true } : {}),
-      ...(config.keyFilename ? { keyFilename: config.keyFilename } : {}),
+      ...(config.credentials ? { authClient: authClientOf(config.credentials) } : {}),
       ...(config.projectId ? { projectId: config.projectId } : {}),
       timeout: config.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
       retryOptions: {
         autoRetry: true,
-        // Bounded by the window, not by a count (the default, 3 attempts, spends a few seconds).
-        maxRetries: 1000,
+        // The client retries a request that got no answer (a refused connection) this many times whatever
+        // retryableErrorFn says; raised to cover the window once the store has answered (see markReached).
+        maxRetries: FIRST_CONTACT_RETRIES,
         totalTimeout: Math.ceil((config.retryWindowMs ?? DEFAULT_RETRY_WINDOW_MS) / 1000),
         maxRetryDelay: BACKOFF_CAP_S,
         retryDelayMultiplier: 2,
@@ -100,6 +125,20 @@ export class GcsObjectStore implements ObjectStore {
       },
     });
     this.bucket = this.storage.bucket(config.bucket);
+    this.windowRetries = Math.max(
+      FIRST_CONTACT_RETRIES,
+      Math.ceil((config.retryWindowMs ?? DEFAULT_RETRY_WINDOW_MS) / 1000 / BACKOFF_CAP_S),
+    );
+  }
+
+  private readonly windowRetries: number;
+
+  /** The store answered: from now on a transient failure is ridden out for the whole window. */
+  private markReached(): void {
+    if (this.reached) return;
+    this.reached = true;
+    // The client reads its retry options on every request, from this one object.
+    this.storage.retryOptions.maxRetries = this.windowRetries;
   }
 
   async put(key: string, body: Readable | Uint8Array | string, options: PutOptions = {}): Promise<PutResult> {
@@ -129,7 +168,7 @@ export class GcsObjectStore implements ObjectStore {
           ...(preconditionOpts ? { preconditionOpts } : {}),
         });
       }
-      this.reached = true;
+      this.markReached();
       const generation = file.metadata.generation;
       return generation === undefined ? {} : { etag: String(generation) };
     } catch (error) {
@@ -160,7 +199,13 @@ export class GcsObjectStore implements ObjectStore {
         }
         return open(offset);
       },
-      (error) => this.translate(error, `get ${key}`),
+      // The generation it began with is gone: replaced or deleted since.
+      (error) =>
+        statusOf(error) === 404
+          ? new PreconditionFailedError(
+              `${this.description}: get ${key}: the object changed while it was read`,
+            )
+          : this.translate(error, `get ${key}`),
       (error) => isChecksumMismatch(error) || statusOf(error) === 404,
     );
   }
@@ -206,7 +251,7 @@ export class GcsObjectStore implements ObjectStore {
           autoPaginate: false,
           ...(pageToken ? { pageToken } : {}),
         });
-        this.reached = true;
+        this.markReached();
       } catch (error) {
         throw this.translate(error, `list ${prefix}`, { missingMeansBucket: true });
       }
@@ -226,7 +271,7 @@ export class GcsObjectStore implements ObjectStore {
   async delete(key: string): Promise<void> {
     try {
       await this.bucket.file(key).delete({ ignoreNotFound: true });
-      this.reached = true;
+      this.markReached();
     } catch (error) {
       const translated = this.translate(error, `delete ${key}`);
       if (!(translated instanceof NotFoundError)) throw translated;
@@ -236,7 +281,7 @@ export class GcsObjectStore implements ObjectStore {
   async check(): Promise<void> {
     try {
       await this.bucket.getMetadata();
-      this.reached = true;
+      this.markReached();
     } catch (error) {
       throw this.translate(error, "check bucket", { missingMeansBucket: true });
     }
@@ -263,7 +308,7 @@ export class GcsObjectStore implements ObjectStore {
   ): Promise<{ generation: number; size: number; updated?: Date }> {
     try {
       const [m] = await this.bucket.file(key, generation === undefined ? {} : { generation }).getMetadata();
-      this.reached = true;
+      this.markReached();
       return {
         generation: Number(m.generation),
         size: Number(m.size ?? 0),
@@ -350,6 +395,41 @@ export class GcsObjectStore implements ObjectStore {
       { cause: error },
     );
   }
+}
+
+/**
+ * The client for a key file's credentials, built by its type: the library's generic loaders (`keyFilename`,
+ * `credentials`, `fromJSON`) are deprecated and warn on stderr.
+ */
+function authClientOf(credentials: GoogleCredentials): AuthClient {
+  const universe = credentials.universe_domain ? { universeDomain: credentials.universe_domain } : {};
+  if (credentials.type === "service_account") {
+    if (!credentials.client_email || !credentials.private_key) {
+      throw new CapsuleError(
+        ErrorCode.Config,
+        "GOOGLE_APPLICATION_CREDENTIALS: the service-account key has no client_email or private_key",
+      );
+    }
+    return new JWT({
+      email: credentials.client_email,
+      key: credentials.private_key,
+      ...(credentials.private_key_id ? { keyId: credentials.private_key_id } : {}),
+      scopes: SCOPES,
+      ...universe,
+    });
+  }
+  if (credentials.type === "authorized_user") {
+    return new UserRefreshClient({
+      ...(credentials.client_id ? { clientId: credentials.client_id } : {}),
+      ...(credentials.client_secret ? { clientSecret: credentials.client_secret } : {}),
+      ...(credentials.refresh_token ? { refreshToken: credentials.refresh_token } : {}),
+      ...universe,
+    });
+  }
+  throw new CapsuleError(
+    ErrorCode.Config,
+    `GOOGLE_APPLICATION_CREDENTIALS: credentials of type ${JSON.stringify(credentials.type)} are not supported here (use a service-account key, or Application Default Credentials)`,
+  );
 }
 
 /** The HTTP status an error of the client carries: ApiError's numeric `code`, or a gaxios response's status. */

@@ -8,16 +8,16 @@
 import { readFileSync } from "node:fs";
 import { CapsuleError, ErrorCode, messageOf } from "../domain/errors.js";
 import { registerSecret } from "../redact.js";
-import type { GcsStoreConfig } from "./gcs-object-store.js";
+import type { GcsStoreConfig, GoogleCredentials } from "./gcs-object-store.js";
 
 export function gcsSettingsFromEnv(env: NodeJS.ProcessEnv): Omit<GcsStoreConfig, "bucket"> {
-  const keyFilename = env["GOOGLE_APPLICATION_CREDENTIALS"] || undefined;
-  if (keyFilename) registerKeyFileSecrets(keyFilename);
+  const keyFile = env["GOOGLE_APPLICATION_CREDENTIALS"] || undefined;
+  const credentials = keyFile ? readKeyFile(keyFile) : undefined;
   const emulator = env["STORAGE_EMULATOR_HOST"] || undefined;
   const endpoint = env["CAPSULE_GCS_ENDPOINT"] || undefined;
   const projectId = env["GOOGLE_CLOUD_PROJECT"] || undefined;
   return {
-    ...(keyFilename ? { keyFilename } : {}),
+    ...(credentials ? { credentials } : {}),
     ...(emulator ? { endpoint: emulator, emulator: true } : endpoint ? { endpoint } : {}),
     ...(projectId ? { projectId } : {}),
     ...milliseconds(env, "CAPSULE_GCS_RETRY_WINDOW_MS", "retryWindowMs"),
@@ -25,8 +25,8 @@ export function gcsSettingsFromEnv(env: NodeJS.ProcessEnv): Omit<GcsStoreConfig,
   };
 }
 
-/** Reads the key file once, to refuse a missing or malformed one in one line and to keep its secrets out of output. */
-function registerKeyFileSecrets(path: string): void {
+/** The key file, refused in one line when missing or malformed; its secrets are kept out of all output. */
+function readKeyFile(path: string): GoogleCredentials {
   let key: Record<string, unknown>;
   try {
     key = JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>;
@@ -48,6 +48,7 @@ function registerKeyFileSecrets(path: string): void {
     const value = key[field];
     if (typeof value === "string") registerSecret(value);
   }
+  return key as unknown as GoogleCredentials;
 }
 
 function milliseconds<K extends "retryWindowMs" | "requestTimeoutMs">(

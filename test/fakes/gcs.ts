@@ -72,12 +72,13 @@ let generationClock = Date.now() * 1000;
 export class FakeGcs {
   readonly buckets = new Map<string, Map<string, FakeObject>>();
   readonly sessions = new Map<string, Session>();
-  /** "METHOD path?query" of every request, in order. */
+  /** "METHOD path?query[ Range: …]" of every request, in order. */
   readonly requests: string[] = [];
   /** When set, requests must carry one of these bearer tokens (401 authError otherwise), as GCS does. */
   acceptedTokens: Set<string> | undefined;
   private readonly sockets = new Set<Socket>();
   private corruptUploads = 0;
+  private unreferenced = false;
   private cuts: number[] = [];
 
   private constructor(
@@ -94,9 +95,18 @@ export class FakeGcs {
     holder.fake = fake;
     server.on("connection", (socket: Socket) => {
       fake.sockets.add(socket);
+      if (fake.unreferenced) socket.unref();
       socket.on("close", () => fake.sockets.delete(socket));
     });
     return fake;
+  }
+
+  /** Lets the process exit while the fake still listens, for a fake shared by a whole test file. */
+  unref(): this {
+    this.unreferenced = true;
+    this.server.unref();
+    for (const socket of this.sockets) socket.unref();
+    return this;
   }
 
   async close(): Promise<void> {
@@ -135,7 +145,8 @@ export class FakeGcs {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", this.url);
-    this.requests.push(`${req.method} ${url.pathname}${url.search}`);
+    const range = req.headers.range ? ` Range: ${req.headers.range}` : "";
+    this.requests.push(`${req.method} ${url.pathname}${url.search}${range}`);
     let reply: Reply;
     try {
       const body = await readBody(req);

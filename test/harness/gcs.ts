@@ -10,12 +10,9 @@ export { FakeGcs };
 
 let shared: Promise<FakeGcs> | undefined;
 
-/** One fake per test process, closed when the process is done with it. */
+/** One fake per test process, which does not keep the process alive once its tests are done. */
 export function fakeGcs(): Promise<FakeGcs> {
-  shared ??= FakeGcs.start().then((fake) => {
-    process.once("beforeExit", () => void fake.close());
-    return fake;
-  });
+  shared ??= FakeGcs.start().then((fake) => fake.unref());
   return shared;
 }
 
