@@ -14,7 +14,8 @@
  *                                                      (200 with a session URI in Location)
  *   PUT    {session URI}                               chunks with Content-Range `bytes a-b/total|*`; 308 with Range
  *                                                      for an unfinished upload, `bytes *\/total|*` asks the status;
- *                                                      the last chunk creates the object (200 + metadata)
+ *                                                      the last chunk, or one open-ended `bytes a-*\/*` request,
+ *                                                      creates the object (200 + metadata)
  *
  * What it gets right, because capsule depends on it:
  * - every write makes a new generation (a number, sent as a string); `ifGenerationMatch` (0 = must not exist) is
@@ -418,8 +419,11 @@ export class FakeGcs {
       if (end - start + 1 !== body.length) {
         return failure(400, "Content-Range does not match the request's length", "invalid");
       }
-      const final = total !== undefined && end + 1 === total;
-      if (!final && body.length % QUANTUM !== 0 && m[3] !== "*") {
+      // An open end (`bytes 0-*/*`, how a client streams a whole object of unknown size in one request) makes the
+      // request's body the rest of the object.
+      const openEnded = m[3] === "*";
+      const final = openEnded || (total !== undefined && end + 1 === total);
+      if (!final && body.length % QUANTUM !== 0) {
         return failure(
           400,
           `Invalid request. The number of bytes uploaded is required to be equal or greater than ${QUANTUM}, except for the final request (it's recommended to be the exact multiple of ${QUANTUM}).`,
@@ -428,9 +432,15 @@ export class FakeGcs {
       }
       session.chunks.push(body);
       session.received += body.length;
+      if (openEnded && (total === undefined || total === session.received)) return this.finish(session, req);
     }
     if (total === undefined || session.received < total) return { status: 308, headers: persisted() };
     if (session.received > total) return failure(400, "More bytes than the declared total", "invalid");
+    return this.finish(session, req);
+  }
+
+  /** The session's bytes become the object, if its precondition still holds and the sent hash matches. */
+  private finish(session: Session, req: IncomingMessage): Reply {
     const bytes = Buffer.concat(session.chunks);
     const objects = this.buckets.get(session.bucket);
     if (!objects) return noBucket();
@@ -580,20 +590,49 @@ function parseMultipart(body: Buffer, contentType: string): Part[] | undefined {
   return parts;
 }
 
-const CRC32C_TABLE = (() => {
-  const table = new Uint32Array(256);
+/** CRC-32C (Castagnoli) tables for slicing by 8: the fake checksums whole benchmark streams. */
+const CRC32C_TABLES = (() => {
+  const tables = Array.from({ length: 8 }, () => new Uint32Array(256));
   for (let n = 0; n < 256; n++) {
     let c = n;
     for (let k = 0; k < 8; k++) c = c & 1 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1;
-    table[n] = c >>> 0;
+    tables[0]![n] = c >>> 0;
   }
-  return table;
+  for (let n = 0; n < 256; n++) {
+    for (let t = 1; t < 8; t++)
+      tables[t]![n] = (tables[0]![tables[t - 1]![n]! & 0xff]! ^ (tables[t - 1]![n]! >>> 8)) >>> 0;
+  }
+  return tables;
 })();
 
 /** CRC-32C (Castagnoli) of the bytes, big-endian, base64: how GCS writes `crc32c`. */
 export function crc32cBase64(bytes: Uint8Array): string {
+  const [t0, t1, t2, t3, t4, t5, t6, t7] = CRC32C_TABLES as [
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+  ];
   let crc = 0xffffffff;
-  for (const byte of bytes) crc = CRC32C_TABLE[(crc ^ byte) & 0xff]! ^ (crc >>> 8);
+  let i = 0;
+  for (const end = bytes.length - 8; i <= end; i += 8) {
+    const lo =
+      (crc ^ (bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24))) >>> 0;
+    crc =
+      t7[lo & 0xff]! ^
+      t6[(lo >>> 8) & 0xff]! ^
+      t5[(lo >>> 16) & 0xff]! ^
+      t4[lo >>> 24]! ^
+      t3[bytes[i + 4]!]! ^
+      t2[bytes[i + 5]!]! ^
+      t1[bytes[i + 6]!]! ^
+      t0[bytes[i + 7]!]!;
+  }
+  for (; i < bytes.length; i++) crc = t0[(crc ^ bytes[i]!) & 0xff]! ^ (crc >>> 8);
   const out = Buffer.alloc(4);
   out.writeUInt32BE((crc ^ 0xffffffff) >>> 0);
   return out.toString("base64");

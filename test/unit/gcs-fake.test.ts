@@ -134,6 +134,15 @@ describe("fake GCS (wire behaviour)", () => {
     assert.ok(back.equals(data));
   });
 
+  test("GIVEN a resumable session WHEN the whole object comes in one open-ended request THEN it is created", async () => {
+    const start = await fetch(upload("uploadType=resumable&name=streamed"), { method: "POST" });
+    const session = start.headers.get("location")!;
+    const body = new Uint8Array(300 * KiB).fill(9);
+    const res = await fetch(session, { method: "PUT", headers: { "content-range": "bytes 0-*/*" }, body });
+    assert.equal(res.status, 200);
+    assert.equal(((await res.json()) as { size: string }).size, String(body.length));
+  });
+
   test("GIVEN a resumable session with ifGenerationMatch WHEN the object appears meanwhile THEN the last chunk is 412", async () => {
     const start = await fetch(upload("uploadType=resumable&name=race&ifGenerationMatch=0"), {
       method: "POST",
