@@ -88,6 +88,7 @@ export class GcsObjectStore implements ObjectStore {
   private readonly storage: Storage;
   private readonly bucket: Bucket;
   private readonly chunkSize: number;
+  private readonly requestTimeoutMs: number;
   /**
    * Whether the store has answered once: only a store that was there can be "away", so a refused connection is
    * retried only then, and an endpoint that was never there (a typo, a wrong port) fails at once.
@@ -104,12 +105,13 @@ export class GcsObjectStore implements ObjectStore {
       );
     }
     this.chunkSize = chunkSize;
+    this.requestTimeoutMs = config.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.storage = new Storage({
       ...(config.endpoint ? { apiEndpoint: config.endpoint } : {}),
       ...(config.endpoint && !config.emulator ? { useAuthWithCustomEndpoint: true } : {}),
       ...(config.credentials ? { authClient: authClientOf(config.credentials) } : {}),
       ...(config.projectId ? { projectId: config.projectId } : {}),
-      timeout: config.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+      timeout: this.requestTimeoutMs,
       retryOptions: {
         autoRetry: true,
         // The client retries a request that got no answer (a refused connection) this many times whatever
@@ -146,6 +148,12 @@ export class GcsObjectStore implements ObjectStore {
     const file = this.bucket.file(key);
     try {
       if (body instanceof Readable) {
+        // Resumable-upload requests get no timeout from the client's options: a chunk sent to a server gone silent
+        // would wait forever. This one bounds each chunk's request, which is then retried from the server's offset.
+        // (The client's type says an interceptor returns a whole request; for uploads it merges partial options.)
+        file.interceptors.push({
+          request: (request) => ({ ...request, timeout: this.requestTimeoutMs }) as never,
+        });
         // The client holds one chunk at a time and resends it on failure; while it waits, the pipeline stops
         // reading the source, so the producer blocks.
         await pipeline(
@@ -334,7 +342,7 @@ export class GcsObjectStore implements ObjectStore {
   private retryable(error: unknown): boolean {
     if (RETRYABLE_ERR_FN_DEFAULT(error as Parameters<typeof RETRYABLE_ERR_FN_DEFAULT>[0])) return true;
     const failure = socketFailure(error);
-    return this.reached && (failure?.kind === "unreachable" || failure?.kind === "reset");
+    return this.reached && (failure?.kind === "unreachable" || failure?.kind === "reset" || isTimeout(error));
   }
 
   /** Turns a client or network error into one clear line that names the store and the operation. */
@@ -378,14 +386,19 @@ export class GcsObjectStore implements ObjectStore {
       );
     }
     const failure = socketFailure(error);
-    if (
-      failure?.kind === "unreachable" ||
-      failure?.kind === "reset" ||
-      /timeout/i.test(codeOf(error) ?? "")
-    ) {
+    if (failure?.kind === "unreachable" || failure?.kind === "reset") {
       return new CapsuleError(
         ErrorCode.StoreUnreachable,
-        `${where}: endpoint unreachable (${failure?.code ?? codeOf(error)})`,
+        `${where}: endpoint unreachable (${failure.code})`,
+        {
+          cause: error,
+        },
+      );
+    }
+    if (isTimeout(error)) {
+      return new CapsuleError(
+        ErrorCode.StoreUnreachable,
+        `${where}: endpoint unreachable (no answer within ${this.requestTimeoutMs} ms)`,
         { cause: error },
       );
     }
@@ -444,6 +457,22 @@ function statusOf(error: unknown): number | undefined {
 function codeOf(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | undefined)?.code;
   return typeof code === "string" ? code : undefined;
+}
+
+/** A request this adapter's timeout aborted (the error, or its cause, as fetch and gaxios report it). */
+function isTimeout(error: unknown): boolean {
+  let e = error as { name?: unknown; code?: unknown; cause?: unknown } | undefined;
+  for (let depth = 0; e && depth < 4; depth++) {
+    if (
+      e.name === "AbortError" ||
+      e.name === "TimeoutError" ||
+      e.code === "ABORT_ERR" ||
+      e.code === "ETIMEDOUT"
+    )
+      return true;
+    e = e.cause as typeof e;
+  }
+  return false;
 }
 
 function isChecksumMismatch(error: unknown): boolean {

@@ -30,7 +30,7 @@
  * base URL). Any bearer token is accepted, and none, unless `acceptedTokens` is set.
  *
  * Test hooks (not wire behaviour): `createBucket`, `corruptObject` (flip a stored byte, metadata unchanged),
- * `cutNextDownloads` (drop the connection after some bytes of a body),
+ * `cutNextDownloads` (drop the connection after some bytes of a body), `hangNextUploadChunks` (never answer),
  * `corruptNextUpload` (store the next upload's bytes flipped and report their true checksums, as a broken path
  * would), `objects`, `sessions`, `requests`.
  */
@@ -81,6 +81,8 @@ export class FakeGcs {
   private corruptUploads = 0;
   private unreferenced = false;
   private cuts: number[] = [];
+  private hangs = 0;
+  private readonly hung = new Set<ServerResponse>();
 
   private constructor(
     private readonly server: Server,
@@ -111,6 +113,7 @@ export class FakeGcs {
   }
 
   async close(): Promise<void> {
+    for (const res of this.hung) res.destroy();
     for (const socket of this.sockets) socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -139,6 +142,11 @@ export class FakeGcs {
     this.corruptUploads += count;
   }
 
+  /** The next `count` resumable chunks are read and dropped, and never answered: a server gone silent. */
+  hangNextUploadChunks(count = 1): void {
+    this.hangs += count;
+  }
+
   /** The next media downloads send this many bytes of their body, then the connection drops. */
   cutNextDownloads(...afterBytes: number[]): void {
     this.cuts.push(...afterBytes);
@@ -151,6 +159,12 @@ export class FakeGcs {
     let reply: Reply;
     try {
       const body = await readBody(req);
+      if (this.hangs > 0 && req.method === "PUT" && url.searchParams.has("upload_id") && body.length > 0) {
+        this.hangs--;
+        this.hung.add(res);
+        res.on("close", () => this.hung.delete(res));
+        return;
+      }
       reply = this.route(req, url, body);
     } catch (error) {
       reply = failure(500, error instanceof Error ? error.message : String(error), "backendError");

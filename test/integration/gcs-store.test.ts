@@ -95,6 +95,18 @@ describe("GCS object store (fake GCS)", () => {
     assert.deepEqual(await sha256Of(await store.get("stream/a")), expected);
   });
 
+  test("GIVEN a server that never answers a chunk WHEN a stream is put THEN the chunk's request times out and is resent from the server's offset", async () => {
+    const patient = open(fake, bucket, { CAPSULE_GCS_REQUEST_TIMEOUT_MS: "1000" });
+    await patient.check();
+    const expected = await sha256Of(generatedStream(9 * MiB, 8));
+    fake.hangNextUploadChunks(1);
+    const before = fake.requests.length;
+    await patient.put("hung/a", generatedStream(9 * MiB, 8));
+    assert.deepEqual(await sha256Of(await store.get("hung/a")), expected);
+    const puts = fake.requests.slice(before).filter((r) => r.startsWith("PUT"));
+    assert.ok(puts.length > 2, `the hung chunk was sent again (${puts.length} PUTs)`);
+  });
+
   test("GIVEN a download cut twice WHEN read THEN it resumes with a Range at the same generation and the bytes are whole", async () => {
     await store.put("cut/a", generatedStream(3 * MiB, 5));
     const expected = await sha256Of(generatedStream(3 * MiB, 5));
