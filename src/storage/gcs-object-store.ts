@@ -49,6 +49,8 @@ export interface GcsStoreConfig {
   readonly retryWindowMs?: number;
   /** A request not answered within this long is aborted and retried. @default 120 000 ms */
   readonly requestTimeoutMs?: number;
+  /** A download whose body sends nothing for this long while read is cut and resumed. @default 30 000 ms */
+  readonly idleTimeoutMs?: number;
   /** Bytes per resumable-upload request, a multiple of 256 KiB; the memory an upload holds. @default 8 MiB */
   readonly chunkSize?: number;
 }
@@ -70,6 +72,7 @@ const SCOPES = ["https://www.googleapis.com/auth/devstorage.read_write"];
 
 export const DEFAULT_RETRY_WINDOW_MS = 60_000;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 120_000;
+export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 /** Google's advice for chunked resumable uploads: at least 8 MiB a request; memory stays about one chunk. */
 export const DEFAULT_CHUNK_SIZE = 8 << 20;
 const CHUNK_QUANTUM = 256 << 10;
@@ -89,6 +92,7 @@ export class GcsObjectStore implements ObjectStore {
   private readonly bucket: Bucket;
   private readonly chunkSize: number;
   private readonly requestTimeoutMs: number;
+  private readonly idleTimeoutMs: number;
   /**
    * Whether the store has answered once: only a store that was there can be "away", so a refused connection is
    * retried only then, and an endpoint that was never there (a typo, a wrong port) fails at once.
@@ -106,6 +110,7 @@ export class GcsObjectStore implements ObjectStore {
     }
     this.chunkSize = chunkSize;
     this.requestTimeoutMs = config.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.idleTimeoutMs = config.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     this.storage = new Storage({
       ...(config.endpoint ? { apiEndpoint: config.endpoint } : {}),
       ...(config.endpoint && !config.emulator ? { useAuthWithCustomEndpoint: true } : {}),
@@ -214,7 +219,10 @@ export class GcsObjectStore implements ObjectStore {
               `${this.description}: get ${key}: the object changed while it was read`,
             )
           : this.translate(error, `get ${key}`),
-      (error) => isChecksumMismatch(error) || statusOf(error) === 404,
+      {
+        isFatal: (error) => isChecksumMismatch(error) || statusOf(error) === 404,
+        idleTimeoutMs: this.idleTimeoutMs,
+      },
     );
   }
 

@@ -22,6 +22,7 @@ export function gcsSettingsFromEnv(env: NodeJS.ProcessEnv): Omit<GcsStoreConfig,
     ...(projectId ? { projectId } : {}),
     ...milliseconds(env, "CAPSULE_GCS_RETRY_WINDOW_MS", "retryWindowMs"),
     ...milliseconds(env, "CAPSULE_GCS_REQUEST_TIMEOUT_MS", "requestTimeoutMs"),
+    ...milliseconds(env, "CAPSULE_GCS_IDLE_TIMEOUT_MS", "idleTimeoutMs"),
   };
 }
 
@@ -51,7 +52,7 @@ function readKeyFile(path: string): GoogleCredentials {
   return key as unknown as GoogleCredentials;
 }
 
-function milliseconds<K extends "retryWindowMs" | "requestTimeoutMs">(
+function milliseconds<K extends "retryWindowMs" | "requestTimeoutMs" | "idleTimeoutMs">(
   env: NodeJS.ProcessEnv,
   name: string,
   field: K,

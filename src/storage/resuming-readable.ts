@@ -22,33 +22,72 @@ export class ResumingReadable extends Readable {
     first: Readable,
     private readonly reopen: (offset: number) => Promise<Readable>,
     private readonly translate: (error: unknown) => Error,
-    /** An error that no retry can cure (the bytes did not match their checksum): reported at once. */
-    private readonly isFatal: (error: unknown) => boolean = () => false,
+    private readonly options: {
+      /** An error that no retry can cure (the bytes did not match their checksum): reported at once. */
+      readonly isFatal?: (error: unknown) => boolean;
+      /**
+       * A body that sends nothing for this long while the consumer waits is cut and resumed, for clients whose
+       * response bodies have no idle timeout of their own.
+       */
+      readonly idleTimeoutMs?: number;
+    } = {},
   ) {
     super();
     this.attach(first);
   }
 
+  private idle: NodeJS.Timeout | undefined;
+
   override _read(): void {
-    if (this.body) this.body.resume();
-    else if (!this.reopening) this.resumeFromOffset();
+    if (this.body) {
+      this.watch(this.body);
+      this.body.resume();
+    } else if (!this.reopening) this.resumeFromOffset();
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    clearTimeout(this.idle);
     const body = this.body;
     this.body = undefined;
     body?.destroy();
     callback(error);
   }
 
+  /** (Re)starts the idle watch on the body the consumer is waiting on. */
+  private watch(body: Readable): void {
+    const ms = this.options.idleTimeoutMs;
+    if (ms === undefined) return;
+    if (this.idle) this.idle.refresh();
+    else {
+      this.idle = setTimeout(() => {
+        this.idle = undefined;
+        if (this.body !== body || body.isPaused()) return;
+        body.emit("error", Object.assign(new Error(`no bytes for ${ms} ms`), { code: "ETIMEDOUT" }));
+      }, ms);
+      this.idle.unref();
+    }
+  }
+
+  private unwatch(): void {
+    clearTimeout(this.idle);
+    this.idle = undefined;
+  }
+
   private attach(body: Readable): void {
     this.body = body;
+    this.watch(body);
     body.on("data", (chunk: Buffer) => {
       this.offset += chunk.length;
       this.failuresWithoutProgress = 0;
-      if (!this.push(chunk)) body.pause();
+      if (this.push(chunk)) this.watch(body);
+      else {
+        // The consumer is busy: a silent body is not the server's doing.
+        this.unwatch();
+        body.pause();
+      }
     });
     body.on("end", () => {
+      this.unwatch();
       if (this.body === body) this.push(null);
     });
     // A body closed before its end without an error is cut off all the same.
@@ -58,10 +97,11 @@ export class ResumingReadable extends Readable {
     });
     body.on("error", (error) => {
       if (this.body !== body) return;
+      this.unwatch();
       this.body = undefined;
       body.removeAllListeners("data");
       body.destroy();
-      if (this.isFatal(error) || ++this.failuresWithoutProgress > RESUMES_WITHOUT_PROGRESS)
+      if (this.options.isFatal?.(error) || ++this.failuresWithoutProgress > RESUMES_WITHOUT_PROGRESS)
         this.destroy(this.translate(error));
       // Reopened at once if the consumer is waiting for bytes (the buffer is not full); otherwise on its next read.
       else if (this.readableLength < this.readableHighWaterMark) this.resumeFromOffset();

@@ -30,7 +30,8 @@
  * base URL). Any bearer token is accepted, and none, unless `acceptedTokens` is set.
  *
  * Test hooks (not wire behaviour): `createBucket`, `corruptObject` (flip a stored byte, metadata unchanged),
- * `cutNextDownloads` (drop the connection after some bytes of a body), `hangNextUploadChunks` (never answer),
+ * `cutNextDownloads` (drop the connection after some bytes of a body), `stallNextDownloads` (go silent after some),
+ * `hangNextUploadChunks` (never answer),
  * `corruptNextUpload` (store the next upload's bytes flipped and report their true checksums, as a broken path
  * would), `objects`, `sessions`, `requests`.
  */
@@ -82,6 +83,7 @@ export class FakeGcs {
   private unreferenced = false;
   private cuts: number[] = [];
   private hangs = 0;
+  private stalls: number[] = [];
   private readonly hung = new Set<ServerResponse>();
 
   private constructor(
@@ -147,6 +149,11 @@ export class FakeGcs {
     this.hangs += count;
   }
 
+  /** The next media downloads send this many bytes of their body, then nothing more: a server gone silent. */
+  stallNextDownloads(...afterBytes: number[]): void {
+    this.stalls.push(...afterBytes);
+  }
+
   /** The next media downloads send this many bytes of their body, then the connection drops. */
   cutNextDownloads(...afterBytes: number[]): void {
     this.cuts.push(...afterBytes);
@@ -180,6 +187,13 @@ export class FakeGcs {
     const cut = payload && reply.body === undefined && reply.status < 300 ? this.cuts.shift() : undefined;
     if (cut !== undefined && payload) {
       res.write(payload.subarray(0, cut), () => res.socket?.destroy());
+      return;
+    }
+    const stall = payload && reply.body === undefined && reply.status < 300 ? this.stalls.shift() : undefined;
+    if (stall !== undefined && payload) {
+      this.hung.add(res);
+      res.on("close", () => this.hung.delete(res));
+      res.write(payload.subarray(0, stall));
       return;
     }
     res.end(req.method === "HEAD" ? undefined : payload);

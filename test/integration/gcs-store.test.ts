@@ -121,6 +121,18 @@ describe("GCS object store (fake GCS)", () => {
     assert.match(reads[2]!, /Range: bytes=\d+-$/);
   });
 
+  test("GIVEN a download that goes silent WHEN read THEN it is cut after the idle timeout and resumed", async () => {
+    const patient = open(fake, bucket, { CAPSULE_GCS_IDLE_TIMEOUT_MS: "500" });
+    await patient.put("stall/a", generatedStream(2 * MiB, 6));
+    const expected = await sha256Of(generatedStream(2 * MiB, 6));
+    fake.stallNextDownloads(MiB);
+    const before = fake.requests.length;
+    assert.deepEqual(await sha256Of(await patient.get("stall/a")), expected);
+    const reads = fake.requests.slice(before).filter((r) => r.includes("alt=media"));
+    assert.equal(reads.length, 2);
+    assert.match(reads[1]!, /Range: bytes=\d+-$/);
+  });
+
   test("GIVEN a read begun WHEN the object is replaced before its bytes are read THEN it fails as changed, never mixing generations", async () => {
     await store.put("replaced/a", "old bytes");
     const stream = await store.get("replaced/a");
