@@ -1,5 +1,5 @@
 /**
- * Turns a bucket URL (`s3://bucket/prefix` or `file:///dir`) plus settings into an object store and the key prefix
+ * Turns a bucket URL (`s3://bucket/prefix`, `gs://bucket/prefix` or `file:///dir`) plus settings into an object store and the key prefix
  * under which capsule keeps its backups. S3 settings come from explicit options first, then the standard AWS
  * environment variables; credentials are left to the AWS chain unless given.
  */
@@ -8,6 +8,8 @@ import { redact, registerSecret } from "../redact.js";
 import { FileObjectStore } from "./file-object-store.js";
 import type { ObjectStore } from "./object-store.js";
 import { S3ObjectStore, type S3StoreConfig } from "./s3-object-store.js";
+import { GcsObjectStore } from "./gcs-object-store.js";
+import { gcsSettingsFromEnv } from "./gcs-settings.js";
 import { DEFAULT_PREFIX } from "./layout.js";
 import { assertSafeSegment } from "../domain/backup.js";
 
@@ -45,7 +47,17 @@ export function openBucket(
     for (const segment of prefix.split("/")) assertSafeSegment(segment, "bucket prefix");
     return { store: new S3ObjectStore({ bucket, ...s3SettingsFromEnv(env), ...overrides }), prefix };
   }
-  throw invalid(url, `unsupported scheme "${parsed.protocol}" (use s3:// or file://)`);
+  if (parsed.protocol === "gs:") {
+    const problem = gcsBucketProblem(parsed.host);
+    if (problem) throw invalid(url, `"${parsed.host}" is not a valid GCS bucket name: ${problem}`);
+    if (parsed.username || parsed.password) throw invalid(url, "credentials do not belong in the bucket URL");
+    if (Object.keys(overrides).length > 0)
+      throw invalid(url, "--endpoint, --region and --sse are for s3:// buckets");
+    const prefix = parsed.pathname.replace(/^\/+|\/+$/g, "") || DEFAULT_PREFIX;
+    for (const segment of prefix.split("/")) assertSafeSegment(segment, "bucket prefix");
+    return { store: new GcsObjectStore({ bucket: parsed.host, ...gcsSettingsFromEnv(env) }), prefix };
+  }
+  throw invalid(url, `unsupported scheme "${parsed.protocol}" (use s3://, gs:// or file://)`);
 }
 
 function s3SettingsFromEnv(env: NodeJS.ProcessEnv): Omit<S3StoreConfig, "bucket"> {
@@ -96,6 +108,19 @@ function milliseconds<K extends "retryWindowMs" | "idleTimeoutMs" | "requestTime
     );
   }
   return { [field]: ms } as Partial<Record<K, number>>;
+}
+
+/** Why a name is not a GCS bucket name (cloud.google.com/storage/docs/buckets#naming), or undefined. */
+function gcsBucketProblem(name: string): string | undefined {
+  if (!/^[a-z0-9][a-z0-9._-]*[a-z0-9]$/.test(name))
+    return "lowercase letters, digits, '-', '_' and '.', starting and ending with a letter or digit";
+  if (name.length < 3 || name.length > 222) return "3 to 63 characters (222 with dots)";
+  if (name.split(".").some((part) => part.length === 0 || part.length > 63))
+    return "each dot-separated part 1 to 63 characters";
+  if (!name.includes(".") && name.length > 63) return "3 to 63 characters (222 with dots)";
+  if (/^\d+\.\d+\.\d+\.\d+$/.test(name)) return "not an IP address";
+  if (name.startsWith("goog") || name.includes("google")) return 'no "goog" prefix and no "google"';
+  return undefined;
 }
 
 function invalid(url: string, why: string): CapsuleError {

@@ -32,6 +32,7 @@ import {
 import { socketFailure } from "../util/socket-error.js";
 import type { ObjectInfo, ObjectStore, PutOptions, PutResult } from "./object-store.js";
 import { DEFAULT_UPLOAD_CONCURRENCY, choosePartSize } from "./part-size.js";
+import { ResumingReadable } from "./resuming-readable.js";
 
 export interface S3Credentials {
   readonly accessKeyId: string;
@@ -93,8 +94,6 @@ const BACKOFF_CAP_MS = 5_000;
  * wrong port) fails in seconds, not a minute, and a run whose store is down at its start fails before it read a byte.
  */
 const FIRST_CONTACT_WINDOW_MS = 10_000;
-/** A download cut off this many times in a row without a byte in between is given up. */
-const RESUMES_WITHOUT_PROGRESS = 3;
 
 /**
  * The SDK logs through `console` when it has no logger (a request timeout that only warns, a socket pool at capacity,
@@ -497,79 +496,5 @@ class RetryWindowStrategy implements RetryStrategyV2 {
 
   recordSuccess(): void {
     this.reached = true;
-  }
-}
-
-/**
- * A response body that, when its connection fails, asks `reopen` for the rest from the byte it stopped at. A new
- * connection is opened only when the consumer wants more bytes, so a consumer that pauses for a long time (a
- * restore tool busy with an index) costs one reopen, not a loop of them.
- */
-class ResumingReadable extends Readable {
-  private body: Readable | undefined;
-  private offset = 0;
-  private reopening = false;
-  private failuresWithoutProgress = 0;
-
-  constructor(
-    first: Readable,
-    private readonly reopen: (offset: number) => Promise<Readable>,
-    private readonly translate: (error: unknown) => Error,
-  ) {
-    super();
-    this.attach(first);
-  }
-
-  override _read(): void {
-    if (this.body) this.body.resume();
-    else if (!this.reopening) this.resumeFromOffset();
-  }
-
-  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    const body = this.body;
-    this.body = undefined;
-    body?.destroy();
-    callback(error);
-  }
-
-  private attach(body: Readable): void {
-    this.body = body;
-    body.on("data", (chunk: Buffer) => {
-      this.offset += chunk.length;
-      this.failuresWithoutProgress = 0;
-      if (!this.push(chunk)) body.pause();
-    });
-    body.on("end", () => {
-      if (this.body === body) this.push(null);
-    });
-    // A body closed before its end without an error is cut off all the same.
-    body.on("close", () => {
-      if (this.body === body && !body.readableEnded)
-        body.emit("error", new Error("connection closed mid-body"));
-    });
-    body.on("error", (error) => {
-      if (this.body !== body) return;
-      this.body = undefined;
-      body.removeAllListeners("data");
-      body.destroy();
-      if (++this.failuresWithoutProgress > RESUMES_WITHOUT_PROGRESS) this.destroy(this.translate(error));
-      // Reopened at once if the consumer is waiting for bytes (the buffer is not full); otherwise on its next read.
-      else if (this.readableLength < this.readableHighWaterMark) this.resumeFromOffset();
-    });
-  }
-
-  private resumeFromOffset(): void {
-    this.reopening = true;
-    this.reopen(this.offset).then(
-      (body) => {
-        this.reopening = false;
-        if (this.destroyed) body.destroy();
-        else this.attach(body);
-      },
-      (error: unknown) => {
-        this.reopening = false;
-        this.destroy(error instanceof Error ? error : new Error(String(error)));
-      },
-    );
   }
 }

@@ -1,0 +1,70 @@
+/**
+ * GCS settings from the environment, the way Google's client libraries read it: `GOOGLE_APPLICATION_CREDENTIALS`
+ * names a key file (else Application Default Credentials: workload identity, the metadata server, gcloud's login),
+ * `STORAGE_EMULATOR_HOST` points at an emulator and then no credentials are used. `CAPSULE_GCS_ENDPOINT` is another
+ * endpoint that does take credentials (Private Service Connect). The key file's secrets are registered for redaction
+ * the moment it is read.
+ */
+import { readFileSync } from "node:fs";
+import { CapsuleError, ErrorCode, messageOf } from "../domain/errors.js";
+import { registerSecret } from "../redact.js";
+import type { GcsStoreConfig, GoogleCredentials } from "./gcs-object-store.js";
+
+export function gcsSettingsFromEnv(env: NodeJS.ProcessEnv): Omit<GcsStoreConfig, "bucket"> {
+  const keyFile = env["GOOGLE_APPLICATION_CREDENTIALS"] || undefined;
+  const credentials = keyFile ? readKeyFile(keyFile) : undefined;
+  const emulator = env["STORAGE_EMULATOR_HOST"] || undefined;
+  const endpoint = env["CAPSULE_GCS_ENDPOINT"] || undefined;
+  const projectId = env["GOOGLE_CLOUD_PROJECT"] || undefined;
+  return {
+    ...(credentials ? { credentials } : {}),
+    ...(emulator ? { endpoint: emulator, emulator: true } : endpoint ? { endpoint } : {}),
+    ...(projectId ? { projectId } : {}),
+    ...milliseconds(env, "CAPSULE_GCS_RETRY_WINDOW_MS", "retryWindowMs"),
+    ...milliseconds(env, "CAPSULE_GCS_REQUEST_TIMEOUT_MS", "requestTimeoutMs"),
+    ...milliseconds(env, "CAPSULE_GCS_IDLE_TIMEOUT_MS", "idleTimeoutMs"),
+  };
+}
+
+/** The key file, refused in one line when missing or malformed; its secrets are kept out of all output. */
+function readKeyFile(path: string): GoogleCredentials {
+  let key: Record<string, unknown>;
+  try {
+    key = JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>;
+  } catch (error) {
+    const why =
+      (error as { code?: string }).code ?? (error instanceof SyntaxError ? "not JSON" : messageOf(error));
+    throw new CapsuleError(
+      ErrorCode.Config,
+      `GOOGLE_APPLICATION_CREDENTIALS: cannot read the key file ${JSON.stringify(path)} (${why})`,
+    );
+  }
+  if (key === null || typeof key !== "object" || typeof key["type"] !== "string") {
+    throw new CapsuleError(
+      ErrorCode.Config,
+      `GOOGLE_APPLICATION_CREDENTIALS: ${JSON.stringify(path)} is not a Google credentials file (no "type")`,
+    );
+  }
+  for (const field of ["private_key", "private_key_id", "client_secret", "refresh_token"]) {
+    const value = key[field];
+    if (typeof value === "string") registerSecret(value);
+  }
+  return key as unknown as GoogleCredentials;
+}
+
+function milliseconds<K extends "retryWindowMs" | "requestTimeoutMs" | "idleTimeoutMs">(
+  env: NodeJS.ProcessEnv,
+  name: string,
+  field: K,
+): Partial<Record<K, number>> {
+  const value = env[name];
+  if (value === undefined || value === "") return {};
+  const ms = Number(value);
+  if (!Number.isInteger(ms) || ms < 1) {
+    throw new CapsuleError(
+      ErrorCode.Config,
+      `${name} must be a whole number of milliseconds >= 1 (got ${JSON.stringify(value)})`,
+    );
+  }
+  return { [field]: ms } as Partial<Record<K, number>>;
+}
