@@ -53,7 +53,6 @@ try {
   const env = {
     ...process.env,
     ...s3Env(rgw),
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
     PGHOST: pg.host,
     PGPORT: String(pg.port),
     PGUSER: pg.user,

@@ -4,6 +4,7 @@
  * unchanged, against the in-repo FAKE GCS (test/fakes/gcs.ts); the storage contract shared with S3 and file stores
  * is in backup-store.test.ts.
  */
+import { readFileSync } from "node:fs";
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
 import { mkdtemp, writeFile } from "node:fs/promises";
@@ -228,6 +229,23 @@ describe("capsule with a gs:// bucket", () => {
     assert.deepEqual(JSON.parse(result.stdout), []);
     assert.ok(fake.requests.length > before, "the fake was asked");
     assert.doesNotMatch(result.stdout + result.stderr, /PRIVATE KEY/);
+  });
+
+  test("GIVEN the key's content in CAPSULE_GCS_CREDENTIALS_JSON (what --cluster reads from the key Secret) WHEN listing THEN it is used, and a malformed one is one line that quotes none of it", async () => {
+    const key = readFileSync(keyFile, "utf8");
+    const good = await capsule(["pg", "--list", "--bucket", `gs://${bucket}/backups`, "-o", "json"], {
+      ...gcsEnv(fake),
+      CAPSULE_GCS_CREDENTIALS_JSON: key,
+    });
+    assert.equal(good.code, 0, good.stderr);
+    const bad = await capsule(["pg", "--list", "--bucket", `gs://${bucket}`], {
+      ...gcsEnv(fake),
+      CAPSULE_GCS_CREDENTIALS_JSON: key.slice(0, 120),
+    });
+    assert.equal(bad.code, 1);
+    assert.equal(bad.stderr.trim().split("\n").length, 1, bad.stderr);
+    assert.match(bad.stderr, /CAPSULE_GCS_CREDENTIALS_JSON: the value is not JSON/);
+    assert.doesNotMatch(bad.stderr, /PRIVATE KEY|service_account/);
   });
 
   test("GIVEN GOOGLE_APPLICATION_CREDENTIALS naming no file WHEN listing THEN one line naming the variable", async () => {
