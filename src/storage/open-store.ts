@@ -52,8 +52,11 @@ export function openBucket(
     // Azure's rule: 3-63 of lowercase letters, digits and single hyphens, starting and ending with a letter or digit.
     if (!/^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$/.test(container))
       throw invalid(url, `"${container}" is not a valid container name`);
-    if (parsed.username || parsed.password || parsed.search)
+    if (parsed.username || parsed.password || parsed.search) {
+      // A SAS token pasted as the URL's query is masked like a password.
+      registerSecret(parsed.search.slice(1));
       throw invalid(url, "credentials do not belong in the bucket URL");
+    }
     const prefix = parsed.pathname.replace(/^\/+|\/+$/g, "") || DEFAULT_PREFIX;
     for (const segment of prefix.split("/")) assertSafeSegment(segment, "bucket prefix");
     return {

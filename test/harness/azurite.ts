@@ -86,7 +86,7 @@ export async function startAzurite(): Promise<AzuriteServer> {
     blobEndpoint,
     account: AZURITE_ACCOUNT,
     key: AZURITE_KEY,
-    connectionString: azuriteConnectionString(blobEndpoint),
+    connectionString: azureConnectionStringFor(blobEndpoint, AZURITE_KEY),
     dir,
     logFile,
     stop: async () => {
@@ -96,8 +96,9 @@ export async function startAzurite(): Promise<AzuriteServer> {
   };
 }
 
-export function azuriteConnectionString(blobEndpoint: string): string {
-  return `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_KEY};BlobEndpoint=${blobEndpoint};`;
+/** A connection string for the emulator's account at `blobEndpoint`, signed with `key`. */
+export function azureConnectionStringFor(blobEndpoint: string, key: string): string {
+  return `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${key};BlobEndpoint=${blobEndpoint};`;
 }
 
 /** The environment that points capsule (and the Azure CLI) at the emulator. */
