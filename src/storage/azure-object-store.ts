@@ -1,5 +1,6 @@
 /**
- * The Azure Blob Storage adapter: the only file that imports `@azure/storage-blob` (and, lazily, `@azure/identity`).
+ * The Azure Blob Storage adapter: the only file that imports `@azure/storage-blob` and `@azure/identity`, both on
+ * first use, so a run against another store does not load them (they add about half a second to every start).
  * `azure://CONTAINER/PREFIX`; block blobs. Same guarantees as the S3 adapter (docs/adr/0013): artifacts are cut into
  * blocks staged from the stream with bounded concurrency (constant memory), each block carries its MD5 so the
  * service refuses a corrupted one, and the block list is committed last; conditional writes on ETags; every
@@ -7,14 +8,12 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
-import {
-  AnonymousCredential,
+import type {
   BlobServiceClient,
-  type BlockBlobClient,
-  type ContainerClient,
-  type ContainerListBlobFlatSegmentResponse,
-  StorageSharedKeyCredential,
-  type StoragePipelineOptions,
+  BlockBlobClient,
+  ContainerClient,
+  ContainerListBlobFlatSegmentResponse,
+  StoragePipelineOptions,
 } from "@azure/storage-blob";
 import {
   CapsuleError,
@@ -76,18 +75,23 @@ const TRANSIENT_STATUS = new Set([408, 429, 500, 502, 503, 504]);
 
 export class AzureObjectStore implements ObjectStore {
   readonly description: string;
-  private readonly container: ContainerClient;
+  private client: Promise<ContainerClient> | undefined;
   /** Whether any request has been answered: only a store that was there can be "away" for the whole window. */
   private reached = false;
 
   constructor(private readonly config: AzureStoreConfig) {
-    const service = serviceClient(config);
-    this.container = service.getContainerClient(config.container);
-    this.description = `azure://${config.container} at ${stripQuery(service.url)}`;
+    this.description = `azure://${config.container} at ${endpointOf(config)}`;
+  }
+
+  private container(): Promise<ContainerClient> {
+    this.client ??= serviceClient(this.config).then((service) =>
+      service.getContainerClient(this.config.container),
+    );
+    return this.client;
   }
 
   async put(key: string, body: Readable | Uint8Array | string, options: PutOptions = {}): Promise<PutResult> {
-    const blob = this.container.getBlockBlobClient(key);
+    const blob = (await this.container()).getBlockBlobClient(key);
     try {
       if (body instanceof Readable) return await this.putStream(blob, key, body, options);
       const bytes = typeof body === "string" ? Buffer.from(body) : Buffer.from(body);
@@ -153,22 +157,25 @@ export class AzureObjectStore implements ObjectStore {
     };
 
     try {
-      let pending: Buffer[] = [];
-      let pendingBytes = 0;
+      // Each block is one buffer the stream's chunks are copied into: no concatenation, no second copy.
+      let block = Buffer.allocUnsafeSlow(blockSize);
+      let filled = 0;
       for await (const chunk of body) {
-        const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
-        pending.push(buffer);
-        pendingBytes += buffer.byteLength;
-        while (pendingBytes >= blockSize) {
-          const joined = Buffer.concat(pending, pendingBytes);
-          stage(joined.subarray(0, blockSize));
-          const rest = joined.subarray(blockSize);
-          pending = rest.byteLength > 0 ? [Buffer.from(rest)] : [];
-          pendingBytes = rest.byteLength;
-          await drainTo(concurrency - 1);
+        const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
+        for (let offset = 0; offset < bytes.byteLength;) {
+          const n = Math.min(blockSize - filled, bytes.byteLength - offset);
+          bytes.copy(block, filled, offset, offset + n);
+          filled += n;
+          offset += n;
+          if (filled === blockSize) {
+            stage(block);
+            block = Buffer.allocUnsafeSlow(blockSize);
+            filled = 0;
+            await drainTo(concurrency - 1);
+          }
         }
       }
-      if (pendingBytes > 0) stage(Buffer.concat(pending, pendingBytes));
+      if (filled > 0) stage(block.subarray(0, filled));
       await drainTo(0);
       const out = await this.retry((abortSignal) =>
         blob.commitBlockList(ids, {
@@ -210,10 +217,9 @@ export class AzureObjectStore implements ObjectStore {
   /** The blob's bytes; a connection cut mid-body is resumed from its offset while the ETag stays the same. */
   async get(key: string): Promise<Readable> {
     try {
+      const blob = (await this.container()).getBlobClient(key);
       const out = await this.retry((abortSignal) =>
-        this.container
-          .getBlobClient(key)
-          .download(0, undefined, { abortSignal, maxRetryRequests: DOWNLOAD_RESUMES }),
+        blob.download(0, undefined, { abortSignal, maxRetryRequests: DOWNLOAD_RESUMES }),
       );
       const body = out.readableStreamBody;
       if (!body) throw new Error("the Azure client returned no stream");
@@ -235,8 +241,9 @@ export class AzureObjectStore implements ObjectStore {
   async getWithEtag(key: string): Promise<{ bytes: Buffer; etag?: string }> {
     try {
       // One GET: the bytes and the ETag of exactly those bytes.
+      const blob = (await this.container()).getBlobClient(key);
       return await this.retry(async (abortSignal) => {
-        const out = await this.container.getBlobClient(key).download(0, undefined, { abortSignal });
+        const out = await blob.download(0, undefined, { abortSignal });
         const chunks: Buffer[] = [];
         for await (const chunk of out.readableStreamBody ?? [])
           chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
@@ -250,9 +257,8 @@ export class AzureObjectStore implements ObjectStore {
 
   async head(key: string): Promise<ObjectInfo | undefined> {
     try {
-      const out = await this.retry((abortSignal) =>
-        this.container.getBlobClient(key).getProperties({ abortSignal }),
-      );
+      const blob = (await this.container()).getBlobClient(key);
+      const out = await this.retry((abortSignal) => blob.getProperties({ abortSignal }));
       return {
         key,
         size: out.contentLength ?? 0,
@@ -281,8 +287,9 @@ export class AzureObjectStore implements ObjectStore {
       const token = continuationToken;
       let page;
       try {
+        const container = await this.container();
         page = await this.retry(async (abortSignal) => {
-          const pages = this.container
+          const pages = container
             .listBlobsFlat({ prefix, abortSignal, includeUncommitedBlobs: includeUncommitted })
             .byPage({ maxPageSize: pageSize, ...(token ? { continuationToken: token } : {}) });
           // An AsyncIterableIterator's `next()` has `any` for its done value, which would make the page `any`.
@@ -307,9 +314,8 @@ export class AzureObjectStore implements ObjectStore {
 
   async delete(key: string): Promise<void> {
     try {
-      await this.retry((abortSignal) =>
-        this.container.getBlobClient(key).deleteIfExists({ abortSignal, deleteSnapshots: "include" }),
-      );
+      const blob = (await this.container()).getBlobClient(key);
+      await this.retry((abortSignal) => blob.deleteIfExists({ abortSignal, deleteSnapshots: "include" }));
     } catch (error) {
       const translated = this.translate(error, `delete ${key}`);
       if (!(translated instanceof NotFoundError)) throw translated;
@@ -318,7 +324,8 @@ export class AzureObjectStore implements ObjectStore {
 
   async check(): Promise<void> {
     try {
-      await this.retry((abortSignal) => this.container.getProperties({ abortSignal }));
+      const container = await this.container();
+      await this.retry((abortSignal) => container.getProperties({ abortSignal }));
     } catch (error) {
       const translated = this.translate(error, "check container");
       if (translated instanceof NotFoundError) {
@@ -343,8 +350,9 @@ export class AzureObjectStore implements ObjectStore {
 
   async abortIncompleteUploads(prefix: string): Promise<number> {
     let dropped = 0;
+    const container = await this.container();
     for (const key of await this.listIncompleteUploads(prefix)) {
-      if (await this.discardUncommitted(this.container.getBlockBlobClient(key))) dropped++;
+      if (await this.discardUncommitted(container.getBlockBlobClient(key))) dropped++;
     }
     return dropped;
   }
@@ -430,7 +438,9 @@ export class AzureObjectStore implements ObjectStore {
   }
 }
 
-function serviceClient(config: AzureStoreConfig): BlobServiceClient {
+async function serviceClient(config: AzureStoreConfig): Promise<BlobServiceClient> {
+  const { AnonymousCredential, BlobServiceClient, StorageSharedKeyCredential } =
+    await import("@azure/storage-blob");
   // Retries are capsule's own (a window, not a count): the SDK tries each request once.
   const options: StoragePipelineOptions = { retryOptions: { maxTries: 1 } };
   const credentials = config.credentials;
@@ -535,8 +545,32 @@ function firstLine(error: unknown): string {
   return redact(messageOf(error).split("\n")[0]?.trim() ?? "");
 }
 
-function stripQuery(url: string): string {
-  return url.replace(/[?#].*$/, "").replace(/\/+$/, "");
+/**
+ * The blob service endpoint, without credentials: `--endpoint`, a connection string's BlobEndpoint (or the one its
+ * account, protocol and suffix make), else the account's public endpoint.
+ */
+function endpointOf(config: AzureStoreConfig): string {
+  const credentials = config.credentials;
+  let endpoint: string;
+  if (credentials.kind === "connection-string") {
+    const fields = new Map(
+      credentials.connectionString
+        .split(";")
+        .filter((part) => part.includes("="))
+        .map((part) => [
+          part.slice(0, part.indexOf("=")).trim().toLowerCase(),
+          part.slice(part.indexOf("=") + 1).trim(),
+        ]),
+    );
+    endpoint =
+      fields.get("blobendpoint") ??
+      (fields.get("usedevelopmentstorage") === "true"
+        ? "http://127.0.0.1:10000/devstoreaccount1"
+        : `${fields.get("defaultendpointsprotocol") ?? "https"}://${fields.get("accountname") ?? "?"}.blob.${fields.get("endpointsuffix") ?? "core.windows.net"}`);
+  } else {
+    endpoint = config.endpoint ?? `https://${credentials.account}.blob.core.windows.net`;
+  }
+  return endpoint.replace(/[?#].*$/, "").replace(/\/+$/, "");
 }
 
 function accountOf(credentials: AzureCredentials): string {
