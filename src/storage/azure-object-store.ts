@@ -348,6 +348,10 @@ export class AzureObjectStore implements ObjectStore {
     return incomplete;
   }
 
+  incompleteUploadKeys(prefix: string): Promise<string[]> {
+    return this.listIncompleteUploads(prefix);
+  }
+
   async abortIncompleteUploads(prefix: string): Promise<number> {
     let dropped = 0;
     const container = await this.container();

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { Readable } from "node:stream";
 import { before, describe, test } from "node:test";
 import { ErrorCode, PreconditionFailedError } from "../../src/domain/errors.js";
+import type { Statefile } from "../../src/domain/statefile.js";
 import { openBackupStore } from "../../src/runtime/bucket.js";
 import { AzureObjectStore } from "../../src/storage/azure-object-store.js";
 import { layout } from "../../src/storage/layout.js";
@@ -80,7 +81,7 @@ describe("azure object store", () => {
     assert.deepEqual(under, [3, 3]);
   });
 
-  test("GIVEN a capsule process SIGKILLed mid-upload WHEN the leftovers are looked for THEN its blob of uncommitted blocks is found and removed, and nothing else is touched", async () => {
+  test("GIVEN a capsule process SIGKILLed mid-upload WHEN --check looks for leftovers THEN its blob of uncommitted blocks is left while the run may be alive, then found and removed, and nothing else is touched", async () => {
     const database = uniqueName("azkill").replace(/-/g, "_");
     await sql(servers, "postgres", `CREATE DATABASE ${database}`);
     // ~115 MB of random hex (a subquery that names g runs per row), so the dump is still uploading when killed.
@@ -112,10 +113,33 @@ describe("azure object store", () => {
       const left = await raw.listIncompleteUploads(prefixOf(store));
       assert.equal(left.length, 1);
       assert.ok(left[0]?.startsWith(backupPrefix), left[0]);
-      assert.equal(await raw.abortIncompleteUploads(prefixOf(store)), 1);
+      const check = (...extra: string[]) =>
+        capsule(["pg", "--check", "--cluster", "azkill", "--bucket", bucket, "-o", "json", ...extra], env);
+      // Killed seconds ago, the run still looks alive (its heartbeat is fresh): its upload is left alone.
+      const fresh = await check("--yes");
+      assert.equal(fresh.code, 0, fresh.stderr);
+      assert.deepEqual(JSON.parse(fresh.stdout), []);
+      assert.equal((await raw.listIncompleteUploads(prefixOf(store))).length, 1);
+
+      // Ten minutes later (its heartbeat made old by hand), the run is abandoned and its blocks a leftover.
+      const [entry] = await store.list({ cluster: "azkill", engine: "postgresql" });
+      assert.ok(entry);
+      const statefile = JSON.parse((await raw.getWithEtag(entry.key)).bytes.toString()) as Statefile;
+      statefile.heartbeatAt = new Date(Date.now() - 3_600_000).toISOString();
+      await raw.put(entry.key, JSON.stringify(statefile));
+      const found = await check();
+      assert.equal(found.code, 1);
+      assert.deepEqual(
+        (JSON.parse(found.stdout) as Array<{ kind: string; key: string }>).map((f) => [f.kind, f.key]),
+        [["incomplete-upload", left[0]]],
+      );
+      assert.match(found.stderr, /incomplete uploads in 1 backup\(s\); --check --yes aborts them/);
+      const fixed = await check("--yes");
+      assert.equal(fixed.code, 0, fixed.stderr);
+      assert.match(fixed.stderr, /aborted 1 incomplete upload/);
       assert.deepEqual(await raw.listIncompleteUploads(prefixOf(store)), []);
       assert.equal((await raw.getWithEtag(survivor)).bytes.toString(), "a committed blob");
-      // The statefile the run wrote first is still there, as `running`: --list shows it, never as succeeded.
+      // The run's statefile stays, as abandoned: --list shows it, never as succeeded.
       const listed = await capsule(
         ["pg", "--list", "--cluster", "azkill", "--bucket", bucket, "-o", "json"],
         env,
@@ -123,7 +147,7 @@ describe("azure object store", () => {
       assert.equal(listed.code, 0, listed.stderr);
       assert.deepEqual(
         (JSON.parse(listed.stdout) as Array<{ state: string }>).map((e) => e.state),
-        ["running"],
+        ["abandoned"],
       );
     } finally {
       if (run.running()) run.signal("SIGKILL");

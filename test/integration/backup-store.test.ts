@@ -11,6 +11,7 @@ import { after, before, describe, test } from "node:test";
 import pLimit from "p-limit";
 import { downloadArtifact } from "../../src/runtime/download.js";
 import { type BackupRun, BackupStore } from "../../src/storage/backup-store.js";
+import { checkIntegrity } from "../../src/storage/integrity.js";
 import { layout } from "../../src/storage/layout.js";
 import { openBucket } from "../../src/storage/open-store.js";
 import { generateX25519Identity, identityToRecipient } from "age-encryption";
@@ -248,6 +249,12 @@ for (const kind of ["s3", "azure", "file"] as const) {
         // proves the kill left one behind for delete to clean up.
         await waitFor(async () => (await incompleteUploads(objects, backupPrefix)) === 1);
       }
+      // The integrity sweep (--check) names the unfinished upload of the abandoned run.
+      const findings = await checkIntegrity(stale, "killed", "postgresql");
+      assert.deepEqual(
+        findings.filter((f) => f.kind === "incomplete-upload").map((f) => f.backupId),
+        kind === "file" ? [] : [backupId],
+      );
       await stale.delete(ref);
       const left = [];
       for await (const o of objects.list(backupPrefix)) left.push(o.key);
