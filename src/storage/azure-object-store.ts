@@ -83,6 +83,11 @@ export class AzureObjectStore implements ObjectStore {
     this.description = `azure://${config.container} at ${endpointOf(config)}`;
   }
 
+  /** How this store signs in (which of the standard variables it took), for messages and tests; no secret. */
+  get signIn(): AzureCredentials["kind"] {
+    return this.config.credentials.kind;
+  }
+
   private container(): Promise<ContainerClient> {
     this.client ??= serviceClient(this.config).then((service) =>
       service.getContainerClient(this.config.container),
