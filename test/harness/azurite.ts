@@ -23,15 +23,22 @@ export interface AzureInfo {
 }
 
 export interface AzuriteServer extends AzureInfo {
+  port: number;
   dir: string;
   logFile: string;
   stop(): Promise<void>;
+  /** Stops the server (SIGTERM, so it saves its metadata) and keeps its workspace, for `startAzurite(reuse)`. */
+  halt(): Promise<void>;
 }
 
 /** Azurite 3.37 needs Node 22 or newer; the harness runs it on the Node that runs the tests. */
 const MIN_NODE_MAJOR = 22;
 
-export async function startAzurite(): Promise<AzuriteServer> {
+/**
+ * Starts Azurite; with `reuse`, on the port and workspace of one stopped before (its data kept), as a store that
+ * went away comes back.
+ */
+export async function startAzurite(reuse?: { port: number; dir: string }): Promise<AzuriteServer> {
   const major = Number(process.versions.node.split(".")[0]);
   if (major < MIN_NODE_MAJOR) {
     throw new HarnessError(
@@ -42,9 +49,9 @@ export async function startAzurite(): Promise<AzuriteServer> {
     dirname(createRequire(import.meta.url).resolve("azurite/package.json")),
     "dist/src/blob/main.js",
   );
-  const dir = makeTempDir("capsule-azurite-");
+  const dir = reuse?.dir ?? makeTempDir("capsule-azurite-");
   const logFile = join(dir, "azurite.log");
-  const port = await freePort();
+  const port = reuse?.port ?? (await freePort());
   const daemon = startDaemon(
     process.execPath,
     [
@@ -87,12 +94,14 @@ export async function startAzurite(): Promise<AzuriteServer> {
     account: AZURITE_ACCOUNT,
     key: AZURITE_KEY,
     connectionString: azureConnectionStringFor(blobEndpoint, AZURITE_KEY),
+    port,
     dir,
     logFile,
     stop: async () => {
       await daemon.stop();
       await removeTempDir(dir);
     },
+    halt: () => daemon.stop(),
   };
 }
 

@@ -4,7 +4,8 @@
  * on Azure in backup-store.test.ts.
  */
 import assert from "node:assert/strict";
-import { Readable } from "node:stream";
+import { Readable, Transform } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
 import { before, describe, test } from "node:test";
 import { ErrorCode, PreconditionFailedError } from "../../src/domain/errors.js";
 import type { Statefile } from "../../src/domain/statefile.js";
@@ -12,12 +13,13 @@ import { openBackupStore } from "../../src/runtime/bucket.js";
 import { AzureObjectStore } from "../../src/storage/azure-object-store.js";
 import { layout } from "../../src/storage/layout.js";
 import { openBucket } from "../../src/storage/open-store.js";
-import { azureConnectionStringFor } from "../harness/azurite.js";
+import { azureConnectionStringFor, startAzurite, type AzuriteServer } from "../harness/azurite.js";
 import { azureEnv, createContainer, testServers, uniqueName, type TestServers } from "../harness/index.js";
 import { capsule } from "../support/cli.js";
 import { startCapsule, type CapsuleProcess } from "../support/capsule-process.js";
 import { pgEnv, sql } from "../support/pg.js";
 import { prefixOf } from "../support/raw-bucket.js";
+import { generatedStream, sha256Of } from "../support/streams.js";
 
 const MiB = 1 << 20;
 
@@ -151,6 +153,50 @@ describe("azure object store", () => {
       );
     } finally {
       if (run.running()) run.signal("SIGKILL");
+    }
+  });
+
+  test("GIVEN Azurite stopped mid-upload and back 2 s later WHEN a backup uploads THEN it rides the outage out and the bytes read back match", async () => {
+    const own = await startAzurite();
+    let back: Promise<AzuriteServer> | undefined;
+    try {
+      await createContainer(own, "outage");
+      const store = openBackupStore({ bucket: "azure://outage/capsule" }, azureEnv(own));
+      const run = await store.begin({
+        cluster: "outage",
+        target: "db",
+        engine: "postgresql",
+        trigger: { type: "manual" },
+        source: {},
+        tool: { capsule: "test" },
+      });
+      const size = 48 * MiB;
+      const expected = await sha256Of(generatedStream(size, 11));
+      let seen = 0;
+      const tap = new Transform({
+        transform(chunk: Buffer, _encoding, done) {
+          seen += chunk.length;
+          if (!back && seen >= 16 * MiB) {
+            // The server goes away with blocks in flight and comes back on the same port with its data.
+            back = own.halt().then(async () => {
+              await sleep(2000);
+              return startAzurite({ port: own.port, dir: own.dir });
+            });
+          }
+          done(null, chunk);
+        },
+      });
+      const uploaded = await run.uploadArtifact("a.bin", generatedStream(size, 11).pipe(tap), {
+        sizeHint: size,
+      });
+      assert.ok(back, "the server was stopped mid-upload");
+      await run.commit({ artifact: { name: "a.bin", format: "t", compression: "none", ...uploaded } });
+      const entry = await store.get(run.ref);
+      assert.equal(entry.state, "succeeded");
+      assert.deepEqual(await sha256Of(await store.openArtifact(entry)), expected);
+    } finally {
+      await (await back)?.stop();
+      await own.stop();
     }
   });
 
