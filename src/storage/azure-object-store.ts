@@ -96,8 +96,8 @@ export class AzureObjectStore implements ObjectStore {
   }
 
   async put(key: string, body: Readable | Uint8Array | string, options: PutOptions = {}): Promise<PutResult> {
-    const blob = (await this.container()).getBlockBlobClient(key);
     try {
+      const blob = (await this.container()).getBlockBlobClient(key);
       if (body instanceof Readable) return await this.putStream(blob, key, body, options);
       const bytes = typeof body === "string" ? Buffer.from(body) : Buffer.from(body);
       const out = await this.retry((abortSignal) =>
