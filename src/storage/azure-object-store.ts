@@ -134,6 +134,8 @@ export class AzureObjectStore implements ObjectStore {
     const whole = createHash("md5");
     const inFlight = new Set<Promise<void>>();
     let failure: { error: unknown } | undefined;
+    // Block buffers come back here once staged: memory stays at (concurrency + 1) blocks however soon the GC runs.
+    const spare: Buffer[] = [];
 
     const stage = (bytes: Buffer) => {
       if (ids.length >= MAX_BLOCKS) {
@@ -148,7 +150,10 @@ export class AzureObjectStore implements ObjectStore {
       const sent: Promise<void> = this.retry((abortSignal) =>
         blob.stageBlock(id, bytes, bytes.byteLength, { abortSignal, transactionalContentMD5: md5(bytes) }),
       ).then(
-        () => void inFlight.delete(sent),
+        () => {
+          inFlight.delete(sent);
+          if (bytes.byteLength === blockSize) spare.push(bytes);
+        },
         (error: unknown) => {
           inFlight.delete(sent);
           failure ??= { error };
@@ -163,7 +168,8 @@ export class AzureObjectStore implements ObjectStore {
 
     try {
       // Each block is one buffer the stream's chunks are copied into: no concatenation, no second copy.
-      let block = Buffer.allocUnsafeSlow(blockSize);
+      const fresh = () => spare.pop() ?? Buffer.allocUnsafeSlow(blockSize);
+      let block = fresh();
       let filled = 0;
       for await (const chunk of body) {
         const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
@@ -174,9 +180,9 @@ export class AzureObjectStore implements ObjectStore {
           offset += n;
           if (filled === blockSize) {
             stage(block);
-            block = Buffer.allocUnsafeSlow(blockSize);
             filled = 0;
             await drainTo(concurrency - 1);
+            block = fresh();
           }
         }
       }
