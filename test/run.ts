@@ -4,7 +4,7 @@
  *   tsx test/run.ts [substring ...]
  *
  * Finds test/**\/*.test.ts (only those whose path contains one of the substrings, if any are given), starts
- * PostgreSQL, Redis and radosgw once, runs the files with Node's test runner (servers handed over in
+ * PostgreSQL, Redis, radosgw and Azurite once, runs the files with Node's test runner (servers handed over in
  * CAPSULE_TEST_SERVERS), stops the servers whatever happens, and ends with the line "N passed, N failed".
  * Exits non-zero if a test failed, if no test ran, or if the servers could not start.
  */
@@ -113,7 +113,7 @@ async function main(): Promise<number> {
   }
   console.log(`test files (${files.length}):\n${files.map((f) => `  ${f}`).join("\n")}`);
 
-  console.log("starting PostgreSQL, Redis and radosgw...");
+  console.log("starting PostgreSQL, Redis, radosgw and Azurite...");
   const t0 = performance.now();
   let started: StartedServers;
   try {
@@ -124,13 +124,14 @@ async function main(): Promise<number> {
     console.log("0 passed, 0 failed");
     return 1;
   }
-  const { pg, redis, s3 } = started.servers;
+  const { pg, redis, s3, azure } = started.servers;
   const ms = started.startupMs;
   console.log(
     `servers ready in ${((performance.now() - t0) / 1000).toFixed(1)} s: ` +
       `postgres ${pg.version} 127.0.0.1:${pg.port} (${(ms.pg / 1000).toFixed(1)} s), ` +
       `redis 127.0.0.1:${redis.port} (${(ms.redis / 1000).toFixed(1)} s), ` +
-      `s3 ${s3.endpoint} (${(ms.s3 / 1000).toFixed(1)} s)`,
+      `s3 ${s3.endpoint} (${(ms.s3 / 1000).toFixed(1)} s), ` +
+      `azure ${azure.blobEndpoint} (${(ms.azure / 1000).toFixed(1)} s)`,
   );
 
   let result: { code: number; output: string };

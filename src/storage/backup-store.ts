@@ -444,6 +444,37 @@ export class BackupStore {
   }
 
   /**
+   * Unfinished uploads (S3 multipart uploads, Azure blobs of uncommitted blocks) in the backup folders of one
+   * cluster and engine: what a killed run leaves and no listing shows. Empty for a store that has none.
+   */
+  async listIncompleteUploads(
+    cluster: string,
+    engine: EngineName,
+  ): Promise<Array<{ backupId: string; key: string }>> {
+    const prefix = layout.enginePrefix(this.prefix, cluster, engine);
+    const keys = (await this.objects.incompleteUploadKeys?.(prefix)) ?? [];
+    return keys.flatMap((key) => {
+      const [backupId, ...rest] = key.slice(prefix.length).split("/");
+      return backupId && rest.length > 0 ? [{ backupId, key }] : [];
+    });
+  }
+
+  /**
+   * Aborts the unfinished uploads of one backup, unless its run may still be alive (a running statefile whose
+   * heartbeat is fresh): read again here, so a run that began after the sweep listed is never cut off.
+   */
+  async abortIncompleteUploads(ref: BackupRef): Promise<number> {
+    const entry = await this.read(ref);
+    if (entry.state === "running") {
+      throw new CapsuleError(
+        ErrorCode.Refused,
+        `${this.description}: not aborting the uploads of ${ref.backupId}: its run is still running`,
+      );
+    }
+    return (await this.objects.abortIncompleteUploads?.(layout.backupPrefix(this.prefix, ref))) ?? 0;
+  }
+
+  /**
    * Deletes an object the integrity sweep found in a backup folder without a statefile. Refuses a key outside this
    * store's backup folders, and any key that belongs to a backup whose statefile exists: its statefile, its
    * recorded artifact, or anything while it is still running (its artifact is recorded only when it commits) —

@@ -1,13 +1,15 @@
 /**
  * The integrity sweep: what a listing cannot see. Finds succeeded backups whose artifact is missing or has another
- * size than recorded, unreadable statefiles, and orphans — objects under a backup folder that has no statefile (a
- * run killed before its first write, or a delete that crashed after removing the statefile's twin).
+ * size than recorded, unreadable statefiles, orphans — objects under a backup folder that has no statefile (a
+ * run killed before its first write, or a delete that crashed after removing the statefile's twin) — and the
+ * unfinished uploads a killed run left (billed, and shown by no listing), except those of a run that may be alive.
  */
 import type { BackupObject, BackupStore } from "./backup-store.js";
 import { STATEFILE_NAME } from "./layout.js";
 import { type EngineName } from "../domain/backup.js";
 
-export type FindingKind = "missing-artifact" | "size-mismatch" | "corrupt-statefile" | "orphan";
+export type FindingKind =
+  "missing-artifact" | "size-mismatch" | "corrupt-statefile" | "orphan" | "incomplete-upload";
 
 export interface Finding {
   readonly kind: FindingKind;
@@ -63,6 +65,16 @@ export async function checkIntegrity(
         detail: `${size} bytes stored, ${artifact.sizeBytes} recorded`,
       });
     }
+  }
+  for (const { backupId, key } of await store.listIncompleteUploads(cluster, engine)) {
+    // A running run with a fresh heartbeat is still uploading: its upload is not a leftover.
+    if (entries.get(backupId)?.state === "running") continue;
+    findings.push({
+      kind: "incomplete-upload",
+      backupId,
+      key,
+      detail: "unfinished upload of a run that ended",
+    });
   }
   return findings;
 }

@@ -49,6 +49,8 @@ export interface ObjectStore {
    * billed). Stores without multipart uploads do not implement it. Resolves to how many were aborted.
    */
   abortIncompleteUploads?(prefix: string): Promise<number>;
+  /** The keys of the uploads `abortIncompleteUploads` would abort, for the integrity sweep to name. */
+  incompleteUploadKeys?(prefix: string): Promise<string[]>;
 }
 
 export async function readAll(stream: Readable): Promise<Buffer> {

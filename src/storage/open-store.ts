@@ -1,10 +1,12 @@
 /**
- * Turns a bucket URL (`s3://bucket/prefix`, `gs://bucket/prefix` or `file:///dir`) plus settings into an object store and the key prefix
- * under which capsule keeps its backups. S3 settings come from explicit options first, then the standard AWS
- * environment variables; credentials are left to the AWS chain unless given.
+ * Turns a bucket URL (`s3://bucket/prefix`, `azure://container/prefix`, `gs://bucket/prefix` or `file:///dir`) plus
+ * settings into an object store and the key prefix under which capsule keeps its backups. S3 settings come from
+ * explicit options first, then the standard AWS environment variables; credentials are left to the AWS chain unless
+ * given. Azure and GCS settings come from their clouds' standard variables.
  */
 import { CapsuleError, ErrorCode } from "../domain/errors.js";
 import { redact, registerSecret } from "../redact.js";
+import { AzureObjectStore, type AzureCredentials, type AzureStoreConfig } from "./azure-object-store.js";
 import { FileObjectStore } from "./file-object-store.js";
 import type { ObjectStore } from "./object-store.js";
 import { S3ObjectStore, type S3StoreConfig } from "./s3-object-store.js";
@@ -57,7 +59,81 @@ export function openBucket(
     for (const segment of prefix.split("/")) assertSafeSegment(segment, "bucket prefix");
     return { store: new GcsObjectStore({ bucket: parsed.host, ...gcsSettingsFromEnv(env) }), prefix };
   }
-  throw invalid(url, `unsupported scheme "${parsed.protocol}" (use s3://, gs:// or file://)`);
+  if (parsed.protocol === "azure:") {
+    const container = parsed.host;
+    // Azure's rule: 3-63 of lowercase letters, digits and single hyphens, starting and ending with a letter or digit.
+    if (!/^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$/.test(container))
+      throw invalid(url, `"${container}" is not a valid container name`);
+    if (parsed.username || parsed.password || parsed.search) {
+      // A SAS token pasted as the URL's query is masked like a password.
+      registerSecret(parsed.search.slice(1));
+      throw invalid(url, "credentials do not belong in the bucket URL");
+    }
+    const prefix = parsed.pathname.replace(/^\/+|\/+$/g, "") || DEFAULT_PREFIX;
+    for (const segment of prefix.split("/")) assertSafeSegment(segment, "bucket prefix");
+    return {
+      store: new AzureObjectStore({ container, ...azureSettingsFromEnv(url, overrides, env) }),
+      prefix,
+    };
+  }
+  throw invalid(url, `unsupported scheme "${parsed.protocol}" (use s3://, azure://, gs:// or file://)`);
+}
+
+/**
+ * The standard Azure Storage variables, first match wins: a connection string (its BlobEndpoint reaches Azurite
+ * and Azure Stack); an account with its key; an account with a SAS token; an account alone, signed in as the pod's
+ * workload or managed identity. `--endpoint` overrides the endpoint of the last three.
+ */
+function azureSettingsFromEnv(
+  url: string,
+  overrides: S3Overrides,
+  env: NodeJS.ProcessEnv,
+): Omit<AzureStoreConfig, "container"> {
+  const connectionString = env["AZURE_STORAGE_CONNECTION_STRING"] || undefined;
+  const account = env["AZURE_STORAGE_ACCOUNT"] || undefined;
+  const key = env["AZURE_STORAGE_KEY"] || undefined;
+  const sasToken = env["AZURE_STORAGE_SAS_TOKEN"] || undefined;
+  registerSecret(connectionString);
+  for (const part of connectionString?.split(";") ?? []) {
+    if (/^(AccountKey|SharedAccessSignature)=/i.test(part)) registerSecret(part.slice(part.indexOf("=") + 1));
+  }
+  registerSecret(key);
+  registerSecret(sasToken?.replace(/^\?/, ""));
+  const unused = (["region", "serverSideEncryption", "forcePathStyle"] as const).filter(
+    (f) => overrides[f] !== undefined,
+  );
+  if (unused.length > 0) throw invalid(url, `${unused.join(", ")}: only for s3:// buckets`);
+  if (connectionString && overrides.endpoint) {
+    throw invalid(
+      url,
+      "the endpoint comes from AZURE_STORAGE_CONNECTION_STRING's BlobEndpoint, not --endpoint",
+    );
+  }
+  if (account !== undefined && !/^[a-z0-9]{3,24}$/.test(account)) {
+    throw new CapsuleError(
+      ErrorCode.Config,
+      `AZURE_STORAGE_ACCOUNT must be 3-24 lowercase letters and digits (got ${JSON.stringify(account)})`,
+    );
+  }
+  let credentials: AzureCredentials;
+  if (connectionString) credentials = { kind: "connection-string", connectionString };
+  else if (account && key) credentials = { kind: "shared-key", account, key };
+  else if (account && sasToken) credentials = { kind: "sas", account, sasToken };
+  else if (account) credentials = { kind: "identity", account };
+  else {
+    throw new CapsuleError(
+      ErrorCode.Config,
+      redact(
+        `${url}: no Azure storage account: set AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN or a workload/managed identity`,
+      ),
+    );
+  }
+  return {
+    credentials,
+    ...(overrides.endpoint ? { endpoint: overrides.endpoint } : {}),
+    ...milliseconds(env, "CAPSULE_AZURE_RETRY_WINDOW_MS", "retryWindowMs"),
+    ...milliseconds(env, "CAPSULE_AZURE_REQUEST_TIMEOUT_MS", "requestTimeoutMs"),
+  };
 }
 
 function s3SettingsFromEnv(env: NodeJS.ProcessEnv): Omit<S3StoreConfig, "bucket"> {

@@ -9,11 +9,12 @@ export const DEFAULT_PART_SIZE = 8 * MIB;
 export const DEFAULT_UPLOAD_CONCURRENCY = 3;
 
 /**
- * Picks a part size from the expected artifact size so the upload cannot hit the part cap. The estimate is
- * doubled because database sizes guess the dump size only roughly (and compression may fail to help).
+ * Picks a part size from the expected artifact size so the upload cannot hit the part cap (S3's 10,000 parts, or
+ * another store's block cap). The estimate is doubled because database sizes guess the dump size only roughly (and
+ * compression may fail to help).
  */
-export function choosePartSize(sizeHint: number | undefined): number {
+export function choosePartSize(sizeHint: number | undefined, maxParts: number = MAX_PARTS): number {
   if (!sizeHint || sizeHint <= 0) return DEFAULT_PART_SIZE;
-  const needed = Math.ceil((sizeHint * 2) / (MAX_PARTS - 1));
+  const needed = Math.ceil((sizeHint * 2) / (maxParts - 1));
   return Math.max(DEFAULT_PART_SIZE, Math.ceil(needed / MIB) * MIB);
 }

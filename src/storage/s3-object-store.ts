@@ -328,6 +328,10 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  async incompleteUploadKeys(prefix: string): Promise<string[]> {
+    return (await this.listIncompleteUploads(prefix)).map((u) => u.key);
+  }
+
   async abortIncompleteUploads(prefix: string): Promise<number> {
     const uploads = await this.listIncompleteUploads(prefix);
     for (const { key, uploadId } of uploads) {

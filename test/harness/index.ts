@@ -1,5 +1,6 @@
 /**
- * Real servers for tests: PostgreSQL, Redis and an S3 endpoint (Ceph radosgw), each throwaway, on 127.0.0.1,
+ * Real servers for tests: PostgreSQL, Redis, an S3 endpoint (Ceph radosgw) and Azure Blob Storage (Azurite), each
+ * throwaway, on 127.0.0.1,
  * on free ports, with data in a temporary directory (or RAM).
  *
  * `npm test` (test/run.ts) starts them once and hands them to every test file in CAPSULE_TEST_SERVERS; a test
@@ -7,13 +8,14 @@
  * `testServers()`.
  */
 import { randomBytes } from "node:crypto";
+import { azureEnv, createContainer, startAzurite, type AzureInfo, type AzuriteServer } from "./azurite.js";
 import { formatHarnessError, HarnessError, stopAll } from "./process.js";
 import { startPostgres, type PostgresServer } from "./postgres.js";
 import { startRadosgw, type RadosgwServer } from "./radosgw.js";
 import { startRedis, type RedisServer } from "./redis.js";
 import { createBucket, s3Client, s3Env, type S3Info } from "./s3.js";
 
-export { createBucket, s3Client, s3Env, formatHarnessError, HarnessError };
+export { azureEnv, createBucket, createContainer, s3Client, s3Env, formatHarnessError, HarnessError };
 export { freePort } from "./ports.js";
 export { findBinary, requireBinary, run } from "./process.js";
 
@@ -26,6 +28,7 @@ export interface TestServers {
   redis: Pick<RedisServer, "host" | "port">;
   /** `cephConf` lets a test start a second radosgw of the same cluster (startExtraRadosgw). */
   s3: S3Info & Pick<RadosgwServer, "cephConf">;
+  azure: AzureInfo;
 }
 
 /** The environment variable through which test/run.ts hands the servers to test files. */
@@ -34,7 +37,7 @@ export const SERVERS_ENV = "CAPSULE_TEST_SERVERS";
 export interface StartedServers {
   servers: TestServers;
   /** Milliseconds each server took to start. */
-  startupMs: { pg: number; redis: number; s3: number };
+  startupMs: { pg: number; redis: number; s3: number; azure: number };
   stop(): Promise<void>;
 }
 
@@ -45,20 +48,25 @@ async function timed<T>(start: () => Promise<T>): Promise<{ value: T; ms: number
 }
 
 /**
- * Start PostgreSQL, Redis and radosgw in parallel. If one fails, the others are stopped and the error (a
+ * Start PostgreSQL, Redis, radosgw and Azurite in parallel. If one fails, the others are stopped and the error (a
  * HarnessError naming the log files to read) says which one and why.
  */
 export async function startAllServers(): Promise<StartedServers> {
-  const [pg, redis, s3] = await Promise.allSettled([
+  const [pg, redis, s3, azure] = await Promise.allSettled([
     timed<PostgresServer>(startPostgres),
     timed<RedisServer>(startRedis),
     timed<RadosgwServer>(startRadosgw),
+    timed<AzuriteServer>(startAzurite),
   ]);
-  const failures = [pg, redis, s3].filter((r): r is PromiseRejectedResult => r.status === "rejected");
-  if (pg.status !== "fulfilled" || redis.status !== "fulfilled" || s3.status !== "fulfilled") {
-    await Promise.allSettled(
-      [pg, redis, s3].flatMap((r) => (r.status === "fulfilled" ? [r.value.value.stop()] : [])),
-    );
+  const all = [pg, redis, s3, azure];
+  const failures = all.filter((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (
+    pg.status !== "fulfilled" ||
+    redis.status !== "fulfilled" ||
+    s3.status !== "fulfilled" ||
+    azure.status !== "fulfilled"
+  ) {
+    await Promise.allSettled(all.flatMap((r) => (r.status === "fulfilled" ? [r.value.value.stop()] : [])));
     const reasons = failures.map((f) => f.reason as unknown);
     if (reasons.length === 1) throw reasons[0];
     throw new HarnessError(reasons.map((r) => (r instanceof Error ? r.message : String(r))).join("\n"), {
@@ -68,6 +76,7 @@ export async function startAllServers(): Promise<StartedServers> {
   const p = pg.value.value;
   const r = redis.value.value;
   const s = s3.value.value;
+  const a = azure.value.value;
   const servers: TestServers = {
     pg: {
       host: p.host,
@@ -87,13 +96,19 @@ export async function startAllServers(): Promise<StartedServers> {
       region: s.region,
       cephConf: s.cephConf,
     },
+    azure: {
+      blobEndpoint: a.blobEndpoint,
+      account: a.account,
+      key: a.key,
+      connectionString: a.connectionString,
+    },
   };
   let stopping: Promise<void> | undefined;
   return {
     servers,
-    startupMs: { pg: pg.value.ms, redis: redis.value.ms, s3: s3.value.ms },
+    startupMs: { pg: pg.value.ms, redis: redis.value.ms, s3: s3.value.ms, azure: azure.value.ms },
     stop: () => {
-      stopping ??= Promise.allSettled([p.stop(), r.stop(), s.stop()]).then(() => undefined);
+      stopping ??= Promise.allSettled([p.stop(), r.stop(), s.stop(), a.stop()]).then(() => undefined);
       return stopping;
     },
   };
@@ -122,11 +137,14 @@ export function testServers(): Promise<TestServers> {
   return ownServers;
 }
 
-/** A random name that is also a valid S3 bucket name: lowercase letters, digits and dashes, at most 63. */
+/**
+ * A random name that is also a valid S3 bucket and Azure container name: lowercase letters, digits and single
+ * dashes, at most 63.
+ */
 export function uniqueName(prefix: string): string {
   const clean = prefix
     .toLowerCase()
-    .replace(/[^a-z0-9-]+/g, "-")
+    .replace(/[^a-z0-9]+/g, "-")
     .replace(/^-+|-+$/g, "")
     .slice(0, 40);
   const suffix = randomBytes(6).toString("hex");

@@ -1,7 +1,7 @@
 /**
- * The storage contract, run against every store: a real S3 server (radosgw, from the harness), GCS (the in-repo
- * fake of its JSON API: no GCS emulator runs here) and a local directory. No mocks: every byte goes through the
- * store's real client.
+ * The storage contract, run against every store: a real S3 server (radosgw, from the harness), Azure Blob Storage
+ * (Azurite, from the harness), GCS (the in-repo fake of its JSON API: no GCS emulator runs here) and a local
+ * directory. No mocks: every byte goes through the store's real client.
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -12,12 +12,23 @@ import { after, before, describe, test } from "node:test";
 import pLimit from "p-limit";
 import { downloadArtifact } from "../../src/runtime/download.js";
 import { type BackupRun, BackupStore } from "../../src/storage/backup-store.js";
+import { checkIntegrity } from "../../src/storage/integrity.js";
 import { layout } from "../../src/storage/layout.js";
 import { openBucket } from "../../src/storage/open-store.js";
 import { generateX25519Identity, identityToRecipient } from "age-encryption";
+import { AzureObjectStore } from "../../src/storage/azure-object-store.js";
+import type { ObjectStore } from "../../src/storage/object-store.js";
 import { S3ObjectStore } from "../../src/storage/s3-object-store.js";
 import { serializeStatefile } from "../../src/storage/statefile.js";
-import { createBucket, s3Env, testServers, uniqueName, type TestServers } from "../harness/index.js";
+import {
+  azureEnv,
+  createBucket,
+  createContainer,
+  s3Env,
+  testServers,
+  uniqueName,
+  type TestServers,
+} from "../harness/index.js";
 import { capsule } from "../support/cli.js";
 import { statefile } from "../support/entries.js";
 import { generatedStream, sha256Of } from "../support/streams.js";
@@ -44,6 +55,14 @@ async function gcsStore(): Promise<StoreUnderTest> {
   const { fake, bucket } = await gcsBucket("store");
   const env = gcsEnv(fake);
   const url = `gs://${bucket}/backups`;
+  return { url, env, open: () => storeAt(url, env) };
+}
+
+async function azureStore(servers: TestServers): Promise<StoreUnderTest> {
+  const container = uniqueName("store");
+  await createContainer(servers.azure, container);
+  const env = azureEnv(servers.azure);
+  const url = `azure://${container}/backups`;
   return { url, env, open: () => storeAt(url, env) };
 }
 
@@ -76,13 +95,30 @@ const begin = (store: BackupStore, target = "db", cluster = "c1") =>
     tool: { capsule: "test" },
   });
 
-for (const kind of ["s3", "gcs", "file"] as const) {
+/**
+ * What a killed or failed upload left under `prefix` that no listing shows (S3 multipart uploads, Azure blobs with
+ * only uncommitted blocks); undefined for a store that has no such thing.
+ */
+async function incompleteUploads(objects: ObjectStore, prefix: string): Promise<number | undefined> {
+  if (objects instanceof S3ObjectStore) return (await objects.listIncompleteUploads(prefix)).length;
+  if (objects instanceof AzureObjectStore) return (await objects.listIncompleteUploads(prefix)).length;
+  return undefined;
+}
+
+for (const kind of ["s3", "azure", "gcs", "file"] as const) {
   describe(`backup store on ${kind}`, () => {
     let servers: TestServers;
     let sut: StoreUnderTest;
     before(async () => {
       servers = await testServers();
-      sut = kind === "s3" ? await s3Store(servers) : kind === "gcs" ? await gcsStore() : await fileStore();
+      sut =
+        kind === "s3"
+          ? await s3Store(servers)
+          : kind === "azure"
+            ? await azureStore(servers)
+            : kind === "gcs"
+              ? await gcsStore()
+              : await fileStore();
     });
 
     test("GIVEN a 64 MiB stream WHEN backed up and read back THEN the sha256 matches and the run is succeeded", async () => {
@@ -218,22 +254,23 @@ for (const kind of ["s3", "gcs", "file"] as const) {
         /abandoned, not succeeded/,
       );
       const objects = objectsOf(stale);
-      if (objects instanceof S3ObjectStore) {
-        // The killed process's last requests may still be landing; wait until its multipart upload is visible,
-        // which also proves the kill left one behind for delete to clean up.
-        const s3 = objects;
-        await waitFor(
-          async () =>
-            (await s3.listIncompleteUploads(layout.backupPrefix(prefixOf(stale), ref))).length === 1,
-        );
+      const backupPrefix = layout.backupPrefix(prefixOf(stale), ref);
+      if (kind !== "file") {
+        // The killed process's last requests may still be landing; wait until its upload is visible, which also
+        // proves the kill left one behind for delete to clean up.
+        await waitFor(async () => (await incompleteUploads(objects, backupPrefix)) === 1);
       }
+      // The integrity sweep (--check) names the unfinished upload of the abandoned run.
+      const findings = await checkIntegrity(stale, "killed", "postgresql");
+      assert.deepEqual(
+        findings.filter((f) => f.kind === "incomplete-upload").map((f) => f.backupId),
+        kind === "file" ? [] : [backupId],
+      );
       await stale.delete(ref);
       const left = [];
-      for await (const o of objects.list(layout.backupPrefix(prefixOf(stale), ref))) left.push(o.key);
+      for await (const o of objects.list(backupPrefix)) left.push(o.key);
       assert.deepEqual(left, []);
-      if (objects instanceof S3ObjectStore) {
-        assert.deepEqual(await objects.listIncompleteUploads(layout.backupPrefix(prefixOf(stale), ref)), []);
-      }
+      if (kind !== "file") assert.equal(await incompleteUploads(objects, backupPrefix), 0);
     });
 
     test("GIVEN a source that fails after 40 MiB WHEN uploaded THEN the upload fails and leaves no partial object or multipart upload", async () => {
@@ -249,7 +286,7 @@ for (const kind of ["s3", "gcs", "file"] as const) {
       const keys = [];
       for await (const o of objects.list(prefix)) keys.push(o.key);
       assert.deepEqual(keys, [layout.statefileKey(prefixOf(store), run.ref)]);
-      if (objects instanceof S3ObjectStore) assert.deepEqual(await objects.listIncompleteUploads(prefix), []);
+      if (kind === "s3" || kind === "azure") assert.equal(await incompleteUploads(objects, prefix), 0);
       else if (kind === "file")
         assert.deepEqual((await readdir(path.join(new URL(sut.url).pathname, prefix))).sort(), [
           "statefile.json",

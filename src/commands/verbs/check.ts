@@ -3,8 +3,9 @@ import { findingsTable, type Report } from "../render.js";
 import { flag, StoreVerb } from "./verb-command.js";
 
 /**
- * `capsule <engine> --check`: damage in the bucket (missing or resized artifacts, unreadable statefiles, orphans)
- * and what killed runs left on this machine or a server the flags name; `--yes` removes orphans and leftovers.
+ * `capsule <engine> --check`: damage in the bucket (missing or resized artifacts, unreadable statefiles, orphans,
+ * unfinished uploads) and what killed runs left on this machine or a server the flags name; `--yes` removes orphans,
+ * unfinished uploads and leftovers.
  * Exits 1 while anything is left unresolved.
  */
 export class CheckVerb extends StoreVerb {
@@ -25,7 +26,21 @@ export class CheckVerb extends StoreVerb {
     } else if (orphans.length > 0) {
       this.note(`${orphans.length} orphaned object(s); --check --yes deletes them`);
     }
-    const unresolved = this.yes ? findings.filter((f) => f.kind !== "orphan") : findings;
+    const uploads = new Set(findings.filter((f) => f.kind === "incomplete-upload").map((f) => f.backupId));
+    if (uploads.size > 0 && this.yes) {
+      let aborted = 0;
+      for (const backupId of uploads)
+        aborted += await store.abortIncompleteUploads({
+          cluster: this.clusterId(),
+          engine: this.engine.name,
+          backupId,
+        });
+      this.note(`aborted ${aborted} incomplete upload(s)`);
+    } else if (uploads.size > 0) {
+      this.note(`incomplete uploads in ${uploads.size} backup(s); --check --yes aborts them`);
+    }
+    const cleaned = new Set(["orphan", "incomplete-upload"]);
+    const unresolved = this.yes ? findings.filter((f) => !cleaned.has(f.kind)) : findings;
     return {
       document: findings,
       table: findings.length ? findingsTable(findings) : "no damage found",
