@@ -20,7 +20,8 @@ export function render(format: OutputFormat, value: unknown): string {
  */
 export interface Report {
   readonly document?: unknown;
-  readonly table?: string;
+  /** A function when building it costs (a table of 10,000 backups): built only when the table is what is printed. */
+  readonly table?: string | (() => string);
   /** Non-zero when the command found something to act on (`--check` found damage). */
   readonly exitCode?: number;
 }
@@ -29,7 +30,9 @@ export interface Report {
 export function report(format: OutputFormat, result: Report): string {
   const text =
     format === "table"
-      ? result.table
+      ? typeof result.table === "function"
+        ? result.table()
+        : result.table
       : result.document === undefined
         ? undefined
         : render(format, result.document);
