@@ -6,12 +6,12 @@
  *   GET  /readyz                                    200 once ready (see `Readiness`), else 503
  *   GET  /metrics                                   Prometheus text
  *   GET  /api/v1/clusters                           clusters with anything in the bucket
- *   GET  /api/v1/clusters/{cluster}/backups         ?engine= &status= &target= &limit=
+ *   GET  /api/v1/clusters/{cluster}/backups         ?engine= &status= &target= &limit= &cursor= (see listBackups)
  *   GET  /api/v1/clusters/{cluster}/backups/{id}    one backup with its statefile
  *   POST /api/v1/clusters/{cluster}/backups         {"target": …, "requestedBy"?: …} files a request for the watcher
  *
  * JSON only; errors are `{"error": {"code", "message"}}` with a 4xx for the caller's mistakes and a 5xx for ours or
- * the bucket's. With a token configured, /metrics and /api/ need `Authorization: Bearer <token>` (compared in
+ * the bucket's; a 503 always says when to retry (`Retry-After`). With a token configured, /metrics and /api/ need `Authorization: Bearer <token>` (compared in
  * constant time); the probes never do. Bodies, headers and the time a request may take are bounded.
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
@@ -21,9 +21,9 @@ import { CapsuleError, ErrorCode, NotFoundError, messageOf } from "../domain/err
 import type { Logger } from "../log.js";
 import { redact, registerSecret } from "../redact.js";
 import { newRequestId, type BackupRequest } from "../requests/request.js";
-import { newestFirst, type BackupStore } from "../storage/backup-store.js";
+import { type BackupEntry, newestFirst, type BackupStore } from "../storage/backup-store.js";
 import { BucketSet } from "../storage/bucket-set.js";
-import { ENGINES, isEngine, isSafeSegment } from "../domain/backup.js";
+import { ENGINES, type EngineName, backupIdTime, isEngine, isSafeSegment } from "../domain/backup.js";
 import type { BackupState } from "../domain/statefile.js";
 import { buildInfo } from "../version.js";
 import type { DaemonMetrics } from "./metrics.js";
@@ -54,10 +54,25 @@ export interface StatusServerOptions {
   readonly maxBodyBytes?: number;
   /** A handler that takes longer answers 503. @default 20000 */
   readonly handlerTimeoutMs?: number;
+  /**
+   * How long a backup list waits for the bucket before it answers with the last list it read instead (marked with
+   * its age); without one, it waits up to the handler timeout. @default 2000
+   */
+  readonly staleAfterMs?: number;
   readonly now?: () => Date;
 }
 
+/** A backup list as last read from the bucket, and when. */
+interface Listed {
+  readonly at: Date;
+  readonly entries: readonly BackupEntry[];
+}
+
 const MAX_LIMIT = 10_000;
+/** Seconds a client is told to wait before retrying a 503. */
+const RETRY_AFTER_SECONDS = 5;
+/** Backup lists remembered for answering while the bucket is slow: one per cluster and filter, the oldest dropped. */
+const REMEMBERED_LISTS = 64;
 const JSON_TYPE = "application/json; charset=utf-8";
 
 class HttpError extends Error {
@@ -76,6 +91,10 @@ export class StatusServer {
   private readonly server: Server;
   private readonly tokenDigest: Buffer | undefined;
   private readonly buckets: BucketSet | undefined;
+  /** The last list read for each cluster and filter, answered while a newer one is still being read. */
+  private readonly lastLists = new Map<string, Listed>();
+  /** Lists being read: concurrent requests for the same one share it (a dashboard's refreshes at start-up). */
+  private readonly listing = new Map<string, Promise<Listed>>();
 
   constructor(private readonly options: StatusServerOptions) {
     this.tokenDigest = options.token ? digest(options.token) : undefined;
@@ -130,7 +149,7 @@ export class StatusServer {
           "cache-control": "no-store",
         });
         res.end(body);
-      } else this.send(res, body.status ?? 200, body.json);
+      } else this.send(res, body.status ?? 200, body.json, body.headers);
     } catch (error) {
       this.fail(res, error);
     }
@@ -153,7 +172,10 @@ export class StatusServer {
     res.end(method === "HEAD" ? undefined : body);
   }
 
-  private async route(req: IncomingMessage, url: URL): Promise<string | { status?: number; json: unknown }> {
+  private async route(
+    req: IncomingMessage,
+    url: URL,
+  ): Promise<string | { status?: number; json: unknown; headers?: Record<string, string> }> {
     const path = url.pathname;
     const method = req.method ?? "GET";
     if (path === "/healthz") {
@@ -198,8 +220,11 @@ export class StatusServer {
     return { json: await this.getBackup(cluster, segments[3] ?? "") };
   }
 
-  private async listBackups(url: URL, cluster: string): Promise<{ json: unknown }> {
-    noQuery(url, ["engine", "status", "target", "limit"]);
+  private async listBackups(
+    url: URL,
+    cluster: string,
+  ): Promise<{ json: unknown; headers: Record<string, string> }> {
+    noQuery(url, ["engine", "status", "target", "limit", "cursor"]);
     const engine = url.searchParams.get("engine");
     const status = url.searchParams.get("status");
     const target = url.searchParams.get("target");
@@ -228,22 +253,78 @@ export class StatusServer {
           `limit must be an integer from 1 to ${MAX_LIMIT} (got ${JSON.stringify(limitParam)})`,
         );
     }
+    const cursorParam = url.searchParams.get("cursor");
+    const after = cursorParam === null ? undefined : parseCursor(cursorParam);
     const filter = {
       cluster,
       ...(engine !== null && isEngine(engine) && { engine }),
       ...(target !== null && { target }),
     };
-    const stores = this.storesOf(cluster);
-    const lists = await Promise.all(stores.map((store) => store.list(filter)));
-    const entries = lists.length === 1 ? lists[0]! : lists.flat().sort(newestFirst);
+    const { at, entries, stale } = await this.listed(filter);
     const matching = entries.filter((e) => status === null || e.state === status);
+    const start = after ? matching.findIndex((e) => newestFirst(e, after) > 0) : 0;
+    const page = start < 0 ? [] : matching.slice(start, start + limit);
+    const last = page.at(-1);
+    const more = last !== undefined && start + page.length < matching.length;
+    const ageSeconds = Math.max(
+      0,
+      Math.round(((this.options.now?.() ?? new Date()).getTime() - at.getTime()) / 1000),
+    );
     return {
+      headers: { "x-capsule-data-age": String(ageSeconds) },
       json: {
         cluster,
         total: matching.length,
-        items: matching.slice(0, limit).map((e) => backupSummary(e, redact)),
+        items: page.map((e) => backupSummary(e, redact)),
+        ...(more && { nextCursor: cursorOf(last) }),
+        // When the bucket was read for this answer; `stale` when it is slower than staleAfterMs and the last list
+        // read is answered meanwhile.
+        asOf: at.toISOString(),
+        ...(stale && { stale: true }),
       },
     };
+  }
+
+  /**
+   * The cluster's backups: read now, or — when that takes longer than staleAfterMs and an earlier list is known —
+   * the earlier list, marked stale, while the read goes on and refreshes it. With nothing known yet the caller waits
+   * (and gets a 503 with Retry-After if even the handler timeout passes).
+   */
+  private async listed(filter: {
+    cluster: string;
+    engine?: EngineName;
+    target?: string;
+  }): Promise<Listed & { stale: boolean }> {
+    const id = JSON.stringify([filter.cluster, filter.engine ?? "", filter.target ?? ""]);
+    let reading = this.listing.get(id);
+    if (!reading) {
+      const stores = this.storesOf(filter.cluster);
+      reading = (async () => {
+        const at = this.options.now?.() ?? new Date();
+        const lists = await Promise.all(stores.map((store) => store.list(filter)));
+        const entries = lists.length === 1 ? lists[0]! : lists.flat().sort(newestFirst);
+        const listed = { at, entries };
+        this.lastLists.delete(id);
+        this.lastLists.set(id, listed);
+        if (this.lastLists.size > REMEMBERED_LISTS)
+          this.lastLists.delete(this.lastLists.keys().next().value!);
+        return listed;
+      })().finally(() => this.listing.delete(id));
+      reading.catch(() => undefined);
+      this.listing.set(id, reading);
+    }
+    const known = this.lastLists.get(id);
+    if (!known) return { ...(await reading), stale: false };
+    let timer: NodeJS.Timeout | undefined;
+    const patience = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), this.options.staleAfterMs ?? 2_000);
+    });
+    try {
+      const fresh = await Promise.race([reading, patience]);
+      return fresh ? { ...fresh, stale: false } : { ...known, stale: true };
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private async getBackup(cluster: string, backupId: string): Promise<unknown> {
@@ -402,6 +483,8 @@ export class StatusServer {
       "content-length": Buffer.byteLength(body),
       "cache-control": "no-store",
       "x-content-type-options": "nosniff",
+      // Never a bare 503: the bucket warming up, a slow handler or no bucket yet all pass.
+      ...(status === 503 && { "retry-after": String(RETRY_AFTER_SECONDS) }),
       ...headers,
     });
     res.end(body);
@@ -425,6 +508,43 @@ function toHttpError(error: unknown): HttpError {
     }
   }
   return new HttpError(500, "internal", "internal error");
+}
+
+/**
+ * A page's cursor: where its last backup sorts (start time and id), so the next page starts after it even if that
+ * backup was deleted meanwhile. Opaque to clients.
+ */
+function cursorOf(entry: BackupEntry): string {
+  const at = entry.statefile?.startedAt ?? backupIdTime(entry.ref.backupId);
+  return Buffer.from(JSON.stringify([at, entry.ref.cluster, entry.ref.engine, entry.ref.backupId])).toString(
+    "base64url",
+  );
+}
+
+/** The position a cursor stands for, as an entry `newestFirst` can compare with. */
+function parseCursor(cursor: string): BackupEntry {
+  const bad = () =>
+    new HttpError(
+      400,
+      "bad_request",
+      `cursor is not one this API returned (got ${JSON.stringify(cursor.slice(0, 80))})`,
+    );
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
+  } catch {
+    throw bad();
+  }
+  if (!Array.isArray(parsed) || parsed.length !== 4 || !parsed.every((p) => typeof p === "string"))
+    throw bad();
+  const [startedAt, cluster, engine, backupId] = parsed as [string, string, string, string];
+  if (!isEngine(engine)) throw bad();
+  return {
+    ref: { cluster, engine, backupId },
+    key: "",
+    state: "succeeded",
+    statefile: { startedAt } as BackupEntry["statefile"],
+  };
 }
 
 function allow(method: string, methods: readonly string[]): void {

@@ -28,8 +28,9 @@ import {
   isSafeSegment,
   newBackupId,
 } from "../domain/backup.js";
-import { type ObjectStore, getBytes } from "./object-store.js";
+import { type ObjectInfo, type ObjectStore, getBytes } from "./object-store.js";
 import { parseStatefile, serializeStatefile } from "./statefile.js";
+import { type Catalog, type CatalogEntry, mergeCatalogs, parseCatalog, serializeCatalog } from "./catalog.js";
 import {
   type Artifact,
   type BackupState,
@@ -87,6 +88,8 @@ export interface BackupStoreOptions {
   readonly now?: () => Date;
   /** Sees bytes as artifacts stream in and out (a progress display); must not throw. */
   readonly onTransfer?: (transfer: Transfer) => void;
+  /** Hears why the catalog was ignored or not written (docs/adr/0020); neither ever fails a listing. */
+  readonly onCatalogProblem?: (message: string) => void;
   /** Age recipients (public keys): every artifact uploaded is encrypted to them (docs/adr/0011). */
   readonly encryptTo?: readonly string[];
   /** Where the identities come from that open encrypted artifacts; read only when one is opened. */
@@ -124,6 +127,7 @@ export class BackupStore {
   readonly onTransfer: ((transfer: Transfer) => void) | undefined;
   readonly encryptTo: readonly string[] | undefined;
   private readonly identities: IdentitySource | undefined;
+  private readonly onCatalogProblem: (message: string) => void;
 
   constructor(
     // Private: every key under the prefix is this class's to build, so no caller can write beside the protocol.
@@ -137,6 +141,7 @@ export class BackupStore {
     this.onTransfer = options.onTransfer;
     this.encryptTo = options.encryptTo?.length ? options.encryptTo : undefined;
     this.identities = options.identities;
+    this.onCatalogProblem = options.onCatalogProblem ?? (() => undefined);
   }
 
   /** Starts a run: writes its `running` statefile before any data is read from the database. */
@@ -173,28 +178,141 @@ export class BackupStore {
     return new BackupRun(this, this.objects, this.prefix, ref, statefile, etag);
   }
 
-  /** Backups of one cluster (optionally one engine and target), newest first. Corrupt statefiles are included. */
+  /**
+   * Backups of one cluster (optionally one engine and target), newest first. Corrupt statefiles are included.
+   *
+   * One listing pass gives every statefile's ETag and size; only statefiles the catalog (docs/adr/0020) does not hold
+   * with that same ETag and size are read. When the catalog was missing, unreadable or differed from the listing it
+   * is written back, conditionally; a failure to write it never fails the listing.
+   */
   async list(filter: { cluster: string; engine?: EngineName; target?: string }): Promise<BackupEntry[]> {
     const prefix = filter.engine
       ? layout.enginePrefix(this.prefix, filter.cluster, filter.engine)
       : layout.clusterPrefix(this.prefix, filter.cluster);
-    const found: Array<{ ref: BackupRef; key: string; etag: string | undefined }> = [];
+    const listed = new Map<EngineName, Listed>();
+    const listedOf = (engine: EngineName): Listed => {
+      let group = listed.get(engine);
+      if (!group) listed.set(engine, (group = { statefiles: [], catalogEtag: undefined }));
+      return group;
+    };
     for await (const object of this.objects.list(prefix)) {
       const ref = layout.parseStatefileKey(this.prefix, object.key);
-      if (ref && ref.cluster === filter.cluster) found.push({ ref, key: object.key, etag: object.etag });
+      if (ref) {
+        if (ref.cluster === filter.cluster) listedOf(ref.engine).statefiles.push({ ref, object });
+        continue;
+      }
+      const catalog = layout.parseCatalogKey(this.prefix, object.key);
+      if (catalog && catalog.cluster === filter.cluster)
+        listedOf(catalog.engine).catalogEtag = object.etag ?? "";
     }
     const limit = pLimit(this.readConcurrency);
+    const groups = await Promise.all(
+      [...listed].map(([engine, group]) => this.listEngine(filter.cluster, engine, group, limit)),
+    );
+    return groups
+      .flat()
+      .filter((e) => !filter.target || e.statefile?.target === filter.target)
+      .sort(newestFirst);
+  }
+
+  /** One engine's entries: the catalog where it agrees with the listing, reads where it does not. */
+  private async listEngine(
+    cluster: string,
+    engine: EngineName,
+    group: Listed,
+    limit: LimitFunction,
+  ): Promise<BackupEntry[]> {
+    const catalog = group.catalogEtag !== undefined ? await this.readCatalog(cluster, engine) : undefined;
+    const known = catalog?.catalog.entries ?? new Map<string, CatalogEntry>();
+    // No catalog, or one not to be trusted, is (re)written, even empty: an untrusted one is never read twice.
+    let changed = !catalog && (group.statefiles.length > 0 || group.catalogEtag !== undefined);
+    const next = new Map<string, CatalogEntry>();
     const entries = await Promise.all(
-      found.map(({ ref, key, etag }) => {
+      group.statefiles.map(async ({ ref, object }) => {
+        const { key, etag, size } = object;
+        const held = etag !== undefined ? known.get(ref.backupId) : undefined;
+        if (held && held.etag === etag && held.size === size) {
+          next.set(ref.backupId, held);
+          if ("problem" in held) return { ref, key, state: "corrupt" as const, problem: held.problem, etag };
+          return this.entryOf(ref, key, held.statefile, etag, false);
+        }
+        changed = true;
         // A statefile whose ETag the listing shows unchanged is not read again (a daemon lists the same
         // thousands of backups every few minutes); the state is derived anew, as `abandoned` depends on the time.
         const cached = etag !== undefined ? this.readCache.get(key) : undefined;
-        if (cached && cached.etag === etag)
-          return Promise.resolve(this.entryOf(ref, key, cached.statefile, etag));
-        return this.readShared(ref, key, limit);
+        const entry =
+          cached && cached.etag === etag
+            ? this.entryOf(ref, key, cached.statefile, etag)
+            : await this.readShared(ref, key, limit);
+        // Recorded only when the bytes read are the ones listed: then the next listing can vouch for them.
+        if (entry.etag !== undefined && entry.etag === etag && entry.problem !== MISSING) {
+          next.set(
+            ref.backupId,
+            entry.statefile
+              ? { etag, size, statefile: entry.statefile }
+              : { etag, size, problem: entry.problem ?? "unreadable" },
+          );
+        }
+        return entry;
       }),
     );
-    return entries.filter((e) => !filter.target || e.statefile?.target === filter.target).sort(newestFirst);
+    if (known.size !== next.size) changed = true;
+    if (changed) await this.writeCatalog({ cluster, engine, entries: next }, catalog?.etag);
+    return entries;
+  }
+
+  /** The catalog and its ETag; undefined when it is absent or cannot be trusted (it is then rebuilt). */
+  private async readCatalog(
+    cluster: string,
+    engine: EngineName,
+  ): Promise<{ catalog: Catalog; etag: string } | undefined> {
+    const key = layout.catalogKey(this.prefix, cluster, engine);
+    let read: { bytes: Buffer; etag?: string };
+    try {
+      read = await this.objects.getWithEtag(key);
+    } catch (error) {
+      if (error instanceof NotFoundError) return undefined;
+      throw error;
+    }
+    if (read.etag === undefined) return undefined;
+    const catalog = parseCatalog(read.bytes, cluster, engine);
+    if (!catalog)
+      this.onCatalogProblem(`${key}: unreadable catalog ignored; rebuilding it from the statefiles`);
+    return catalog && { catalog, etag: read.etag };
+  }
+
+  /**
+   * Writes the catalog conditionally on the version read (or on there being none). Losing the race, it merges with
+   * the winner's and tries again; failing for any other reason — a read-only bucket — it gives up quietly: the
+   * statefiles are the truth, and the next listing repairs whatever this one could not record.
+   */
+  private async writeCatalog(catalog: Catalog, readEtag: string | undefined): Promise<void> {
+    const key = layout.catalogKey(this.prefix, catalog.cluster, catalog.engine);
+    let etag = readEtag;
+    let ours = catalog;
+    for (let attempt = 1; attempt <= UPDATE_ATTEMPTS; attempt++) {
+      try {
+        await this.objects.put(key, serializeCatalog(ours), {
+          contentType: "application/gzip",
+          ...(etag !== undefined ? { ifMatch: etag } : { ifNoneMatch: "*" as const }),
+        });
+        return;
+      } catch (error) {
+        if (!(error instanceof PreconditionFailedError)) {
+          this.onCatalogProblem(`${key}: catalog not written (${messageOf(error)})`);
+          return;
+        }
+      }
+      try {
+        const theirs = await this.readCatalog(catalog.cluster, catalog.engine);
+        if (theirs) ours = mergeCatalogs(theirs.catalog, ours);
+        etag = theirs?.etag ?? (await this.objects.head(key))?.etag;
+      } catch (error) {
+        this.onCatalogProblem(`${key}: catalog not written (${messageOf(error)})`);
+        return;
+      }
+    }
+    this.onCatalogProblem(`${key}: catalog not written (${UPDATE_ATTEMPTS} writers got there first)`);
   }
 
   /** Cluster ids that have anything under the prefix. */
@@ -593,12 +711,18 @@ export class BackupStore {
         statefile.cluster !== ref.cluster ||
         statefile.engine !== ref.engine
       ) {
-        return { ref, key, state: "corrupt", problem: `${key}: statefile describes another backup` };
+        return {
+          ref,
+          key,
+          state: "corrupt",
+          problem: `${key}: statefile describes another backup`,
+          ...(etag ? { etag } : {}),
+        };
       }
       if (etag) this.readCache.set(key, { etag, statefile });
       return this.entryOf(ref, key, statefile, etag);
     } catch (error) {
-      return { ref, key, state: "corrupt", problem: messageOf(error) };
+      return { ref, key, state: "corrupt", problem: messageOf(error), ...(etag ? { etag } : {}) };
     }
   }
 
@@ -616,19 +740,32 @@ export class BackupStore {
     return read;
   }
 
-  private entryOf(ref: BackupRef, key: string, statefile: Statefile, etag: string | undefined): BackupEntry {
+  private entryOf(
+    ref: BackupRef,
+    key: string,
+    statefile: Statefile,
+    etag: string | undefined,
+    copy = true,
+  ): BackupEntry {
     return {
       ref,
       key,
       state: deriveState(statefile, this.now(), this.abandonedAfterMs),
-      // A copy: callers may edit what they get (update() mutates a clone, but others need not know that).
-      statefile: structuredClone(statefile),
+      // A copy: callers may edit what they get (update() mutates a clone, but others need not know that). A
+      // catalog entry was parsed for this listing alone and needs none.
+      statefile: copy ? structuredClone(statefile) : statefile,
       ...(etag ? { etag } : {}),
     };
   }
 }
 
 const MISSING = "statefile missing";
+
+/** One engine's share of a listing: its statefiles as listed, and its catalog's ETag when the listing shows one. */
+interface Listed {
+  readonly statefiles: Array<{ ref: BackupRef; object: ObjectInfo }>;
+  catalogEtag: string | undefined;
+}
 
 /** One run in progress, owned by the process that began it. */
 export class BackupRun implements ArtifactSink {

@@ -3,6 +3,7 @@
  *
  *   <prefix>/<cluster>/<engine>/<backupId>/statefile.json
  *   <prefix>/<cluster>/<engine>/<backupId>/<artifact>
+ *   <prefix>/<cluster>/<engine>/catalog.json.gz          (a cache of the statefiles: docs/adr/0020)
  *   <prefix>/<cluster>/requests/<requestId>.json
  *   <prefix>/<cluster>/requests/<requestId>.outcome.json
  */
@@ -19,6 +20,8 @@ export const DEFAULT_PREFIX = "capsule";
 export const STATEFILE_NAME = "statefile.json";
 export const REQUEST_SUFFIX = ".json";
 export const OUTCOME_SUFFIX = ".outcome.json";
+/** Beside the backup folders, not in one: no listing of a backup folder, and no integrity sweep, ever sees it. */
+export const CATALOG_NAME = "catalog.json.gz";
 
 /** Every key is built from checked segments, so no caller can reach outside its cluster and engine (`../`). */
 function segment(value: string, what: string): string {
@@ -40,6 +43,8 @@ export const layout = {
   enginePrefix: (prefix: string, cluster: string, engine: EngineName) =>
     `${prefix}/${segment(cluster, "cluster")}/${engineSegment(engine)}/`,
   backupPrefix: (prefix: string, ref: BackupRef) => refPath(prefix, ref),
+  catalogKey: (prefix: string, cluster: string, engine: EngineName) =>
+    `${layout.enginePrefix(prefix, cluster, engine)}${CATALOG_NAME}`,
   statefileKey: (prefix: string, ref: BackupRef) => `${refPath(prefix, ref)}${STATEFILE_NAME}`,
   // The name is a statefile's (its schema allows no "/") or checked where an artifact is written.
   artifactKey: (prefix: string, ref: BackupRef, name: string) => `${refPath(prefix, ref)}${name}`,
@@ -72,6 +77,16 @@ export const layout = {
     const [cluster, engine, backupId] = parts as [string, string, string];
     if (!isEngine(engine) || !isSafeSegment(cluster) || !isSafeSegment(backupId)) return undefined;
     return { cluster, engine, backupId };
+  },
+
+  /** The cluster and engine a catalog key belongs to, or `undefined` if the key is not a catalog under `prefix`. */
+  parseCatalogKey(prefix: string, key: string): { cluster: string; engine: EngineName } | undefined {
+    if (!key.startsWith(`${prefix}/`)) return undefined;
+    const parts = key.slice(prefix.length + 1).split("/");
+    if (parts.length !== 3 || parts[2] !== CATALOG_NAME) return undefined;
+    const [cluster, engine] = parts as [string, string];
+    if (!isEngine(engine) || !isSafeSegment(cluster)) return undefined;
+    return { cluster, engine };
   },
 
   /** The cluster a key under `prefix` belongs to, if any. */

@@ -109,6 +109,11 @@ export function parseStatefile(bytes: Buffer | string, key: string): Statefile {
       `${key}: not valid JSON (${(error as Error).message})`,
     );
   }
+  return checkStatefile(data, key);
+}
+
+/** Checks an already parsed statefile (one held in the catalog) against the same schema as one read from its key. */
+export function checkStatefile(data: unknown, key: string): Statefile {
   if (!validate(data)) {
     const problems = formatAjvErrors(key, validate.errors, data);
     throw new CapsuleError(ErrorCode.InvalidStatefile, problems.slice(0, 3).join("; "));

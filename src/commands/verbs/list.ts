@@ -13,7 +13,7 @@ export class ListVerb extends StoreVerb {
     const entries = await store.list(this.scope());
     return {
       document: entries.map(entryDocument),
-      table: entries.length ? backupsTable(entries) : "no backups",
+      table: () => (entries.length ? backupsTable(entries) : "no backups"),
     };
   }
 }
