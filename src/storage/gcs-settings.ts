@@ -11,6 +11,7 @@ import { readFileSync } from "node:fs";
 import { CapsuleError, ErrorCode, messageOf } from "../domain/errors.js";
 import { registerSecret } from "../redact.js";
 import type { GcsStoreConfig, GoogleCredentials } from "./gcs-object-store.js";
+import { milliseconds } from "./env-settings.js";
 
 export function gcsSettingsFromEnv(env: NodeJS.ProcessEnv): Omit<GcsStoreConfig, "bucket"> {
   const keyFile = env["GOOGLE_APPLICATION_CREDENTIALS"] || undefined;
@@ -67,21 +68,4 @@ function parseKey(text: string, variable: string, what: string): GoogleCredentia
     if (typeof value === "string") registerSecret(value);
   }
   return key as unknown as GoogleCredentials;
-}
-
-function milliseconds<K extends "retryWindowMs" | "requestTimeoutMs" | "idleTimeoutMs">(
-  env: NodeJS.ProcessEnv,
-  name: string,
-  field: K,
-): Partial<Record<K, number>> {
-  const value = env[name];
-  if (value === undefined || value === "") return {};
-  const ms = Number(value);
-  if (!Number.isInteger(ms) || ms < 1) {
-    throw new CapsuleError(
-      ErrorCode.Config,
-      `${name} must be a whole number of milliseconds >= 1 (got ${JSON.stringify(value)})`,
-    );
-  }
-  return { [field]: ms } as Partial<Record<K, number>>;
 }

@@ -14,6 +14,7 @@ import { GcsObjectStore } from "./gcs-object-store.js";
 import { gcsSettingsFromEnv } from "./gcs-settings.js";
 import { DEFAULT_PREFIX } from "./layout.js";
 import { assertSafeSegment } from "../domain/backup.js";
+import { milliseconds } from "./env-settings.js";
 
 export interface BucketLocation {
   readonly store: ObjectStore;
@@ -167,23 +168,6 @@ function s3SettingsFromEnv(env: NodeJS.ProcessEnv): Omit<S3StoreConfig, "bucket"
     ...milliseconds(env, "CAPSULE_S3_IDLE_TIMEOUT_MS", "idleTimeoutMs"),
     ...milliseconds(env, "CAPSULE_S3_REQUEST_TIMEOUT_MS", "requestTimeoutMs"),
   };
-}
-
-function milliseconds<K extends "retryWindowMs" | "idleTimeoutMs" | "requestTimeoutMs">(
-  env: NodeJS.ProcessEnv,
-  name: string,
-  field: K,
-): Partial<Record<K, number>> {
-  const value = env[name];
-  if (value === undefined || value === "") return {};
-  const ms = Number(value);
-  if (!Number.isInteger(ms) || ms < 1) {
-    throw new CapsuleError(
-      ErrorCode.Config,
-      `${name} must be a whole number of milliseconds >= 1 (got ${JSON.stringify(value)})`,
-    );
-  }
-  return { [field]: ms } as Partial<Record<K, number>>;
 }
 
 /** Why a name is not a GCS bucket name (cloud.google.com/storage/docs/buckets#naming), or undefined. */
