@@ -12,10 +12,8 @@ import { readFileSync } from "node:fs";
 import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { PassThrough } from "node:stream";
 import { before, describe, test } from "node:test";
 import yaml from "js-yaml";
-import { runCli } from "../../src/commands/index.js";
 import { compileManifests } from "../../src/compiler/compile.js";
 import type { CronJobManifest } from "../../src/compiler/cronjob.js";
 import { RUN_ENV } from "../../src/plan/run-contract.js";
@@ -88,19 +86,8 @@ async function runPod(
   const target = JSON.parse(env[RUN_ENV.target]!) as { connection: Record<string, unknown> };
   target.connection = { ...target.connection, host: servers.pg.host, port: servers.pg.port, database };
   env[RUN_ENV.target] = JSON.stringify(target);
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = "";
-  let err = "";
-  stdout.on("data", (c: Buffer) => (out += c.toString()));
-  stderr.on("data", (c: Buffer) => (err += c.toString()));
-  const code = await runCli(container.args ?? [], {
-    stdin: new PassThrough(),
-    stdout,
-    stderr,
-    env: { PATH: process.env["PATH"] ?? "", ...env, ...pgEnv(servers, database), ...extraEnv },
-  });
-  return { code, stdout: out, stderr: err };
+  // capsule's entrypoint in this process, as the fake kubelet runs a container (test/fakes/kubelet.ts).
+  return capsule(container.args ?? [], { ...env, ...pgEnv(servers, database), ...extraEnv });
 }
 
 describe("compiled CronJobs of CnvrgApps on Azure and GCS, run against Azurite and the FAKE GCS", () => {
