@@ -23,8 +23,11 @@ export interface PruneRequest {
   readonly policyFor: (target: string) => { policy: RetentionPolicy; source: string };
   /** Decide and report, delete nothing. */
   readonly dryRun?: boolean;
-  /** Asked before a target's deletions; rejects to cancel. */
-  readonly confirm?: (question: string) => Promise<void>;
+  /**
+   * Asked before a target's deletions; rejects to cancel. It is asked inside the prune's interruptible window:
+   * `signal` withdraws the question on SIGINT/SIGTERM.
+   */
+  readonly confirm?: (question: string, signal: AbortSignal) => Promise<void>;
   readonly notice?: (line: string) => void;
 }
 
@@ -66,7 +69,7 @@ export async function prune(store: BackupStore, request: PruneRequest): Promise<
         const plan = planRetention(await store.list(scope), policy, store.now(), findings);
         let spared: string[] = [];
         if (!dryRun && plan.delete.length > 0) {
-          await request.confirm?.(`Delete ${plan.delete.length} backup(s) of ${cluster}/${target}?`);
+          await request.confirm?.(`Delete ${plan.delete.length} backup(s) of ${cluster}/${target}?`, signal);
           try {
             const done = await deletePlanned(store, scope, policy, plan, signal);
             spared = done.spared;

@@ -87,8 +87,13 @@ export abstract class VerbCommand extends BaseCommand {
   protected phase = (phase: string): void => this.note(`${phase}…`);
 
   /** Asks before a destructive action (or proceeds with `--yes`; refuses without a terminal). */
-  protected confirmAction = (question: string): Promise<void> =>
-    confirm(question, { yes: this.yes, stdin: this.context.stdin, stderr: this.context.stderr });
+  protected confirmAction = (question: string, signal?: AbortSignal): Promise<void> =>
+    confirm(question, {
+      yes: this.yes,
+      stdin: this.context.stdin,
+      stderr: this.context.stderr,
+      ...(signal ? { signal } : {}),
+    });
 
   /** The engine's connection from the flags, its TLS warning shown before anything connects. */
   protected connect(): unknown {
