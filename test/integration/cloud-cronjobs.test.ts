@@ -90,6 +90,34 @@ async function runPod(
   return capsule(container.args ?? [], { ...env, ...pgEnv(servers, database), ...extraEnv });
 }
 
+/** What the pod wrote, read through the bucket URL alone: one succeeded backup of `cluster`, and its drill passes. */
+async function assertOneVerifiableBackup(
+  url: string,
+  cluster: string,
+  operator: Record<string, string>,
+): Promise<void> {
+  const list = await capsule(["pg", "--list", "--cluster", cluster, "--bucket", url, "-o", "json"], operator);
+  assert.equal(list.code, 0, list.stderr);
+  const backups = JSON.parse(list.stdout) as Array<{ backupId: string; state: string }>;
+  assert.equal(backups.length, 1, list.stdout);
+  assert.equal(backups[0]!.state, "succeeded");
+  const verify = await capsule(
+    [
+      "pg",
+      "--verify",
+      "--verify-server",
+      "--id",
+      backups[0]!.backupId,
+      "--cluster",
+      cluster,
+      "--bucket",
+      url,
+    ],
+    operator,
+  );
+  assert.equal(verify.code, 0, verify.stderr);
+}
+
 describe("compiled CronJobs of CnvrgApps on Azure and GCS, run against Azurite and the FAKE GCS", () => {
   let servers: TestServers;
   let database: string;
@@ -119,38 +147,7 @@ describe("compiled CronJobs of CnvrgApps on Azure and GCS, run against Azurite a
       AZURE_STORAGE_CONNECTION_STRING: servers.azure.connectionString,
       ...pgEnv(servers, database),
     };
-    const list = await capsule(
-      [
-        "pg",
-        "--list",
-        "--cluster",
-        "cnvrg-azure.azure-app",
-        "--bucket",
-        `azure://${containerName}/capsule`,
-        "-o",
-        "json",
-      ],
-      operator,
-    );
-    assert.equal(list.code, 0, list.stderr);
-    const backups = JSON.parse(list.stdout) as Array<{ backupId: string; state: string }>;
-    assert.equal(backups.length, 1, list.stdout);
-    assert.equal(backups[0]!.state, "succeeded");
-    const verify = await capsule(
-      [
-        "pg",
-        "--verify",
-        "--verify-server",
-        "--id",
-        backups[0]!.backupId,
-        "--cluster",
-        "cnvrg-azure.azure-app",
-        "--bucket",
-        `azure://${containerName}/capsule`,
-      ],
-      operator,
-    );
-    assert.equal(verify.code, 0, verify.stderr);
+    await assertOneVerifiableBackup(`azure://${containerName}/capsule`, "cnvrg-azure.azure-app", operator);
   });
 
   test("GIVEN a CnvrgApp whose Secret says gcp WHEN its compiled pg CronJob runs with the key Secret mounted THEN the backup lands in the bucket and lists and verifies from gs:// alone", async () => {
@@ -161,29 +158,6 @@ describe("compiled CronJobs of CnvrgApps on Azure and GCS, run against Azurite a
     assert.equal(run.code, 0, run.stderr);
 
     const operator = { ...gcsEnv(fake), ...pgEnv(servers, database) };
-    const url = `gs://${bucket}/capsule`;
-    const list = await capsule(
-      ["pg", "--list", "--cluster", "cnvrg-gcp.gcp-app", "--bucket", url, "-o", "json"],
-      operator,
-    );
-    assert.equal(list.code, 0, list.stderr);
-    const backups = JSON.parse(list.stdout) as Array<{ backupId: string; state: string }>;
-    assert.equal(backups.length, 1, list.stdout);
-    assert.equal(backups[0]!.state, "succeeded");
-    const verify = await capsule(
-      [
-        "pg",
-        "--verify",
-        "--verify-server",
-        "--id",
-        backups[0]!.backupId,
-        "--cluster",
-        "cnvrg-gcp.gcp-app",
-        "--bucket",
-        url,
-      ],
-      operator,
-    );
-    assert.equal(verify.code, 0, verify.stderr);
+    await assertOneVerifiableBackup(`gs://${bucket}/capsule`, "cnvrg-gcp.gcp-app", operator);
   });
 });
