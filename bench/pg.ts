@@ -12,6 +12,7 @@ import { startRadosgw } from "../test/harness/radosgw.js";
 import { createBucket, s3Env } from "../test/harness/s3.js";
 import { buildForBench } from "./lib/build.js";
 import { awsCli, measure } from "./lib/measure.js";
+import { createBenchDatabase } from "./lib/pg-bench-db.js";
 
 const TARGET_MB = Number(process.argv[2] ?? 620);
 
@@ -33,19 +34,7 @@ try {
   const aws = `${awsCli()} --endpoint-url ${rgw.endpoint}`;
   const capsule = `node ${build}/src/cli.js`;
 
-  // Random text like a real table of free-form strings: ~1 KB rows of hex words with spaces.
-  await psql("postgres", "CREATE DATABASE bench");
-  await psql("bench", "CREATE TABLE notes (id bigint PRIMARY KEY, body text)");
-  const rows = Math.ceil((TARGET_MB * 1024 * 1024) / 1100);
-  const batch = 100_000;
-  for (let start = 1; start <= rows; start += batch) {
-    await psql(
-      "bench",
-      `INSERT INTO notes SELECT g, (SELECT string_agg(substr(md5(random()::text), 1, 4 + (random() * 12)::int), ' ') FROM generate_series(1, 100 + (g % 3))) FROM generate_series(${start}, ${Math.min(rows, start + batch - 1)}) g`,
-    );
-  }
-  await psql("bench", "VACUUM ANALYZE notes");
-  const size = Number((await psql("bench", "SELECT pg_database_size('bench')")).stdout.trim());
+  const { rows, sizeBytes: size } = await createBenchDatabase(psql, TARGET_MB);
   console.log(
     `bench/pg: database of ${(size / 1e6).toFixed(0)} MB (${rows} rows of random text), PostgreSQL ${pg.version}`,
   );

@@ -20,6 +20,7 @@ import { startRadosgw } from "../test/harness/radosgw.js";
 import { createBucket, s3Env } from "../test/harness/s3.js";
 import { buildForBench, ROOT } from "./lib/build.js";
 import { awsCli, measure } from "./lib/measure.js";
+import { createBenchDatabase } from "./lib/pg-bench-db.js";
 
 const { values } = parseArgs({
   options: {
@@ -63,17 +64,7 @@ try {
     measure(`psql -X -q -At -v ON_ERROR_STOP=1 -d ${db} -c "${sql}"`, env);
   const aws = `${awsCli()} --endpoint-url ${rgw.endpoint}`;
 
-  await psql("postgres", "CREATE DATABASE bench");
-  await psql("bench", "CREATE TABLE notes (id bigint PRIMARY KEY, body text)");
-  const rows = Math.ceil((TARGET_MB * 1024 * 1024) / 1100);
-  for (let start = 1; start <= rows; start += 100_000) {
-    await psql(
-      "bench",
-      `INSERT INTO notes SELECT g, (SELECT string_agg(substr(md5(random()::text), 1, 4 + (random() * 12)::int), ' ') FROM generate_series(1, 100 + (g % 3))) FROM generate_series(${start}, ${Math.min(rows, start + 99_999)}) g`,
-    );
-  }
-  await psql("bench", "VACUUM ANALYZE notes");
-  const size = Number((await psql("bench", "SELECT pg_database_size('bench')")).stdout.trim());
+  const { sizeBytes: size } = await createBenchDatabase(psql, TARGET_MB);
   console.log(
     `bench/pipeline: database of ${(size / 1e6).toFixed(0)} MB, PostgreSQL ${pg.version}, node ${process.version}, ${ROUNDS} rounds`,
   );
