@@ -4,6 +4,7 @@
  * last. It never holds a credential. Reading and writing it (the schema check) is storage/statefile.ts.
  */
 import type { EngineName } from "./backup.js";
+import type { PhysicalBackupInfo } from "./wal.js";
 
 export const STATEFILE_VERSION = 1;
 
@@ -21,6 +22,13 @@ export interface Statefile {
   cluster: string;
   target: string;
   engine: EngineName;
+  /**
+   * PostgreSQL only: `physical` is a `pg_basebackup` of the whole cluster, the start of point-in-time recovery
+   * (docs/adr/0021); absent or `logical` is a dump of one database, as every statefile before it.
+   */
+  kind?: "logical" | "physical";
+  /** Where a physical backup sits in the WAL; present exactly when `kind` is `physical`. */
+  physical?: PhysicalBackupInfo;
   trigger: { type: TriggerType; requestId?: string; requestedBy?: string };
   status: WrittenStatus;
   /** What the run is doing or last did, e.g. "dumping", "uploading", "committed". */

@@ -19,6 +19,7 @@ import { DigestStream, VerifyingStream } from "../util/digest-stream.js";
 import { failpoint } from "../util/failpoint.js";
 import { decryptStream, encryptStream, recipientOfIdentity } from "./age.js";
 import { layout } from "./layout.js";
+import { ENGINES } from "../domain/backup.js";
 import {
   type BackupRef,
   type EngineName,
@@ -30,6 +31,7 @@ import {
 } from "../domain/backup.js";
 import { type ObjectInfo, type ObjectStore, getBytes } from "./object-store.js";
 import { parseStatefile, serializeStatefile } from "./statefile.js";
+import { WalArchive } from "./wal-archive.js";
 import { type Catalog, type CatalogEntry, mergeCatalogs, parseCatalog, serializeCatalog } from "./catalog.js";
 import {
   type Artifact,
@@ -144,6 +146,15 @@ export class BackupStore {
     this.onCatalogProblem = options.onCatalogProblem ?? (() => undefined);
   }
 
+  /** One target's streamed WAL (docs/adr/0021), encrypted as this store encrypts backups. */
+  walArchive(cluster: string, target: string): WalArchive {
+    const identities = this.identities;
+    return new WalArchive(this.objects, this.prefix, cluster, target, {
+      encryptTo: this.encryptTo,
+      ...(identities ? { identities: () => identities.load() } : {}),
+    });
+  }
+
   /** Starts a run: writes its `running` statefile before any data is read from the database. */
   async begin(init: BeginRun): Promise<BackupRun> {
     assertSafeSegment(init.cluster, "cluster");
@@ -186,25 +197,27 @@ export class BackupStore {
    * is written back, conditionally; a failure to write it never fails the listing.
    */
   async list(filter: { cluster: string; engine?: EngineName; target?: string }): Promise<BackupEntry[]> {
-    const prefix = filter.engine
-      ? layout.enginePrefix(this.prefix, filter.cluster, filter.engine)
-      : layout.clusterPrefix(this.prefix, filter.cluster);
+    // Engine by engine, never the whole cluster folder: requests and streamed WAL (thousands of segments) sit there.
+    const prefixes = (filter.engine ? [filter.engine] : ENGINES).map((engine) =>
+      layout.enginePrefix(this.prefix, filter.cluster, engine),
+    );
     const listed = new Map<EngineName, Listed>();
     const listedOf = (engine: EngineName): Listed => {
       let group = listed.get(engine);
       if (!group) listed.set(engine, (group = { statefiles: [], catalogEtag: undefined }));
       return group;
     };
-    for await (const object of this.objects.list(prefix)) {
-      const ref = layout.parseStatefileKey(this.prefix, object.key);
-      if (ref) {
-        if (ref.cluster === filter.cluster) listedOf(ref.engine).statefiles.push({ ref, object });
-        continue;
+    for (const prefix of prefixes)
+      for await (const object of this.objects.list(prefix)) {
+        const ref = layout.parseStatefileKey(this.prefix, object.key);
+        if (ref) {
+          if (ref.cluster === filter.cluster) listedOf(ref.engine).statefiles.push({ ref, object });
+          continue;
+        }
+        const catalog = layout.parseCatalogKey(this.prefix, object.key);
+        if (catalog && catalog.cluster === filter.cluster)
+          listedOf(catalog.engine).catalogEtag = object.etag ?? "";
       }
-      const catalog = layout.parseCatalogKey(this.prefix, object.key);
-      if (catalog && catalog.cluster === filter.cluster)
-        listedOf(catalog.engine).catalogEtag = object.etag ?? "";
-    }
     const limit = pLimit(this.readConcurrency);
     const groups = await Promise.all(
       [...listed].map(([engine, group]) => this.listEngine(filter.cluster, engine, group, limit)),

@@ -8,6 +8,7 @@ import { ENGINES } from "../domain/backup.js";
 import { STATEFILE_VERSION, type Statefile } from "../domain/statefile.js";
 
 const isoDate = { type: "string", format: "date-time" } as const;
+const LSN_PATTERN = "^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$";
 
 export const statefileSchema = {
   $id: "https://capsule.cnvrg.io/schemas/statefile-v1.json",
@@ -35,6 +36,20 @@ export const statefileSchema = {
     cluster: { type: "string", minLength: 1 },
     target: { type: "string", minLength: 1 },
     engine: { enum: [...ENGINES] },
+    kind: { enum: ["logical", "physical"] },
+    physical: {
+      type: "object",
+      required: ["systemIdentifier", "timeline", "startLsn", "endLsn", "endTime", "walSegmentSize"],
+      properties: {
+        systemIdentifier: { type: "string", pattern: "^[0-9]+$" },
+        timeline: { type: "integer", minimum: 1 },
+        startLsn: { type: "string", pattern: LSN_PATTERN },
+        endLsn: { type: "string", pattern: LSN_PATTERN },
+        endTime: isoDate,
+        walSegmentSize: { type: "integer", minimum: 1048576 },
+        manifest: { type: "string" },
+      },
+    },
     trigger: {
       type: "object",
       required: ["type"],
@@ -91,9 +106,18 @@ export const statefileSchema = {
     restores: { type: "array", items: { type: "object", required: ["at", "to", "result"] } },
     error: { type: "object", required: ["phase", "message"] },
   },
-  // A succeeded run without its artifact record could never be restored: reject it as corrupt.
-  if: { properties: { status: { const: "succeeded" } } },
-  then: { required: ["artifact", "finishedAt"] },
+  allOf: [
+    // A succeeded run without its artifact record could never be restored: reject it as corrupt.
+    {
+      if: { properties: { status: { const: "succeeded" } } },
+      then: { required: ["artifact", "finishedAt"] },
+    },
+    // A physical backup without its place in the WAL could not be recovered to a point in time.
+    {
+      if: { properties: { kind: { const: "physical" } }, required: ["kind"] },
+      then: { required: ["physical"] },
+    },
+  ],
 } as const;
 
 const validate = createAjv().compile(statefileSchema);
