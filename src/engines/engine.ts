@@ -12,6 +12,7 @@ import type { ArtifactSink, ArtifactSource } from "../domain/artifact.js";
 import type { EngineName } from "../domain/backup.js";
 import type { TargetConnection } from "../domain/connection.js";
 import type { Artifact, Statefile } from "../domain/statefile.js";
+import type { PhysicalBackupInfo } from "../domain/wal.js";
 import type { ToolCommand } from "./process-pipeline.js";
 
 /** Named settings, as the CLI's flags or `capsule run`'s target fill them. Unset fields are `undefined`. */
@@ -37,6 +38,8 @@ export interface EngineBackupResult {
   readonly fingerprint?: object;
   readonly source?: Partial<Statefile["source"]>;
   readonly tool?: Record<string, string>;
+  /** A physical backup's place in the WAL (PostgreSQL `--create --physical`): the statefile's `physical`. */
+  readonly physical?: PhysicalBackupInfo;
 }
 
 /** What a restore left, for every surface: lines for the operator, one line for a log, a document for `-o json`. */

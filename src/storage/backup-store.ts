@@ -32,6 +32,7 @@ import {
 import { type ObjectInfo, type ObjectStore, getBytes } from "./object-store.js";
 import { parseStatefile, serializeStatefile } from "./statefile.js";
 import { WalArchive } from "./wal-archive.js";
+import type { PhysicalBackupInfo } from "../domain/wal.js";
 import { type Catalog, type CatalogEntry, mergeCatalogs, parseCatalog, serializeCatalog } from "./catalog.js";
 import {
   type Artifact,
@@ -80,6 +81,8 @@ export interface BeginRun {
   readonly trigger: Statefile["trigger"];
   readonly source: Statefile["source"];
   readonly tool: Record<string, string>;
+  /** Recorded from the start, so retention knows a running physical backup still needs its WAL. */
+  readonly kind?: Statefile["kind"];
 }
 
 export interface BackupStoreOptions {
@@ -171,6 +174,7 @@ export class BackupStore {
       cluster: init.cluster,
       target: init.target,
       engine: init.engine,
+      ...(init.kind ? { kind: init.kind } : {}),
       trigger: init.trigger,
       status: "running",
       phase: "starting",
@@ -878,6 +882,7 @@ export class BackupRun implements ArtifactSink {
     fingerprint?: Record<string, unknown>;
     source?: Partial<Statefile["source"]>;
     tool?: Record<string, string>;
+    physical?: PhysicalBackupInfo;
   }): Promise<Statefile> {
     this.stopHeartbeat();
     await this.write((s) => {
@@ -888,6 +893,7 @@ export class BackupRun implements ArtifactSink {
       if (result.fingerprint) s.fingerprint = result.fingerprint;
       if (result.source) s.source = { ...s.source, ...result.source };
       if (result.tool) s.tool = { ...s.tool, ...result.tool };
+      if (result.physical) s.physical = result.physical;
     });
     return this.current;
   }
