@@ -96,7 +96,7 @@ describe("WAL archive on a file:// store", () => {
       encrypted: false,
     });
     const stored = Buffer.from(await (await import("node:fs/promises")).readFile(join(dir, key)));
-    stored[stored.length - 2] ^= 0xff;
+    stored[stored.length - 2]! ^= 0xff;
     await store.put(key, stored);
     const segment = (await archive.listing()).segments.find((s) => s.segno === 2)!;
     await assert.rejects(archive.fetchSegment(segment, SIZE), /does not decode|holds/);
