@@ -160,7 +160,7 @@ export async function prune(store: BackupStore, request: PruneRequest): Promise<
     {
       describe: (signal) =>
         `interrupted by ${signal}: deleted ${deleted.length} backup(s)${deleted.length ? ` (${deleted.join(", ")})` : ""}, ` +
-        `each whole${engine === "postgresql" ? `, and ${walDeleted} WAL segment(s), oldest first` : ""}; ` +
+        `each whole${walDeleted > 0 ? `, and ${walDeleted} WAL segment(s), oldest first` : ""}; ` +
         "every other backup is kept as it was; --prune again finishes",
       ...(request.notice ? { notice: request.notice } : {}),
     },
