@@ -12,15 +12,19 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { after, before, describe, test } from "node:test";
+import { generateX25519Identity, identityToRecipient } from "age-encryption";
 import { recoveryWindow, walFileName } from "../../src/domain/wal.js";
+import { layout } from "../../src/storage/layout.js";
 import { openBackupStore } from "../../src/runtime/bucket.js";
 import type { BackupStore } from "../../src/storage/backup-store.js";
 import { createBucket, s3Env, testServers, uniqueName } from "../harness/index.js";
 import { capsule } from "../support/cli.js";
+import { objectsOf, prefixOf } from "../support/raw-bucket.js";
 import {
   basesFrom,
   lsnIn,
   physicalBackup,
+  putHistory,
   putPartial,
   putSegments,
   runningPhysicalBackup,
@@ -246,6 +250,81 @@ for (const [label, open] of stores) {
       assert.equal(check.code, 1, check.stdout);
       assert.match(check.stdout, /wal-timeline-without-history.*3 segment\(s\) on timeline 2/);
       assert.match(check.stdout, new RegExp(`${foreign.backupId}\\s+wal-system-mismatch`));
+    });
+    test("GIVEN a switch from timeline 1 to 2 in segment 6 and a base backup on each WHEN --prune --keep-last 1 keeps the timeline-2 one THEN timeline 1's WAL goes, after the branch point too, timeline 2's from the kept start stays, and the chain is whole before and after", async () => {
+      const { store } = bucket;
+      const cluster = uniqueName("waltli");
+      const env = { ...bucket.env, CAPSULE_CLUSTER: cluster };
+      const archive = store.walArchive(cluster, "db");
+      // Timeline 1 ran on to segment 8 (the old primary) after timeline 2 branched off in segment 6.
+      await putSegments(archive, 1, 1, 8);
+      await putHistory(archive, 2, [{ timeline: 1, switchpoint: lsnIn(6, 0x2000) }]);
+      await putSegments(archive, 2, 6, 10);
+      await writeHead(archive, 2, lsnIn(10, 100));
+      await physicalBackup(store, { cluster, target: "db", startSegno: 2 });
+      const kept = await physicalBackup(store, { cluster, target: "db", timeline: 2, startSegno: 7 });
+      const windowBefore = recoveryWindow(basesFrom([kept]), await archive.listing());
+      const before = await capsule(["pg", "--check"], env);
+      assert.equal(before.code, 0, `${before.stdout}${before.stderr}`);
+
+      const pruned = await capsule(["pg", "--prune", "--target", "db", "--keep-last", "1", "--yes"], env);
+      assert.equal(pruned.code, 0, pruned.stderr);
+      const after = await archive.listing();
+      assert.deepEqual(
+        after.segments.map((s) => s.name),
+        [7, 8, 9, 10].map((n) => name(n, 2)),
+      );
+      assert.deepEqual(after.historyTimelines, [2], "history files are kept");
+      assert.deepEqual(recoveryWindow(basesFrom([kept]), after), windowBefore);
+      const check = await capsule(["pg", "--check"], env);
+      assert.equal(check.code, 0, `${check.stdout}${check.stderr}`);
+    });
+
+    test("GIVEN a stored segment whose bytes were damaged WHEN --check THEN the sample names it as undecodable", async () => {
+      const { store } = bucket;
+      const cluster = uniqueName("waldmg");
+      const env = { ...bucket.env, CAPSULE_CLUSTER: cluster };
+      const archive = store.walArchive(cluster, "db");
+      await putSegments(archive, 1, 1, 6);
+      await writeHead(archive, 1, lsnIn(6, SEGMENT_SIZE - 1));
+      await physicalBackup(store, { cluster, target: "db", startSegno: 2 });
+      const key = layout.walSegmentKey(prefixOf(store), cluster, "db", name(6), {
+        partial: false,
+        encrypted: false,
+      });
+      await objectsOf(store).put(key, Buffer.from("not zstd at all"));
+      const check = await capsule(["pg", "--check"], env);
+      assert.equal(check.code, 1, check.stdout);
+      assert.match(check.stdout, new RegExp(`wal/db\\s+wal-undecodable.*${name(6)}`));
+    });
+
+    test("GIVEN WAL encrypted to an age recipient WHEN --prune runs without any identity THEN the encrypted segments before the oldest kept base backup go, and --check with the identity finds the chain whole", async () => {
+      const identity = await generateX25519Identity();
+      const recipient = await identityToRecipient(identity);
+      const cluster = uniqueName("walage");
+      const env = { ...bucket.env, CAPSULE_CLUSTER: cluster };
+      const sealed = openBackupStore({}, bucket.env, { encryptTo: [recipient] });
+      const archive = sealed.walArchive(cluster, "db");
+      await putSegments(archive, 1, 1, 6);
+      await writeHead(archive, 1, lsnIn(6, 100));
+      await physicalBackup(sealed, { cluster, target: "db", startSegno: 2 });
+      await physicalBackup(sealed, { cluster, target: "db", startSegno: 4 });
+      const pruned = await capsule(["pg", "--prune", "--target", "db", "--keep-last", "1", "--yes"], env);
+      assert.equal(pruned.code, 0, pruned.stderr);
+      assert.deepEqual(
+        (await archive.listing()).segments.map((s) => s.segno),
+        [4, 5, 6],
+      );
+      const stored: string[] = [];
+      for await (const o of objectsOf(sealed).list(layout.walPrefix(prefixOf(sealed), cluster, "db")))
+        stored.push(o.key);
+      assert.equal(
+        stored.filter((key) => key.endsWith(".zst.age")).length,
+        3,
+        "only ciphertext, and only 4..6",
+      );
+      const check = await capsule(["pg", "--check"], { ...env, CAPSULE_AGE_IDENTITY: identity });
+      assert.equal(check.code, 0, `${check.stdout}${check.stderr}`);
     });
   });
 }
