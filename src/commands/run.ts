@@ -228,6 +228,16 @@ export class RunCommand extends BaseCommand {
         deleted: result.delete
           .filter((d) => !result.spared.includes(d.backupId))
           .map(({ backupId, reason }) => ({ backupId, reason })),
+        ...(result.wal
+          ? {
+              wal: {
+                deletedSegments: result.wal.deleted,
+                deletedBytes: result.wal.deletedBytes,
+                keptSegments: result.wal.listed - result.wal.deleted,
+                ...(result.wal.keptAll ? { keptAll: result.wal.keptAll } : {}),
+              },
+            }
+          : {}),
       });
     } catch (error) {
       // The backup itself succeeded and is committed; a retention failure is reported, not fatal.

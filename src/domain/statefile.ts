@@ -27,7 +27,7 @@ export interface Statefile {
    * (docs/adr/0021); absent or `logical` is a dump of one database, as every statefile before it.
    */
   kind?: "logical" | "physical";
-  /** Where a physical backup sits in the WAL; present exactly when `kind` is `physical`. */
+  /** Where a physical backup sits in the WAL; recorded at commit, so present once a `physical` run succeeded. */
   physical?: PhysicalBackupInfo;
   trigger: { type: TriggerType; requestId?: string; requestedBy?: string };
   status: WrittenStatus;

@@ -24,6 +24,11 @@
  *
  * The invariant — if the target had a restorable backup, the newest one stays, and nothing running is deleted — is
  * checked on every plan before it is returned, so a bug in the rules above fails loudly instead of deleting.
+ *
+ * A PostgreSQL target's physical base backups and logical dumps are planned apart, each kind under the whole policy
+ * (docs/adr/0014, amended for point-in-time recovery): they restore differently and are taken on different
+ * schedules, so hourly dumps must never push the daily base backups (and the WAL they anchor) out of keepLast, nor
+ * base backups the dumps. Each kind keeps its own newest restorable and newest verified backup.
  */
 import { CapsuleError, ErrorCode } from "../domain/errors.js";
 import type { BackupEntry, BackupStore } from "./backup-store.js";
@@ -46,8 +51,12 @@ export interface RetentionPolicy {
 
 export const DEFAULT_FAILED_GRACE_HOURS = 72;
 
+export type BackupKind = "logical" | "physical";
+
 export interface RetentionDecision {
   readonly backupId: string;
+  /** Which kind's slots the backup was counted in (PostgreSQL; every other engine's backups are logical). */
+  readonly kind: BackupKind;
   readonly state: BackupState;
   /** Whether the backup could be restored: what the keep slots count. */
   readonly restorable: boolean;
@@ -80,6 +89,32 @@ export function planRetention(
     );
   }
   assertOneScope(entries);
+  const plan: RetentionPlan = { keep: [], delete: [] };
+  for (const kind of ["logical", "physical"] as const) {
+    const ofKind = entries.filter((e) => kindOf(e) === kind);
+    if (ofKind.length === 0) continue;
+    const part = planKind(ofKind, kind, policy, now, findings);
+    plan.keep.push(...part.keep);
+    plan.delete.push(...part.delete);
+  }
+  return plan;
+}
+
+/**
+ * The kind a backup's slots are counted in. Recorded from `begin`, so a running base backup is known as one; an
+ * unreadable statefile has no kind and is kept whatever its kind, so counting it as logical changes nothing.
+ */
+export function kindOf(e: BackupEntry): BackupKind {
+  return e.statefile?.kind === "physical" ? "physical" : "logical";
+}
+
+function planKind(
+  entries: readonly BackupEntry[],
+  kind: BackupKind,
+  policy: RetentionPolicy,
+  now: Date,
+  findings: readonly Finding[],
+): RetentionPlan {
   const damage = new Map<string, string>();
   for (const f of findings) if (DAMAGE.has(f.kind)) damage.set(f.backupId, `${f.kind}: ${f.detail}`);
 
@@ -87,6 +122,7 @@ export function planRetention(
   const remove = new Map<string, RetentionDecision>();
   const decision = (e: BackupEntry, restorable: boolean, reason: string): RetentionDecision => ({
     backupId: e.ref.backupId,
+    kind,
     state: e.state,
     restorable,
     ...(e.statefile && { verification: e.statefile.verification.status }),
@@ -134,9 +170,11 @@ export function planRetention(
 
   restorable.sort(newestFirst);
   const newest = restorable[0];
-  if (newest) keepBecause(newest, "newest restorable", true);
+  // Named by kind only where two kinds share a target, so a logical-only target reads as it always did.
+  const of = kind === "physical" ? " physical" : "";
+  if (newest) keepBecause(newest, `newest restorable${of}`, true);
   const newestVerified = restorable.find(isVerified);
-  if (newestVerified) keepBecause(newestVerified, "newest verified", true);
+  if (newestVerified) keepBecause(newestVerified, `newest verified${of}`, true);
   restorable.slice(0, policy.keepLast).forEach((e) => keepBecause(e, `keepLast ${policy.keepLast}`, true));
   const gfs: Array<[number | undefined, string, (d: Date) => string]> = [
     [policy.keepDaily, "daily", (d) => d.toISOString().slice(0, 10)],

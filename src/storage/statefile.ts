@@ -112,9 +112,13 @@ export const statefileSchema = {
       if: { properties: { status: { const: "succeeded" } } },
       then: { required: ["artifact", "finishedAt"] },
     },
-    // A physical backup without its place in the WAL could not be recovered to a point in time.
+    // A physical backup without its place in the WAL could not be recovered to a point in time. A running one has
+    // no place yet (it is begun with its kind so retention keeps its WAL), nor has a run that failed.
     {
-      if: { properties: { kind: { const: "physical" } }, required: ["kind"] },
+      if: {
+        properties: { kind: { const: "physical" }, status: { const: "succeeded" } },
+        required: ["kind", "status"],
+      },
       then: { required: ["physical"] },
     },
   ],

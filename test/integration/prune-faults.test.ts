@@ -3,7 +3,9 @@
  * stopped with SIGKILL or SIGTERM at the instant a backup's artifact is gone but its statefile is not
  * (the `store-delete-before-statefile` failpoint), and then the real bucket on radosgw is inspected. What must hold:
  * the backups the policy keeps are untouched and still whole, the half-deleted one is never offered as restorable,
- * `--check` finds no damage, and the next prune finishes the delete.
+ * `--check` finds no damage, and the next prune finishes the delete. The same for the WAL a prune deletes after the
+ * backups (`wal-delete-between-segments`): stopped between two segment deletes, it leaves no hole — the recovery
+ * window of the kept base backups is what it was — and the next prune finishes.
  */
 import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
@@ -17,6 +19,8 @@ import { capsule } from "../support/cli.js";
 import { startCapsule } from "../support/capsule-process.js";
 import { statefile } from "../support/entries.js";
 import { objectsOf, prefixOf } from "../support/raw-bucket.js";
+import { basesFrom, lsnIn, physicalBackup, putPartial, putSegments, writeHead } from "../support/physical.js";
+import { recoveryWindow } from "../../src/domain/wal.js";
 
 async function putBackup(store: BackupStore, s: Statefile): Promise<void> {
   await objectsOf(store).put(layout.artifactKey(prefixOf(store), s, s.artifact!.name), "0123456789");
@@ -104,5 +108,72 @@ describe("capsule pg --prune killed mid-deletion", () => {
       (x) => x.ref.backupId,
     );
     assert.deepEqual(left.sort(), ids.slice(2));
+  });
+
+  /**
+   * Three base backups starting in segments 2, 5 and 9 over WAL 1..12 and a partial 13; a prune keeping two stopped
+   * by `signal` after deleting the first of the four segments it lets go. Returns what is left.
+   */
+  async function interruptedWalPrune(signal: NodeJS.Signals) {
+    const cluster = `walprune-${signal.toLowerCase()}`;
+    const archive = store.walArchive(cluster, "db");
+    await putSegments(archive, 1, 1, 12);
+    await putPartial(archive, 1, 13);
+    await writeHead(archive, 1, lsnIn(13, 4096));
+    const oldest = await physicalBackup(store, { cluster, target: "db", startSegno: 2 });
+    const kept = [
+      await physicalBackup(store, { cluster, target: "db", startSegno: 5 }),
+      await physicalBackup(store, { cluster, target: "db", startSegno: 9 }),
+    ];
+    const windowBefore = recoveryWindow(basesFrom(kept), await archive.listing());
+    assert.ok(windowBefore);
+    const e = { ...env, CAPSULE_CLUSTER: cluster };
+    const run = startCapsule(["pg", "--prune", "--target", "db", "--keep-last", "2", "--yes"], e, {
+      failpoints: ["wal-delete-between-segments"],
+    });
+    await run.waitForStderr(/failpoint wal-delete-between-segments reached/);
+    run.signal(signal);
+    const exit = await run.exited;
+    const listing = await archive.listing();
+    const segnos = listing.segments.map((s) => s.segno);
+    assert.deepEqual(
+      segnos,
+      Array.from({ length: 13 - segnos[0]! + 1 }, (_, i) => segnos[0]! + i),
+      "what is left is one run of segments up to the head: no hole",
+    );
+    assert.deepEqual(recoveryWindow(basesFrom(kept), listing), windowBefore, "the kept backups reach as far");
+    const check = await capsule(["pg", "--check"], e);
+    assert.equal(check.code, 0, `--check finds no damage: ${check.stdout}${check.stderr}`);
+    return { e, exit, stderr: run.stderr(), segnos, oldest, archive };
+  }
+
+  async function prunedAgain(e: Record<string, string>, archive: ReturnType<BackupStore["walArchive"]>) {
+    const again = await capsule(["pg", "--prune", "--target", "db", "--keep-last", "2", "--yes"], e);
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual(
+      (await archive.listing()).segments.map((s) => s.segno),
+      [5, 6, 7, 8, 9, 10, 11, 12, 13],
+      "the next prune finishes: the WAL before the oldest kept base backup is gone",
+    );
+  }
+
+  test("GIVEN base backups and WAL before the oldest kept one WHEN --prune is killed (SIGKILL) between two WAL deletes THEN only the oldest segment is gone, the chain has no hole, the recovery window is unchanged, and the next prune finishes", async () => {
+    const { e, exit, segnos, archive } = await interruptedWalPrune("SIGKILL");
+    assert.equal(exit.signal, "SIGKILL");
+    assert.equal(segnos[0], 2, "segment 1 went first, segment 2 onward is whole");
+    await prunedAgain(e, archive);
+  });
+
+  test("GIVEN base backups and WAL before the oldest kept one WHEN --prune is sent SIGTERM between two WAL deletes THEN it stops before the next, exits 143 naming what it deleted, leaves no hole, and the next prune finishes", async () => {
+    const { e, exit, stderr, segnos, oldest, archive } = await interruptedWalPrune("SIGTERM");
+    assert.equal(exit.code, 143, stderr);
+    assert.equal(segnos[0], 2, "the delete in progress finished, the next did not start");
+    assert.match(
+      stderr,
+      new RegExp(
+        `CAPSULE_INTERRUPTED: interrupted by SIGTERM: deleted 1 backup\\(s\\) \\(${oldest.backupId}\\), each whole, and 1 WAL segment\\(s\\), oldest first`,
+      ),
+    );
+    await prunedAgain(e, archive);
   });
 });

@@ -210,6 +210,8 @@ describe("planRetention's guarantee over generated targets", () => {
     const rnd = random(seed);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
     const n = Math.floor(rnd() * 14);
+    // Half the targets mix PostgreSQL's physical base backups into the dumps: each kind is planned on its own.
+    const mixed = rnd() < 0.5;
     // Distinct times within ~120 days of NOW (some in the future, as clocks skew), so "newest" is unambiguous.
     const slots = new Set<number>();
     while (slots.size < n) slots.add(Math.floor(rnd() * 120 * 24) - 24);
@@ -222,6 +224,7 @@ describe("planRetention's guarantee over generated targets", () => {
         at,
         status,
         state,
+        ...(mixed && rnd() < 0.5 && { kind: "physical" as const }),
         verification: { status: verification, ...(verification !== "unverified" && { at }) },
       });
     });
@@ -263,22 +266,22 @@ describe("planRetention's guarantee over generated targets", () => {
       const kept = new Set(plan.keep.map((d) => d.backupId));
       const where = `seed ${seed}: ${JSON.stringify({ policy, plan })}`;
       assert.equal(kept.size + deleted.size, entries.length, `every backup decided once, ${where}`);
-      const restorable = entries
-        .filter((e) => isRestorable(e, findings))
-        .sort((a, b) => finished(b) - finished(a));
-      if (restorable.length > 0) {
-        withRestorable++;
-        assert.ok(
-          restorable.some((e) => kept.has(e.ref.backupId)),
-          `a restorable backup stays, ${where}`,
-        );
-        assert.ok(kept.has(restorable[0]!.ref.backupId), `the newest restorable stays, ${where}`);
+      let anyRestorable = false;
+      for (const kind of ["logical", "physical"]) {
+        const restorable = entries
+          .filter((e) => (e.statefile?.kind ?? "logical") === kind && isRestorable(e, findings))
+          .sort((a, b) => finished(b) - finished(a));
+        if (restorable.length === 0) continue;
+        anyRestorable = true;
+        assert.ok(kept.has(restorable[0]!.ref.backupId), `the newest restorable ${kind} stays, ${where}`);
         const verified = restorable.find((e) => e.statefile?.verification.status === "verified");
-        if (verified) assert.ok(kept.has(verified.ref.backupId), `the newest verified stays, ${where}`);
+        if (verified)
+          assert.ok(kept.has(verified.ref.backupId), `the newest verified ${kind} stays, ${where}`);
         const slots = Math.min(policy.keepLast, restorable.length);
         for (const e of restorable.slice(0, slots))
-          assert.ok(kept.has(e.ref.backupId), `keepLast counts restorable backups only, ${where}`);
+          assert.ok(kept.has(e.ref.backupId), `keepLast counts restorable ${kind} backups only, ${where}`);
       }
+      if (anyRestorable) withRestorable++;
       if (deleted.size > 0) withDeletes++;
       for (const e of entries) {
         if (e.state === "running") assert.ok(kept.has(e.ref.backupId), `running kept, ${where}`);

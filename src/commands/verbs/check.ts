@@ -1,16 +1,18 @@
-import { checkIntegrity } from "../../storage/integrity.js";
+import { checkIntegrity, checkWal, type Finding } from "../../storage/integrity.js";
+import type { BackupStore } from "../../storage/backup-store.js";
 import { findingsTable, type Report } from "../render.js";
 import { flag, StoreVerb } from "./verb-command.js";
 
 /**
  * `capsule <engine> --check`: damage in the bucket (missing or resized artifacts, unreadable statefiles, orphans,
- * unfinished uploads) and what killed runs left on this machine or a server the flags name; `--yes` removes orphans,
+ * unfinished uploads; for PostgreSQL, gaps and other breaks in each target's streamed WAL) and what killed runs left on this machine or a server the flags name; `--yes` removes orphans,
  * unfinished uploads and leftovers.
  * Exits 1 while anything is left unresolved.
  */
 export class CheckVerb extends StoreVerb {
   static override summary =
-    "Find missing or resized artifacts, unreadable statefiles and orphans (exit 1 if any)";
+    "Find missing or resized artifacts, unreadable statefiles and orphans, and for PostgreSQL gaps in the streamed " +
+    "WAL, a WAL head past the stored segments, timelines without history (exit 1 if any)";
   readonly verb = "check";
   check = this.verbFlag();
   override yes = flag.yes();
@@ -18,6 +20,7 @@ export class CheckVerb extends StoreVerb {
   protected async perform(): Promise<Report> {
     const store = await this.store();
     const findings = await checkIntegrity(store, this.clusterId(), this.engine.name);
+    if (this.engine.name === "postgresql") findings.push(...(await this.walFindings(store)));
     const leftovers = await this.checkLeftovers();
     const orphans = findings.filter((f) => f.kind === "orphan");
     if (orphans.length > 0 && this.yes) {
@@ -43,9 +46,23 @@ export class CheckVerb extends StoreVerb {
     const unresolved = this.yes ? findings.filter((f) => !cleaned.has(f.kind)) : findings;
     return {
       document: findings,
-      table: findings.length ? findingsTable(findings) : "no damage found",
+      table: findings.length
+        ? findingsTable(findings.map((f) => ({ ...f, backupId: f.backupId || `wal/${f.target}` })))
+        : "no damage found",
       exitCode: unresolved.length + leftovers > 0 ? 1 : 0,
     };
+  }
+
+  /** The WAL sweep of every target with backups (storage/integrity.ts `checkWal`). */
+  private async walFindings(store: BackupStore): Promise<Finding[]> {
+    const entries = await store.list({ cluster: this.clusterId(), engine: "postgresql" });
+    const targets = [...new Set(entries.flatMap((e) => (e.statefile ? [e.statefile.target] : [])))].sort();
+    const findings: Finding[] = [];
+    for (const target of targets) {
+      const own = entries.filter((e) => e.statefile?.target === target);
+      findings.push(...(await checkWal(store, this.clusterId(), target, own)));
+    }
+    return findings;
   }
 
   /** What killed runs left, named on stderr (removed with `--yes`); resolves with how many are left. */

@@ -1,5 +1,5 @@
 import { Option, UsageError } from "clipanion";
-import { prune } from "../../runtime/prune.js";
+import { prune, type WalPrune } from "../../runtime/prune.js";
 import {
   applyFlags,
   describePolicy,
@@ -9,6 +9,7 @@ import {
   type RetentionFlags,
 } from "../../runtime/retention-policy.js";
 import type { RetentionDecision } from "../../storage/retention.js";
+import { formatBytes } from "../../util/format.js";
 import { decisionsTable, type Report } from "../render.js";
 import { flag, StoreVerb } from "./verb-command.js";
 
@@ -19,7 +20,9 @@ export class PruneVerb extends StoreVerb {
     "target's CronJob when the bucket comes from the kube context; --keep-* flags override it field by field; " +
     "with neither, --keep-last is required. Only restorable backups (succeeded, verification not failed, artifact " +
     "whole) fill keep slots, verified ones first; the newest restorable and the newest verified backup are never " +
-    "deleted, nor is a running one; damaged backups are left for an operator";
+    "deleted, nor is a running one; damaged backups are left for an operator. PostgreSQL physical base backups and " +
+    "logical dumps are kept apart, each under the whole policy; streamed WAL no kept base backup needs is deleted " +
+    "after them, oldest first (all of it is kept while no base backup exists)";
   readonly verb = "prune";
   prune = this.verbFlag();
   override target = Option.String("--target", { description: "The target to prune (default: every target)" });
@@ -56,7 +59,7 @@ export class PruneVerb extends StoreVerb {
     });
     const verb = this.dryRun ? "would delete" : "deleted";
     const state = (d: RetentionDecision) =>
-      d.verification && d.verification !== "unverified" ? `${d.state} (${d.verification})` : d.state;
+      `${d.kind === "physical" ? "physical " : ""}${d.state}${d.verification && d.verification !== "unverified" ? ` (${d.verification})` : ""}`;
     const rows = pruned.targets.flatMap((p) => [
       ...p.delete.map((d) => {
         const spared = p.spared.includes(d.backupId);
@@ -70,7 +73,10 @@ export class PruneVerb extends StoreVerb {
       }),
       ...p.keep.map((d) => ({ ...d, target: p.target, state: state(d), decision: "keep" })),
     ]);
-    const header = pruned.targets.map((p) => `${p.target}: ${describePolicy(p.policy)} (from ${p.source})`);
+    const header = pruned.targets.flatMap((p) => [
+      `${p.target}: ${describePolicy(p.policy)} (from ${p.source})`,
+      ...(p.wal ? [`${p.target} WAL: ${describeWal(p.wal, this.dryRun)}`] : []),
+    ]);
     return {
       document: pruned,
       table: [...header, rows.length ? decisionsTable(rows) : "no backups"].join("\n"),
@@ -111,4 +117,14 @@ export class PruneVerb extends StoreVerb {
     };
     return Object.fromEntries(Object.entries(flags).filter(([, n]) => n !== undefined));
   }
+}
+
+/** One line per target: how much WAL goes, and from where it is kept (or why all of it is). */
+function describeWal(wal: WalPrune, dryRun: boolean): string {
+  if (wal.keptAll) return `${wal.listed} segment(s), all kept: ${wal.keptAll}`;
+  const from = wal.keptFrom ? `; kept from ${wal.keptFrom}, the oldest kept base backup's start` : "";
+  if (wal.segments === 0) return `none of ${wal.listed} segment(s) goes${from}`;
+  if (dryRun)
+    return `would delete ${wal.segments} of ${wal.listed} segment(s) (${formatBytes(wal.bytes)})${from}`;
+  return `deleted ${wal.deleted} of ${wal.listed} segment(s) (${formatBytes(wal.deletedBytes)})${from}`;
 }
