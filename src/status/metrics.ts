@@ -133,7 +133,7 @@ export class DaemonMetrics {
   });
   readonly reconcileWrites = new Counter({
     name: "capsule_reconcile_writes_total",
-    help: "CronJob writes made by the reconciler",
+    help: "CronJob and Deployment writes made by the reconciler",
     labelNames: ["verb"],
     registers: [this.registry],
   });
@@ -151,6 +151,11 @@ export class DaemonMetrics {
   readonly managedCronJobs = new Gauge({
     name: "capsule_managed_cronjobs",
     help: "CronJobs the last reconcile pass wanted to exist",
+    registers: [this.registry],
+  });
+  readonly managedDeployments = new Gauge({
+    name: "capsule_managed_deployments",
+    help: "WAL streamer Deployments the last reconcile pass wanted to exist",
     registers: [this.registry],
   });
   readonly skippedTargets = new Gauge({
