@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, test } from "node:test";
 import { LABELS } from "../../src/compiler/cronjob.js";
+import { VolumeClaims } from "../../src/k8s/volume-claims.js";
 import { Reconciler } from "../../src/reconciler/reconciler.js";
 import { DaemonMetrics } from "../../src/status/metrics.js";
 import { cnvrgApp } from "../fakes/cnvrgapps.js";
@@ -189,6 +190,25 @@ describe("fake API server: apps/v1 Deployments and PVCs speak the wire protocol"
     );
     await workloads.deleteDeployment("ns", "d", listed?.metadata.resourceVersion);
     assert.equal(fake.list("deployments").length, 0);
+  });
+
+  test("GIVEN client-node WHEN it creates a PVC twice or without a size THEN 201, then 409 AlreadyExists, and 422", async () => {
+    const { kube } = await clientsFor(fake);
+    const claims = new VolumeClaims(kube);
+    const claim = (name: string, storage?: string) => ({
+      apiVersion: "v1",
+      kind: "PersistentVolumeClaim",
+      metadata: { namespace: "ns", name },
+      spec: {
+        accessModes: ["ReadWriteOnce"],
+        resources: { requests: storage ? { storage } : ({} as Record<string, string>) },
+      },
+    });
+    assert.equal(await claims.exists("ns", "c"), false);
+    await claims.create(claim("c", "1Gi"));
+    assert.equal(await claims.exists("ns", "c"), true);
+    await assert.rejects(claims.create(claim("c", "1Gi")), (e: { status?: number }) => e.status === 409);
+    await assert.rejects(claims.create(claim("d")), (e: { status?: number }) => e.status === 422);
   });
 
   test("GIVEN a Deployment whose selector does not match its template, or that restarts Never THEN it is a 422 naming the field", async () => {
