@@ -138,6 +138,24 @@ describe("reconciler: WAL streamer Deployments (fake API server)", () => {
     assert.equal((fake.get("deployments", "ns-0", STREAMER)?.["spec"] as { replicas: number }).replicas, 3);
   });
 
+  test("GIVEN a reconciled streamer WHEN the app's pg backup block breaks THEN the Deployment is held, not deleted", async () => {
+    fake.put("cnvrgapps", app("ns-0", "app-0", true));
+    const { r } = await reconciler();
+    await r.pass();
+    const broken = app("ns-0", "app-0", true) as {
+      spec: { dbs: { pg: { backup: Record<string, unknown> } } };
+    };
+    broken.spec.dbs.pg.backup["baseBackupPeriod"] = "every night";
+    fake.put("cnvrgapps", broken);
+    fake.resetCounters();
+    const pass = await r.pass();
+    assert.equal(pass.skipped, 1);
+    assert.equal(pass.deleted, 0);
+    assert.equal(pass.held, 3, "the pg CronJobs and the streamer are kept as they are");
+    assert.equal(fake.writeCount(), 0);
+    assert.ok(fake.get("deployments", "ns-0", STREAMER));
+  });
+
   test("GIVEN a reconciled streamer WHEN the CnvrgApp is deleted THEN every workload of it is pruned", async () => {
     fake.put("cnvrgapps", app("ns-0", "app-0", true));
     const { r } = await reconciler();
