@@ -80,7 +80,20 @@ const COMMON: Readonly<Record<string, Row>> = {
   recover: { common: [] },
   verify: { common: [...STORE, ...SSE, ...OUTPUT, "--id", "--target"] },
   "create --in-cluster": { common: ["--cluster", "--target", ...OUTPUT], why: IN_CLUSTER },
-  "restore --in-cluster": { common: ["--cluster", "--target", "--id", "--yes", ...OUTPUT], why: IN_CLUSTER },
+  "restore --in-cluster": {
+    // The PVC flags are refused by the restore verb unless the engine's --physical is given too.
+    common: [
+      "--cluster",
+      "--target",
+      "--id",
+      "--yes",
+      "--pvc-size",
+      "--pvc-name",
+      "--storage-class",
+      ...OUTPUT,
+    ],
+    why: IN_CLUSTER,
+  },
 };
 
 /** Modifier rows extend their action's row (in-cluster rows replace it: nothing of the local path applies). */

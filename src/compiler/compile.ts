@@ -1,5 +1,5 @@
 /**
- * The compiler (docs/design.md §5): plans → CronJobs, through cdk8s so `cdk8s synth` (cdk8s.yaml) builds the very same
+ * The compiler (docs/design.md §5): plans → CronJobs (and, for a pitr target, its WAL streamer's Deployment), through cdk8s so `cdk8s synth` (cdk8s.yaml) builds the very same
  * objects. Low-level `ApiObject`s only: cdk8s-plus adds defaults of its own (a starting deadline, resource
  * requests, a hashed selector label) that capsule does not want. Pure and byte-stable: plans are compiled in
  * cluster order and targets in name order, keys are sorted, and nothing reads the clock or the environment.
@@ -9,7 +9,19 @@ import { CapsuleError, ErrorCode } from "../domain/errors.js";
 import type { BackupPlan, Target } from "../plan/types.js";
 import { cronJobManifest, jobName, type CronJobManifest, type JobKind } from "./cronjob.js";
 import { cronJobName } from "./names.js";
+import { walStreamerManifest, walStreamerName, type DeploymentManifest } from "./wal-streamer.js";
 import { dumpYaml } from "./yaml.js";
+
+/** Everything the compiler makes. */
+export type CompiledManifest = CronJobManifest | DeploymentManifest;
+
+export function isCronJob(manifest: CompiledManifest): manifest is CronJobManifest {
+  return manifest.kind === "CronJob";
+}
+
+export function isDeployment(manifest: CompiledManifest): manifest is DeploymentManifest {
+  return manifest.kind === "Deployment";
+}
 
 /** A cdk8s app holding one chart per plan; `cdk8s-app.ts` synthesizes it to files. */
 export function buildApp(plans: readonly BackupPlan[], app: App = new App()): App {
@@ -26,7 +38,7 @@ export function buildApp(plans: readonly BackupPlan[], app: App = new App()): Ap
  * `chart.toJson()`: it re-validates the whole app per chart. capsule adds no dependencies between objects, so cdk8s'
  * dependency ordering has nothing to order and each ApiObject is serialized directly.
  */
-export function* compiledManifests(plans: readonly BackupPlan[]): Generator<CronJobManifest> {
+export function* compiledManifests(plans: readonly BackupPlan[]): Generator<CompiledManifest> {
   const sorted = inOrder(plans);
   assertUniqueNames(sorted);
   for (const plan of sorted) {
@@ -35,7 +47,7 @@ export function* compiledManifests(plans: readonly BackupPlan[]): Generator<Cron
     const errors = app.node.findAll().flatMap((c) => c.node.validate());
     if (errors.length > 0) throw new Error(`cdk8s validation failed: ${errors.join("; ")}`);
     for (const child of chart.node.children) {
-      if (ApiObject.isApiObject(child)) yield child.toJson() as CronJobManifest;
+      if (ApiObject.isApiObject(child)) yield child.toJson() as CompiledManifest;
     }
   }
 }
@@ -46,6 +58,8 @@ function addChart(app: App, plan: BackupPlan): Chart {
     for (const kind of jobKinds(target)) {
       new ApiObject(chart, jobName(target, kind), cronJobManifest(plan, target, kind));
     }
+    // Upper case: no CronJob id (a DNS label) can take it.
+    if (target.pitr) new ApiObject(chart, `Deployment-${target.name}`, walStreamerManifest(plan, target));
   }
   return chart;
 }
@@ -67,7 +81,7 @@ function assertUniqueNames(plans: readonly BackupPlan[]): void {
     for (const target of plan.spec.targets) {
       for (const kind of jobKinds(target)) {
         const key = `${target.namespace}/${cronJobName(plan.metadata.cluster, jobName(target, kind))}`;
-        const owner = `cluster ${plan.metadata.cluster} target ${target.name}${kind === "verify" ? " (verify)" : ""}`;
+        const owner = `cluster ${plan.metadata.cluster} target ${target.name}${kind === "backup" ? "" : ` (${kind})`}`;
         const clash = owners.get(key);
         if (clash !== undefined) {
           throw new CapsuleError(
@@ -77,21 +91,45 @@ function assertUniqueNames(plans: readonly BackupPlan[]): void {
         }
         owners.set(key, owner);
       }
+      if (!target.pitr) continue;
+      // Deployments and CronJobs are different kinds: a name may repeat across them, never within one.
+      const key = `Deployment ${target.namespace}/${walStreamerName(plan.metadata.cluster, target.name)}`;
+      const owner = `cluster ${plan.metadata.cluster} target ${target.name} (wal-streamer)`;
+      const clash = owners.get(key);
+      if (clash !== undefined) {
+        throw new CapsuleError(
+          ErrorCode.Config,
+          `${key} would be compiled for both ${clash} and ${owner}: rename one of the targets`,
+        );
+      }
+      owners.set(key, owner);
     }
   }
 }
 
-/** A backup CronJob per target, and a drill CronJob for each target with a verify schedule. */
+/**
+ * A backup CronJob per target, a base-backup CronJob for each pitr target, and a drill CronJob for each target with
+ * a verify schedule.
+ */
 function jobKinds(target: Target): JobKind[] {
-  return target.verify?.schedule ? ["backup", "verify"] : ["backup"];
+  return [
+    "backup",
+    ...(target.baseBackup ? (["base-backup"] as const) : []),
+    ...(target.verify?.schedule ? (["verify"] as const) : []),
+  ];
 }
 
 /** The compiled CronJobs as objects (for the reconciler and for tests). */
 export function compileManifests(plans: readonly BackupPlan[]): CronJobManifest[] {
-  return [...compiledManifests(plans)];
+  return [...compiledManifests(plans)].filter(isCronJob);
 }
 
-/** One YAML document per CronJob, each ending in a newline; join with `---\n` (what `compile` does). */
+/** The compiled WAL streamer Deployments (pitr targets only). */
+export function compileDeployments(plans: readonly BackupPlan[]): DeploymentManifest[] {
+  return [...compiledManifests(plans)].filter(isDeployment);
+}
+
+/** One YAML document per compiled object, each ending in a newline; join with `---\n` (what `compile` does). */
 export function* compileYaml(plans: readonly BackupPlan[]): Generator<string> {
   for (const manifest of compiledManifests(plans)) yield dumpYaml(manifest);
 }
@@ -99,7 +137,7 @@ export function* compileYaml(plans: readonly BackupPlan[]): Generator<string> {
 export const DOCUMENT_SEPARATOR = "---\n";
 
 /**
- * Multi-document YAML of every CronJob; empty when no plan has a target. Serialized by yaml.ts rather than
+ * Multi-document YAML of every compiled object; empty when no plan has a target. Serialized by yaml.ts rather than
  * `App.synthYaml()`: keys sorted at every level regardless of cdk8s' CDK8S_DISABLE_SORT switch (apiVersion, kind,
  * metadata, spec happen to sort into their usual order), no line folding, and several times faster than the
  * general-purpose emitters on thousands of documents.

@@ -1,16 +1,14 @@
 /**
- * One target → one batch/v1 CronJob (docs/design.md §5), as plain data. The pod is locked down as far as a run allows: no
- * API token (a run talks to its database and S3 only), non-root, read-only root with an emptyDir at /tmp, no
- * capabilities, RuntimeDefault seccomp. The `spec-hash` annotation is the sha256 of the canonical JSON of
+ * One target → one batch/v1 CronJob per job kind (docs/design.md §5), as plain data, running the target's locked-down
+ * pod (pod.ts). The `spec-hash` annotation is the sha256 of the canonical JSON of
  * everything else, so the reconciler can tell "unchanged" without comparing server-defaulted fields.
  */
 import type { V1CronJob } from "@kubernetes/client-node";
-import { TMP_SIZE_LIMIT } from "../plan/defaults.js";
 import { runArgs } from "../plan/run-contract.js";
 import type { BackupPlan, Target } from "../plan/types.js";
 import { canonicalJson, sha256Hex } from "./canonical-json.js";
 import { containerEnv } from "./env.js";
-import { storageVolumes } from "./storage-volumes.js";
+import { capsulePodSpec } from "./pod.js";
 import { cronJobName, labelValue } from "./names.js";
 
 export const LABELS = {
@@ -19,7 +17,7 @@ export const LABELS = {
   cluster: "capsule.cnvrg.io/cluster",
   target: "capsule.cnvrg.io/target",
   engine: "capsule.cnvrg.io/engine",
-  /** Only on restore-drill CronJobs (`verify`); backup CronJobs carry none, so their names and hashes stay put. */
+  /** What a workload other than the backup CronJob is (`targetLabels`); backup CronJobs carry none. */
   job: "capsule.cnvrg.io/job",
 } as const;
 
@@ -30,7 +28,6 @@ export const ANNOTATIONS = {
 } as const;
 
 export const MANAGED_BY = "capsule";
-const TMP_VOLUME = "tmp";
 
 /** A CronJob as capsule compiles it: every field the compiler sets is present. */
 export type CronJobManifest = V1CronJob & {
@@ -45,30 +42,56 @@ export type CronJobManifest = V1CronJob & {
 };
 
 /**
- * What a CronJob runs: the target's backups, or (when the target has a verify policy) its scheduled restore drill,
- * `capsule run --verify latest`, a second CronJob named `<target>-verify` and labelled `capsule.cnvrg.io/job: verify`.
+ * What a CronJob runs: the target's backups; (when the target has a verify policy) its scheduled restore drill,
+ * `capsule run --verify latest`, a second CronJob named `<target>-verify` and labelled `capsule.cnvrg.io/job:
+ * verify`; (with `pitr`) its physical base backups, `capsule run --physical`, named `<target>-base` and labelled
+ * `capsule.cnvrg.io/job: base-backup`.
  */
-export type JobKind = "backup" | "verify";
+export type JobKind = "backup" | "verify" | "base-backup";
 
-/** The CronJob's name part after the cluster: the target, or `<target>-verify` for its drill. */
+const JOB_NAME_SUFFIX: Readonly<Record<JobKind, string>> = {
+  backup: "",
+  verify: "-verify",
+  "base-backup": "-base",
+};
+
+const RUN_EXTRA_ARGS: Readonly<Record<JobKind, readonly string[]>> = {
+  backup: [],
+  verify: ["--verify", "latest"],
+  "base-backup": ["--physical"],
+};
+
+/** The CronJob's name part after the cluster: the target, or the target with its kind's suffix. */
 export function jobName(target: Target, kind: JobKind): string {
-  return kind === "verify" ? `${target.name}-verify` : target.name;
+  return `${target.name}${JOB_NAME_SUFFIX[kind]}`;
 }
 
-export function cronJobManifest(plan: BackupPlan, target: Target, kind: JobKind = "backup"): CronJobManifest {
-  const cluster = plan.metadata.cluster;
-  const { pod } = plan.spec;
-  const schedule = kind === "verify" ? target.verify?.schedule?.cron : target.schedule.cron;
-  if (!schedule) throw new Error(`cronJobManifest: target ${target.name} has no ${kind} schedule`);
-  const storage = storageVolumes(plan, target);
-  const labels = {
+function scheduleOf(target: Target, kind: JobKind): string | undefined {
+  if (kind === "verify") return target.verify?.schedule?.cron;
+  if (kind === "base-backup") return target.baseBackup?.schedule.cron;
+  return target.schedule.cron;
+}
+
+/**
+ * The labels of a target's workloads. Backup CronJobs carry no `job` label, so their names and hashes stay put;
+ * every other workload of the target names what it is (`verify`, `base-backup`, `wal-streamer`).
+ */
+export function targetLabels(cluster: string, target: Target, job?: string): Record<string, string> {
+  return {
     [LABELS.managedBy]: MANAGED_BY,
     [LABELS.name]: "capsule",
     [LABELS.cluster]: labelValue(cluster),
     [LABELS.target]: labelValue(target.name),
     [LABELS.engine]: target.engine,
-    ...(kind === "verify" ? { [LABELS.job]: "verify" } : {}),
+    ...(job !== undefined && { [LABELS.job]: job }),
   };
+}
+
+export function cronJobManifest(plan: BackupPlan, target: Target, kind: JobKind = "backup"): CronJobManifest {
+  const cluster = plan.metadata.cluster;
+  const schedule = scheduleOf(target, kind);
+  if (!schedule) throw new Error(`cronJobManifest: target ${target.name} has no ${kind} schedule`);
+  const labels = targetLabels(cluster, target, kind === "backup" ? undefined : kind);
   const unhashed: CronJobManifest = {
     apiVersion: "batch/v1",
     kind: "CronJob",
@@ -94,46 +117,11 @@ export function cronJobManifest(plan: BackupPlan, target: Target, kind: JobKind 
           ttlSecondsAfterFinished: target.deadlines.ttlSecondsAfterFinished,
           template: {
             metadata: { labels },
-            spec: {
+            spec: capsulePodSpec(plan, target, {
               restartPolicy: "Never",
-              automountServiceAccountToken: false,
-              // Service links would put every Service of the namespace into the env; a run needs none of them.
-              enableServiceLinks: false,
-              securityContext: {
-                runAsNonRoot: true,
-                runAsUser: pod.runAsUser,
-                runAsGroup: pod.runAsGroup,
-                fsGroup: pod.fsGroup,
-                seccompProfile: { type: "RuntimeDefault" },
-              },
-              ...(pod.imagePullSecrets.length > 0 && {
-                imagePullSecrets: pod.imagePullSecrets.map((name) => ({ name })),
-              }),
-              containers: [
-                {
-                  name: "capsule",
-                  image: plan.spec.image,
-                  imagePullPolicy: "IfNotPresent",
-                  args: runArgs(cluster, target.name, kind === "verify" ? ["--verify", "latest"] : []),
-                  env: containerEnv(plan, target, kind),
-                  resources: {
-                    requests: { ...target.resources.requests },
-                    limits: { ...target.resources.limits },
-                  },
-                  securityContext: {
-                    allowPrivilegeEscalation: false,
-                    readOnlyRootFilesystem: true,
-                    runAsNonRoot: true,
-                    capabilities: { drop: ["ALL"] },
-                  },
-                  volumeMounts: [{ name: TMP_VOLUME, mountPath: "/tmp" }, ...storage.map((v) => v.mount)],
-                },
-              ],
-              volumes: [
-                { name: TMP_VOLUME, emptyDir: { sizeLimit: TMP_SIZE_LIMIT } },
-                ...storage.map((v) => v.volume),
-              ],
-            },
+              args: runArgs(cluster, target.name, RUN_EXTRA_ARGS[kind]),
+              env: containerEnv(plan, target, kind === "verify" ? "verify" : "backup"),
+            }),
           },
         },
       },

@@ -29,10 +29,22 @@ export const FAILURES_IN_A_ROW = 3;
 export const VERIFICATION_MAX_AGE_SECONDS = 8 * 86_400;
 /** The daemon resyncs every 5 minutes (`--resync=5m`): six missed passes is no blip. */
 export const RECONCILE_MAX_AGE_SECONDS = 1_800;
+/**
+ * PITR's goal is a recovery point of seconds (the streamer uploads at least every 10 s): a minute behind for five
+ * minutes is no blip — a slow store, a saturated uplink, a streamer that cannot keep up.
+ */
+export const WAL_LAG_MAX_SECONDS = 60;
+/**
+ * A live streamer rewrites its head.json every few seconds; one not rewritten for 5 minutes (30 upload intervals)
+ * means the streamer is down or cut off from the bucket, whatever the last lag figures said.
+ */
+export const WAL_HEAD_MAX_AGE_SECONDS = 300;
 /** The bucket monitor reads every 2 minutes; past this the backup series are stale, whatever they say. */
 export const BUCKET_READ_MAX_AGE_SECONDS = 900;
 
 const targetLabels = "{{ $labels.cluster }}/{{ $labels.target }} ({{ $labels.engine }})";
+const BY_WAL_TARGET = "by (cluster, target)";
+const walTarget = "{{ $labels.cluster }}/{{ $labels.target }}";
 
 export const ALERT_RULES: RuleGroup = {
   name: "capsule",
@@ -102,6 +114,30 @@ export const ALERT_RULES: RuleGroup = {
       annotations: {
         summary: `No restore drill of ${targetLabels} for {{ $value | humanizeDuration }}`,
         description: `The newest restore drill is older than ${VERIFICATION_MAX_AGE_SECONDS / 86_400} days; check the target's verify CronJob.`,
+      },
+    },
+    {
+      alert: "CapsuleWalLagHigh",
+      expr: `max ${BY_WAL_TARGET} (capsule_wal_lag_seconds) > ${WAL_LAG_MAX_SECONDS}`,
+      for: "5m",
+      labels: { severity: "critical" },
+      annotations: {
+        summary: `The newest restorable point of ${walTarget} is {{ $value | humanizeDuration }} old`,
+        description:
+          "The WAL streamer is behind: a restore to the latest point would lose that much. Check the streamer " +
+          "Deployment's log (`kubectl logs deploy/capsule-…-wal`), capsule_wal_lag_bytes and the bucket.",
+      },
+    },
+    {
+      alert: "CapsuleWalStreamStale",
+      expr: `time() - max ${BY_WAL_TARGET} (capsule_wal_head_updated_timestamp_seconds) > ${WAL_HEAD_MAX_AGE_SECONDS}`,
+      for: "5m",
+      labels: { severity: "critical" },
+      annotations: {
+        summary: `The WAL streamer of ${walTarget} has not written its head for {{ $value | humanizeDuration }}`,
+        description:
+          "The streamer is down, stuck or cannot reach the bucket: no WAL is being archived, and the replication " +
+          "slot keeps WAL piling up on the database server. Check the streamer Deployment's pod and log.",
       },
     },
     {

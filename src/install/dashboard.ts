@@ -1,7 +1,7 @@
 /**
  * The Grafana dashboard for capsule, on the same metrics as the alert rules: per cluster and target, the age of the
  * last good backup, its size and duration over time, failures, restore drills; then the daemon (reconcile, bucket
- * reads, leadership). Plain dashboard JSON (schemaVersion 39), importable by hand (`deploy/grafana-dashboard.json`)
+ * reads, leadership); then the WAL lag of pitr targets. Plain dashboard JSON (schemaVersion 39), importable by hand (`deploy/grafana-dashboard.json`)
  * or through Grafana's dashboard sidecar (the ConfigMap of `capsule install --with-monitoring`).
  */
 
@@ -26,6 +26,8 @@ interface Panel {
 /** Panel matchers: the dashboard's cluster and target choices. */
 const SELECTED = 'cluster=~"$cluster", target=~"$target"';
 const BY_TARGET = "by (cluster, target, engine)";
+/** WAL series carry no engine: only PostgreSQL streams WAL. */
+const BY_WAL_TARGET = "by (cluster, target)";
 const TARGET_LEGEND = "{{cluster}}/{{target}}";
 
 const DATASOURCE = { type: "prometheus", uid: "${datasource}" } as const;
@@ -212,6 +214,31 @@ export function grafanaDashboard(): Record<string, unknown> {
         ['sum by (cluster) (capsule_backup_corrupt_statefiles{cluster=~"$cluster"})', "corrupt {{cluster}}"],
       ],
       { options: { reduceOptions: { calcs: ["lastNotNull"] }, textMode: "value_and_name" } },
+    ),
+    panel(
+      11,
+      "timeseries",
+      "WAL lag (pitr targets)",
+      "How old the newest restorable point is (now − head.json coveredUntil), and how long ago the streamer last " +
+        "wrote its head; the alerts fire past 60 s of lag and 300 s of head age.",
+      { h: 8, w: 12, x: 0, y: 30 },
+      "s",
+      [
+        [`max ${BY_WAL_TARGET} (capsule_wal_lag_seconds{${SELECTED}})`, `lag ${TARGET_LEGEND}`],
+        [
+          `time() - max ${BY_WAL_TARGET} (capsule_wal_head_updated_timestamp_seconds{${SELECTED}})`,
+          `head age ${TARGET_LEGEND}`,
+        ],
+      ],
+    ),
+    panel(
+      12,
+      "timeseries",
+      "WAL not yet in the bucket (pitr targets)",
+      "serverLsn − archivedLsn from the streamer's head.json: WAL the server wrote that the bucket does not hold yet.",
+      { h: 8, w: 12, x: 12, y: 30 },
+      "bytes",
+      [[`max ${BY_WAL_TARGET} (capsule_wal_lag_bytes{${SELECTED}})`, TARGET_LEGEND]],
     ),
   ];
   const variable = (name: string, query: string) => ({

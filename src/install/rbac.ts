@@ -26,6 +26,8 @@ export function daemonRules(options: InstallOptions): V1PolicyRule[] {
     // Keep the backup CronJobs equal to the plan (src/k8s/workloads.ts). Deletes use propagationPolicy=Background:
     // the garbage collector, not capsule, removes a deleted CronJob's Jobs.
     { apiGroups: ["batch"], resources: ["cronjobs"], verbs: ["create", "delete", "list", "update"] },
+    // The WAL streamers of pitr targets, reconciled like the CronJobs (the same verbs, the same propagation).
+    { apiGroups: ["apps"], resources: ["deployments"], verbs: ["create", "delete", "list", "update"] },
     // Run bucket requests as Jobs and follow them.
     { apiGroups: ["batch"], resources: ["jobs"], verbs: ["create", "get"] },
     // The referenced Secrets, by name only. An empty resourceNames would mean every Secret: no rule then.

@@ -8,6 +8,7 @@ import {
   ApiException,
   Observable,
   type ObservableMiddleware,
+  AppsV1Api,
   BatchV1Api,
   CoordinationV1Api,
   CoreV1Api,
@@ -56,6 +57,7 @@ export const isConflict = (error: unknown): boolean =>
 
 export class KubeClient {
   readonly kubeConfig: KubeConfig;
+  readonly apps: AppsV1Api;
   readonly batch: BatchV1Api;
   readonly coordination: CoordinationV1Api;
   readonly core: CoreV1Api;
@@ -101,6 +103,7 @@ export class KubeClient {
         },
       ],
     });
+    this.apps = new AppsV1Api(configuration);
     this.batch = new BatchV1Api(configuration);
     this.coordination = new CoordinationV1Api(configuration);
     this.core = new CoreV1Api(configuration);

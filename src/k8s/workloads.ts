@@ -1,14 +1,14 @@
 /**
- * CronJobs and Jobs (batch/v1) as the reconciler and the request watcher need them: list by label, read, create,
- * replace with the resourceVersion that was read (a concurrent change is a 409, never silently overwritten),
- * delete. Plain data in and out; errors are `KubeApiError`s.
+ * CronJobs and Jobs (batch/v1) and Deployments (apps/v1) as the reconciler and the request watcher need them: list
+ * by label, read, create, replace with the resourceVersion that was read (a concurrent change is a 409, never
+ * silently overwritten), delete. Plain data in and out; errors are `KubeApiError`s.
  */
-import type { V1CronJob, V1Job } from "@kubernetes/client-node";
+import type { V1CronJob, V1Deployment, V1Job } from "@kubernetes/client-node";
 import { abortedBy, type KubeClient } from "./kube-client.js";
 
 const PAGE_SIZE = 500;
 
-/** What capsule needs to know about a CronJob that exists. */
+/** What capsule needs to know about a CronJob (or Deployment) that exists. */
 export interface LiveCronJob {
   readonly namespace: string;
   readonly name: string;
@@ -28,6 +28,9 @@ export type JobPhase = "active" | "succeeded" | "failed";
 
 /** A CronJob with its template, as `--in-cluster` copies it into a Job. */
 export type CronJobWithTemplate = Named<V1CronJob>;
+
+/** A whole Deployment, as the reconciler reads it to check for drift. */
+export type DeploymentWithTemplate = Named<V1Deployment>;
 
 export class Workloads {
   constructor(private readonly client: KubeClient) {}
@@ -95,6 +98,73 @@ export class Workloads {
   ): Promise<void> {
     await this.client.call(`delete CronJob ${namespace}/${name}`, () =>
       this.client.batch.deleteNamespacedCronJob(
+        {
+          namespace,
+          name,
+          propagationPolicy: "Background",
+          ...(resourceVersion !== undefined && { body: { preconditions: { resourceVersion } } }),
+        },
+        abortedBy(signal),
+      ),
+    );
+  }
+
+  /** Whole Deployments matching `labelSelector`, in one namespace or all, paged. */
+  async deploymentsWithTemplates(
+    labelSelector: string,
+    namespace?: string,
+  ): Promise<DeploymentWithTemplate[]> {
+    const out: DeploymentWithTemplate[] = [];
+    let next: string | undefined;
+    const operation = `list Deployments${namespace ? ` in ${namespace}` : ""}`;
+    do {
+      const page = { labelSelector, limit: PAGE_SIZE, ...(next && { _continue: next }) };
+      const list = await this.client.call(operation, () =>
+        namespace
+          ? this.client.apps.listNamespacedDeployment({ ...page, namespace })
+          : this.client.apps.listDeploymentForAllNamespaces(page),
+      );
+      for (const item of list.items) {
+        const { name, namespace: ns } = item.metadata ?? {};
+        if (name && ns) out.push({ ...item, metadata: { ...item.metadata, name, namespace: ns } });
+      }
+      next = list.metadata?._continue || undefined;
+    } while (next);
+    return out;
+  }
+
+  async createDeployment(manifest: Named<V1Deployment>, signal?: AbortSignal): Promise<void> {
+    const { namespace, name } = manifest.metadata;
+    await this.client.call(`create Deployment ${namespace}/${name}`, () =>
+      this.client.apps.createNamespacedDeployment({ namespace, body: manifest }, abortedBy(signal)),
+    );
+  }
+
+  /** Replaces the whole object, conditional on `resourceVersion` (what was listed). */
+  async replaceDeployment(
+    manifest: Named<V1Deployment>,
+    resourceVersion: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const { namespace, name } = manifest.metadata;
+    const body: V1Deployment = {
+      ...manifest,
+      metadata: { ...manifest.metadata, ...(resourceVersion !== undefined && { resourceVersion }) },
+    };
+    await this.client.call(`replace Deployment ${namespace}/${name}`, () =>
+      this.client.apps.replaceNamespacedDeployment({ namespace, name, body }, abortedBy(signal)),
+    );
+  }
+
+  /** Deletes a Deployment and, in the background, its ReplicaSets and pods; conditional on `resourceVersion`. */
+  async deleteDeployment(
+    namespace: string,
+    name: string,
+    resourceVersion?: string,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    await this.client.call(`delete Deployment ${namespace}/${name}`, () =>
+      this.client.apps.deleteNamespacedDeployment(
         {
           namespace,
           name,

@@ -25,6 +25,14 @@ export const DEFAULT_KEEP_LAST = 5;
 export { DEFAULT_FAILED_GRACE_HOURS };
 
 /**
+ * Point-in-time recovery replays WAL from the newest base backup before the target time: a daily base backup bounds
+ * a restore's replay to about a day of WAL, and keeps the base backups' cost (a full copy each) to one a day.
+ */
+export const DEFAULT_BASE_BACKUP_PERIOD = "24h";
+/** Engines that can stream their log for point-in-time recovery (docs/adr/0021). */
+export const PITR_ENGINES: readonly string[] = ["postgresql"];
+
+/**
  * The cnvrg bucket Secret (`cp-object-storage`) and its keys (docs/design.md §3), per storage type: the cnvrg
  * operator writes every key for every type (empty where unused), so each type names only the keys it reads.
  */

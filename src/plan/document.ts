@@ -60,6 +60,9 @@ export interface TargetDocument {
   readonly schedule?: ScheduleDocument;
   readonly retention?: Partial<RetentionPolicy>;
   readonly verify?: { readonly schedule?: ScheduleDocument };
+  readonly pitr?: boolean;
+  /** Only with `pitr: true`. */
+  readonly baseBackup?: { readonly schedule?: ScheduleDocument };
   readonly storage?: StorageDocument;
   readonly encryption?: ClientEncryption;
   readonly resources?: {

@@ -8,6 +8,7 @@ import type { RetentionPolicy } from "../storage/retention.js";
 import { recipientProblem } from "../storage/age.js";
 import {
   BUCKET_SECRET_KEYS,
+  DEFAULT_BASE_BACKUP_PERIOD,
   DEFAULT_BUCKET_SECRET,
   DEFAULT_DEADLINES,
   DEFAULT_GCP_KEY_SECRET,
@@ -18,6 +19,7 @@ import {
   DEFAULT_POD,
   DEFAULT_RESOURCES,
   DEFAULT_STORAGE_PREFIX,
+  PITR_ENGINES,
   STORAGE_CREDENTIAL_KEYS,
 } from "./defaults.js";
 import type {
@@ -146,6 +148,9 @@ export function resolveTarget(
       problem(source, at(`/verify${verifySchedule.pointer}`), verifySchedule.problem, verifySchedule.value),
     );
   }
+  const baseBackupSchedule = resolvePitr(doc, `${cluster}/${doc.name}`, (path, message, value) =>
+    problems.push(problem(source, at(path), message, value)),
+  );
   const storage =
     doc.storage && resolveStorage(doc.storage, source, at("/storage"), problems, planStorageType);
   if (doc.encryption && doc.verify?.schedule && !doc.encryption.identitySecretRef) {
@@ -180,6 +185,7 @@ export function resolveTarget(
       schedule,
       retention,
       ...(verifySchedule ? { verify: { schedule: verifySchedule } } : {}),
+      ...(baseBackupSchedule && { pitr: true as const, baseBackup: { schedule: baseBackupSchedule } }),
       ...(storage ? { storage } : {}),
       ...(doc.encryption ? { encryption: doc.encryption } : {}),
       resources: {
@@ -190,6 +196,34 @@ export function resolveTarget(
       suspend: doc.suspend ?? false,
     },
   };
+}
+
+/**
+ * The base-backup schedule of a target with `pitr: true`, else undefined (problems reported). Seeded apart from the
+ * backup schedule so the logical dump and the base backup of one database do not start in the same minute.
+ */
+function resolvePitr(
+  doc: TargetDocument,
+  seed: string,
+  report: (path: string, message: string, value?: unknown) => void,
+): Schedule | undefined {
+  if (doc.pitr !== true) {
+    if (doc.baseBackup !== undefined) report("/baseBackup", "is only used with pitr: true");
+    return undefined;
+  }
+  if (!PITR_ENGINES.includes(doc.engine)) {
+    report("/pitr", `is only for ${PITR_ENGINES.join(" or ")}, not ${doc.engine}`, doc.pitr);
+    return undefined;
+  }
+  const schedule = resolveSchedule(
+    doc.baseBackup?.schedule ?? { period: DEFAULT_BASE_BACKUP_PERIOD },
+    `${seed}/base`,
+  );
+  if ("problem" in schedule) {
+    report(`/baseBackup${schedule.pointer}`, schedule.problem, schedule.value);
+    return undefined;
+  }
+  return schedule;
 }
 
 type ScheduleProblem = { problem: string; pointer: string; value: string };

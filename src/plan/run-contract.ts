@@ -80,6 +80,16 @@ export const REQUEST_ENV = {
 } as const;
 
 /**
+ * The WAL streamer's liveness (compiler/wal-streamer.ts): `capsule run --stream-wal` touches this file each time
+ * round its loop — also while it waits out a store or server outage, which a restart would not cure. The probe fails
+ * only when the file exists and is older than `staleSeconds`: a streamer that never touches it is not killed.
+ */
+export const STREAM_WAL_HEARTBEAT = {
+  file: "/tmp/capsule-stream-wal.heartbeat",
+  staleSeconds: 120,
+} as const;
+
+/**
  * A pod's `capsule run` arguments: the cluster and target make the Job's purpose visible in `kubectl get pods -o
  * wide` (and must match CAPSULE_TARGET); `extra` selects the work: nothing (a backup), `--verify latest`, or
  * `--restore ID` with its restore flags.

@@ -93,6 +93,8 @@ const target = {
       },
     },
     verify: { type: "object", additionalProperties: false, properties: { schedule } },
+    pitr: { type: "boolean" },
+    baseBackup: { type: "object", additionalProperties: false, properties: { schedule } },
     storage,
     encryption: {
       type: "object",

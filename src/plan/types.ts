@@ -117,6 +117,13 @@ export interface Target {
   readonly retention: RetentionPolicy;
   /** With a schedule, a second CronJob runs the restore drill (`capsule run --verify latest`). */
   readonly verify?: VerifyPolicy;
+  /**
+   * Point-in-time recovery (PostgreSQL only, docs/adr/0021): a one-replica Deployment streams the WAL into the
+   * bucket and a second CronJob takes physical base backups (`baseBackup`). Absent when off.
+   */
+  readonly pitr?: true;
+  /** Present exactly when `pitr` is: when the physical base backups run. */
+  readonly baseBackup?: BaseBackupPolicy;
   /** Overrides of the plan's storage for this target only (a CnvrgApp may name a bucket per database). */
   readonly storage?: Partial<Storage>;
   /** Client-side encryption of this target's artifacts (docs/adr/0011); unset means stored as the engine wrote them. */
@@ -143,6 +150,11 @@ export type Connection = TargetConnection;
 /** Always a cron in resolved form (5 fields or an @-macro, evaluated in Etc/UTC). */
 export interface Schedule {
   readonly cron: string;
+}
+
+export interface BaseBackupPolicy {
+  /** @default a daily period (DEFAULT_BASE_BACKUP_PERIOD), spread like the backup schedule */
+  readonly schedule: Schedule;
 }
 
 export interface VerifyPolicy {

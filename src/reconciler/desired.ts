@@ -1,11 +1,13 @@
 /**
- * What the cluster should hold: CnvrgApps scanned, merged with the hand-written plans, compiled to CronJobs. Pure.
+ * What the cluster should hold: CnvrgApps scanned, merged with the hand-written plans, compiled to CronJobs and the
+ * pitr targets' WAL streamer Deployments. Pure.
  * A plan that cannot be compiled does not stop the others; its cluster is *held* instead — the reconciler leaves
  * that cluster's existing CronJobs exactly as they are, because "I could not build it" must never mean "delete it".
  * The same holds for a CnvrgApp (or one of its targets) the scanner skipped: a typo in a period keeps yesterday's
  * backups running rather than removing them.
  */
-import { compileManifests } from "../compiler/compile.js";
+import { compiledManifests, type CompiledManifest } from "../compiler/compile.js";
+import type { DeploymentManifest } from "../compiler/wal-streamer.js";
 import { ANNOTATIONS, LABELS, type CronJobManifest } from "../compiler/cronjob.js";
 import { messageOf } from "../domain/errors.js";
 import type { SourcedPlanDocument } from "../plan/document.js";
@@ -23,6 +25,7 @@ export interface DesiredOptions {
 
 export interface DesiredState {
   readonly cronJobs: CronJobManifest[];
+  readonly deployments: DeploymentManifest[];
   readonly plans: BackupPlan[];
   readonly skipped: SkippedField[];
   /** `<cluster>` or `<cluster>/<target>` whose desired state is unknown this pass. */
@@ -44,12 +47,13 @@ export function desiredState(
   for (const s of scanned.skipped) held.add(holdKey(clusterOfApp(s.app), s.target));
 
   const cronJobs: CronJobManifest[] = [];
+  const deployments: DeploymentManifest[] = [];
   const owners = new Map<string, string>();
   for (const plan of plans) {
     const cluster = plan.metadata.cluster;
-    let manifests: CronJobManifest[];
+    let manifests: CompiledManifest[];
     try {
-      manifests = compileManifests([plan]);
+      manifests = [...compiledManifests([plan])];
     } catch (error) {
       held.add(cluster);
       problems.push(`cluster ${cluster}: cannot compile: ${messageOf(error)}`);
@@ -65,17 +69,20 @@ export function desiredState(
         continue;
       }
       const key = `${namespace}/${name}`;
-      const owner = owners.get(key);
+      const owner = owners.get(`${manifest.kind} ${key}`);
       if (owner !== undefined) {
         held.add(holdKey(cluster, target));
-        problems.push(`cluster ${cluster} target ${target}: CronJob ${key} is already compiled for ${owner}`);
+        problems.push(
+          `cluster ${cluster} target ${target}: ${manifest.kind} ${key} is already compiled for ${owner}`,
+        );
         continue;
       }
-      owners.set(key, `cluster ${cluster} target ${target}`);
-      cronJobs.push(manifest);
+      owners.set(`${manifest.kind} ${key}`, `cluster ${cluster} target ${target}`);
+      if (manifest.kind === "CronJob") cronJobs.push(manifest);
+      else deployments.push(manifest);
     }
   }
-  return { cronJobs, plans, skipped: scanned.skipped, held, problems };
+  return { cronJobs, deployments, plans, skipped: scanned.skipped, held, problems };
 }
 
 export function holdKey(cluster: string, target?: string): string {

@@ -1,8 +1,9 @@
 /**
- * The reconciler's decision, as a pure function of what should exist and what does: which CronJobs to create,
- * which to replace (their spec-hash differs: the plan changed; or a field capsule owns was changed by hand: drift),
- * which to delete (labelled managed-by capsule, no longer desired), and which to leave alone. Only CronJobs carrying
- * capsule's managed-by label are ever replaced or deleted.
+ * The reconciler's decision, as a pure function of what should exist and what does, for one kind of object at a
+ * time (CronJobs, the WAL streamers' Deployments): which to create, which to replace (their spec-hash differs: the
+ * plan changed; or a field capsule owns was changed by hand: drift), which to delete (labelled managed-by capsule,
+ * no longer desired), and which to leave alone. Only objects carrying capsule's managed-by label are ever replaced
+ * or deleted.
  */
 import { ANNOTATIONS, LABELS, MANAGED_BY, type CronJobManifest } from "../compiler/cronjob.js";
 import type { LiveCronJob } from "../k8s/workloads.js";
@@ -12,10 +13,23 @@ import { ownedFieldDrift } from "./drift.js";
 /** A live CronJob with its spec, when it was read: then its owned fields are checked for drift too. */
 export type ObservedCronJob = LiveCronJob & { readonly spec?: unknown };
 
-export interface CronJobDiff {
-  readonly create: CronJobManifest[];
+/** What the diff reads of a compiled object: its identity, labels, annotations and owned spec. */
+export interface CompiledObject {
+  readonly metadata: {
+    readonly name: string;
+    readonly namespace: string;
+    readonly labels: Record<string, string>;
+    readonly annotations: Record<string, string>;
+  };
+  readonly spec?: unknown;
+}
+
+export type CronJobDiff = WorkloadDiff<CronJobManifest>;
+
+export interface WorkloadDiff<M extends CompiledObject> {
+  readonly create: M[];
   readonly replace: Array<{
-    readonly desired: CronJobManifest;
+    readonly desired: M;
     readonly live: LiveCronJob;
     /** `plan changed`, or `drift at <field>` for a hand edit. */
     readonly reason: string;
@@ -32,10 +46,18 @@ export function diffCronJobs(
   live: readonly ObservedCronJob[],
   held: ReadonlySet<string> = new Set(),
 ): CronJobDiff {
+  return diffWorkloads(desired, live, held);
+}
+
+export function diffWorkloads<M extends CompiledObject>(
+  desired: readonly M[],
+  live: readonly ObservedCronJob[],
+  held: ReadonlySet<string> = new Set(),
+): WorkloadDiff<M> {
   const managed = live.filter((c) => c.labels[LABELS.managedBy] === MANAGED_BY);
   const liveByKey = new Map(managed.map((c) => [`${c.namespace}/${c.name}`, c]));
   const desiredKeys = new Set<string>();
-  const result: CronJobDiff = { create: [], replace: [], delete: [], unchanged: 0, held: [] };
+  const result: WorkloadDiff<M> = { create: [], replace: [], delete: [], unchanged: 0, held: [] };
   let unchanged = 0;
   for (const manifest of desired) {
     const key = `${manifest.metadata.namespace}/${manifest.metadata.name}`;
@@ -60,7 +82,7 @@ export function diffCronJobs(
   return { ...result, unchanged };
 }
 
-function replaceReason(desired: CronJobManifest, live: ObservedCronJob): string | undefined {
+function replaceReason(desired: CompiledObject, live: ObservedCronJob): string | undefined {
   if (live.annotations[ANNOTATIONS.specHash] !== desired.metadata.annotations[ANNOTATIONS.specHash])
     return "plan changed";
   if (!("spec" in live)) return undefined;

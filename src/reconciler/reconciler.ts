@@ -1,18 +1,23 @@
 /**
- * One reconcile pass, the I/O edge around `desiredState()` and `diffCronJobs()`: list CnvrgApps and the CronJobs
- * capsule manages, load the hand-written plans, compute the diff, apply it. A failed write of one object is counted
+ * One reconcile pass, the I/O edge around `desiredState()` and `diffWorkloads()`: list CnvrgApps and the CronJobs
+ * and Deployments (WAL streamers) capsule manages, load the hand-written plans, compute the diffs, apply them. A failed write of one object is counted
  * and reported and the pass goes on with the others; a failed list (or invalid hand-written plans) fails the pass
- * before any write, because acting on half a picture could delete what should stay. Live CronJobs are read whole, so
+ * before any write, because acting on half a picture could delete what should stay. Live objects are read whole, so
  * a hand edit of a field capsule owns is put back (diff.ts, drift.ts). With leader election, every write is fenced:
  * none starts once this replica no longer leads, even in the middle of a pass, and those on the wire are aborted.
  */
 import pLimit from "p-limit";
-import { LABELS, MANAGED_BY, type CronJobManifest } from "../compiler/cronjob.js";
+import { LABELS, MANAGED_BY } from "../compiler/cronjob.js";
 import { messageOf } from "../domain/errors.js";
 import { listCnvrgAppsVersioned } from "../k8s/cnvrgapps.js";
 import type { Events } from "../k8s/events.js";
 import { isAlreadyExists, isNotFound, type KubeClient } from "../k8s/kube-client.js";
-import type { CronJobWithTemplate, LiveCronJob, Workloads } from "../k8s/workloads.js";
+import type {
+  CronJobWithTemplate,
+  DeploymentWithTemplate,
+  LiveCronJob,
+  Workloads,
+} from "../k8s/workloads.js";
 import type { Logger } from "../log.js";
 import type { SourcedPlanDocument } from "../plan/document.js";
 import { loadPlans } from "../plan/load.js";
@@ -20,7 +25,15 @@ import { CNVRGAPP } from "../domain/cnvrgapp.js";
 import { formatSkipped, type SkippedField } from "../scanner/fields.js";
 import type { DaemonMetrics } from "../status/metrics.js";
 import { desiredState, type DesiredState } from "./desired.js";
-import { diffCronJobs, type ObservedCronJob } from "./diff.js";
+import { diffWorkloads, type CompiledObject, type ObservedCronJob, type WorkloadDiff } from "./diff.js";
+
+/** How one kind of object is written: the reconciler's passes treat CronJobs and Deployments alike. */
+interface KindWriter<M extends CompiledObject> {
+  readonly kind: "CronJob" | "Deployment";
+  create(manifest: M, signal: AbortSignal | undefined): Promise<void>;
+  replace(manifest: M, resourceVersion: string | undefined, signal: AbortSignal | undefined): Promise<void>;
+  delete(live: LiveCronJob, signal: AbortSignal | undefined): Promise<void>;
+}
 
 export const MANAGED_SELECTOR = `${LABELS.managedBy}=${MANAGED_BY}`;
 
@@ -90,11 +103,14 @@ export class Reconciler {
 
   private async run(): Promise<PassResult> {
     const { options } = this;
-    const [apps, handWritten, live] = await Promise.all([
+    const [apps, handWritten, live, liveDeployments] = await Promise.all([
       this.step("list-cnvrgapps", () => listCnvrgAppsVersioned(options.kube, options.namespace)),
       this.step("load-plans", () => this.handWritten()),
       this.step("list-cronjobs", async () =>
         (await options.workloads.cronJobsWithTemplates(MANAGED_SELECTOR, options.namespace)).map(observed),
+      ),
+      this.step("list-deployments", async () =>
+        (await options.workloads.deploymentsWithTemplates(MANAGED_SELECTOR, options.namespace)).map(observed),
       ),
     ]);
     const desired = await this.step("plan", () =>
@@ -106,11 +122,13 @@ export class Reconciler {
       ),
     );
     options.metrics?.managedCronJobs.set(desired.cronJobs.length);
+    options.metrics?.managedDeployments.set(desired.deployments.length);
     options.metrics?.skippedTargets.set(desired.skipped.length);
     for (const line of desired.problems) options.log.warn("plan not applied", { problem: line });
     await this.reportSkips(desired.skipped, apps.items);
 
-    const diff = diffCronJobs(desired.cronJobs, live, desired.held);
+    const cronJobDiff = diffWorkloads(desired.cronJobs, live, desired.held);
+    const deploymentDiff = diffWorkloads(desired.deployments, liveDeployments, desired.held);
     const errors: string[] = [];
     const limit = pLimit(options.writeConcurrency ?? 8);
     let created = 0;
@@ -119,6 +137,7 @@ export class Reconciler {
     let fenced = 0;
     const attempt = async (
       verb: string,
+      kind: string,
       what: string,
       write: (signal: AbortSignal | undefined) => Promise<void>,
       reason?: string,
@@ -131,7 +150,10 @@ export class Reconciler {
       try {
         await write(signal);
         options.metrics?.reconcileWrites.inc({ verb });
-        options.log.info(`${verb}d CronJob`, { cronJob: what, ...(reason !== undefined && { reason }) });
+        options.log.info(`${verb}d ${kind}`, {
+          [kind === "CronJob" ? "cronJob" : "deployment"]: what,
+          ...(reason !== undefined && { reason }),
+        });
         if (verb === "create") created++;
         else if (verb === "replace") replaced++;
         else deleted++;
@@ -144,53 +166,69 @@ export class Reconciler {
         options.metrics?.reconcileErrors.inc({ operation: verb });
         const message = messageOf(error);
         errors.push(message);
-        options.log.error(`cannot ${verb} CronJob`, { cronJob: what, error: message });
+        options.log.error(`cannot ${verb} ${kind}`, {
+          [kind === "CronJob" ? "cronJob" : "deployment"]: what,
+          error: message,
+        });
       }
     };
-    const keyOf = (m: CronJobManifest | LiveCronJob) =>
-      "metadata" in m ? `${m.metadata.namespace}/${m.metadata.name}` : `${m.namespace}/${m.name}`;
-    await Promise.all([
-      ...diff.create.map((m) =>
-        limit(() =>
-          attempt("create", keyOf(m), async (signal) => {
-            try {
-              await options.workloads.createCronJob(m, signal);
-            } catch (error) {
-              if (!isAlreadyExists(error)) throw error;
-              // Listed by label, so an existing CronJob of that name is not capsule's: never take it over.
-              throw new Error(
-                `CronJob ${keyOf(m)} exists but is not labelled ${MANAGED_SELECTOR}: left alone; rename or delete it`,
-              );
-            }
-          }),
-        ),
-      ),
-      ...diff.replace.map(({ desired: m, live: current, reason }) =>
-        limit(() =>
-          attempt(
-            "replace",
-            keyOf(m),
-            (signal) => options.workloads.replaceCronJob(m, current.resourceVersion, signal),
-            reason,
+    const apply = <M extends CompiledObject>(diff: WorkloadDiff<M>, writer: KindWriter<M>) => {
+      const keyOf = (m: M | LiveCronJob) =>
+        "metadata" in m ? `${m.metadata.namespace}/${m.metadata.name}` : `${m.namespace}/${m.name}`;
+      return [
+        ...diff.create.map((m) =>
+          limit(() =>
+            attempt("create", writer.kind, keyOf(m), async (signal) => {
+              try {
+                await writer.create(m, signal);
+              } catch (error) {
+                if (!isAlreadyExists(error)) throw error;
+                // Listed by label, so an existing object of that name is not capsule's: never take it over.
+                throw new Error(
+                  `${writer.kind} ${keyOf(m)} exists but is not labelled ${MANAGED_SELECTOR}: left alone; rename or delete it`,
+                );
+              }
+            }),
           ),
         ),
-      ),
-      ...diff.delete.map((current) =>
-        limit(() =>
-          attempt("delete", keyOf(current), async (signal) => {
-            try {
-              await options.workloads.deleteCronJob(
-                current.namespace,
-                current.name,
-                current.resourceVersion,
-                signal,
-              );
-            } catch (error) {
-              if (!isNotFound(error)) throw error; // already gone is what we wanted
-            }
-          }),
+        ...diff.replace.map(({ desired: m, live: current, reason }) =>
+          limit(() =>
+            attempt(
+              "replace",
+              writer.kind,
+              keyOf(m),
+              (signal) => writer.replace(m, current.resourceVersion, signal),
+              reason,
+            ),
+          ),
         ),
-      ),
+        ...diff.delete.map((current) =>
+          limit(() =>
+            attempt("delete", writer.kind, keyOf(current), async (signal) => {
+              try {
+                await writer.delete(current, signal);
+              } catch (error) {
+                if (!isNotFound(error)) throw error; // already gone is what we wanted
+              }
+            }),
+          ),
+        ),
+      ];
+    };
+    const { workloads } = options;
+    await Promise.all([
+      ...apply(cronJobDiff, {
+        kind: "CronJob",
+        create: (m, signal) => workloads.createCronJob(m, signal),
+        replace: (m, rv, signal) => workloads.replaceCronJob(m, rv, signal),
+        delete: (c, signal) => workloads.deleteCronJob(c.namespace, c.name, c.resourceVersion, signal),
+      }),
+      ...apply(deploymentDiff, {
+        kind: "Deployment",
+        create: (m, signal) => workloads.createDeployment(m, signal),
+        replace: (m, rv, signal) => workloads.replaceDeployment(m, rv, signal),
+        delete: (c, signal) => workloads.deleteDeployment(c.namespace, c.name, c.resourceVersion, signal),
+      }),
     ]);
     if (fenced > 0)
       options.log.warn("stopped leading during the pass; writes left to the next leader", { fenced });
@@ -198,8 +236,8 @@ export class Reconciler {
       created,
       replaced,
       deleted,
-      unchanged: diff.unchanged,
-      held: diff.held.length,
+      unchanged: cronJobDiff.unchanged + deploymentDiff.unchanged,
+      held: cronJobDiff.held.length + deploymentDiff.held.length,
       failed: errors.length,
       fenced,
       errors,
@@ -257,8 +295,8 @@ export class Reconciler {
   }
 }
 
-/** What the diff needs of a live CronJob: identity, labels, annotations and the spec to check for drift. */
-function observed(item: CronJobWithTemplate): ObservedCronJob {
+/** What the diff needs of a live object: identity, labels, annotations and the spec to check for drift. */
+function observed(item: CronJobWithTemplate | DeploymentWithTemplate): ObservedCronJob {
   return {
     namespace: item.metadata.namespace,
     name: item.metadata.name,

@@ -10,17 +10,22 @@
 import { hostname, userInfo } from "node:os";
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { V1PersistentVolumeClaim } from "@kubernetes/client-node";
 import { sha256Hex } from "../compiler/canonical-json.js";
 import { ANNOTATIONS, LABELS, MANAGED_BY } from "../compiler/cronjob.js";
-import { jobFromCronJob } from "../compiler/job-from-cronjob.js";
+import { jobFromCronJob, type JobManifest } from "../compiler/job-from-cronjob.js";
+import { labelValue } from "../compiler/names.js";
 import { CapsuleError, ErrorCode } from "../domain/errors.js";
-import { KubeClient } from "../k8s/kube-client.js";
+import { isAlreadyExists, KubeClient } from "../k8s/kube-client.js";
 import { Pods, type PodState } from "../k8s/pods.js";
-import { Workloads, type CronJobWithTemplate } from "../k8s/workloads.js";
+import { VolumeClaims } from "../k8s/volume-claims.js";
+import { Workloads, type CronJobWithTemplate, type Named } from "../k8s/workloads.js";
 import { REQUEST_ENV, runArgs } from "../plan/run-contract.js";
 import type { EngineName } from "../domain/backup.js";
 
 export const IN_CLUSTER_LABEL = "capsule.cnvrg.io/in-cluster";
+const REQUESTED_BY_ANNOTATION = "capsule.cnvrg.io/requested-by";
+const RUN_ID_ANNOTATION = "capsule.cnvrg.io/run-id";
 const KEEP_FINISHED_SECONDS = 24 * 60 * 60;
 
 export interface InClusterRun {
@@ -54,17 +59,32 @@ export interface InClusterResult {
 export async function runInCluster(run: InClusterRun): Promise<InClusterResult> {
   const client = new KubeClient(run.env["KUBECONFIG"] ? { kubeconfig: run.env["KUBECONFIG"] } : {});
   const workloads = new Workloads(client);
+  const cronJob = await runCronJob(workloads, run, client.where);
+  const { cluster, target, namespace } = placeOf(cronJob);
+  await run.beforeCreate?.(`${run.engine} target ${target} of cluster ${cluster} (namespace ${namespace})`);
+  const job = await createRunJob(workloads, cronJob, run, runArgs(cluster, target, run.work));
+  const follower = new JobFollower(workloads, new Pods(client), namespace, job.name, run);
+  return { job: `${namespace}/${job.name}`, ...(await follower.follow()) };
+}
+
+/**
+ * The CronJob a run's Job is made from. A restore runs from the target's restore-drill CronJob when it has one: it
+ * alone carries the age identity of an encrypted target. Same image, same database and bucket settings.
+ */
+async function runCronJob(
+  workloads: Workloads,
+  run: Pick<InClusterRun, "engine" | "cluster" | "target" | "work">,
+  where: string,
+): Promise<CronJobWithTemplate> {
   const all = await workloads.cronJobsWithTemplates(
     `${LABELS.managedBy}=${MANAGED_BY},${LABELS.engine}=${run.engine}`,
   );
   const chosen = chooseCronJob(
     all.filter((c) => c.metadata.labels?.[LABELS.job] === undefined),
     run,
-    client.where,
+    where,
   );
-  // A restore runs from the target's restore-drill CronJob when it has one: it alone carries the age identity
-  // of an encrypted target. Same image, same database and bucket settings.
-  const cronJob =
+  return (
     (run.work[0] === "--restore"
       ? all.find(
           (c) =>
@@ -74,36 +94,247 @@ export async function runInCluster(run: InClusterRun): Promise<InClusterResult> 
             c.metadata.annotations?.[ANNOTATIONS.cluster] ===
               chosen.metadata.annotations?.[ANNOTATIONS.cluster],
         )
-      : undefined) ?? chosen;
-  const cluster = cronJob.metadata.annotations?.[ANNOTATIONS.cluster] ?? "";
-  const target = cronJob.metadata.labels?.[LABELS.target] ?? "";
-  const requestedBy = operator(run.env);
-  const runId = `cli-${new Date().toISOString().replace(/[-:.]/g, "").slice(0, 15)}-${randomBytes(3).toString("hex")}`;
-  const namespace = cronJob.metadata.namespace;
-  await run.beforeCreate?.(`${run.engine} target ${target} of cluster ${cluster} (namespace ${namespace})`);
-  const name = `${cronJob.metadata.name}-${sha256Hex(`${cluster}/${runId}`).slice(0, 10)}`;
-  await workloads.createJob(
-    jobFromCronJob(cronJob, {
-      name,
-      labels: { [IN_CLUSTER_LABEL]: "true" },
-      annotations: { "capsule.cnvrg.io/requested-by": requestedBy, "capsule.cnvrg.io/run-id": runId },
-      env: [
-        { name: REQUEST_ENV.trigger, value: "request" },
-        { name: REQUEST_ENV.requestId, value: runId },
-        { name: REQUEST_ENV.requestedBy, value: requestedBy },
-      ],
-      args: runArgs(cluster, target, run.work),
-      backoffLimit: 0,
-      ttlSecondsAfterFinished: KEEP_FINISHED_SECONDS,
-    }),
+      : undefined) ?? chosen
   );
-  const job = `${namespace}/${name}`;
+}
+
+function placeOf(cronJob: CronJobWithTemplate): { cluster: string; target: string; namespace: string } {
+  return {
+    cluster: cronJob.metadata.annotations?.[ANNOTATIONS.cluster] ?? "",
+    target: cronJob.metadata.labels?.[LABELS.target] ?? "",
+    namespace: cronJob.metadata.namespace,
+  };
+}
+
+interface RunIdentity {
+  readonly runId: string;
+  readonly requestedBy: string;
+}
+
+function newRunIdentity(env: NodeJS.ProcessEnv): RunIdentity {
+  return {
+    runId: `cli-${new Date().toISOString().replace(/[-:.]/g, "").slice(0, 15)}-${randomBytes(3).toString("hex")}`,
+    requestedBy: operator(env),
+  };
+}
+
+/** Creates the never-retried Job of a run from `cronJob`, with `args`, and says how to follow it. */
+async function createRunJob(
+  workloads: Workloads,
+  cronJob: CronJobWithTemplate,
+  run: Pick<InClusterRun, "env" | "note">,
+  args: string[],
+  extra: { identity?: RunIdentity; shape?: (job: JobManifest) => JobManifest } = {},
+): Promise<{ name: string }> {
+  const { cluster, namespace } = placeOf(cronJob);
+  const { runId, requestedBy } = extra.identity ?? newRunIdentity(run.env);
+  const name = `${cronJob.metadata.name}-${sha256Hex(`${cluster}/${runId}`).slice(0, 10)}`;
+  const job = jobFromCronJob(cronJob, {
+    name,
+    labels: { [IN_CLUSTER_LABEL]: "true" },
+    annotations: { [REQUESTED_BY_ANNOTATION]: requestedBy, [RUN_ID_ANNOTATION]: runId },
+    env: [
+      { name: REQUEST_ENV.trigger, value: "request" },
+      { name: REQUEST_ENV.requestId, value: runId },
+      { name: REQUEST_ENV.requestedBy, value: requestedBy },
+    ],
+    args,
+    backoffLimit: 0,
+    ttlSecondsAfterFinished: KEEP_FINISHED_SECONDS,
+  });
+  await workloads.createJob(extra.shape ? extra.shape(job) : job);
   run.note(
-    `created Job ${job} from CronJob ${cronJob.metadata.name}; following its log ` +
+    `created Job ${namespace}/${name} from CronJob ${cronJob.metadata.name}; following its log ` +
       `(Ctrl-C detaches, the Job goes on: kubectl logs -f -n ${namespace} job/${name})`,
   );
-  const follower = new JobFollower(workloads, new Pods(client), namespace, name, run);
-  return { job, ...(await follower.follow()) };
+  return { name };
+}
+
+/** A physical restore in the cluster (`pg --restore --physical --in-cluster`): where its data directory goes. */
+export interface PhysicalRestoreInCluster extends Omit<InClusterRun, "work"> {
+  /** The backup id, or undefined for the newest base backup before the target point. */
+  readonly id?: string | undefined;
+  /** The engine's other restore flags (`--target-time T`, `--target-lsn L`), forwarded to `capsule run` as given. */
+  readonly forwarded: readonly string[];
+  /** The new PVC's size, a Kubernetes quantity. @default DEFAULT_RESTORE_PVC_SIZE */
+  readonly pvcSize?: string | undefined;
+  readonly storageClass?: string | undefined;
+  /** The new PVC's name; it must not exist. @default derived from the target and the run */
+  readonly pvcName?: string | undefined;
+}
+
+export interface PhysicalRestoreResult extends InClusterResult {
+  /** `namespace/name` of the PVC holding the restored data directory. */
+  readonly pvc: string;
+}
+
+/**
+ * cnvrg's default PostgreSQL volume (80Gi): a copy of a full default volume fits. The laptop running `--in-cluster`
+ * has no bucket access (ADR 0012), so it cannot read the backup's size; `--pvc-size` sets another.
+ */
+export const DEFAULT_RESTORE_PVC_SIZE = "80Gi";
+/** Where the new PVC is mounted in the restore Job's pod, and the data directory inside it. */
+export const RESTORE_MOUNT = "/restore";
+export const RESTORE_DATA_DIR = `${RESTORE_MOUNT}/pgdata`;
+const RESTORE_VOLUME = "restore";
+const QUANTITY = /^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+
+/**
+ * `pg --restore --physical --in-cluster`: creates a new PVC, then a Job from the target's CronJob that mounts it at
+ * /restore and runs `capsule run --restore … --physical --to-data-dir /restore/pgdata`, follows it, and on success
+ * says how to run PostgreSQL from the PVC. An existing PVC is never written: a name that exists is refused before
+ * anything is created. A failed restore leaves the PVC (and the Job, a day) for inspection; the database is untouched.
+ */
+export async function restorePhysicalInCluster(
+  run: PhysicalRestoreInCluster,
+): Promise<PhysicalRestoreResult> {
+  const size = run.pvcSize ?? DEFAULT_RESTORE_PVC_SIZE;
+  if (!QUANTITY.test(size))
+    throw new CapsuleError(
+      ErrorCode.Config,
+      `--pvc-size must be a Kubernetes quantity such as 100Gi (got ${JSON.stringify(size)})`,
+    );
+  if (run.storageClass !== undefined && !DNS_SUBDOMAIN.test(run.storageClass))
+    throw new CapsuleError(
+      ErrorCode.Config,
+      `--storage-class must be a StorageClass name (got ${JSON.stringify(run.storageClass)})`,
+    );
+  if (run.pvcName !== undefined && (!DNS_SUBDOMAIN.test(run.pvcName) || run.pvcName.length > 253))
+    throw new CapsuleError(
+      ErrorCode.Config,
+      `--pvc-name must be a Kubernetes object name (got ${JSON.stringify(run.pvcName)})`,
+    );
+  const client = new KubeClient(run.env["KUBECONFIG"] ? { kubeconfig: run.env["KUBECONFIG"] } : {});
+  const workloads = new Workloads(client);
+  const claims = new VolumeClaims(client);
+  const work = [
+    "--restore",
+    run.id ?? "latest",
+    "--physical",
+    "--to-data-dir",
+    RESTORE_DATA_DIR,
+    ...run.forwarded,
+  ];
+  const cronJob = await runCronJob(workloads, { ...run, work }, client.where);
+  const { cluster, target, namespace } = placeOf(cronJob);
+  const identity = newRunIdentity(run.env);
+  const pvcName =
+    run.pvcName ??
+    shortName(`${cronJob.metadata.name}-restore`, sha256Hex(`${cluster}/${identity.runId}`).slice(0, 10));
+  if (await claims.exists(namespace, pvcName)) throw reused(namespace, pvcName);
+  await run.beforeCreate?.(
+    `a new PVC ${namespace}/${pvcName} (${size}) from ${run.engine} target ${target} of cluster ${cluster}`,
+  );
+  try {
+    await claims.create(restoreClaim(namespace, pvcName, size, run.storageClass, cluster, target, identity));
+  } catch (error) {
+    if (isAlreadyExists(error)) throw reused(namespace, pvcName);
+    throw error;
+  }
+  run.note(
+    `created PVC ${namespace}/${pvcName} (${size}${run.storageClass ? `, class ${run.storageClass}` : ""})`,
+  );
+  const job = await createRunJob(workloads, cronJob, run, runArgs(cluster, target, work), {
+    identity,
+    shape: (manifest) => withRestoreVolume(manifest, pvcName),
+  });
+  const follower = new JobFollower(workloads, new Pods(client), namespace, job.name, run);
+  const outcome = await follower.follow();
+  if (outcome.exitCode === 0) for (const line of pointDatabaseAt(namespace, pvcName, cronJob)) run.note(line);
+  else
+    run.note(
+      `the database was not touched; PVC ${namespace}/${pvcName} is left for inspection (kubectl delete pvc -n ${namespace} ${pvcName})`,
+    );
+  return { job: `${namespace}/${job.name}`, pvc: `${namespace}/${pvcName}`, ...outcome };
+}
+
+function reused(namespace: string, name: string): CapsuleError {
+  return new CapsuleError(
+    ErrorCode.Config,
+    `PersistentVolumeClaim ${namespace}/${name} exists: a physical restore writes only into a new PVC; choose another --pvc-name`,
+  );
+}
+
+/** `<head>-<hash>`, at most 63 characters: a valid name and label value however long the CronJob's name. */
+function shortName(head: string, hash: string): string {
+  return `${head.slice(0, 63 - hash.length - 1).replace(/[^a-z0-9]+$/, "")}-${hash}`;
+}
+
+function restoreClaim(
+  namespace: string,
+  name: string,
+  size: string,
+  storageClass: string | undefined,
+  cluster: string,
+  target: string,
+  identity: RunIdentity,
+): Named<V1PersistentVolumeClaim> {
+  return {
+    apiVersion: "v1",
+    kind: "PersistentVolumeClaim",
+    metadata: {
+      name,
+      namespace,
+      // Not managed-by capsule: the reconciler must never prune what an operator restored.
+      labels: {
+        [LABELS.name]: "capsule",
+        [LABELS.cluster]: labelValue(cluster),
+        [LABELS.target]: labelValue(target),
+        [IN_CLUSTER_LABEL]: "true",
+      },
+      annotations: {
+        [ANNOTATIONS.cluster]: cluster,
+        [REQUESTED_BY_ANNOTATION]: identity.requestedBy,
+        [RUN_ID_ANNOTATION]: identity.runId,
+      },
+    },
+    spec: {
+      accessModes: ["ReadWriteOnce"],
+      resources: { requests: { storage: size } },
+      ...(storageClass !== undefined && { storageClassName: storageClass }),
+    },
+  };
+}
+
+/** The Job's pod with the new PVC mounted at RESTORE_MOUNT: the only writable place besides /tmp. */
+function withRestoreVolume(job: JobManifest, pvcName: string): JobManifest {
+  const pod = job.spec?.template;
+  return {
+    ...job,
+    spec: {
+      ...job.spec,
+      template: {
+        ...pod,
+        spec: {
+          ...pod?.spec,
+          containers: (pod?.spec?.containers ?? []).map((c) => ({
+            ...c,
+            volumeMounts: [...(c.volumeMounts ?? []), { name: RESTORE_VOLUME, mountPath: RESTORE_MOUNT }],
+          })),
+          volumes: [
+            ...(pod?.spec?.volumes ?? []),
+            { name: RESTORE_VOLUME, persistentVolumeClaim: { claimName: pvcName } },
+          ],
+        },
+      },
+    },
+  };
+}
+
+/** What the operator does next: the restored data directory is a stopped, consistent cluster on the new PVC. */
+function pointDatabaseAt(namespace: string, pvcName: string, cronJob: CronJobWithTemplate): string[] {
+  const uid = cronJob.spec?.jobTemplate.spec?.template.spec?.securityContext?.runAsUser;
+  return [
+    `restored: PVC ${namespace}/${pvcName} holds a stopped PostgreSQL data directory at pgdata/ (${RESTORE_DATA_DIR} in the Job).`,
+    "to run the database from it:",
+    `  1. stop PostgreSQL (kubectl scale -n ${namespace} deploy/<postgres> --replicas=0, or its StatefulSet)`,
+    `  2. in its pod spec, replace the data volume's claimName (cnvrg: spec.dbs.pg.pvcName, e.g. pg-storage) with ${pvcName}` +
+      " and point PGDATA (or the mount's subPath) at pgdata",
+    `  3. the files belong to uid ${uid ?? "of the restore pod"}: run PostgreSQL as that uid or chown them first (PostgreSQL refuses a data directory it does not own)`,
+    `  4. start it (scale back to 1), or by hand in a pod that mounts the PVC: pg_ctl start -D <mount>/pgdata`,
+    "the old PVC is untouched: keep it until the restored database is checked.",
+  ];
 }
 
 /** The target's backup CronJob: by cluster and target, or the only one; otherwise one line listing the choices. */
@@ -174,7 +405,7 @@ class JobFollower {
     private readonly pods: Pods,
     private readonly namespace: string,
     private readonly name: string,
-    private readonly run: InClusterRun,
+    private readonly run: Omit<InClusterRun, "work">,
   ) {}
 
   private get pollMs(): number {

@@ -31,6 +31,11 @@ export class FieldReader {
     return undefined;
   }
 
+  /** A field whose value is readable but not allowed here (a rule spanning fields). */
+  reject(field: string, value: unknown, reason: string): undefined {
+    return this.bad(field, value, reason);
+  }
+
   /** An object at `field`, `{}` when absent, undefined (and a problem) when something else. */
   object(parent: Record<string, unknown>, key: string, field: string): Record<string, unknown> | undefined {
     const value = parent[key];

@@ -9,11 +9,13 @@
 import { allProfiles } from "../engines/profiles.js";
 import type { EngineProfile } from "../engines/profile.js";
 import {
+  DEFAULT_BASE_BACKUP_PERIOD,
   DEFAULT_BUCKET_SECRET,
   DEFAULT_CNVRG_STORAGE_TYPE,
   DEFAULT_GCP_KEY_SECRET,
   DEFAULT_KEEP_LAST,
   DEFAULT_PERIOD,
+  PITR_ENGINES,
   STORAGE_TYPE_OF_CNVRG,
 } from "../plan/defaults.js";
 import type { PlanDocument, TargetDocument } from "../plan/document.js";
@@ -167,7 +169,8 @@ function scanTarget(
   const bucketSecret = read.name(backup, "bucketRef", `${at}.backup.bucketRef`, DEFAULT_BUCKET_SECRET);
   const keepLast = read.integer(backup, "rotation", `${at}.backup.rotation`, DEFAULT_KEEP_LAST, [1, 10_000]);
   const period = read.period(backup, "period", `${at}.backup.period`, DEFAULT_PERIOD);
-  if (!svcName || !port || !creds || !bucketSecret || !keepLast || !period) return undefined;
+  const pitr = readPitr(profile, backup, at, read);
+  if (!svcName || !port || !creds || !bucketSecret || !keepLast || !period || !pitr) return undefined;
 
   return {
     bucketSecret,
@@ -181,8 +184,34 @@ function scanTarget(
       credentials: { secretName: creds },
       schedule: { period },
       retention: { keepLast },
+      ...(pitr.on && { pitr: true, baseBackup: { schedule: { period: pitr.basePeriod } } }),
     },
   };
+}
+
+/**
+ * `spec.dbs.<db>.backup.pitr` and `.baseBackupPeriod`: capsule's additions to the backup block (the cnvrg operator
+ * has no field for point-in-time recovery and keeps unknown fields of the block). Undefined when a field is bad.
+ */
+function readPitr(
+  profile: EngineProfile,
+  backup: Record<string, unknown>,
+  at: string,
+  read: FieldReader,
+): { on: false } | { on: true; basePeriod: string } | undefined {
+  const on = read.boolean(backup, "pitr", `${at}.backup.pitr`, false);
+  if (on === undefined) return undefined;
+  if (!on) return { on: false };
+  if (!PITR_ENGINES.includes(profile.name)) {
+    return read.reject(`${at}.backup.pitr`, on, `is only for ${PITR_ENGINES.join(" or ")}`);
+  }
+  const basePeriod = read.period(
+    backup,
+    "baseBackupPeriod",
+    `${at}.backup.baseBackupPeriod`,
+    DEFAULT_BASE_BACKUP_PERIOD,
+  );
+  return basePeriod === undefined ? undefined : { on: true, basePeriod };
 }
 
 /** A metadata value for messages: strings as they are, anything else as JSON, absent as "?". */

@@ -1,6 +1,6 @@
 /**
  * Reads the buckets on a timer: checks each answers (for /readyz), and turns every cluster's statefiles into the
- * per-target backup metrics. Before each refresh it asks the daemon to re-resolve which bucket each target writes
+ * per-target backup metrics, and the WAL heads of its PostgreSQL targets into the WAL lag metrics (wal-lag.ts). Before each refresh it asks the daemon to re-resolve which bucket each target writes
  * to (per-CnvrgApp buckets), and afterwards records where each cluster's folder was found.
  *
  * Readiness follows the default bucket (`--bucket`) when there is one — one installation's broken bucket Secret
@@ -15,6 +15,7 @@ import type { BackupStore } from "../storage/backup-store.js";
 import type { BucketSet } from "../storage/bucket-set.js";
 import type { DaemonMetrics, TargetBackupStats } from "./metrics.js";
 import { targetStats } from "./views.js";
+import { isWalLag, readWalLags, type WalLag } from "./wal-lag.js";
 
 export interface BucketMonitorOptions {
   readonly buckets: BucketSet;
@@ -24,6 +25,7 @@ export interface BucketMonitorOptions {
   readonly log: Logger;
   /** Re-resolves the targets' buckets before each refresh; a failure keeps the previous ones. */
   readonly resolve?: () => Promise<void>;
+  readonly now?: () => Date;
   /** @default 120000 */
   readonly intervalMs?: number;
   /** Clusters read in parallel. @default 4 */
@@ -73,6 +75,8 @@ export class BucketMonitor {
     }
     const limit = pLimit(this.options.concurrency ?? 4);
     const all: TargetBackupStats[] = [];
+    const walLags: WalLag[] = [];
+    const now = this.options.now ?? (() => new Date());
     const corrupt = new Map<string, number>();
     const found = new Map<BackupStore, string[]>();
     const failures = new Map<string, string>();
@@ -87,13 +91,21 @@ export class BucketMonitor {
         const lists = await Promise.all(clusters.map((cluster) => limit(() => store.list({ cluster }))));
         for (const [i, entries] of lists.entries()) {
           const { stats, corrupt: bad } = targetStats(entries);
+          const streamed: string[] = [];
           for (const s of stats) {
             const id = `${s.cluster}/${s.engine}/${s.target}`;
             if (seen.has(id)) continue;
             seen.add(id);
             all.push(s);
+            // A pitr target is a PostgreSQL one with a head; reading one head per target is one small GET.
+            if (s.engine === "postgresql") streamed.push(s.target);
           }
           if (bad > 0) corrupt.set(clusters[i]!, (corrupt.get(clusters[i]!) ?? 0) + bad);
+          for (const lag of await limit(() => readWalLags(store, clusters[i]!, streamed, now))) {
+            if (isWalLag(lag)) walLags.push(lag);
+            else
+              log.warn("WAL head unreadable", { cluster: lag.cluster, target: lag.target, error: lag.error });
+          }
         }
       } catch (error) {
         failures.set(where, messageOf(error));
@@ -103,6 +115,7 @@ export class BucketMonitor {
     }
     buckets.setFound(found);
     metrics.setBackupStats(all, corrupt);
+    metrics.setWalLags(walLags);
     this.failures = failures;
     this.lastError = failures.size > 0 ? [...failures].map(([b, e]) => `${b}: ${e}`)[0] : undefined;
     const primary = this.options.primary;

@@ -5,6 +5,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { buildInfo } from "../version.js";
+import type { WalLag } from "./wal-lag.js";
 
 export interface TargetBackupStats {
   readonly cluster: string;
@@ -32,6 +33,7 @@ export interface TargetBackupStats {
 }
 
 const TARGET_LABELS = ["cluster", "target", "engine"] as const;
+const WAL_LABELS = ["cluster", "target"] as const;
 
 export class DaemonMetrics {
   readonly registry = new Registry();
@@ -119,6 +121,25 @@ export class DaemonMetrics {
     registers: [this.registry],
   });
 
+  readonly walLagSeconds = new Gauge({
+    name: "capsule_wal_lag_seconds",
+    help: "Seconds between now and the newest point a restore can reach (head.json coveredUntil), per pitr target",
+    labelNames: WAL_LABELS,
+    registers: [this.registry],
+  });
+  readonly walLagBytes = new Gauge({
+    name: "capsule_wal_lag_bytes",
+    help: "WAL bytes the server had written that are not yet in the bucket (serverLsn - archivedLsn)",
+    labelNames: WAL_LABELS,
+    registers: [this.registry],
+  });
+  readonly walHeadUpdated = new Gauge({
+    name: "capsule_wal_head_updated_timestamp_seconds",
+    help: "When the WAL streamer last wrote its head.json (its clock), per pitr target",
+    labelNames: WAL_LABELS,
+    registers: [this.registry],
+  });
+
   readonly reconciles = new Counter({
     name: "capsule_reconcile_total",
     help: "Reconcile passes, by result (success, partial: some objects failed, error: the pass failed)",
@@ -133,7 +154,7 @@ export class DaemonMetrics {
   });
   readonly reconcileWrites = new Counter({
     name: "capsule_reconcile_writes_total",
-    help: "CronJob writes made by the reconciler",
+    help: "CronJob and Deployment writes made by the reconciler",
     labelNames: ["verb"],
     registers: [this.registry],
   });
@@ -151,6 +172,11 @@ export class DaemonMetrics {
   readonly managedCronJobs = new Gauge({
     name: "capsule_managed_cronjobs",
     help: "CronJobs the last reconcile pass wanted to exist",
+    registers: [this.registry],
+  });
+  readonly managedDeployments = new Gauge({
+    name: "capsule_managed_deployments",
+    help: "WAL streamer Deployments the last reconcile pass wanted to exist",
     registers: [this.registry],
   });
   readonly skippedTargets = new Gauge({
@@ -223,5 +249,16 @@ export class DaemonMetrics {
         this.expectedInterval.set(labels, s.expectedIntervalSeconds);
     }
     for (const [cluster, count] of corrupt) this.corruptStatefiles.set({ cluster }, count);
+  }
+
+  /** Replaces every WAL series: a target whose streaming stopped for good drops out with its head. */
+  setWalLags(lags: readonly WalLag[]): void {
+    for (const gauge of [this.walLagSeconds, this.walLagBytes, this.walHeadUpdated]) gauge.reset();
+    for (const lag of lags) {
+      const labels = { cluster: lag.cluster, target: lag.target };
+      this.walLagSeconds.set(labels, lag.lagSeconds);
+      this.walLagBytes.set(labels, lag.lagBytes);
+      this.walHeadUpdated.set(labels, Date.parse(lag.updatedAt) / 1000);
+    }
   }
 }

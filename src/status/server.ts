@@ -9,6 +9,13 @@
  *   GET  /api/v1/clusters/{cluster}/backups         ?engine= &status= &target= &limit= &cursor= (see listBackups)
  *   GET  /api/v1/clusters/{cluster}/backups/{id}    one backup with its statefile
  *   POST /api/v1/clusters/{cluster}/backups         {"target": …, "requestedBy"?: …} files a request for the watcher
+ *   GET  /api/v1/clusters/{cluster}/wal             WAL lag of each PostgreSQL target that streams WAL (pitr)
+ *   GET  /api/v1/clusters/{cluster}/wal/{target}    one target's WAL lag; 404 when it streams none
+ *
+ * WAL lag comes from the target's `head.json` (status/wal-lag.ts): `lagBytes` = serverLsn − archivedLsn (WAL the
+ * server had written that the bucket does not hold yet), `lagSeconds` = now − coveredUntil (how far behind the present
+ * the newest restorable point is: what a restore to "latest" would lose now), `headAgeSeconds` = now − updatedAt
+ * (a live streamer rewrites its head every few seconds), plus archivedLsn, serverLsn, timeline and coveredUntil.
  *
  * JSON only; errors are `{"error": {"code", "message"}}` with a 4xx for the caller's mistakes and a 5xx for ours or
  * the bucket's; a 503 always says when to retry (`Retry-After`). With a token configured, /metrics and /api/ need `Authorization: Bearer <token>` (compared in
@@ -29,6 +36,7 @@ import { buildInfo } from "../version.js";
 import type { DaemonMetrics } from "./metrics.js";
 import { PAGE_SECURITY_HEADERS, pageAsset } from "./page.js";
 import { BACKUP_STATES, backupDetail, backupSummary } from "./views.js";
+import { readWalLags, type WalLagResult } from "./wal-lag.js";
 
 export interface Readiness {
   readonly ready: boolean;
@@ -209,6 +217,11 @@ export class StatusServer {
     const cluster = segments[1] ?? "";
     if (!isSafeSegment(cluster))
       throw new HttpError(400, "bad_request", `invalid cluster ${JSON.stringify(cluster)}`);
+    if (segments[2] === "wal" && segments.length <= 4) {
+      allow(method, ["GET"]);
+      noQuery(url, []);
+      return { json: await this.walLag(cluster, segments[3]) };
+    }
     if (segments[2] !== "backups" || segments.length > 4)
       throw new HttpError(404, "not_found", `no such path ${path}`);
     if (segments.length === 3) {
@@ -422,6 +435,35 @@ export class StatusServer {
         "no bucket is configured (--bucket) or resolved from a CnvrgApp yet",
       );
     return this.buckets;
+  }
+
+  /**
+   * The WAL lag of the cluster's PostgreSQL targets that have a head (the targets come from its backups: a pitr
+   * target's base backups are PostgreSQL backups), or of one named target. The first bucket with a head wins.
+   */
+  private async walLag(cluster: string, target: string | undefined): Promise<unknown> {
+    if (target !== undefined && !isSafeSegment(target))
+      throw new HttpError(400, "bad_request", `invalid target ${JSON.stringify(target)}`);
+    const stores = this.storesOf(cluster);
+    const now = () => this.options.now?.() ?? new Date();
+    let targets: string[];
+    if (target !== undefined) targets = [target];
+    else {
+      const { entries } = await this.listed({ cluster, engine: "postgresql" });
+      targets = entries.flatMap((e) => (e.statefile ? [e.statefile.target] : []));
+    }
+    const found = new Map<string, WalLagResult>();
+    for (const store of stores) {
+      const missing = targets.filter((t) => !found.has(t));
+      for (const lag of await readWalLags(store, cluster, missing, now)) found.set(lag.target, lag);
+    }
+    const items = [...found.values()]
+      .sort((a, b) => (a.target < b.target ? -1 : 1))
+      .map((lag) => ("error" in lag ? { ...lag, error: redact(lag.error) } : lag));
+    if (target === undefined) return { cluster, items };
+    const one = items[0];
+    if (!one) throw new HttpError(404, "not_found", `target ${target} of cluster ${cluster} streams no WAL`);
+    return one;
   }
 
   private storesOf(cluster: string): BackupStore[] {

@@ -3,9 +3,10 @@
  * paths and JSON bodies, so production code talks to it through @kubernetes/client-node unchanged.
  *
  * Resources: mlops.cnvrg.io/v1 cnvrgapps (namespaced and cluster-wide list, get, watch), batch/v1 cronjobs and jobs
- * (list with labelSelector and paging, get, create, replace, delete), coordination.k8s.io/v1 leases (get, create,
- * replace), core/v1 events (create, list), secrets (get), pods (list, get) and the pods/log subresource (plain
- * and `follow=true`, `timestamps`, `sinceTime`; 400 "waiting to start" before the container ran).
+ * and apps/v1 deployments (list with labelSelector and paging, get, create, replace, delete), coordination.k8s.io/v1
+ * leases (get, create, replace), core/v1 events (create, list), secrets (get), persistentvolumeclaims (create, get),
+ * pods (list, get) and the pods/log subresource (plain and `follow=true`, `timestamps`, `sinceTime`; 400 "waiting to
+ * start" before the container ran).
  *
  * What it gets right, because the code under test depends on it:
  * - `Status` bodies for errors (kind Status, apiVersion v1, status Failure, message, reason, details, code):
@@ -16,6 +17,9 @@
  * - label selectors (`a=b`, `a==b`, `a!=b`, `a`, `!a`, `a in (x,y)`, `a notin (x)`), `limit` + `continue` paging;
  * - watches (`?watch=true`): ADDED/MODIFIED/DELETED, BOOKMARK when asked for, replay from a resourceVersion, and an
  *   ERROR event with a 410 Expired Status when the version is older than the retained history;
+ * - Deployments: a selector that matches the template's labels, `restartPolicy: Always`, no `rollingUpdate` with the
+ *   Recreate strategy, and an immutable `spec.selector` (422 on replace); a PVC needs access modes and a storage
+ *   request;
  * - MicroTime fields (Lease renewTime/acquireTime, Event eventTime) must have exactly six fractional digits, as the
  *   real server's parser demands.
  * Test controls: counters of writes per verb and resource, a write log naming the client of each write, fault
@@ -72,6 +76,20 @@ export const RESOURCES = {
     maxName: 52,
   },
   jobs: { plural: "jobs", group: "batch", version: "v1", kind: "Job", listKind: "JobList", maxName: 63 },
+  deployments: {
+    plural: "deployments",
+    group: "apps",
+    version: "v1",
+    kind: "Deployment",
+    listKind: "DeploymentList",
+  },
+  persistentvolumeclaims: {
+    plural: "persistentvolumeclaims",
+    group: "",
+    version: "v1",
+    kind: "PersistentVolumeClaim",
+    listKind: "PersistentVolumeClaimList",
+  },
   leases: {
     plural: "leases",
     group: "coordination.k8s.io",
@@ -669,6 +687,14 @@ export class FakeKubeApiServer {
         name,
       );
     }
+    if (
+      resource === "deployments" &&
+      JSON.stringify((existing["spec"] as { selector?: unknown } | undefined)?.selector) !==
+        JSON.stringify((object["spec"] as { selector?: unknown } | undefined)?.selector)
+    )
+      return this.invalid(res, t, name, [
+        { field: "spec.selector", message: "Invalid value: field is immutable" },
+      ]);
     // Status is not changed through the main resource.
     if (existing["status"] !== undefined) object["status"] = existing["status"];
     else delete object["status"];
@@ -787,6 +813,8 @@ export class FakeKubeApiServer {
       causes.push({ field: "spec.schedule", message: "Required value" });
     if (t.kind === "Job" && !(object["spec"] as { template?: unknown } | undefined)?.template)
       causes.push({ field: "spec.template", message: "Required value" });
+    if (t.kind === "Deployment") causes.push(...deploymentCauses(object));
+    if (t.kind === "PersistentVolumeClaim") causes.push(...claimCauses(object));
     if (t.kind === "Event") {
       const involved = object["involvedObject"] as { namespace?: string } | undefined;
       if (!involved) causes.push({ field: "involvedObject", message: "Required value" });
@@ -896,6 +924,55 @@ function nanoTimestamp(): string {
   lastNano = now;
   const seconds = new Date(Number(now / 1_000_000_000n) * 1000).toISOString().slice(0, 19);
   return `${seconds}.${String(now % 1_000_000_000n).padStart(9, "0")}Z`;
+}
+
+type Cause = { field: string; message: string };
+
+/** What apps/v1 validation refuses of a Deployment, as far as capsule could get it wrong. */
+function deploymentCauses(object: Obj): Cause[] {
+  const spec = object["spec"] as
+    | {
+        selector?: { matchLabels?: Record<string, string> };
+        strategy?: { type?: string; rollingUpdate?: unknown };
+        template?: { metadata?: { labels?: Record<string, string> }; spec?: { restartPolicy?: string } };
+      }
+    | undefined;
+  const causes: Cause[] = [];
+  const selector = spec?.selector?.matchLabels ?? {};
+  if (Object.keys(selector).length === 0)
+    causes.push({
+      field: "spec.selector",
+      message: "Invalid value: empty selector is invalid for deployment",
+    });
+  if (!spec?.template) causes.push({ field: "spec.template", message: "Required value" });
+  const labels = spec?.template?.metadata?.labels ?? {};
+  if (Object.entries(selector).some(([k, v]) => labels[k] !== v))
+    causes.push({
+      field: "spec.template.metadata.labels",
+      message: "Invalid value: `selector` does not match template `labels`",
+    });
+  const restart = spec?.template?.spec?.restartPolicy;
+  if (restart !== undefined && restart !== "Always")
+    causes.push({
+      field: "spec.template.spec.restartPolicy",
+      message: `Unsupported value: "${restart}": supported values: "Always"`,
+    });
+  if (spec?.strategy?.type === "Recreate" && spec.strategy.rollingUpdate !== undefined)
+    causes.push({
+      field: "spec.strategy.rollingUpdate",
+      message: "Forbidden: may not be specified when strategy `type` is 'Recreate'",
+    });
+  return causes;
+}
+
+function claimCauses(object: Obj): Cause[] {
+  const spec = object["spec"] as
+    { accessModes?: unknown[]; resources?: { requests?: { storage?: unknown } } } | undefined;
+  const causes: Cause[] = [];
+  if (!spec?.accessModes?.length) causes.push({ field: "spec.accessModes", message: "Required value" });
+  if (typeof spec?.resources?.requests?.storage !== "string")
+    causes.push({ field: "spec.resources[storage]", message: "Required value" });
+  return causes;
 }
 
 /** `/api/v1/...` and `/apis/<group>/<version>/...`, namespaced or cluster-wide. */

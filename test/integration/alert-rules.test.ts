@@ -14,6 +14,9 @@ import { requireBinary, run } from "../harness/index.js";
 
 const T = 'cluster="cnvrg.app",target="postgresql",engine="postgresql"';
 const TARGET = { cluster: "cnvrg.app", target: "postgresql", engine: "postgresql" };
+/** WAL series carry no engine label: only PostgreSQL streams WAL. */
+const WAL = 'cluster="cnvrg.app",target="postgresql"';
+const WAL_TARGET = { cluster: "cnvrg.app", target: "postgresql" };
 /**
  * Series are sampled every 5 minutes at most, like a scrape: Prometheus looks back 5 minutes for a sample, and a
  * longer gap would reset an alert's `for`. Every backup series comes once per replica: the rules must not double-fire
@@ -36,6 +39,43 @@ const critical = (labels: Record<string, string> = TARGET) => ({ severity: "crit
 const warning = (labels: Record<string, string> = TARGET) => ({ severity: "warning", ...labels });
 
 const CASES: AlertCase[] = [
+  {
+    name: "WAL lag over a minute for five minutes",
+    interval: "1m",
+    series: [
+      ...replicas("capsule_wal_lag_seconds", WAL, "4 5 3 90 95 100 110 120 130 140 150"),
+      ...replicas("capsule_wal_head_updated_timestamp_seconds", WAL, "0+60x10"),
+    ],
+    checks: [
+      { at: "4m", alert: "CapsuleWalLagHigh", fires: [] }, // over 60 s, pending: `for: 5m`
+      { at: "8m", alert: "CapsuleWalLagHigh", fires: [{ severity: "critical", ...WAL_TARGET }] },
+      { at: "8m", alert: "CapsuleWalStreamStale", fires: [] },
+    ],
+  },
+  {
+    name: "a WAL head no longer rewritten",
+    interval: "1m",
+    series: [
+      ...replicas("capsule_wal_lag_seconds", WAL, "3x20"),
+      ...replicas("capsule_wal_head_updated_timestamp_seconds", WAL, "0x20"),
+    ],
+    checks: [
+      { at: "9m", alert: "CapsuleWalStreamStale", fires: [] }, // 9 min old: stale 4 min, pending
+      { at: "11m", alert: "CapsuleWalStreamStale", fires: [{ severity: "critical", ...WAL_TARGET }] },
+    ],
+  },
+  {
+    name: "a healthy WAL stream",
+    interval: "1m",
+    series: [
+      ...replicas("capsule_wal_lag_seconds", WAL, "2 5 8 3 12 4 6x30"),
+      ...replicas("capsule_wal_head_updated_timestamp_seconds", WAL, "0+60x40"),
+    ],
+    checks: [
+      { at: "30m", alert: "CapsuleWalLagHigh", fires: [] },
+      { at: "30m", alert: "CapsuleWalStreamStale", fires: [] },
+    ],
+  },
   {
     name: "a backup older than twice its measured hourly interval",
     interval: "5m",

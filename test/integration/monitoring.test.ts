@@ -51,7 +51,8 @@ describe("alert rules and dashboard vs /metrics (radosgw, fake API server)", () 
         // A finished reconcile pass and a bucket read: every series the rules use is there.
         return (
           /capsule_reconcile_total\{result="success"\}/.test(text) &&
-          /capsule_backup_expected_interval_seconds\{/.test(text)
+          /capsule_backup_expected_interval_seconds\{/.test(text) &&
+          /capsule_wal_lag_seconds\{/.test(text)
         );
       },
       15_000,

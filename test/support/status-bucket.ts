@@ -1,7 +1,8 @@
 /**
  * A bucket on the harness' real S3 server (radosgw) holding statefiles in every state — succeeded (verified, failed
  * drill, unverified), failed, abandoned and corrupt — written through the BackupStore as `capsule run` writes them,
- * for the tests of the status API, the status page and the monitoring rules.
+ * and a WAL head for the postgresql target as the streamer writes it (its WAL lag series), for the tests of the
+ * status API, the status page and the monitoring rules.
  */
 import { Readable } from "node:stream";
 import { BackupStore } from "../../src/storage/backup-store.js";
@@ -100,6 +101,20 @@ export async function fillStatusBucket(servers: TestServers, name = "status"): P
   const corruptKey = layout.statefileKey(prefix, corrupt);
   await objects.put(corruptKey, "{ not json");
   await goodBackup(store, OTHER_CLUSTER, "postgresql", "postgresql", "x");
+  const now = Date.now();
+  await store.walArchive(CLUSTER, "postgresql").writeHead({
+    version: 1,
+    systemIdentifier: "7400000000000000001",
+    timeline: 1,
+    segmentSize: 16 * 1024 * 1024,
+    slot: "capsule_postgresql",
+    archivedLsn: "0/3000000",
+    archivedAt: new Date(now - 4_000).toISOString(),
+    coveredUntil: new Date(now - 5_000).toISOString(),
+    serverLsn: "0/3001000",
+    serverLsnAt: new Date(now - 1_000).toISOString(),
+    updatedAt: new Date(now - 1_000).toISOString(),
+  });
   return {
     store,
     refs: { pg1, pg2, redis, failed: failing.ref },

@@ -1,6 +1,7 @@
 /**
  * The status page: reads the status JSON API (nothing else) and draws clusters → targets → backups, newest first,
- * with a small SVG chart of size and duration per target, and a detail view per backup (`#/backup/<cluster>/<id>`).
+ * with a small SVG chart of size and duration per target, the WAL lag of each target that streams WAL (pitr), and a
+ * detail view per backup (`#/backup/<cluster>/<id>`).
  * Everything from the bucket goes in through textContent, never HTML, so a statefile cannot inject markup.
  * With a token configured the API needs it: the operator types it once and it stays in sessionStorage (ADR 0009).
  */
@@ -214,8 +215,32 @@ function charts(backups) {
   );
 }
 
-/** @param {string} cluster @param {string} key @param {Array<any>} backups newest first */
-function targetView(cluster, key, backups) {
+/**
+ * A pitr target's WAL lag (the status API's `/wal` item), or why its head could not be read.
+ * @param {any} lag
+ */
+function walLagView(lag) {
+  if (lag.error) return h("p", { class: "wal-lag error", "data-wal-lag": "error" }, `WAL head: ${lag.error}`);
+  return h(
+    "p",
+    {
+      class: "wal-lag",
+      "data-wal-lag-seconds": lag.lagSeconds,
+      "data-wal-lag-bytes": lag.lagBytes,
+    },
+    "WAL lag: ",
+    h("strong", {}, formatDuration(lag.lagSeconds)),
+    ` · ${formatBytes(lag.lagBytes)} not yet in the bucket · restorable up to ${lag.coveredUntil}`,
+    ` (timeline ${lag.timeline}, LSN ${lag.archivedLsn}) · head written `,
+    age(lag.updatedAt),
+  );
+}
+
+/**
+ * @param {string} cluster @param {string} key @param {Array<any>} backups newest first
+ * @param {any} [lag] the target's WAL lag, when it streams WAL
+ */
+function targetView(cluster, key, backups, lag) {
   const first = backups[0];
   const named = first.target !== null;
   const lastGood = backups.find((b) => b.state === "succeeded");
@@ -282,6 +307,7 @@ function targetView(cluster, key, backups) {
     },
     h("h3", { id: headingId }, heading, " ", h("span", { class: "engine" }, first.engine)),
     summary,
+    lag ? walLagView(lag) : null,
     named ? charts(backups) : null,
     h(
       "table",
@@ -313,9 +339,17 @@ async function renderOverview() {
       items: /** @type {Array<any>} */ (
         (await api(`/api/v1/clusters/${encodeURIComponent(cluster)}/backups`)).items
       ),
+      // The backups are the page; WAL lag that cannot be read is left out rather than hiding them.
+      wal: /** @type {Array<any>} */ (
+        await api(`/api/v1/clusters/${encodeURIComponent(cluster)}/wal`).then(
+          (body) => body.items,
+          () => [],
+        )
+      ),
     })),
   );
-  const sections = lists.map(({ cluster, items }) => {
+  const sections = lists.map(({ cluster, items, wal }) => {
+    const lagOf = new Map(wal.map((lag) => [lag.target, lag]));
     /** @type {Map<string, Array<any>>} */
     const byTarget = new Map();
     for (const item of items) {
@@ -328,7 +362,11 @@ async function renderOverview() {
       "section",
       { class: "cluster", "aria-labelledby": id, "data-cluster": cluster },
       h("h2", { id }, cluster),
-      ...keys.map((key) => targetView(cluster, key, byTarget.get(key) ?? [])),
+      ...keys.map((key) => {
+        const backups = byTarget.get(key) ?? [];
+        const lag = backups[0]?.engine === "postgresql" ? lagOf.get(backups[0].target) : undefined;
+        return targetView(cluster, key, backups, lag);
+      }),
     );
   });
   view.replaceChildren(...sections);
