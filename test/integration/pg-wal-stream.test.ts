@@ -36,6 +36,7 @@ import {
 
 interface Streamer {
   readonly lines: string[];
+  readonly done: Promise<WalStreamSummary>;
   stop(): Promise<WalStreamSummary>;
 }
 
@@ -57,6 +58,7 @@ function startStreamer(conn: PgConnection, archive: WalArchive, slot: string, in
   done.catch(() => undefined);
   return {
     lines,
+    done,
     stop: async () => {
       abort.abort();
       return done;
@@ -99,8 +101,14 @@ describe("capsule pg --stream-wal", () => {
       });
       const head = (await archive.readHead())!;
       assert.equal(head.slot, "capsule_quiet");
-      assert.ok(Date.parse(head.coveredUntil) > 0);
       assert.ok(parseLsn(head.serverLsn) >= committed);
+      // With nothing else written, the bucket soon covers the server's clock past the commit.
+      const rows = await query(conn, "SELECT max(at) AS at FROM wal_probe WHERE note = 'quiet commit'");
+      const committedAt = (rows[0]!["at"] as Date).getTime();
+      await until("coveredUntil past the commit", async () => {
+        const covered = Date.parse((await archive.readHead())!.coveredUntil);
+        return covered >= committedAt;
+      });
     } finally {
       await streamer.stop();
     }
@@ -138,6 +146,38 @@ describe("capsule pg --stream-wal", () => {
     assertContiguous(listing);
     const compared = await assertIdenticalToServer(conn, archive, listing);
     assert.ok(compared >= 3, `compared ${compared} complete segments with pg_wal`);
+  });
+
+  test("GIVEN the slot dropped and its WAL recycled while the streamer was stopped WHEN it starts again THEN the gap is refused naming the segments", async () => {
+    const archive = archiveIn(fileBucket, "gap");
+    let streamer = startStreamer(conn, archive, "capsule_gap");
+    try {
+      const first = await commitRow(conn, "before the gap");
+      await until("WAL in the bucket", async () => (await archivedLsn(archive)) >= first);
+    } finally {
+      await streamer.stop();
+    }
+    const before = await archive.readHead();
+    await query(conn, "SELECT pg_drop_replication_slot('capsule_gap')");
+    for (let i = 0; i < 2; i++) {
+      await writeLoad(conn, 20_000);
+      await switchWal(conn);
+    }
+    await query(conn, "CHECKPOINT");
+    streamer = startStreamer(conn, archive, "capsule_gap");
+    await assert.rejects(streamer.done, (error: Error) => {
+      assert.match(
+        error.message,
+        /^gap: .* holds WAL up to .* segments 0000000100000000000000[0-9A-F]{2}\.\.0000000100000000000000[0-9A-F]{2} are in neither/,
+      );
+      return true;
+    });
+    assert.deepEqual(await archive.readHead(), before, "the head is untouched");
+    assert.equal(
+      await slotRestartLsn(conn, "capsule_gap"),
+      undefined,
+      "the slot it made for nothing is gone",
+    );
   });
 
   test("GIVEN a role without REPLICATION WHEN it streams THEN one line names ALTER ROLE … REPLICATION", async () => {

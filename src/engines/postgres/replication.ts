@@ -176,6 +176,10 @@ export class ReplicationClient {
     }
   }
 
+  async dropSlot(name: string): Promise<void> {
+    await this.command(`DROP_REPLICATION_SLOT ${name}`);
+  }
+
   /** The history file of `timeline` (TIMELINE_HISTORY), as PostgreSQL names and writes it. */
   async timelineHistory(timeline: number): Promise<{ fileName: string; content: Buffer }> {
     const row = (await this.command(`TIMELINE_HISTORY ${timeline}`))[0]!;

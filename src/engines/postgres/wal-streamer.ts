@@ -227,6 +227,8 @@ class WalStreamer {
     this.serverVersion = await client.serverVersion();
     this.serverLsn = identity.walEnd;
     this.serverLsnAt = new Date();
+    // What the server had flushed when asked: once the bucket reaches it, everything committed before is covered.
+    this.observations.push({ lsn: identity.walEnd, at: this.serverLsnAt });
     const head = await this.durably("read the WAL head", () => this.sink.readHead());
     const target = this.options.sinkDescription ?? "the bucket";
     if (head && head.systemIdentifier !== identity.systemIdentifier) {
@@ -244,6 +246,7 @@ class WalStreamer {
       );
     }
     let position = await client.readSlot(slot);
+    const created = !position;
     if (!position) {
       await client.createSlot(slot);
       position = await client.readSlot(slot);
@@ -259,6 +262,8 @@ class WalStreamer {
       const archived = parseLsn(head.archivedLsn);
       const firstKept = segmentStart(segmentOf(restart, this.segmentSize), this.segmentSize);
       if (firstKept > archived) {
+        // A slot made just now for a stream that cannot continue would only hold WAL nobody reads.
+        if (created) await client.dropSlot(slot).catch(() => undefined);
         const from = segmentOf(archived, this.segmentSize);
         const to = segmentOf(restart, this.segmentSize) - 1;
         throw new CapsuleError(
@@ -440,7 +445,15 @@ class WalStreamer {
 
   private observe(observation: Observation): void {
     this.observations.push(observation);
-    if (this.queue.length === 0 && observation.lsn <= this.archivedLsn) this.enqueue({ kind: "head" });
+    // Nothing to upload, but the bucket now covers a later server time: say so, at most about once a second.
+    const covered = this.coveredUntil?.getTime() ?? 0;
+    if (
+      this.queue.length === 0 &&
+      observation.lsn <= this.archivedLsn &&
+      observation.at.getTime() - covered >= 1000
+    ) {
+      this.enqueue({ kind: "head" });
+    }
   }
 
   /** Every upload interval: the segment in progress, if it grew; and a request for the server's position. */
@@ -555,7 +568,8 @@ class WalStreamer {
       ...(this.serverVersion ? { serverVersion: this.serverVersion } : {}),
       archivedLsn: formatLsn(this.archivedLsn),
       archivedAt: this.archivedAt.toISOString(),
-      coveredUntil: (newest ?? this.archivedAt).toISOString(),
+      // Nothing proven covered yet: the epoch, rather than a time the bucket may not reach.
+      coveredUntil: (newest ?? new Date(0)).toISOString(),
       serverLsn: formatLsn(this.serverLsn > this.archivedLsn ? this.serverLsn : this.archivedLsn),
       serverLsnAt: this.serverLsnAt.toISOString(),
       updatedAt: now.toISOString(),
