@@ -103,7 +103,8 @@ interface Assembly {
 type SessionEnd =
   | { readonly kind: "stopped" }
   | { readonly kind: "timeline-end"; readonly end: TimelineEnd }
-  | { readonly kind: "lost"; readonly error: unknown };
+  | { readonly kind: "lost"; readonly error: unknown }
+  | { readonly kind: "failed"; readonly error: Error };
 
 class WalStreamer {
   private systemIdentifier = "";
@@ -133,6 +134,10 @@ class WalStreamer {
   private storeDown = false;
   private shutdownDeadline = Infinity;
   private readonly historyStored = new Set<number>();
+  private serverAway: Date | undefined;
+  private serverAttempts = 0;
+  /** Ends the session when an upload fails for good (a bug, or the shutdown grace ran out). */
+  private failSession: ((error: Error) => void) | undefined;
   private readonly counts = { segments: 0, partials: 0, bytesReceived: 0 };
 
   constructor(
@@ -182,12 +187,9 @@ class WalStreamer {
           start = segmentStart(segmentOf(end.end.switchLsn, this.segmentSize), this.segmentSize);
           continue;
         }
+        if (end.kind === "failed") throw end.error;
         if (end.error instanceof ReplicationSetupError || isRefusal(end.error)) throw end.error;
-        this.options.report.warn("lost the server: reconnecting with backoff", {
-          server: this.where,
-          error: messageOf(end.error),
-          archivedLsn: formatLsn(this.archivedLsn),
-        });
+        this.serverLost(end.error);
         await client.close();
         client = undefined;
       }
@@ -207,10 +209,7 @@ class WalStreamer {
       return await ReplicationClient.connect(this.conn);
     } catch (error) {
       if (!(error instanceof ReplicationUnavailableError)) throw error;
-      this.options.report.warn("the server is not reachable: connecting with backoff", {
-        server: this.where,
-        error: messageOf(error),
-      });
+      this.serverLost(error);
       return this.reconnect();
     }
   }
@@ -297,11 +296,25 @@ class WalStreamer {
     return segmentStart(segmentOf(start, this.segmentSize), this.segmentSize);
   }
 
-  /** Connects again after the server went away, with backoff; undefined when the signal came first. */
+  /** Said once per outage; the streamer says it is back when WAL flows again, not merely when it connects. */
+  private serverLost(error: unknown): void {
+    if (this.serverAway) return;
+    this.serverAway = new Date();
+    this.options.report.warn("lost the server: reconnecting with backoff", {
+      server: this.where,
+      error: messageOf(error),
+      archivedLsn: formatLsn(this.archivedLsn),
+    });
+  }
+
+  /**
+   * Connects again after the server went away, with backoff that grows across attempts until WAL flows again (a
+   * slot another streamer holds fails after connecting); undefined when the signal came first.
+   */
   private async reconnect(): Promise<ReplicationClient | undefined> {
-    const { signal, report } = this.options;
-    for (let attempt = 0; ; attempt++) {
-      await sleep(backoff(attempt), undefined, { signal }).catch(() => undefined);
+    const { signal } = this.options;
+    for (;;) {
+      await sleep(backoff(this.serverAttempts++), undefined, { signal }).catch(() => undefined);
       if (signal.aborted) return undefined;
       let client: ReplicationClient | undefined;
       try {
@@ -314,7 +327,6 @@ class WalStreamer {
               "stream it under another target",
           );
         }
-        report.info("the server is back: streaming again", { server: this.where, attempts: attempt + 1 });
         return client;
       } catch (error) {
         await client?.close();
@@ -359,12 +371,20 @@ class WalStreamer {
       (end): SessionEnd => (end ? { kind: "timeline-end", end } : { kind: "stopped" }),
       (error: unknown): SessionEnd => ({ kind: "lost", error }),
     );
+    const failed = new Promise<SessionEnd>((resolve) => {
+      this.failSession = (error) => resolve({ kind: "failed", error });
+    });
     let outcome: SessionEnd;
     try {
-      outcome = await Promise.race([stopped, ended]);
+      outcome = await Promise.race([stopped, ended, failed]);
     } finally {
       clearInterval(ticker);
+      this.failSession = undefined;
       if (onAbort) signal.removeEventListener("abort", onAbort);
+    }
+    if (outcome.kind === "failed") {
+      await stream.stop();
+      return outcome;
     }
     // Whatever was received is stored before anything else happens: a restart streams from the bucket's end.
     this.storeInProgress();
@@ -379,6 +399,15 @@ class WalStreamer {
 
   private onMessage(message: ServerCopyMessage): void {
     const now = new Date();
+    if (this.serverAway) {
+      this.options.report.info("the server is back: streaming again", {
+        server: this.where,
+        awaySeconds: Math.round((now.getTime() - this.serverAway.getTime()) / 1000),
+        attempts: this.serverAttempts,
+      });
+      this.serverAway = undefined;
+      this.serverAttempts = 0;
+    }
     if (message.walEnd > this.serverLsn) {
       this.serverLsn = message.walEnd;
       this.serverLsnAt = now;
@@ -531,6 +560,7 @@ class WalStreamer {
     } catch (error) {
       this.drainFailure = error instanceof Error ? error : new Error(String(error));
       this.queue.length = 0;
+      this.failSession?.(this.drainFailure);
     } finally {
       this.drainActive = false;
       if (this.paused) {
@@ -606,6 +636,8 @@ class WalStreamer {
         return result;
       } catch (error) {
         if (error instanceof CapsuleError && error.code === ErrorCode.InvalidStatefile) throw error;
+        // A bug is not an outage: retrying it forever would hide it.
+        if (error instanceof RangeError) throw error;
         if (!this.storeDown) {
           this.storeDown = true;
           this.options.report.warn(`could not ${what}: retrying with backoff; reading WAL paused meanwhile`, {
