@@ -22,12 +22,18 @@ export const ACTIONS = [
   "verify",
   /** Only for engines that can put back a server a killed restore left behind (`Engine.recover`). */
   "recover",
+  /** Only for engines with a write-ahead log to stream (`Engine.streamWal`). */
+  "stream-wal",
 ] as const;
 export type Action = (typeof ACTIONS)[number];
 
 /** The verbs of `engine`, in the order the CLI names them. */
 export function actionsOf(engine: Engine): Action[] {
-  return ACTIONS.filter((action) => action !== "recover" || engine.recover !== undefined);
+  return ACTIONS.filter(
+    (action) =>
+      (action !== "recover" || engine.recover !== undefined) &&
+      (action !== "stream-wal" || engine.streamWal !== undefined),
+  );
 }
 
 /**
@@ -79,6 +85,8 @@ const COMMON: Readonly<Record<string, Row>> = {
   // It talks to the server only: no bucket, no backup id.
   recover: { common: [] },
   verify: { common: [...STORE, ...SSE, ...OUTPUT, "--id", "--target"] },
+  // It runs until stopped and prints nothing to stdout; the WAL goes under the target, encrypted like its backups.
+  "stream-wal": { common: [...STORE, ...SSE, "--encrypt-to", "--target"] },
   "create --in-cluster": { common: ["--cluster", "--target", ...OUTPUT], why: IN_CLUSTER },
   "restore --in-cluster": {
     // The PVC flags are refused by the restore verb unless the engine's --physical is given too.
@@ -114,6 +122,7 @@ export function modesOf(engine: Engine): Map<string, ModeFlags> {
   };
   for (const [key, row] of Object.entries(COMMON)) {
     if (key === "recover" && engine.recover === undefined) continue;
+    if (key === "stream-wal" && engine.streamWal === undefined) continue;
     modes.set(key, { flags: new Set(row.common), ...(row.why ? { why: row.why } : {}) });
   }
   for (const engineFlag of engine.flags) {

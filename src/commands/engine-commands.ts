@@ -22,6 +22,7 @@ import { ListVerb } from "./verbs/list.js";
 import { PruneVerb } from "./verbs/prune.js";
 import { RecoverVerb } from "./verbs/recover.js";
 import { RestoreVerb } from "./verbs/restore.js";
+import { StreamWalVerb } from "./verbs/stream-wal.js";
 import type { VerbCommand } from "./verbs/verb-command.js";
 import { VerifyVerb } from "./verbs/verify.js";
 
@@ -39,6 +40,7 @@ const VERBS: Readonly<Record<Action, VerbClass>> = {
   check: CheckVerb,
   verify: VerifyVerb,
   recover: RecoverVerb,
+  "stream-wal": StreamWalVerb,
 };
 
 /** The engine that answers to a command word (`pg`), if any. */

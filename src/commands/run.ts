@@ -8,6 +8,7 @@ import { REQUEST_ENV, RUN_ENV, type RunTarget } from "../plan/run-contract.js";
 import { backUp } from "../runtime/backup.js";
 import { prune } from "../runtime/prune.js";
 import { restoreBackup } from "../runtime/restore.js";
+import { streamWalToStore } from "../runtime/stream-wal.js";
 import { readRunTarget, runStore } from "../runtime/run-target.js";
 import { backupToVerify, verifyWithEngine } from "../runtime/verify.js";
 import type { BackupStore } from "../storage/backup-store.js";
@@ -53,6 +54,10 @@ export class RunCommand extends BaseCommand {
   restore = Option.String("--restore", {
     description: "Restore this backup id into the target's own database instead of taking a backup",
   });
+  streamWal = Option.Boolean("--stream-wal", false, {
+    description:
+      "Stream the target's write-ahead log into the bucket until SIGTERM instead of taking a backup (PostgreSQL; the PITR Deployment)",
+  });
 
   constructor() {
     super();
@@ -92,6 +97,7 @@ export class RunCommand extends BaseCommand {
     });
     const store = runStore(target, this.env);
     const fields = this.restoreFields(target, engine);
+    if (this.streamWal) return this.runStreamWal(target, engine, store, log);
     if (this.verify) return this.runDrill(target, engine, store, this.verify, log);
     if (this.restore) return this.runRestore(target, engine, store, this.restore, fields, log);
     const requestId = this.env[REQUEST_ENV.requestId];
@@ -172,6 +178,34 @@ export class RunCommand extends BaseCommand {
     const summary = result.lines.join("; ");
     log.info("restore succeeded", { backupId: id, summary });
     this.print(summary);
+    return 0;
+  }
+
+  /**
+   * The target's WAL stream (the PITR Deployment's one container): runs until SIGTERM, then stores and confirms
+   * what it received and exits 0.
+   */
+  private async runStreamWal(
+    target: RunTarget,
+    engine: Engine,
+    store: BackupStore,
+    log: Logger,
+  ): Promise<number> {
+    const other = [
+      ["--restore", this.restore !== undefined],
+      ["--verify", this.verify !== undefined],
+      ["--no-prune", this.noPrune],
+    ].find(([, given]) => given);
+    if (other) throw new UsageError(`${String(other[0])} does not apply to --stream-wal`);
+    if (!engine.streamWal)
+      throw new UsageError(`--stream-wal applies to postgresql targets, not ${engine.name}`);
+    const outcome = await streamWalToStore(store, engine, engine.connectTarget(target.connection, this.env), {
+      cluster: target.cluster,
+      target: target.target,
+      fields: {},
+      log,
+    });
+    log.info(outcome.line, { ...outcome.document });
     return 0;
   }
 

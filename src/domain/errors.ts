@@ -33,6 +33,8 @@ export const ErrorCode = {
   Usage: "CAPSULE_USAGE",
   /** A local file or directory capsule was told to use cannot be used (`--to`, a CA file, …). */
   LocalFile: "CAPSULE_LOCAL_FILE",
+  /** The PostgreSQL server refuses WAL streaming until it is configured for it (role, wal senders, pg_hba). */
+  ReplicationNotSetUp: "CAPSULE_REPLICATION_NOT_SET_UP",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -12,7 +12,7 @@ import type { ArtifactSink, ArtifactSource } from "../domain/artifact.js";
 import type { EngineName } from "../domain/backup.js";
 import type { TargetConnection } from "../domain/connection.js";
 import type { Artifact, Statefile } from "../domain/statefile.js";
-import type { PhysicalBackupInfo } from "../domain/wal.js";
+import type { PhysicalBackupInfo, WalSink } from "../domain/wal.js";
 import type { ToolCommand } from "./process-pipeline.js";
 
 /** Named settings, as the CLI's flags or `capsule run`'s target fill them. Unset fields are `undefined`. */
@@ -40,6 +40,28 @@ export interface EngineBackupResult {
   readonly tool?: Record<string, string>;
   /** A physical backup's place in the WAL (PostgreSQL `--create --physical`): the statefile's `physical`. */
   readonly physical?: PhysicalBackupInfo;
+}
+
+/** What a long-running stream reports: a logger's shape, so the runtime passes its own. */
+export interface StreamLog {
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+}
+
+/** Where and how `--stream-wal` streams, decided above the seam. */
+export interface WalStreamRequest {
+  /** The target the WAL is kept under: names the default replication slot. */
+  readonly target: string;
+  readonly sink: WalSink;
+  /** What the sink is, for messages (`s3://bucket/prefix …/wal/shop`). */
+  readonly sinkDescription: string;
+  readonly fields: Fields;
+}
+
+/** What a stream did before it was stopped. */
+export interface WalStreamOutcome {
+  readonly line: string;
+  readonly document: object;
 }
 
 /** What a restore left, for every surface: lines for the operator, one line for a log, a document for `-o json`. */
@@ -157,6 +179,17 @@ export interface Engine<Conn = unknown> {
   findLeftovers?(fields: Fields, env: NodeJS.ProcessEnv): Promise<Leftover[]>;
   /** Puts a server back that a killed restore left in an intermediate state (`capsule redis --recover`). */
   recover?(conn: Conn, context: Pick<EngineContext, "onPhase">): Promise<string>;
+  /** Checks the stream fields (`--slot`) before anything is contacted. */
+  checkStreamWal?(fields: Fields, target: string): void;
+  /**
+   * Streams the server's write-ahead log into `request.sink` until `context.signal` fires (PostgreSQL
+   * `--stream-wal`); resolves once what was received is durable. Only engines with a WAL implement it.
+   */
+  streamWal?(
+    conn: Conn,
+    request: WalStreamRequest,
+    context: { readonly signal: AbortSignal; readonly log: StreamLog },
+  ): Promise<WalStreamOutcome>;
   /** How `--download` hands the artifact out: decoded for the engine's own tools unless `raw` is set. */
   downloadDecoder?(fields: Fields): { decode: ToolCommand; what: string } | undefined;
 }

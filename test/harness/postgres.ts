@@ -30,7 +30,16 @@ export interface PostgresServer {
   socketDir: string;
   dataDir: string;
   logFile: string;
+  /** Stops the server (fast shutdown) and starts it again on the same port and data directory. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
+}
+
+export interface StartPostgresOptions {
+  /** Server settings over the harness's own (`max_wal_senders: "0"`). */
+  settings?: Record<string, string>;
+  /** Start a hot standby of this server instead: its data directory comes from `pg_basebackup -R`, not initdb. */
+  standbyOf?: Pick<PostgresServer, "socketDir" | "port" | "user">;
 }
 
 /** The bin directory of the newest PostgreSQL installed the Debian way (/usr/lib/postgresql/<major>/bin). */
@@ -57,7 +66,7 @@ export function findPostgresBinDir(): string {
  * A throwaway PostgreSQL cluster: 127.0.0.1 only, fsync off, trust over the Unix socket, password
  * (scram-sha-256) over TCP. As root the server runs as the `postgres` user (PostgreSQL refuses root).
  */
-export async function startPostgres(): Promise<PostgresServer> {
+export async function startPostgres(options: StartPostgresOptions = {}): Promise<PostgresServer> {
   const binDir = findPostgresBinDir();
   const asRoot = process.getuid?.() === 0;
   const account = asRoot ? lookupUser("postgres") : undefined;
@@ -88,6 +97,10 @@ export async function startPostgres(): Promise<PostgresServer> {
   const version = (await run(join(binDir, "postgres"), ["--version"])).stdout.match(/\d+(\.\d+)+/)?.[0] ?? "";
 
   let daemon: ReturnType<typeof startDaemon> | undefined;
+  let launch: () => ReturnType<typeof startDaemon> = () => {
+    throw new HarnessError("postgres was never started");
+  };
+  let ready: (d: ReturnType<typeof startDaemon>) => Promise<void> = () => Promise.resolve();
   try {
     // prettier-ignore
     const initdbArgs = [
@@ -100,21 +113,28 @@ export async function startPostgres(): Promise<PostgresServer> {
       "--locale=C",
       "--no-sync",
     ];
-    await run(join(binDir, "initdb"), initdbArgs, { ...ids, env, cwd: dir, timeoutMs: 120_000 });
-    writeFileSync(
-      join(dataDir, "pg_hba.conf"),
-      [
-        "# capsule test harness",
-        "local   all          all                  trust",
-        "local   replication  all                  trust",
-        "host    all          all   127.0.0.1/32   scram-sha-256",
-        "host    replication  all   127.0.0.1/32   scram-sha-256",
-        "",
-      ].join("\n"),
-    );
+    const primary = options.standbyOf;
+    if (primary) {
+      // prettier-ignore
+      await run(join(binDir, "pg_basebackup"), [
+        "-h", primary.socketDir, "-p", String(primary.port), "-U", primary.user, "-D", dataDir, "-R", "-X", "stream",
+      ], { ...ids, env, cwd: dir, timeoutMs: 120_000 });
+    } else await run(join(binDir, "initdb"), initdbArgs, { ...ids, env, cwd: dir, timeoutMs: 120_000 });
+    if (!primary)
+      writeFileSync(
+        join(dataDir, "pg_hba.conf"),
+        [
+          "# capsule test harness",
+          "local   all          all                  trust",
+          "local   replication  all                  trust",
+          "host    all          all   127.0.0.1/32   scram-sha-256",
+          "host    replication  all   127.0.0.1/32   scram-sha-256",
+          "",
+        ].join("\n"),
+      );
     if (account) chownSync(join(dataDir, "pg_hba.conf"), account.uid, account.gid);
 
-    const settings = {
+    const settings: Record<string, string> = {
       listen_addresses: host,
       unix_socket_directories: socketDir,
       fsync: "off",
@@ -125,41 +145,45 @@ export async function startPostgres(): Promise<PostgresServer> {
       max_connections: "100",
       wal_level: "replica",
       max_wal_senders: "10",
+      ...options.settings,
     };
-    daemon = startDaemon(
-      join(binDir, "postgres"),
-      [
-        "-D",
-        dataDir,
-        "-p",
-        String(port),
-        ...Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`]),
-      ],
-      {
-        name: "postgres",
-        logFile,
-        env,
-        cwd: dir,
-        ...ids,
-        // SIGINT is PostgreSQL's "fast shutdown"; SIGQUIT ("immediate") makes the postmaster kill its backends.
-        stopSignal: "SIGINT",
-        emergencySignal: "SIGQUIT",
-        // The backends run in their own sessions; only the postmaster is signalled.
-        signalGroup: false,
-        stopTimeoutMs: 15_000,
-      },
-    );
-    const d = daemon;
-    await waitFor(
-      `postgres on ${host}:${port}`,
-      async () => {
-        await run(join(binDir, "pg_isready"), ["-q", "-h", socketDir, "-p", String(port), "-U", PG_USER], {
-          timeoutMs: 5000,
-        });
-        return true;
-      },
-      { timeoutMs: 60_000, intervalMs: 100, daemons: [d] },
-    );
+    launch = () =>
+      startDaemon(
+        join(binDir, "postgres"),
+        [
+          "-D",
+          dataDir,
+          "-p",
+          String(port),
+          ...Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`]),
+        ],
+        {
+          name: "postgres",
+          logFile,
+          env,
+          cwd: dir,
+          ...ids,
+          // SIGINT is PostgreSQL's "fast shutdown"; SIGQUIT ("immediate") makes the postmaster kill its backends.
+          stopSignal: "SIGINT",
+          emergencySignal: "SIGQUIT",
+          // The backends run in their own sessions; only the postmaster is signalled.
+          signalGroup: false,
+          stopTimeoutMs: 15_000,
+        },
+      );
+    ready = async (d: ReturnType<typeof startDaemon>) =>
+      waitFor(
+        `postgres on ${host}:${port}`,
+        async () => {
+          await run(join(binDir, "pg_isready"), ["-q", "-h", socketDir, "-p", String(port), "-U", PG_USER], {
+            timeoutMs: 5000,
+          });
+          return true;
+        },
+        { timeoutMs: 60_000, intervalMs: 100, daemons: [d] },
+      );
+    daemon = launch();
+    await ready(daemon);
   } catch (err) {
     await daemon?.stop();
     keepTempDir(dir);
@@ -168,7 +192,7 @@ export async function startPostgres(): Promise<PostgresServer> {
       cause: err,
     });
   }
-  const d = daemon;
+  let d = daemon;
   return {
     host,
     port,
@@ -180,6 +204,11 @@ export async function startPostgres(): Promise<PostgresServer> {
     socketDir,
     dataDir,
     logFile,
+    restart: async () => {
+      await d.stop();
+      d = launch();
+      await ready(d);
+    },
     stop: async () => {
       await d.stop();
       await removeTempDir(dir);

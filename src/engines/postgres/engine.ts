@@ -8,9 +8,10 @@ import { describeConnection, pgConnectionFrom, type PgConnection } from "./conne
 import { drillPostgres, SCRATCH_LABEL } from "./drill.js";
 import { dropDatabase, findLeftoverDatabases } from "./leftovers.js";
 import { findMaintenanceDatabase, restorePostgres, type PgRestoreMode } from "./restore.js";
+import { streamPostgresWal, walStreamSettings } from "./stream-wal.js";
 import { zstdDecompress } from "./tools.js";
 
-const CONNECTION = ["create", "restore", "check", "verify --verify-server"];
+const CONNECTION = ["create", "restore", "check", "verify --verify-server", "stream-wal"];
 
 export const postgres: Engine<PgConnection> = {
   name: "postgresql",
@@ -35,6 +36,11 @@ export const postgres: Engine<PgConnection> = {
       names the throwaway clusters a drill left on this machine and, given the connection flags (--host, --port,
       --database and --user), the scratch databases left on that server; --yes removes them. A live run's are
       never touched. Without connection flags --check contacts no database server.
+
+      --stream-wal streams the server's write-ahead log into the bucket under --target until SIGTERM or SIGINT,
+      through a physical replication slot (--slot, created if missing) that keeps WAL while capsule is down. The
+      role needs REPLICATION, the server wal_level replica, a free max_wal_senders and a pg_hba.conf replication
+      line for the user and host.
     `,
     examples: [
       [
@@ -45,6 +51,10 @@ export const postgres: Engine<PgConnection> = {
       [
         "Restore, keeping the old data",
         "capsule pg --restore --id ID --host db --database app --bucket s3://backups/capsule",
+      ],
+      [
+        "Stream the write-ahead log into the bucket until stopped (point-in-time recovery)",
+        "PGUSER=capsule PGPASSWORD=… capsule pg --stream-wal --host db --target app --bucket s3://backups/capsule",
       ],
       [
         "Download a file for pg_restore",
@@ -122,6 +132,20 @@ export const postgres: Engine<PgConnection> = {
       modifies: "verify",
       description:
         "--verify: drill into a scratch database on the server the connection flags name, not a throwaway cluster",
+    },
+    {
+      field: "slot",
+      kind: "string",
+      modes: ["stream-wal"],
+      description:
+        "Physical replication slot to stream through, created if missing (default: capsule_<target>, lowercased, other characters as _)",
+    },
+    {
+      field: "walUploadInterval",
+      kind: "string",
+      modes: ["stream-wal"],
+      description:
+        "How often the WAL segment in progress is uploaded when it grew, like 10s or 500ms (default: 10s)",
     },
     {
       field: "raw",
@@ -229,6 +253,9 @@ export const postgres: Engine<PgConnection> = {
     }
     return leftovers;
   },
+
+  checkStreamWal: (fields, target) => void walStreamSettings(fields, target),
+  streamWal: (conn, request, context) => streamPostgresWal(conn, request, context),
 
   downloadDecoder: (fields) =>
     fields["raw"] === true

@@ -1,5 +1,5 @@
 /**
- * The PostgreSQL client adapter: the only file that imports `pg`. Connects with a bounded timeout and turns
+ * The PostgreSQL client adapter: with replication.ts (walsender sessions), the only file that imports `pg`. Connects with a bounded timeout and turns
  * driver errors into one line that names the server and the database, never the password.
  */
 import pg from "pg";
@@ -39,7 +39,7 @@ export async function connect(
 }
 
 /** The same policy libpq gets through PGSSLMODE (connection.ts), for node-postgres. */
-function sslOptions(conn: PgConnection): pg.ClientConfig["ssl"] {
+export function sslOptions(conn: PgConnection): pg.ClientConfig["ssl"] {
   const tls = conn.tls;
   if (!tls) return false;
   if (tls.mode === "require") return { rejectUnauthorized: false };
