@@ -83,6 +83,14 @@ const COMMON: Readonly<Record<string, Row>> = {
   "restore --in-cluster": { common: ["--cluster", "--target", "--id", "--yes", ...OUTPUT], why: IN_CLUSTER },
 };
 
+/**
+ * Rows of a modifier only some engines declare (pg's `--physical`): added to an engine's modes only when one of its
+ * flags names that mode. A point-in-time restore picks its base backup by target, so it takes `--target`.
+ */
+const ENGINE_MODIFIER_ROWS: Readonly<Record<string, readonly string[]>> = {
+  "restore --physical": ["--target"],
+};
+
 /** Modifier rows extend their action's row (in-cluster rows replace it: nothing of the local path applies). */
 const REPLACES_BASE = new Set(["--in-cluster"]);
 
@@ -106,6 +114,9 @@ export function modesOf(engine: Engine): Map<string, ModeFlags> {
   for (const engineFlag of engine.flags) {
     for (const key of engineFlag.modes) mode(key).flags.add(flagOf(engineFlag.field));
     if (engineFlag.modifies !== undefined) mode(`${engineFlag.modifies} ${flagOf(engineFlag.field)}`);
+  }
+  for (const [key, common] of Object.entries(ENGINE_MODIFIER_ROWS)) {
+    if (modes.has(key)) common.forEach((flag) => mode(key).flags.add(flag));
   }
   return modes;
 }

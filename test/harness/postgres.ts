@@ -57,7 +57,15 @@ export function findPostgresBinDir(): string {
  * A throwaway PostgreSQL cluster: 127.0.0.1 only, fsync off, trust over the Unix socket, password
  * (scram-sha-256) over TCP. As root the server runs as the `postgres` user (PostgreSQL refuses root).
  */
-export async function startPostgres(): Promise<PostgresServer> {
+export interface StartPostgresOptions {
+  /**
+   * Archive every completed WAL segment into this directory (`archive_mode=on`, `archive_command='cp %p DIR/%f'`):
+   * the WAL source of point-in-time tests until they use capsule's own streamer (test/support/wal-shipper.ts).
+   */
+  readonly archiveWalTo?: string;
+}
+
+export async function startPostgres(options: StartPostgresOptions = {}): Promise<PostgresServer> {
   const binDir = findPostgresBinDir();
   const asRoot = process.getuid?.() === 0;
   const account = asRoot ? lookupUser("postgres") : undefined;
@@ -125,6 +133,9 @@ export async function startPostgres(): Promise<PostgresServer> {
       max_connections: "100",
       wal_level: "replica",
       max_wal_senders: "10",
+      ...(options.archiveWalTo
+        ? { archive_mode: "on", archive_command: `cp %p ${options.archiveWalTo}/%f` }
+        : {}),
     };
     daemon = startDaemon(
       join(binDir, "postgres"),
