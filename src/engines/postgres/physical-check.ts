@@ -83,7 +83,7 @@ async function bootstrapSuperuser(
     { input: Readable.from(["SELECT rolname FROM pg_authid WHERE oid = 10;\n"]), signal },
   );
   let out = "";
-  single.output.on("data", (c: Buffer) => (out += c.toString()));
+  single.output.on("error", () => undefined).on("data", (c: Buffer) => (out += c.toString()));
   await single.done;
   const name = /rolname = "([^"]+)"/.exec(out)?.[1];
   if (!name) throw new CapsuleError(ErrorCode.ToolFailed, "the recovered cluster did not name its superuser");

@@ -157,14 +157,14 @@ export async function restorePhysical(
       ],
       { signal },
     );
-    stop.output.resume();
+    stop.output.on("error", () => undefined).resume();
     await stop.done;
     // fsync was off while replaying; the files are made durable once, here (initdb --sync-only).
     const sync = spawnPipeline(
       [{ command: path.join(bin, "initdb"), args: ["--sync-only", "-D", pgdata], ...owned(owner) }],
       { signal },
     );
-    sync.output.resume();
+    sync.output.on("error", () => undefined).resume();
     await sync.done;
     // It describes the files before recovery; the recovered cluster has moved on.
     await rm(path.join(pgdata, "backup_manifest"), { force: true });
@@ -270,7 +270,7 @@ async function extract(
     ],
     { input, signal },
   );
-  pipeline.output.resume();
+  pipeline.output.on("error", () => undefined).resume();
   await failpoint("physical-restore-extracting", signal);
   await pipeline.done;
 }
