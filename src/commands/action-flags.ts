@@ -139,13 +139,15 @@ export function refusedFlag(
   const mode = [`--${action}`, ...modifiers].join(" ");
   for (const flag of given) {
     if (accepted.has(flag)) continue;
-    const needs = [...modes].find(([key, { flags }]) => {
-      const [keyAction, modifier] = key.split(" ");
-      return (
-        keyAction === action && modifier !== undefined && !modifiers.includes(modifier) && flags.has(flag)
-      );
-    });
-    if (needs !== undefined) return `${flag} applies to --${action} only with ${needs[0].split(" ")[1]}`;
+    const needs = [...modes]
+      .filter(([key, { flags }]) => {
+        const [keyAction, modifier] = key.split(" ");
+        return (
+          keyAction === action && modifier !== undefined && !modifiers.includes(modifier) && flags.has(flag)
+        );
+      })
+      .map(([key]) => key.split(" ")[1]!);
+    if (needs.length > 0) return `${flag} applies to --${action} only with ${needs.join(" or ")}`;
     const why = modifiers.map((m) => modes.get(`${action} ${m}`)?.why).find((w) => w !== undefined);
     return `${flag} does not apply to ${mode}${why ? `: ${why}` : ""}`;
   }
