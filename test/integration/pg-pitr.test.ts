@@ -263,6 +263,50 @@ for (const kind of ["file", "s3"] as const) {
       assert.ok(!rows.includes("solo-after"));
     });
 
+    test("capsule run --physical backs up CAPSULE_TARGET's server, and run --restore latest --physical restores it", async () => {
+      const runEnv = {
+        ...env,
+        CAPSULE_TARGET: JSON.stringify({
+          version: 1,
+          cluster,
+          target: "runapp",
+          engine: "postgresql",
+          namespace: "apps",
+          connection: { host: pg.server.host, port: pg.server.port, database: "postgres" },
+          retention: { keepLast: 5 },
+          storage: { prefix: "capsule" },
+        }),
+      };
+      const backedUp = await capsule(
+        ["run", "--physical", "--cluster", cluster, "--target", "runapp"],
+        runEnv,
+      );
+      assert.equal(backedUp.code, 0, backedUp.stderr);
+      const id = backedUp.stdout.trim();
+      const entry = await store.get({ cluster, engine: "postgresql", backupId: id });
+      assert.equal(entry.statefile?.kind, "physical");
+      assert.equal(entry.statefile?.target, "runapp");
+      const dir = path.join(restores, `run-${kind}`);
+      const restored = await capsule(
+        [
+          "run",
+          "--cluster",
+          cluster,
+          "--target",
+          "runapp",
+          "--restore",
+          "latest",
+          "--physical",
+          "--to-data-dir",
+          dir,
+        ],
+        runEnv,
+      );
+      assert.equal(restored.code, 0, restored.stderr);
+      assert.match(restored.stdout, new RegExp(`restored ${id} plus WAL`));
+      assert.ok((await rowsOf(dir)).rows.includes("d"));
+    });
+
     test("the physical verify drill records verified and leaves no throwaway cluster", async () => {
       const r = await capsule(["pg", "--verify", "--cluster", cluster, "--id", backupId], env);
       assert.equal(r.code, 0, r.stderr);
