@@ -111,6 +111,16 @@ for (const kind of ["file", "s3"] as const) {
       const listed = await capsule(["pg", "--list", "--cluster", cluster], env);
       assert.equal(listed.code, 0, listed.stderr);
       assert.match(listed.stdout, /physical/);
+      const described = await capsule(
+        ["pg", "--describe", "--cluster", cluster, "--id", backupId, "-o", "json"],
+        env,
+      );
+      assert.equal(described.code, 0, described.stderr);
+      const window = (
+        JSON.parse(described.stdout) as { recoveryWindow: { earliest: { backupId: string; time: string } } }
+      ).recoveryWindow;
+      assert.equal(window.earliest.backupId, backupId);
+      assert.equal(window.earliest.time, physical.endTime);
       assert.match(
         listed.stdout,
         new RegExp(`window of app: earliest ${physical.endTime.replace(/\./g, "\\.")}`),
