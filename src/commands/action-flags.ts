@@ -104,6 +104,14 @@ const COMMON: Readonly<Record<string, Row>> = {
   },
 };
 
+/**
+ * Rows of a modifier only some engines declare (pg's `--physical`): added to an engine's modes only when one of its
+ * flags names that mode. A point-in-time restore picks its base backup by target, so it takes `--target`.
+ */
+const ENGINE_MODIFIER_ROWS: Readonly<Record<string, readonly string[]>> = {
+  "restore --physical": ["--target"],
+};
+
 /** Modifier rows extend their action's row (in-cluster rows replace it: nothing of the local path applies). */
 const REPLACES_BASE = new Set(["--in-cluster"]);
 
@@ -129,6 +137,9 @@ export function modesOf(engine: Engine): Map<string, ModeFlags> {
     for (const key of engineFlag.modes) mode(key).flags.add(flagOf(engineFlag.field));
     if (engineFlag.modifies !== undefined) mode(`${engineFlag.modifies} ${flagOf(engineFlag.field)}`);
   }
+  for (const [key, common] of Object.entries(ENGINE_MODIFIER_ROWS)) {
+    if (modes.has(key)) common.forEach((flag) => mode(key).flags.add(flag));
+  }
   return modes;
 }
 
@@ -150,13 +161,15 @@ export function refusedFlag(
   const mode = [`--${action}`, ...modifiers].join(" ");
   for (const flag of given) {
     if (accepted.has(flag)) continue;
-    const needs = [...modes].find(([key, { flags }]) => {
-      const [keyAction, modifier] = key.split(" ");
-      return (
-        keyAction === action && modifier !== undefined && !modifiers.includes(modifier) && flags.has(flag)
-      );
-    });
-    if (needs !== undefined) return `${flag} applies to --${action} only with ${needs[0].split(" ")[1]}`;
+    const needs = [...modes]
+      .filter(([key, { flags }]) => {
+        const [keyAction, modifier] = key.split(" ");
+        return (
+          keyAction === action && modifier !== undefined && !modifiers.includes(modifier) && flags.has(flag)
+        );
+      })
+      .map(([key]) => key.split(" ")[1]!);
+    if (needs.length > 0) return `${flag} applies to --${action} only with ${needs.join(" or ")}`;
     const why = modifiers.map((m) => modes.get(`${action} ${m}`)?.why).find((w) => w !== undefined);
     return `${flag} does not apply to ${mode}${why ? `: ${why}` : ""}`;
   }

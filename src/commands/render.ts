@@ -119,13 +119,16 @@ export function findingsTable(
 }
 
 export function backupsTable(entries: readonly BackupEntry[]): string {
+  // The KIND column only where a physical backup is listed: a list of dumps reads as it always has.
+  const kinds = entries.some((e) => e.statefile?.kind === "physical");
   return plainTable(
-    ["ID", "TARGET", "STATE", "STARTED (UTC)", "DURATION", "SIZE", "VERIFIED"],
+    ["ID", "TARGET", ...(kinds ? ["KIND"] : []), "STATE", "STARTED (UTC)", "DURATION", "SIZE", "VERIFIED"],
     entries.map((e) => {
       const s = e.statefile;
       return [
         e.ref.backupId,
         s?.target ?? "-",
+        ...(kinds ? [s?.kind ?? "logical"] : []),
         e.state,
         s ? s.startedAt.replace("T", " ").replace(/\.\d+Z$/, "") : "-",
         s?.finishedAt ? formatDuration(Date.parse(s.finishedAt) - Date.parse(s.startedAt)) : "-",

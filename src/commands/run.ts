@@ -7,6 +7,8 @@ import { createLogger, type Logger } from "../log.js";
 import { REQUEST_ENV, RUN_ENV, type RunTarget } from "../plan/run-contract.js";
 import { backUp } from "../runtime/backup.js";
 import { prune } from "../runtime/prune.js";
+import { recoveryTargetOf } from "../domain/recovery-target.js";
+import { restoreToPointInTime } from "../runtime/point-in-time.js";
 import { restoreBackup } from "../runtime/restore.js";
 import { streamWalToStore } from "../runtime/stream-wal.js";
 import { readRunTarget, runStore } from "../runtime/run-target.js";
@@ -52,7 +54,9 @@ export class RunCommand extends BaseCommand {
       "Run the target's restore drill instead of a backup: latest (the newest succeeded backup) or an id",
   });
   restore = Option.String("--restore", {
-    description: "Restore this backup id into the target's own database instead of taking a backup",
+    description:
+      "Restore this backup id into the target's own database instead of taking a backup (with --physical: " +
+      "an id or latest, into --to-data-dir)",
   });
   streamWal = Option.Boolean("--stream-wal", false, {
     description:
@@ -112,7 +116,8 @@ export class RunCommand extends BaseCommand {
         trigger: requestId
           ? { type: "request", requestId, ...(requestedBy ? { requestedBy } : {}) }
           : { type: "schedule" },
-        fields: {},
+        // Only a backup modifier can be set here (restoreFields refused the rest without --restore).
+        fields,
       },
       log,
     );
@@ -130,7 +135,10 @@ export class RunCommand extends BaseCommand {
       const value = (this as unknown as Record<string, unknown>)[field];
       return flag.kind === "boolean" ? value === true : value !== undefined;
     });
-    if (given.length > 0 && !this.restore) throw new UsageError(`${flagOf(given[0]![0])} needs --restore ID`);
+    // A flag that is also a backup modifier (pg's --physical) is the backup's when there is no --restore.
+    const restoreOnly = given.filter(([, flag]) => !flag.modes.some((m) => m.startsWith("create ")));
+    if (restoreOnly.length > 0 && !this.restore)
+      throw new UsageError(`${flagOf(restoreOnly[0]![0])} needs --restore ID`);
     if (this.restore && this.verify) throw new UsageError("choose one of --restore and --verify");
     const foreign = given.find(([, flag]) => !flag.engines.includes(engine.name));
     if (foreign) {
@@ -141,7 +149,7 @@ export class RunCommand extends BaseCommand {
     const fields: Record<string, unknown> = Object.fromEntries(
       given.map(([field]) => [field, (this as unknown as Record<string, unknown>)[field]]),
     );
-    engine.checkRestore?.(fields);
+    if (this.restore) engine.checkRestore?.(fields);
     return fields;
   }
 
@@ -157,6 +165,8 @@ export class RunCommand extends BaseCommand {
     fields: Record<string, unknown>,
     log: Logger,
   ): Promise<number> {
+    if (fields["physical"] === true)
+      return this.runPointInTimeRestore(target, engine, store, id, fields, log);
     const entry = await store.get({ cluster: target.cluster, engine: target.engine, backupId: id });
     if (entry.statefile && entry.statefile.target !== target.target) {
       throw new CapsuleError(
@@ -171,6 +181,39 @@ export class RunCommand extends BaseCommand {
     const planFor = (statefile: Statefile) =>
       engine.planRestore(conn, statefile, { ...target.connection, ...fields }, this.env);
     const result = await restoreBackup(store, entry, planFor, {
+      trigger: { ...(requestId && { requestId }), ...(requestedBy && { requestedBy }) },
+      onPhase: (phase) => log.info(phase, { backupId: id }),
+      onNotice: (line) => log.warn(line, { backupId: id }),
+    });
+    const summary = result.lines.join("; ");
+    log.info("restore succeeded", { backupId: id, summary });
+    this.print(summary);
+    return 0;
+  }
+
+  /**
+   * `--restore ID|latest --physical --to-data-dir DIR [--target-time|--target-lsn]`: the target's base backup (the
+   * one named, or with `latest` the newest that reaches the recovery target) and WAL into a data directory the
+   * pod mounts — the in-cluster physical restore's Job.
+   */
+  private async runPointInTimeRestore(
+    target: RunTarget,
+    engine: Engine,
+    store: BackupStore,
+    id: string,
+    fields: Record<string, unknown>,
+    log: Logger,
+  ): Promise<number> {
+    const requestId = this.env[REQUEST_ENV.requestId];
+    const requestedBy = this.env[REQUEST_ENV.requestedBy];
+    log.info("point-in-time restore started", { backupId: id, ...(requestId && { requestId }) });
+    const result = await restoreToPointInTime(store, {
+      cluster: target.cluster,
+      engine,
+      target: target.target,
+      ...(id !== "latest" && { id }),
+      recoveryTarget: recoveryTargetOf(fields),
+      fields,
       trigger: { ...(requestId && { requestId }), ...(requestedBy && { requestedBy }) },
       onPhase: (phase) => log.info(phase, { backupId: id }),
       onNotice: (line) => log.warn(line, { backupId: id }),

@@ -12,7 +12,8 @@ import type { ArtifactSink, ArtifactSource } from "../domain/artifact.js";
 import type { EngineName } from "../domain/backup.js";
 import type { TargetConnection } from "../domain/connection.js";
 import type { Artifact, Statefile } from "../domain/statefile.js";
-import type { PhysicalBackupInfo, WalSink } from "../domain/wal.js";
+import type { RecoveryTarget } from "../domain/recovery-target.js";
+import type { PhysicalBackupInfo, WalListing, WalSink, WalSource } from "../domain/wal.js";
 import type { ToolCommand } from "./process-pipeline.js";
 
 /** Named settings, as the CLI's flags or `capsule run`'s target fill them. Unset fields are `undefined`. */
@@ -80,6 +81,16 @@ export interface RestorePlan {
   readonly question: string;
   /** Runs the restore; on failure or interruption the target is left as the engine's guarantees say (ADR 0015). */
   run(source: ArtifactSource, context: RestoreContext): Promise<RestoreResult>;
+}
+
+export type { RecoveryTarget };
+
+/** A physical base backup and the WAL of its target, as runtime/point-in-time.ts chose them (docs/adr/0021). */
+export interface PointInTimeSource {
+  readonly source: ArtifactSource;
+  readonly physical: PhysicalBackupInfo;
+  readonly wal: WalSource;
+  readonly listing: WalListing;
 }
 
 /** What a restore drill proved. */
@@ -171,6 +182,19 @@ export interface Engine<Conn = unknown> {
     env: NodeJS.ProcessEnv,
     context: EngineContext,
   ): Promise<DrillResult>;
+
+  /**
+   * A point-in-time restore into a new data directory (PostgreSQL `--restore --physical --to-data-dir`): the base
+   * backup, then its WAL replayed to `target`. Atomic: the directory is written whole or not at all.
+   */
+  restorePointInTime?(
+    from: PointInTimeSource,
+    target: RecoveryTarget,
+    fields: Fields,
+    context: RestoreContext,
+  ): Promise<RestoreResult>;
+  /** The drill of a physical backup: restored with its WAL to the newest point into a throwaway cluster, checked. */
+  drillPointInTime?(from: PointInTimeSource, context: EngineContext): Promise<DrillResult>;
 
   /**
    * What killed runs left that this engine can find: on this machine always, on a server when the fields name one.

@@ -17,6 +17,8 @@ export interface ToolCommand {
   readonly package?: string;
   /** Run as this account (tools such as initdb refuse to run as root). */
   readonly owner?: { readonly uid: number; readonly gid: number };
+  /** Sees the tool's stderr as it comes (pg_basebackup reports its WAL positions there). */
+  readonly onStderr?: (text: string) => void;
 }
 
 export interface RunningPipeline {
@@ -57,6 +59,7 @@ export function spawnPipeline(
     let stderr = "";
     child.stderr?.on("data", (chunk: Buffer) => {
       stderr = (stderr + chunk.toString()).slice(-STDERR_KEEP_BYTES);
+      tool.onStderr?.(chunk.toString());
     });
     // This process's copy of the pipe's read end must go, or the writer would not see its reader close (EPIPE).
     if (fromTool) fromTool.destroy();

@@ -19,6 +19,8 @@ import { CapsuleError, ErrorCode } from "../domain/errors.js";
 export interface ScratchServer {
   readonly dir: string;
   readonly port: number;
+  /** Whether the server process is still alive (PostgreSQL ends itself when a recovery cannot reach its target). */
+  running(): boolean;
   stop(): Promise<void>;
 }
 
@@ -240,7 +242,11 @@ export async function startScratchServer(options: {
         `${path.basename(options.command)} exited at start: ${lastLine(output)}`,
       );
     }
-    if (await options.ready().catch(() => false)) return { dir: options.dir, port: options.port, stop };
+    if (await options.ready().catch(() => false)) {
+      const running = () =>
+        child.exitCode === null && (serverPid === undefined ? true : isRunning(serverPid));
+      return { dir: options.dir, port: options.port, running, stop };
+    }
     if (options.signal?.aborted) {
       await stop();
       throw options.signal.reason;

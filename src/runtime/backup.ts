@@ -43,6 +43,8 @@ export async function backUp(
       cluster: request.cluster,
       target,
       engine: engine.name,
+      // Recorded from the start, so retention knows a running physical backup still needs its WAL.
+      ...(request.fields["physical"] === true ? { kind: "physical" as const } : {}),
       trigger: request.trigger,
       source: redactSource(engine.source(conn)),
     },

@@ -11,6 +11,7 @@ import type { DrillResult, Engine, Fields } from "../engines/engine.js";
 import { redact } from "../redact.js";
 import type { BackupEntry, BackupStore } from "../storage/backup-store.js";
 import type { Statefile } from "../domain/statefile.js";
+import { drillPointInTime } from "./point-in-time.js";
 import { interruptible, InterruptedError, interruptionOf } from "../util/interruption.js";
 
 export type { DrillResult };
@@ -56,12 +57,13 @@ export function verifyWithEngine(
   return verifyBackup(
     store,
     entry,
-    (signal) =>
-      engine.drill(store.artifactSource(entry), fields, env, {
-        signal,
-        onPhase,
-        ...(options.notice && { onNotice: options.notice }),
-      }),
+    (signal) => {
+      const context = { signal, onPhase, ...(options.notice && { onNotice: options.notice }) };
+      // A physical base backup is proven with its WAL, to the newest point (docs/adr/0021).
+      return entry.statefile?.kind === "physical"
+        ? drillPointInTime(store, entry, engine, context)
+        : engine.drill(store.artifactSource(entry), fields, env, context);
+    },
     options.notice ? { notice: options.notice } : {},
   );
 }

@@ -40,6 +40,12 @@ export interface StartPostgresOptions {
   settings?: Record<string, string>;
   /** Start a hot standby of this server instead: its data directory comes from `pg_basebackup -R`, not initdb. */
   standbyOf?: Pick<PostgresServer, "socketDir" | "port" | "user">;
+  /**
+   * Archive every completed WAL segment into this directory (`archive_mode=on`, `archive_command='cp %p DIR/%f'`):
+   * the WAL source of point-in-time tests that prove the restore apart from capsule's streamer
+   * (test/support/wal-shipper.ts).
+   */
+  readonly archiveWalTo?: string;
 }
 
 /** The bin directory of the newest PostgreSQL installed the Debian way (/usr/lib/postgresql/<major>/bin). */
@@ -146,6 +152,9 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
       wal_level: "replica",
       max_wal_senders: "10",
       ...options.settings,
+      ...(options.archiveWalTo
+        ? { archive_mode: "on", archive_command: `cp %p ${options.archiveWalTo}/%f` }
+        : {}),
     };
     launch = () =>
       startDaemon(

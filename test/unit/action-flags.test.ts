@@ -36,7 +36,12 @@ describe("the flags each action takes", () => {
     ["postgresql", "restore", ["--id", "--to"], "--to does not apply to --restore"],
     ["postgresql", "list", ["--keep-last"], "--keep-last does not apply to --list"],
     ["postgresql", "verify", ["--id", "--host"], "--host applies to --verify only with --verify-server"],
-    ["postgresql", "restore", ["--id", "--target"], "--target applies to --restore only with --in-cluster"],
+    [
+      "postgresql",
+      "restore",
+      ["--id", "--target"],
+      "--target applies to --restore only with --in-cluster or --physical",
+    ],
     [
       "postgresql",
       "create",

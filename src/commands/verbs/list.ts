@@ -1,3 +1,4 @@
+import { describeWindow, pointInTimeWindows } from "../../runtime/point-in-time.js";
 import type { Report } from "../render.js";
 import { backupsTable, entryDocument } from "../render.js";
 import { StoreVerb } from "./verb-command.js";
@@ -11,9 +12,16 @@ export class ListVerb extends StoreVerb {
   protected async perform(): Promise<Report> {
     const store = await this.store();
     const entries = await store.list(this.scope());
+    // Targets with physical base backups: the times a point-in-time restore can reach (docs/adr/0021).
+    const windows = await pointInTimeWindows(store, this.scope(), entries);
+    const windowLines = windows.map(
+      ({ target, window }) =>
+        `point-in-time window of ${target}: ${window ? describeWindow(window) : "no streamed WAL connects to a base backup yet"}`,
+    );
     return {
       document: entries.map(entryDocument),
-      table: () => (entries.length ? backupsTable(entries) : "no backups"),
+      table: () =>
+        entries.length ? [backupsTable(entries).trimEnd(), ...windowLines].join("\n") + "\n" : "no backups",
     };
   }
 }

@@ -1,4 +1,6 @@
 import { Option, UsageError } from "clipanion";
+import { recoveryTargetOf } from "../../domain/recovery-target.js";
+import { restoreToPointInTime } from "../../runtime/point-in-time.js";
 import { restoreBackup } from "../../runtime/restore.js";
 import { flagOf } from "../base-command.js";
 import type { Report } from "../render.js";
@@ -38,6 +40,7 @@ export class RestoreVerb extends StoreVerb {
     ].find(([, value]) => value !== undefined)?.[0];
     if (pvcFlag) throw new UsageError(`${pvcFlag} applies to --restore only with --physical --in-cluster`);
     if (this.inCluster) return this.restoreInCluster();
+    if (this.fields["physical"] === true) return this.restorePointInTime();
     this.engine.checkRestore?.(this.fields);
     const conn = this.connect();
     const store = await this.store();
@@ -52,6 +55,24 @@ export class RestoreVerb extends StoreVerb {
         onNotice: (line) => this.note(line),
       },
     );
+    for (const line of result.lines) this.note(line);
+    return { document: result.document };
+  }
+
+  /** `--restore --physical`: a base backup plus WAL into a new data directory; nothing existing is touched. */
+  private async restorePointInTime(): Promise<Report> {
+    this.engine.checkRestore?.(this.fields);
+    const store = await this.store();
+    const result = await restoreToPointInTime(store, {
+      cluster: this.clusterId(),
+      engine: this.engine,
+      ...(this.target !== undefined && { target: this.target }),
+      ...(this.id !== undefined && { id: this.id }),
+      recoveryTarget: recoveryTargetOf(this.fields),
+      fields: this.fields,
+      onPhase: this.phase,
+      onNotice: (line) => this.note(line),
+    });
     for (const line of result.lines) this.note(line);
     return { document: result.document };
   }

@@ -10,6 +10,13 @@ import { dropDatabase, findLeftoverDatabases } from "./leftovers.js";
 import { findMaintenanceDatabase, restorePostgres, type PgRestoreMode } from "./restore.js";
 import { streamPostgresWal, walStreamSettings } from "./stream-wal.js";
 import { zstdDecompress } from "./tools.js";
+import { backupPhysical } from "./physical-backup.js";
+import {
+  drillPointInTime,
+  PITR_SCRATCH_LABEL,
+  checkPointInTimeFields,
+  restorePointInTime,
+} from "./physical-engine.js";
 
 const CONNECTION = ["create", "restore", "check", "verify --verify-server", "stream-wal"];
 
@@ -126,6 +133,35 @@ export const postgres: Engine<PgConnection> = {
       description: "Restore without owners and privileges",
     },
     {
+      field: "physical",
+      kind: "boolean",
+      modes: ["create --physical", "restore --physical", "restore --in-cluster"],
+      description:
+        "--create: a physical base backup of the whole cluster (pg_basebackup), the start of point-in-time " +
+        "recovery. --restore: a point-in-time restore of the target's base backup and WAL into --to-data-dir",
+    },
+    {
+      field: "toDataDir",
+      kind: "string",
+      modes: ["restore --physical", "restore --in-cluster"],
+      description:
+        "--restore --physical: the new data directory (absent or empty) to write the recovered cluster into",
+    },
+    {
+      field: "targetTime",
+      kind: "string",
+      modes: ["restore --physical", "restore --in-cluster"],
+      description:
+        "--restore --physical: recover every transaction committed before this time (ISO 8601, e.g. " +
+        "2026-12-05T13:20:00Z) and none after; default: everything in the bucket",
+    },
+    {
+      field: "targetLsn",
+      kind: "string",
+      modes: ["restore --physical", "restore --in-cluster"],
+      description: "--restore --physical: recover the WAL before this LSN (like 0/16B3748) and nothing after",
+    },
+    {
       field: "verifyServer",
       kind: "boolean",
       modes: ["verify"],
@@ -174,10 +210,14 @@ export const postgres: Engine<PgConnection> = {
 
   defaultTarget: (conn) => conn.database,
   source: (conn) => ({ host: conn.host, port: conn.port, database: conn.database }),
-  backup: (conn, sink, _fields, context) => backupPostgres(conn, sink, context),
+  backup: (conn, sink, fields, context) =>
+    fields["physical"] === true ? backupPhysical(conn, sink, context) : backupPostgres(conn, sink, context),
   describeBackup: () => ({ summary: "", warnings: [] }),
 
-  checkRestore: (fields) => void restoreMode(fields),
+  checkRestore: (fields) =>
+    fields["physical"] === true ? void checkPointInTimeFields(fields) : void restoreMode(fields),
+  restorePointInTime: (from, target, fields, context) => restorePointInTime(from, target, fields, context),
+  drillPointInTime: (from, context) => drillPointInTime(from, context),
   planRestore(conn, statefile, fields, env) {
     const mode = restoreMode(fields);
     const toDatabase = mode.kind === "new-database" ? mode.database : undefined;
@@ -243,7 +283,11 @@ export const postgres: Engine<PgConnection> = {
         });
       }
     }
-    for (const leftover of await findScratchLeftovers(SCRATCH_LABEL)) {
+    const scratch = [
+      ...(await findScratchLeftovers(SCRATCH_LABEL)),
+      ...(await findScratchLeftovers(PITR_SCRATCH_LABEL)),
+    ];
+    for (const leftover of scratch) {
       const what = `throwaway PostgreSQL ${leftover.dir}${leftover.serverPid ? ` (postgres pid ${leftover.serverPid} still running)` : ""}`;
       leftovers.push({
         found: `${what} was left by an interrupted drill; --check --yes removes it`,
@@ -264,6 +308,14 @@ export const postgres: Engine<PgConnection> = {
 };
 
 function restoreMode(fields: Fields): PgRestoreMode {
+  for (const field of ["toDataDir", "targetTime", "targetLsn"]) {
+    if (fields[field] !== undefined)
+      throw new FieldError(
+        ErrorCode.Config,
+        field,
+        `{${field}} applies to a point-in-time restore: add {physical}`,
+      );
+  }
   const toDatabase = fields["toDatabase"] as string | undefined;
   if (fields["inPlace"] === true && toDatabase !== undefined) {
     throw new FieldError(ErrorCode.Config, "inPlace", "choose one of {inPlace} and {toDatabase}");

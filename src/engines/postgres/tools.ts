@@ -13,7 +13,7 @@ export interface ToolVersions {
 }
 
 export async function pgToolVersion(
-  tool: "pg_dump" | "pg_restore",
+  tool: "pg_dump" | "pg_restore" | "pg_basebackup",
 ): Promise<{ text: string; major: number }> {
   const out = await runTool({ command: tool, args: ["--version"], package: CLIENT_PACKAGE });
   const match = /(\d+)(?:\.(\d+))?/.exec(out);

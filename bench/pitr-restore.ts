@@ -1,0 +1,120 @@
+/**
+ * bench/pitr-restore: the bench database (bench/lib/pg-bench-db.ts) backed up and restored physically and logically
+ * in the same run, against the same radosgw (#19):
+ *   base backup:  capsule pg --create --physical  vs  pg_basebackup -D localdir -Ft (no upload at all)
+ *   restore:      capsule pg --restore --physical --to-data-dir (base backup + WAL replay)
+ *                 vs  capsule pg --create, then capsule pg --restore --to-database (the logical path)
+ * The WAL after the base backup (an UPDATE of a tenth of the rows) is put into the bucket by the tests' stand-in
+ * streamer (test/support/wal-shipper.ts), so the physical restore replays real WAL. Goal: the physical restore is
+ * faster than the logical one. Figures only, no pass/fail.
+ *   npx tsx bench/pitr-restore.ts [--mb 300]
+ */
+import { chmod, chown, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { openBackupStore } from "../src/runtime/bucket.js";
+import { startPostgres } from "../test/harness/postgres.js";
+import { lookupUser } from "../test/harness/process.js";
+import { startRadosgw } from "../test/harness/radosgw.js";
+import { createBucket, s3Env } from "../test/harness/s3.js";
+import { shipWal } from "../test/support/wal-shipper.js";
+import { buildForBench } from "./lib/build.js";
+import { measure } from "./lib/measure.js";
+import { createBenchDatabase } from "./lib/pg-bench-db.js";
+
+const mbFlag = process.argv.indexOf("--mb");
+const TARGET_MB = Number(mbFlag >= 0 ? process.argv[mbFlag + 1] : 300);
+
+const build = buildForBench();
+const work = await mkdtemp(path.join(tmpdir(), "capsule-bench-pitr-"));
+await chmod(work, 0o777);
+const archiveDir = path.join(work, "archive");
+await measure(`mkdir ${archiveDir} && chmod 777 ${archiveDir}`);
+const account = process.getuid?.() === 0 ? lookupUser("postgres") : undefined;
+if (account) await chown(archiveDir, account.uid, account.gid);
+const [pg, rgw] = await Promise.all([startPostgres({ archiveWalTo: archiveDir }), startRadosgw()]);
+try {
+  await createBucket(rgw, "bench");
+  const env = {
+    ...process.env,
+    ...s3Env(rgw),
+    PGHOST: pg.host,
+    PGPORT: String(pg.port),
+    PGUSER: pg.user,
+    PGPASSWORD: pg.password,
+    PGDATABASE: "postgres",
+    CAPSULE_BUCKET: "s3://bench/capsule",
+  };
+  const psql = (db: string, sql: string) =>
+    measure(`psql -X -q -At -v ON_ERROR_STOP=1 -d ${db} -c "${sql}"`, env);
+  const capsule = `node ${build}/src/cli.js`;
+
+  const { rows, sizeBytes: size } = await createBenchDatabase(psql, TARGET_MB);
+  console.log(
+    `bench/pitr-restore: database of ${(size / 1e6).toFixed(0)} MB (${rows} rows), PostgreSQL ${pg.version}`,
+  );
+
+  const physicalBackup = await measure(
+    `$TIME ${capsule} pg --create --physical --cluster bench --target bench -o json > ${work}/physical.json`,
+    env,
+  );
+  const peerBackup = await measure(`pg_basebackup -D ${work}/peer-basebackup -Ft -c fast --no-password`, env);
+  const stored = JSON.parse((await measure(`cat ${work}/physical.json`)).stdout) as {
+    backupId: string;
+    artifact: { sizeBytes: number };
+  };
+
+  // WAL to replay: a tenth of the rows rewritten after the base backup, then shipped into the bucket.
+  await psql("bench", "UPDATE notes SET body = upper(body) WHERE id % 10 = 0");
+  const store = openBackupStore({ bucket: "s3://bench/capsule" }, env);
+  const shipped = await shipWal(
+    { host: pg.host, port: pg.port, user: pg.user, password: pg.password, database: "postgres" },
+    archiveDir,
+    store.walArchive("bench", "bench"),
+  );
+
+  const physicalRestore = await measure(
+    `$TIME ${capsule} pg --restore --physical --cluster bench --target bench --to-data-dir ${work}/restored`,
+    env,
+  );
+
+  const logicalBackup = await measure(
+    `${capsule} pg --create --database bench --cluster bench --target bench-logical -o json > ${work}/logical.json`,
+    env,
+  );
+  const logicalId = (JSON.parse((await measure(`cat ${work}/logical.json`)).stdout) as { backupId: string })
+    .backupId;
+  const logicalRestore = await measure(
+    `$TIME ${capsule} pg --restore --yes --id ${logicalId} --cluster bench --database bench --to-database restored_logical`,
+    env,
+  );
+
+  const row = (label: string, seconds: number, extra = "") =>
+    console.log(`  ${label.padEnd(58)} ${seconds.toFixed(2).padStart(7)} s  ${extra}`);
+  console.log("base backup");
+  row(
+    "capsule pg --create --physical (to radosgw, zstd)",
+    physicalBackup.seconds,
+    `${(stored.artifact.sizeBytes / 1e6).toFixed(0)} MB stored, peak RSS ${physicalBackup.peakMb.toFixed(0)} MB`,
+  );
+  row("pg_basebackup -D localdir -Ft (local disk, uncompressed)", peerBackup.seconds);
+  console.log(`  ratio capsule / pg_basebackup ${(physicalBackup.seconds / peerBackup.seconds).toFixed(2)}×`);
+  console.log(`restore (WAL after the base backup: ${shipped.segments} segments in the bucket)`);
+  row(
+    "capsule pg --restore --physical --to-data-dir",
+    physicalRestore.seconds,
+    `peak RSS ${physicalRestore.peakMb.toFixed(0)} MB`,
+  );
+  row("capsule pg --create (logical, for the logical restore)", logicalBackup.seconds);
+  row(
+    "capsule pg --restore --to-database (logical)",
+    logicalRestore.seconds,
+    `peak RSS ${logicalRestore.peakMb.toFixed(0)} MB`,
+  );
+  console.log(
+    `  physical restore is ${(logicalRestore.seconds / physicalRestore.seconds).toFixed(2)}× as fast as the logical one (goal > 1)`,
+  );
+} finally {
+  await Promise.all([pg.stop(), rgw.stop()]);
+  await rm(work, { recursive: true, force: true });
+}
