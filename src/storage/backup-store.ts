@@ -132,8 +132,10 @@ export class BackupStore {
   /** A running statefile whose heartbeat is older than this is reported as abandoned. */
   readonly abandonedAfterMs: number;
   private readonly readConcurrency: number;
-  /** Parsed statefiles by key and ETag; bounded by the bucket's size (a few KB per backup). */
-  /** Statefiles read, as their JSON text: parsed again on a hit, so no caller's edits reach it and none is copied. */
+  /**
+   * Statefiles read, by key and ETag; bounded by the bucket's size (a few KB per backup). Held as their JSON text and
+   * parsed again on a hit: no caller's edits reach the cache, and no listing deep-copies what it read.
+   */
   private readonly readCache = new Map<string, { etag: string; text: string }>();
   private readonly reading = new Map<string, Promise<BackupEntry>>();
   readonly now: () => Date;
