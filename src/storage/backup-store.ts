@@ -33,14 +33,7 @@ import { type ObjectInfo, type ObjectStore, getBytes } from "./object-store.js";
 import { parseStatefile, serializeStatefile } from "./statefile.js";
 import { WalArchive } from "./wal-archive.js";
 import type { PhysicalBackupInfo } from "../domain/wal.js";
-import {
-  type Catalog,
-  type CatalogEntry,
-  mergeCatalogs,
-  parseCatalog,
-  parseCatalogBeside,
-  serializeCatalog,
-} from "./catalog.js";
+import { type Catalog, type CatalogEntry, mergeCatalogs, parseCatalog, serializeCatalog } from "./catalog.js";
 import {
   type Artifact,
   type BackupState,
@@ -213,11 +206,9 @@ export class BackupStore {
   async list(filter: { cluster: string; engine?: EngineName; target?: string }): Promise<BackupEntry[]> {
     // Engine by engine, never the whole cluster folder: requests and streamed WAL (thousands of segments) sit there.
     const engines = filter.engine ? [filter.engine] : ENGINES;
-    // Each catalog is fetched and parsed while the listing pages come in, not after them: at 10,000 statefiles the
-    // listing is ten sequential round trips and the catalog's parse would otherwise add to them.
-    const catalogs = new Map(
-      engines.map((engine) => [engine, this.readCatalog(filter.cluster, engine, true)]),
-    );
+    // Each catalog is fetched while the listing pages come in; it is parsed after them, so the listing's garbage and
+    // the parsed catalog are not in memory together (parsing beside the listing took +45 MiB for 20,000, no faster).
+    const catalogs = new Map(engines.map((engine) => [engine, this.fetchCatalog(filter.cluster, engine)]));
     for (const pending of catalogs.values()) pending.catch(() => undefined); // awaited below, unless listing fails
     const listed = new Map<EngineName, Listed>(engines.map((engine) => [engine, { statefiles: [] }]));
     for (const engine of engines)
@@ -231,7 +222,13 @@ export class BackupStore {
     const limit = pLimit(this.readConcurrency);
     const groups = await Promise.all(
       engines.map(async (engine) =>
-        this.listEngine(filter.cluster, engine, listed.get(engine)!, await catalogs.get(engine)!, limit),
+        this.listEngine(
+          filter.cluster,
+          engine,
+          listed.get(engine)!,
+          this.parsedCatalog(filter.cluster, engine, await catalogs.get(engine)!),
+          limit,
+        ),
       ),
     );
     return groups
@@ -286,25 +283,30 @@ export class BackupStore {
     return entries;
   }
 
-  /**
-   * The catalog and its ETag (`found`), undefined when it is absent or cannot be trusted (it is then rebuilt);
-   * `present` when an object was there, trusted or not. `beside` a listing, it is parsed in slices (catalog.ts).
-   */
-  private async readCatalog(cluster: string, engine: EngineName, beside = false): Promise<ReadCatalog> {
-    const key = layout.catalogKey(this.prefix, cluster, engine);
-    let read: { bytes: Buffer; etag?: string };
+  /** The catalog and its ETag (`found`) when it can be trusted; `present` when an object was there, trusted or not. */
+  private async readCatalog(cluster: string, engine: EngineName): Promise<ReadCatalog> {
+    return this.parsedCatalog(cluster, engine, await this.fetchCatalog(cluster, engine));
+  }
+
+  /** The catalog's bytes and ETag as stored, if any. */
+  private async fetchCatalog(cluster: string, engine: EngineName): Promise<FetchedCatalog> {
     try {
-      read = await this.objects.getWithEtag(key);
+      return await this.objects.getWithEtag(layout.catalogKey(this.prefix, cluster, engine));
     } catch (error) {
-      if (error instanceof NotFoundError) return { present: false };
+      if (error instanceof NotFoundError) return undefined;
       throw error;
     }
+  }
+
+  /** Parsed, or reported and taken as absent when it cannot be trusted (it is then rebuilt). */
+  private parsedCatalog(cluster: string, engine: EngineName, read: FetchedCatalog): ReadCatalog {
+    if (!read) return { present: false };
     if (read.etag === undefined) return { present: true };
-    const catalog = beside
-      ? await parseCatalogBeside(read.bytes, cluster, engine)
-      : parseCatalog(read.bytes, cluster, engine);
+    const catalog = parseCatalog(read.bytes, cluster, engine);
     if (!catalog)
-      this.onCatalogProblem(`${key}: unreadable catalog ignored; rebuilding it from the statefiles`);
+      this.onCatalogProblem(
+        `${layout.catalogKey(this.prefix, cluster, engine)}: unreadable catalog ignored; rebuilding it from the statefiles`,
+      );
     return { present: true, ...(catalog && { found: { catalog, etag: read.etag } }) };
   }
 
@@ -786,6 +788,8 @@ const MISSING = "statefile missing";
 interface Listed {
   readonly statefiles: Array<{ ref: BackupRef; object: ObjectInfo }>;
 }
+
+type FetchedCatalog = { bytes: Buffer; etag?: string } | undefined;
 
 /** A catalog as read: whether an object was there, and the catalog when it could be trusted. */
 interface ReadCatalog {

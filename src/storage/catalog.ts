@@ -5,9 +5,7 @@
  * against the same schema as one read from the bucket. Anything else about a catalog — garbage bytes, a truncated
  * body, an unknown version, another cluster's — makes it count as absent.
  */
-import { setImmediate as nextTurn } from "node:timers/promises";
-import { promisify } from "node:util";
-import { constants, gunzip, gunzipSync, gzipSync } from "node:zlib";
+import { constants, gunzipSync, gzipSync } from "node:zlib";
 import { checkStatefile } from "./statefile.js";
 import type { EngineName } from "../domain/backup.js";
 import type { Statefile } from "../domain/statefile.js";
@@ -33,11 +31,6 @@ interface CatalogDocument {
   entries: Record<string, unknown>;
 }
 
-/** Entries checked between two turns of the event loop while a catalog is read beside a listing. */
-const ENTRIES_PER_TURN = 1_000;
-
-const gunzipAsync = promisify(gunzip);
-
 /**
  * The catalog's bytes as stored: gzip, as a catalog of 100,000 statefiles is tens of MB of repetitive JSON. The
  * fastest level: it compresses this JSON about as well as the default (17× against 18× here) in half the time, and it
@@ -58,55 +51,9 @@ export function serializeCatalog(catalog: Catalog): Buffer {
  * describe another backup are left out one by one: their statefiles are simply read again.
  */
 export function parseCatalog(bytes: Buffer, cluster: string, engine: EngineName): Catalog | undefined {
-  let text: string;
-  try {
-    text = gunzipSync(bytes).toString("utf8");
-  } catch {
-    return undefined;
-  }
-  const document = documentOf(text, cluster, engine);
-  if (!document) return undefined;
-  const parsed = new Map<string, CatalogEntry>();
-  for (const [backupId, raw] of Object.entries(document.entries))
-    addEntry(parsed, backupId, raw, cluster, engine);
-  return { cluster, engine, entries: parsed };
-}
-
-/**
- * `parseCatalog` for a catalog read while the listing runs: gunzipped off the main thread and its entries checked a
- * thousand at a time, so the listing's pages are taken in between rather than wait for the whole catalog.
- */
-export async function parseCatalogBeside(
-  bytes: Buffer,
-  cluster: string,
-  engine: EngineName,
-): Promise<Catalog | undefined> {
-  let text: string;
-  try {
-    text = (await gunzipAsync(bytes)).toString("utf8");
-  } catch {
-    return undefined;
-  }
-  const document = documentOf(text, cluster, engine);
-  if (!document) return undefined;
-  const parsed = new Map<string, CatalogEntry>();
-  let checked = 0;
-  for (const [backupId, raw] of Object.entries(document.entries)) {
-    addEntry(parsed, backupId, raw, cluster, engine);
-    if (++checked % ENTRIES_PER_TURN === 0) await nextTurn();
-  }
-  return { cluster, engine, entries: parsed };
-}
-
-/** The parsed document when it is a catalog of this version, cluster and engine. */
-function documentOf(
-  text: string,
-  cluster: string,
-  engine: EngineName,
-): (CatalogDocument & { entries: Record<string, unknown> }) | undefined {
   let document: unknown;
   try {
-    document = JSON.parse(text);
+    document = JSON.parse(gunzipSync(bytes).toString("utf8"));
   } catch {
     return undefined;
   }
@@ -115,18 +62,12 @@ function documentOf(
   if (catalogVersion !== CATALOG_VERSION || document.cluster !== cluster || document.engine !== engine)
     return undefined;
   if (!isRecord(entries)) return undefined;
-  return document as unknown as CatalogDocument;
-}
-
-function addEntry(
-  parsed: Map<string, CatalogEntry>,
-  backupId: string,
-  raw: unknown,
-  cluster: string,
-  engine: EngineName,
-): void {
-  const entry = checkEntry(raw, { cluster, engine, backupId });
-  if (entry) parsed.set(backupId, entry);
+  const parsed = new Map<string, CatalogEntry>();
+  for (const [backupId, raw] of Object.entries(entries)) {
+    const entry = checkEntry(raw, { cluster, engine, backupId });
+    if (entry) parsed.set(backupId, entry);
+  }
+  return { cluster, engine, entries: parsed };
 }
 
 /**

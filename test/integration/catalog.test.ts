@@ -12,12 +12,7 @@ import { gunzipSync, gzipSync } from "node:zlib";
 import { before, describe, test } from "node:test";
 import { type BackupEntry, BackupStore } from "../../src/storage/backup-store.js";
 import { entryDocument, report } from "../../src/commands/render.js";
-import {
-  type Catalog,
-  parseCatalog,
-  parseCatalogBeside,
-  serializeCatalog,
-} from "../../src/storage/catalog.js";
+import { type Catalog, parseCatalog, serializeCatalog } from "../../src/storage/catalog.js";
 import { checkIntegrity } from "../../src/storage/integrity.js";
 import { layout } from "../../src/storage/layout.js";
 import type { ObjectStore, PutOptions } from "../../src/storage/object-store.js";
@@ -372,21 +367,6 @@ for (const kind of ["s3", "file"] as const) {
       assert.equal(JSON.stringify(cached), expected);
       edit(cached);
       assert.equal(JSON.stringify(await noCatalog.list({ cluster })), expected);
-    });
-
-    test("GIVEN a catalog read beside a listing WHEN parsed in slices THEN it is the catalog parsed at once, and garbage is rejected alike", async () => {
-      freshCluster();
-      for (let i = 0; i < 5; i++) await put();
-      await open().list({ cluster });
-      const bytes = await getBytes(bucket.objects, catalogKey());
-      const whole = parseCatalog(bytes, cluster, ENGINE);
-      assert.equal(whole?.entries.size, 5);
-      assert.deepEqual(await parseCatalogBeside(bytes, cluster, ENGINE), whole);
-      for (const bad of [Buffer.from("garbage"), bytes.subarray(0, bytes.length - 9), gzipSync("[]")]) {
-        assert.equal(await parseCatalogBeside(bad, cluster, ENGINE), undefined);
-        assert.equal(parseCatalog(bad, cluster, ENGINE), undefined);
-      }
-      assert.equal(await parseCatalogBeside(bytes, "another.cluster", ENGINE), undefined);
     });
   });
 }
