@@ -12,7 +12,7 @@ import { dumpYaml } from "./yaml.js";
 /**
  * The compiled CronJobs one at a time, in output order, so a caller can write each and let it go (6,000 CronJobs
  * are 26 MB of YAML). Names are checked across all plans first, so an error comes before any output. Each object is
- * what cdk8s' `ApiObject.toJson()` makes of the same manifest in `buildApp`'s app (test/unit/compiler.test.ts
+ * what cdk8s' `ApiObject.toJson()` makes of the same manifest in `buildApp`'s app (test/unit/compiler-cdk8s.test.ts
  * compares them), built without the construct tree: cdk8s resolves every value through its token resolvers and
  * copies the object twice, most of `capsule plan`'s time and garbage on thousands of CronJobs, for manifests that
  * hold plain data only — no tokens, no patches, no dependencies between objects.
