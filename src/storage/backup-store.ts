@@ -125,8 +125,11 @@ export class BackupStore {
   /** A running statefile whose heartbeat is older than this is reported as abandoned. */
   readonly abandonedAfterMs: number;
   private readonly readConcurrency: number;
-  /** Parsed statefiles by key and ETag; bounded by the bucket's size (a few KB per backup). */
-  private readonly readCache = new Map<string, { etag: string; statefile: Statefile }>();
+  /**
+   * Statefiles read, by key and ETag; bounded by the bucket's size (a few KB per backup). Held as their JSON text and
+   * parsed again on a hit: no caller's edits reach the cache, and no listing deep-copies what it read.
+   */
+  private readonly readCache = new Map<string, { etag: string; text: string }>();
   private readonly reading = new Map<string, Promise<BackupEntry>>();
   readonly now: () => Date;
   readonly onTransfer: ((transfer: Transfer) => void) | undefined;
@@ -202,29 +205,31 @@ export class BackupStore {
    */
   async list(filter: { cluster: string; engine?: EngineName; target?: string }): Promise<BackupEntry[]> {
     // Engine by engine, never the whole cluster folder: requests and streamed WAL (thousands of segments) sit there.
-    const prefixes = (filter.engine ? [filter.engine] : ENGINES).map((engine) =>
-      layout.enginePrefix(this.prefix, filter.cluster, engine),
-    );
-    const listed = new Map<EngineName, Listed>();
-    const listedOf = (engine: EngineName): Listed => {
-      let group = listed.get(engine);
-      if (!group) listed.set(engine, (group = { statefiles: [], catalogEtag: undefined }));
-      return group;
-    };
-    for (const prefix of prefixes)
-      for await (const object of this.objects.list(prefix)) {
+    const engines = filter.engine ? [filter.engine] : ENGINES;
+    // Each catalog is fetched while the listing pages come in; it is parsed after them, so the listing's garbage and
+    // the parsed catalog are not in memory together (parsing beside the listing took +45 MiB for 20,000, no faster).
+    const catalogs = new Map(engines.map((engine) => [engine, this.fetchCatalog(filter.cluster, engine)]));
+    for (const pending of catalogs.values()) pending.catch(() => undefined); // awaited below, unless listing fails
+    const listed = new Map<EngineName, Listed>(engines.map((engine) => [engine, { statefiles: [] }]));
+    for (const engine of engines)
+      for await (const object of this.objects.list(
+        layout.enginePrefix(this.prefix, filter.cluster, engine),
+      )) {
         const ref = layout.parseStatefileKey(this.prefix, object.key);
-        if (ref) {
-          if (ref.cluster === filter.cluster) listedOf(ref.engine).statefiles.push({ ref, object });
-          continue;
-        }
-        const catalog = layout.parseCatalogKey(this.prefix, object.key);
-        if (catalog && catalog.cluster === filter.cluster)
-          listedOf(catalog.engine).catalogEtag = object.etag ?? "";
+        if (ref && ref.cluster === filter.cluster && ref.engine === engine)
+          listed.get(engine)!.statefiles.push({ ref, object });
       }
     const limit = pLimit(this.readConcurrency);
     const groups = await Promise.all(
-      [...listed].map(([engine, group]) => this.listEngine(filter.cluster, engine, group, limit)),
+      engines.map(async (engine) =>
+        this.listEngine(
+          filter.cluster,
+          engine,
+          listed.get(engine)!,
+          this.parsedCatalog(filter.cluster, engine, await catalogs.get(engine)!),
+          limit,
+        ),
+      ),
     );
     return groups
       .flat()
@@ -237,12 +242,12 @@ export class BackupStore {
     cluster: string,
     engine: EngineName,
     group: Listed,
+    catalog: ReadCatalog,
     limit: LimitFunction,
   ): Promise<BackupEntry[]> {
-    const catalog = group.catalogEtag !== undefined ? await this.readCatalog(cluster, engine) : undefined;
-    const known = catalog?.catalog.entries ?? new Map<string, CatalogEntry>();
+    const known = catalog.found?.catalog.entries ?? new Map<string, CatalogEntry>();
     // No catalog, or one not to be trusted, is (re)written, even empty: an untrusted one is never read twice.
-    let changed = !catalog && (group.statefiles.length > 0 || group.catalogEtag !== undefined);
+    let changed = !catalog.found && (group.statefiles.length > 0 || catalog.present);
     const next = new Map<string, CatalogEntry>();
     const entries = await Promise.all(
       group.statefiles.map(async ({ ref, object }) => {
@@ -251,7 +256,7 @@ export class BackupStore {
         if (held && held.etag === etag && held.size === size) {
           next.set(ref.backupId, held);
           if ("problem" in held) return { ref, key, state: "corrupt" as const, problem: held.problem, etag };
-          return this.entryOf(ref, key, held.statefile, etag, false);
+          return this.entryOf(ref, key, held.statefile, etag);
         }
         changed = true;
         // A statefile whose ETag the listing shows unchanged is not read again (a daemon lists the same
@@ -259,7 +264,7 @@ export class BackupStore {
         const cached = etag !== undefined ? this.readCache.get(key) : undefined;
         const entry =
           cached && cached.etag === etag
-            ? this.entryOf(ref, key, cached.statefile, etag)
+            ? this.entryOf(ref, key, JSON.parse(cached.text) as Statefile, etag)
             : await this.readShared(ref, key, limit);
         // Recorded only when the bytes read are the ones listed: then the next listing can vouch for them.
         if (entry.etag !== undefined && entry.etag === etag && entry.problem !== MISSING) {
@@ -274,28 +279,35 @@ export class BackupStore {
       }),
     );
     if (known.size !== next.size) changed = true;
-    if (changed) await this.writeCatalog({ cluster, engine, entries: next }, catalog?.etag);
+    if (changed) await this.writeCatalog({ cluster, engine, entries: next }, catalog.found?.etag);
     return entries;
   }
 
-  /** The catalog and its ETag; undefined when it is absent or cannot be trusted (it is then rebuilt). */
-  private async readCatalog(
-    cluster: string,
-    engine: EngineName,
-  ): Promise<{ catalog: Catalog; etag: string } | undefined> {
-    const key = layout.catalogKey(this.prefix, cluster, engine);
-    let read: { bytes: Buffer; etag?: string };
+  /** The catalog and its ETag (`found`) when it can be trusted; `present` when an object was there, trusted or not. */
+  private async readCatalog(cluster: string, engine: EngineName): Promise<ReadCatalog> {
+    return this.parsedCatalog(cluster, engine, await this.fetchCatalog(cluster, engine));
+  }
+
+  /** The catalog's bytes and ETag as stored, if any. */
+  private async fetchCatalog(cluster: string, engine: EngineName): Promise<FetchedCatalog> {
     try {
-      read = await this.objects.getWithEtag(key);
+      return await this.objects.getWithEtag(layout.catalogKey(this.prefix, cluster, engine));
     } catch (error) {
       if (error instanceof NotFoundError) return undefined;
       throw error;
     }
-    if (read.etag === undefined) return undefined;
+  }
+
+  /** Parsed, or reported and taken as absent when it cannot be trusted (it is then rebuilt). */
+  private parsedCatalog(cluster: string, engine: EngineName, read: FetchedCatalog): ReadCatalog {
+    if (!read) return { present: false };
+    if (read.etag === undefined) return { present: true };
     const catalog = parseCatalog(read.bytes, cluster, engine);
     if (!catalog)
-      this.onCatalogProblem(`${key}: unreadable catalog ignored; rebuilding it from the statefiles`);
-    return catalog && { catalog, etag: read.etag };
+      this.onCatalogProblem(
+        `${layout.catalogKey(this.prefix, cluster, engine)}: unreadable catalog ignored; rebuilding it from the statefiles`,
+      );
+    return { present: true, ...(catalog && { found: { catalog, etag: read.etag } }) };
   }
 
   /**
@@ -321,7 +333,7 @@ export class BackupStore {
         }
       }
       try {
-        const theirs = await this.readCatalog(catalog.cluster, catalog.engine);
+        const theirs = (await this.readCatalog(catalog.cluster, catalog.engine)).found;
         if (theirs) ours = mergeCatalogs(theirs.catalog, ours);
         etag = theirs?.etag ?? (await this.objects.head(key))?.etag;
       } catch (error) {
@@ -722,7 +734,8 @@ export class BackupStore {
       throw error;
     }
     try {
-      const statefile = parseStatefile(bytes, key);
+      const text = bytes.toString();
+      const statefile = parseStatefile(text, key);
       if (
         statefile.backupId !== ref.backupId ||
         statefile.cluster !== ref.cluster ||
@@ -736,7 +749,7 @@ export class BackupStore {
           ...(etag ? { etag } : {}),
         };
       }
-      if (etag) this.readCache.set(key, { etag, statefile });
+      if (etag) this.readCache.set(key, { etag, text });
       return this.entryOf(ref, key, statefile, etag);
     } catch (error) {
       return { ref, key, state: "corrupt", problem: messageOf(error), ...(etag ? { etag } : {}) };
@@ -757,20 +770,13 @@ export class BackupStore {
     return read;
   }
 
-  private entryOf(
-    ref: BackupRef,
-    key: string,
-    statefile: Statefile,
-    etag: string | undefined,
-    copy = true,
-  ): BackupEntry {
+  /** The entry of a statefile this listing holds alone (parsed from the catalog, a read or the cache text). */
+  private entryOf(ref: BackupRef, key: string, statefile: Statefile, etag: string | undefined): BackupEntry {
     return {
       ref,
       key,
       state: deriveState(statefile, this.now(), this.abandonedAfterMs),
-      // A copy: callers may edit what they get (update() mutates a clone, but others need not know that). A
-      // catalog entry was parsed for this listing alone and needs none.
-      statefile: copy ? structuredClone(statefile) : statefile,
+      statefile,
       ...(etag ? { etag } : {}),
     };
   }
@@ -778,10 +784,17 @@ export class BackupStore {
 
 const MISSING = "statefile missing";
 
-/** One engine's share of a listing: its statefiles as listed, and its catalog's ETag when the listing shows one. */
+/** One engine's share of a listing: its statefiles as listed. */
 interface Listed {
   readonly statefiles: Array<{ ref: BackupRef; object: ObjectInfo }>;
-  catalogEtag: string | undefined;
+}
+
+type FetchedCatalog = { bytes: Buffer; etag?: string } | undefined;
+
+/** A catalog as read: whether an object was there, and the catalog when it could be trusted. */
+interface ReadCatalog {
+  readonly present: boolean;
+  readonly found?: { readonly catalog: Catalog; readonly etag: string };
 }
 
 /** One run in progress, owned by the process that began it. */

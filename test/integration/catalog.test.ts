@@ -10,7 +10,8 @@ import path from "node:path";
 import { Readable } from "node:stream";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { before, describe, test } from "node:test";
-import { BackupStore } from "../../src/storage/backup-store.js";
+import { type BackupEntry, BackupStore } from "../../src/storage/backup-store.js";
+import { entryDocument, report } from "../../src/commands/render.js";
 import { type Catalog, parseCatalog, serializeCatalog } from "../../src/storage/catalog.js";
 import { checkIntegrity } from "../../src/storage/integrity.js";
 import { layout } from "../../src/storage/layout.js";
@@ -301,6 +302,71 @@ for (const kind of ["s3", "file"] as const) {
       assert.ok(!plan.delete.some((d) => d.backupId === older.backupId), "the only good backup is kept");
       await deletePlanned(open(), scope, policy, plan);
       assert.ok(await bucket.objects.head(layout.statefileKey(bucket.prefix, older)));
+    });
+
+    test("GIVEN backups listed once from their statefiles WHEN a new process lists them from the catalog THEN `--list -o json` prints the same text, and no statefile is read", async () => {
+      freshCluster();
+      await put({ at: "2026-11-01T00:00:00.000Z" });
+      await put({
+        at: "2026-11-02T00:00:00.000Z",
+        status: "failed",
+        error: { phase: "dumping", message: 'é "x"' },
+      });
+      await put({ at: "2026-11-03T00:00:00.000Z", status: "running" });
+      const corrupt = statefile({ cluster, engine: ENGINE, at: "2026-11-04T00:00:00.000Z" });
+      await bucket.objects.put(layout.statefileKey(bucket.prefix, corrupt), "{ not json");
+      const printed = (entries: BackupEntry[]) => report("json", { document: entries.map(entryDocument) });
+
+      const fromStatefiles = printed(await open().list({ cluster }));
+      let statefileReads = 0;
+      const counting = hooked(bucket.objects, () => Promise.resolve());
+      const fromCatalog = printed(
+        await new BackupStore(
+          {
+            ...counting,
+            getWithEtag: (key) => {
+              if (key.endsWith("/statefile.json")) statefileReads++;
+              return bucket.objects.getWithEtag(key);
+            },
+          },
+          bucket.prefix,
+        ).list({ cluster }),
+      );
+      assert.equal(statefileReads, 0);
+      assert.equal(fromCatalog, fromStatefiles);
+      assert.equal((JSON.parse(fromCatalog) as unknown[]).length, 4);
+    });
+
+    test("GIVEN a listing's statefiles WHEN the caller edits them THEN the same store's next listings are unchanged, from the catalog or from its read cache", async () => {
+      freshCluster();
+      await put();
+      await put({ status: "failed", error: { phase: "dumping", message: "x" } });
+      const edit = (entries: BackupEntry[]) => {
+        for (const e of entries) {
+          e.statefile!.target = "edited";
+          e.statefile!.restores.push({ at: "2026-11-05T00:00:00.000Z" } as never);
+        }
+      };
+      const store = open();
+      const first = await store.list({ cluster });
+      const expected = JSON.stringify(first);
+      edit(first);
+      const fromCatalog = await store.list({ cluster });
+      assert.equal(JSON.stringify(fromCatalog), expected);
+      edit(fromCatalog);
+      // Catalog writes denied and none stored: the second listing finds each statefile in the read cache.
+      await bucket.objects.delete(catalogKey());
+      const noCatalog = new BackupStore(
+        hooked(bucket.objects, () => Promise.reject(new CapsuleError(ErrorCode.StoreAccessDenied, "denied"))),
+        bucket.prefix,
+      );
+      const read = await noCatalog.list({ cluster });
+      assert.equal(JSON.stringify(read), expected);
+      edit(read);
+      const cached = await noCatalog.list({ cluster });
+      assert.equal(JSON.stringify(cached), expected);
+      edit(cached);
+      assert.equal(JSON.stringify(await noCatalog.list({ cluster })), expected);
     });
   });
 }
