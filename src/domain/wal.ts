@@ -188,7 +188,9 @@ export function recoveryWindow(
   // A segment number counts as present on any timeline up to the head's: which timeline a restore follows at a
   // switch is PostgreSQL's to decide from the history files; a number no timeline has is a gap nothing replays past.
   const present = new Set(listing.segments.filter((s) => s.timeline <= head.timeline).map((s) => s.segno));
-  const headSegment = segmentOf(parseLsn(head.archivedLsn), size);
+  // The segment holding the last archived byte: an archivedLsn on a segment boundary needs nothing of the next one.
+  const archived = parseLsn(head.archivedLsn);
+  const headSegment = segmentOf(archived > 0n ? archived - 1n : 0n, size);
   const reachable = (backup: PhysicalBackupInfo): boolean => {
     if (backup.systemIdentifier !== head.systemIdentifier || backup.walSegmentSize !== size) return false;
     for (let segno = segmentOf(parseLsn(backup.startLsn), size); segno <= headSegment; segno++) {
