@@ -347,6 +347,12 @@ export class BackupStore {
   /** Cluster ids that have anything under the prefix. */
   async listClusters(): Promise<string[]> {
     const clusters = new Set<string>();
+    if (this.objects.listFolders) {
+      for await (const name of this.objects.listFolders(`${this.prefix}/`)) {
+        if (layout.clusterOfKey(this.prefix, `${this.prefix}/${name}/`)) clusters.add(name);
+      }
+      return [...clusters].sort();
+    }
     for await (const object of this.objects.list(`${this.prefix}/`)) {
       const cluster = layout.clusterOfKey(this.prefix, object.key);
       if (cluster) clusters.add(cluster);

@@ -115,6 +115,22 @@ export class FileObjectStore implements ObjectStore {
     }
   }
 
+  async *listFolders(prefix: string): AsyncIterable<string> {
+    await this.check();
+    let entries;
+    try {
+      entries = await readdir(this.pathOf(prefix), { withFileTypes: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw error;
+    }
+    for (const name of entries
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name)
+      .sort())
+      yield name;
+  }
+
   async delete(key: string): Promise<void> {
     await rm(this.pathOf(key), { force: true });
     // Remove directories the delete emptied, so deleted backups leave no folders behind.

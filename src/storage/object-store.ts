@@ -40,6 +40,12 @@ export interface ObjectStore {
   head(key: string): Promise<ObjectInfo | undefined>;
   /** Every object whose key starts with `prefix`, in key order, paging internally. */
   list(prefix: string, options?: { pageSize?: number }): AsyncIterable<ObjectInfo>;
+  /**
+   * The names of the folders directly below `prefix` (which ends in "/"), without reading the keys inside them: how
+   * the clusters of a bucket are found when each may hold a year of streamed WAL. Stores that cannot list by
+   * delimiter do not implement it; callers then fall back to `list`.
+   */
+  listFolders?(prefix: string): AsyncIterable<string>;
   /** Deletes the object; deleting a missing object succeeds. */
   delete(key: string): Promise<void>;
   /** Checks that the store exists and answers, with a clear error if not. */

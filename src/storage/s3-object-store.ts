@@ -289,6 +289,23 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  async *listFolders(prefix: string): AsyncIterable<string> {
+    const pages = paginateListObjectsV2(
+      { client: this.client, pageSize: 1000 },
+      { Bucket: this.bucket, Prefix: prefix, Delimiter: "/" },
+    );
+    try {
+      for await (const page of pages) {
+        for (const common of page.CommonPrefixes ?? []) {
+          const name = common.Prefix?.slice(prefix.length, -1);
+          if (name) yield name;
+        }
+      }
+    } catch (error) {
+      throw this.translate(error, `list ${prefix}`);
+    }
+  }
+
   async delete(key: string): Promise<void> {
     try {
       await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));

@@ -121,6 +121,17 @@ for (const kind of ["s3", "azure", "gcs", "file"] as const) {
               : await fileStore();
     });
 
+    test("GIVEN backups of two clusters and streamed WAL WHEN clusters are listed THEN both are found, by folder where the store can", async () => {
+      const store = sut.open();
+      await begin(store, "db", "folders-a");
+      await begin(store, "db", "folders-b");
+      const wal = store.walArchive("folders-b", "app");
+      const segment = Buffer.alloc(16 * MiB);
+      await wal.putSegment({ timeline: 1, segno: 1, segmentSize: 16 * MiB, bytes: segment, partial: false });
+      const clusters = await store.listClusters();
+      assert.ok(clusters.includes("folders-a") && clusters.includes("folders-b"), clusters.join(","));
+    });
+
     test("GIVEN a 64 MiB stream WHEN backed up and read back THEN the sha256 matches and the run is succeeded", async () => {
       const store = sut.open();
       const run = await begin(store);
