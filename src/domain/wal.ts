@@ -110,6 +110,8 @@ export interface WalSegmentObject {
   readonly name: string;
   /** The segment still being written: its bytes end at the head's `archivedLsn`, zero-padded to the full size. */
   readonly partial: boolean;
+  /** Stored age-encrypted (`.zst.age`); absent when unknown, then the archive finds out. */
+  readonly encrypted?: boolean;
   /** Stored bytes (compressed, encrypted when the archive is). */
   readonly sizeBytes: number;
   readonly storedAt?: Date;

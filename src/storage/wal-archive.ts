@@ -138,6 +138,7 @@ export class WalArchive implements WalSink, WalSource {
         ...parsed,
         name: key.walFile,
         partial: key.partial,
+        encrypted: key.encrypted,
         sizeBytes: object.size,
         ...(object.lastModified ? { storedAt: object.lastModified } : {}),
       });
@@ -182,7 +183,9 @@ export class WalArchive implements WalSink, WalSource {
   /** Deletes segments (retention). A missing one is not an error: deletes are idempotent. */
   async deleteSegments(segments: readonly WalSegmentObject[]): Promise<void> {
     for (const segment of segments) {
-      for (const encrypted of [false, true])
+      // A listed segment says how it is stored: one DELETE. Otherwise both forms, as either may be there.
+      const forms = segment.encrypted === undefined ? [false, true] : [segment.encrypted];
+      for (const encrypted of forms)
         await this.objects.delete(this.segmentKey(segment.name, { partial: segment.partial, encrypted }));
     }
   }
@@ -206,6 +209,7 @@ export class WalArchive implements WalSink, WalSource {
 
   /** Whether the stored object is the encrypted one: tried as configured first, then the other way. */
   private async encryptedKeyOf(segment: WalSegmentObject): Promise<boolean> {
+    if (segment.encrypted !== undefined) return segment.encrypted;
     const first = this.encryptTo !== undefined;
     for (const encrypted of [first, !first]) {
       const key = this.segmentKey(segment.name, { partial: segment.partial, encrypted });
