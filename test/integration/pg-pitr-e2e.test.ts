@@ -94,15 +94,15 @@ describe("point-in-time recovery with capsule's streamer, after losing the serve
       wal.signal("SIGKILL");
       await wal.exited;
     }
-    await until("the postmaster to exit", async () => {
+    await until("the postmaster to exit", () => {
       try {
         process.kill(
           Number(readFileSync(path.join(source.dataDir, "postmaster.pid"), "utf8").split("\n")[0]),
           0,
         );
-        return false;
+        return Promise.resolve(false);
       } catch {
-        return true;
+        return Promise.resolve(true);
       }
     });
     await rm(source.dataDir, { recursive: true, force: true });
