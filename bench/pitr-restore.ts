@@ -7,7 +7,8 @@
  * The WAL after the base backup (an UPDATE of a tenth of the rows) is put into the bucket by the tests' stand-in
  * streamer (test/support/wal-shipper.ts), so the physical restore replays real WAL. Goal: the physical restore is
  * faster than the logical one. Figures only, no pass/fail.
- *   npx tsx bench/pitr-restore.ts [--mb 300] [--indexes 0..4]
+ * The two restores alternate for --rounds rounds (the machine's load then weighs on both alike); the medians compare.
+ *   npx tsx bench/pitr-restore.ts [--mb 300] [--indexes 0..4] [--rounds 3]
  */
 import { chmod, chown, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -19,7 +20,7 @@ import { startRadosgw } from "../test/harness/radosgw.js";
 import { createBucket, s3Env } from "../test/harness/s3.js";
 import { shipWal } from "../test/support/wal-shipper.js";
 import { buildForBench } from "./lib/build.js";
-import { measure } from "./lib/measure.js";
+import { type Measured, measure } from "./lib/measure.js";
 import { createBenchDatabase } from "./lib/pg-bench-db.js";
 
 const mbFlag = process.argv.indexOf("--mb");
@@ -28,6 +29,8 @@ const TARGET_MB = Number(mbFlag >= 0 ? process.argv[mbFlag + 1] : 300);
 // platform's metadata tables carry a few each; 0 is the bench database as the other benches use it.
 const indexFlag = process.argv.indexOf("--indexes");
 const INDEXES = Number(indexFlag >= 0 ? process.argv[indexFlag + 1] : 0);
+const roundsFlag = process.argv.indexOf("--rounds");
+const ROUNDS = Number(roundsFlag >= 0 ? process.argv[roundsFlag + 1] : 3);
 const INDEX_KEYS = ["(md5(body))", "(length(body))", "(substr(body, 1, 8))", "id, length(body)"];
 
 const build = buildForBench();
@@ -80,21 +83,35 @@ try {
     store.walArchive("bench", "bench"),
   );
 
-  const physicalRestore = await measure(
-    `$TIME ${capsule} pg --restore --physical --cluster bench --target bench --to-data-dir ${work}/restored`,
-    env,
-  );
-
   const logicalBackup = await measure(
     `${capsule} pg --create --database bench --cluster bench --target bench-logical -o json > ${work}/logical.json`,
     env,
   );
   const logicalId = (JSON.parse((await measure(`cat ${work}/logical.json`)).stdout) as { backupId: string })
     .backupId;
-  const logicalRestore = await measure(
-    `$TIME ${capsule} pg --restore --yes --id ${logicalId} --cluster bench --database bench --to-database restored_logical`,
-    env,
-  );
+  const physicalRestores: Measured[] = [];
+  const logicalRestores: Measured[] = [];
+  for (let round = 1; round <= ROUNDS; round++) {
+    physicalRestores.push(
+      await measure(
+        `$TIME ${capsule} pg --restore --physical --cluster bench --target bench --to-data-dir ${work}/restored-${round}`,
+        env,
+      ),
+    );
+    await rm(`${work}/restored-${round}`, { recursive: true, force: true });
+    logicalRestores.push(
+      await measure(
+        `$TIME ${capsule} pg --restore --yes --id ${logicalId} --cluster bench --database bench --to-database restored_logical_${round}`,
+        env,
+      ),
+    );
+    await psql("postgres", `DROP DATABASE restored_logical_${round}`);
+  }
+  const median = (runs: Measured[]) =>
+    [...runs].sort((a, b) => a.seconds - b.seconds)[(runs.length - 1) >> 1]!;
+  const physicalRestore = median(physicalRestores);
+  const logicalRestore = median(logicalRestores);
+  const each = (runs: Measured[]) => runs.map((r) => r.seconds.toFixed(2)).join(" / ");
 
   const row = (label: string, seconds: number, extra = "") =>
     console.log(`  ${label.padEnd(58)} ${seconds.toFixed(2).padStart(7)} s  ${extra}`);
@@ -107,16 +124,17 @@ try {
   row("pg_basebackup -D localdir -Ft (local disk, uncompressed)", peerBackup.seconds);
   console.log(`  ratio capsule / pg_basebackup ${(physicalBackup.seconds / peerBackup.seconds).toFixed(2)}×`);
   console.log(`restore (WAL after the base backup: ${shipped.segments} segments in the bucket)`);
+  console.log(`  (median of ${ROUNDS} alternating rounds; each round in brackets)`);
   row(
     "capsule pg --restore --physical --to-data-dir",
     physicalRestore.seconds,
-    `peak RSS ${physicalRestore.peakMb.toFixed(0)} MB`,
+    `[${each(physicalRestores)}] peak RSS ${physicalRestore.peakMb.toFixed(0)} MB`,
   );
   row("capsule pg --create (logical, for the logical restore)", logicalBackup.seconds);
   row(
     "capsule pg --restore --to-database (logical)",
     logicalRestore.seconds,
-    `peak RSS ${logicalRestore.peakMb.toFixed(0)} MB`,
+    `[${each(logicalRestores)}] peak RSS ${logicalRestore.peakMb.toFixed(0)} MB`,
   );
   console.log(
     `  physical restore is ${(logicalRestore.seconds / physicalRestore.seconds).toFixed(2)}× as fast as the logical one (goal > 1)`,

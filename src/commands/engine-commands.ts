@@ -10,7 +10,6 @@
  */
 import { Command, Option, type CommandClass, type Definition } from "clipanion";
 import type { Engine } from "../engines/engine.js";
-import { allEngines } from "../engines/registry.js";
 import { type Action, actionFlags, actionsOf, refusedFlag } from "./action-flags.js";
 import { type CapsuleContext, flagOf } from "./base-command.js";
 import { CheckVerb } from "./verbs/check.js";
@@ -42,11 +41,6 @@ const VERBS: Readonly<Record<Action, VerbClass>> = {
   recover: RecoverVerb,
   "stream-wal": StreamWalVerb,
 };
-
-/** The engine that answers to a command word (`pg`), if any. */
-export function engineCommand(word: string | undefined): Engine | undefined {
-  return allEngines().find((engine) => engine.command === word);
-}
 
 /** Every verb class of `engine`, in the order its verbs are named. */
 export function engineVerbClasses(engine: Engine): Array<CommandClass<CapsuleContext>> {

@@ -13,7 +13,11 @@ type Loader = () => Promise<Array<CommandClass<CapsuleContext>>>;
 const COMMANDS: Record<string, Loader> = {
   version: async () => [(await import("./version.js")).VersionCommand],
   plan: async () => [(await import("./plan.js")).PlanCommand],
-  run: async () => [(await import("./run.js")).RunCommand],
+  // run declares the in-cluster restore flags of every engine, so every engine loads before its module does.
+  run: async () => {
+    await (await import("../engines/registry.js")).loadEngines();
+    return [(await import("./run.js")).RunCommand];
+  },
   start: async () => [(await import("./start.js")).StartCommand],
   serve: async () => [(await import("./serve.js")).ServeCommand],
   install: async () => [(await import("./install.js")).InstallCommand],
@@ -38,12 +42,13 @@ export async function buildCli(argv: readonly string[] = []): Promise<Cli<Capsul
 
 async function commandsFor(word: string | undefined): Promise<Array<CommandClass<CapsuleContext>>> {
   if (word !== undefined && word in COMMANDS && !NEEDS_ALL.has(word)) return COMMANDS[word]!();
-  const { engineCommand, engineVerbClasses } = await import("./engine-commands.js");
-  const engine = engineCommand(word);
-  if (engine) return engineVerbClasses(engine);
-  const { allEngines } = await import("../engines/registry.js");
+  const { loadEngine, loadEngines, profileForCommand } = await import("../engines/registry.js");
+  const { engineVerbClasses } = await import("./engine-commands.js");
+  const profile = profileForCommand(word);
+  if (profile) return engineVerbClasses(await loadEngine(profile.name));
+  const engines = await loadEngines();
   const [version = [], ...others] = await Promise.all(Object.values(COMMANDS).map((load) => load()));
-  return [...version, ...allEngines().flatMap(engineVerbClasses), ...others.flat()];
+  return [...version, ...engines.flatMap(engineVerbClasses), ...others.flat()];
 }
 
 /** Runs the CLI with the process' streams; resolves to the exit code. */
@@ -94,10 +99,11 @@ async function engineArgvProblemOf(
   argv: readonly string[],
 ): Promise<{ stdout?: string; stderr?: string; code: number } | undefined> {
   if (argv[0] === undefined || argv[0] in COMMANDS) return undefined;
-  const { engineArgvProblem, engineCommand, engineOverview, isOverviewHelp } =
-    await import("./engine-commands.js");
-  const engine = engineCommand(argv[0]);
-  if (!engine) return undefined;
+  const { profileForCommand, engineNamed } = await import("../engines/registry.js");
+  const profile = profileForCommand(argv[0]);
+  if (!profile) return undefined;
+  const { engineArgvProblem, engineOverview, isOverviewHelp } = await import("./engine-commands.js");
+  const engine = engineNamed(profile.name);
   const definitions = cli.definitions().filter((d) => d.path === `capsule ${engine.command}`);
   const args = argv.slice(1);
   if (isOverviewHelp(engine, args)) return { stdout: engineOverview(engine, definitions), code: 0 };

@@ -7,7 +7,7 @@ import type { V1EnvVar } from "@kubernetes/client-node";
 import { storageFor } from "../plan/resolve.js";
 import { AZURE_RUN_ENV, GCS_KEY_VOLUME, GCS_RUN_ENV, RUN_ENV, runTargetOf } from "../plan/run-contract.js";
 import type { BackupPlan, Storage, Target } from "../plan/types.js";
-import { profileOf } from "../engines/profiles.js";
+import { profileOf } from "../engines/registry.js";
 import { canonicalJson } from "./canonical-json.js";
 
 type SecretRef = { secretName: string; keys: Readonly<Partial<Record<string, string>>> };

@@ -6,6 +6,7 @@
  */
 import type { EngineName } from "../domain/backup.js";
 import type { TargetConnection } from "../domain/connection.js";
+import type { Engine } from "./engine.js";
 
 /** Which key of a target's credentials Secret holds what. */
 export type CredentialRole = "host" | "database" | "user" | "password";
@@ -31,6 +32,15 @@ export type PodEnvVar =
 
 export interface EngineProfile {
   readonly name: EngineName;
+  /** The CLI's word for it (`capsule pg`): the registry finds the engine a command line names without loading any. */
+  readonly command: string;
+  /**
+   * It keeps a log archive beside its backups (PostgreSQL's WAL, docs/adr/0021): a plan may ask for `pitr`, and
+   * retention, the integrity sweep and the status API look after the archive.
+   */
+  readonly streamsWal: boolean;
+  /** The engine's runtime code, loaded only when a command needs it (registry.ts `loadEngine`). */
+  readonly load: () => Promise<Engine>;
   /** `spec.dbs.<key>` in a CnvrgApp. */
   readonly cnvrgKey: string;
   /** The CnvrgApp's defaults for its service, port and credentials Secret. */

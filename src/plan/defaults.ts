@@ -29,8 +29,6 @@ export { DEFAULT_FAILED_GRACE_HOURS };
  * a restore's replay to about a day of WAL, and keeps the base backups' cost (a full copy each) to one a day.
  */
 export const DEFAULT_BASE_BACKUP_PERIOD = "24h";
-/** Engines that can stream their log for point-in-time recovery (docs/adr/0021). */
-export const PITR_ENGINES: readonly string[] = ["postgresql"];
 
 /**
  * The cnvrg bucket Secret (`cp-object-storage`) and its keys (docs/design.md §3), per storage type: the cnvrg

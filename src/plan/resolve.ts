@@ -3,7 +3,7 @@
  * the schema cannot (rules spanning fields). Pure; problems come back as lines, never thrown one at a time.
  */
 import { ENGINE_CONNECTION_FIELDS, type EngineProfile } from "../engines/profile.js";
-import { allProfiles, profileOf } from "../engines/profiles.js";
+import { allProfiles, profileOf, walStreamingEngines } from "../engines/registry.js";
 import type { RetentionPolicy } from "../storage/retention.js";
 import { recipientProblem } from "../storage/age.js";
 import {
@@ -19,7 +19,6 @@ import {
   DEFAULT_POD,
   DEFAULT_RESOURCES,
   DEFAULT_STORAGE_PREFIX,
-  PITR_ENGINES,
   STORAGE_CREDENTIAL_KEYS,
 } from "./defaults.js";
 import type {
@@ -211,8 +210,8 @@ function resolvePitr(
     if (doc.baseBackup !== undefined) report("/baseBackup", "is only used with pitr: true");
     return undefined;
   }
-  if (!PITR_ENGINES.includes(doc.engine)) {
-    report("/pitr", `is only for ${PITR_ENGINES.join(" or ")}, not ${doc.engine}`, doc.pitr);
+  if (!profileOf(doc.engine).streamsWal) {
+    report("/pitr", `is only for ${walStreamingEngines().join(" or ")}, not ${doc.engine}`, doc.pitr);
     return undefined;
   }
   const schedule = resolveSchedule(

@@ -9,7 +9,7 @@ import { BackupStore, type BackupStoreOptions } from "../storage/backup-store.js
 import { DEFAULT_PREFIX } from "../storage/layout.js";
 import { type EngineName } from "../domain/backup.js";
 import { openBucket, type S3Overrides } from "../storage/open-store.js";
-import { profileOf } from "../engines/profiles.js";
+import { profileOf } from "../engines/registry.js";
 import {
   BUCKET_SECRET_KEYS,
   CNVRG_STORAGE_KEYS,

@@ -23,6 +23,7 @@ import {
   WalDeletesInterrupted,
   type WalRetentionPlan,
 } from "../storage/wal-retention.js";
+import { profileOf } from "../engines/registry.js";
 
 export interface PruneRequest {
   /** Without a target: every target that has backups of the engine in the cluster. */
@@ -95,15 +96,14 @@ export async function prune(store: BackupStore, request: PruneRequest): Promise<
         const entries = await store.list(scope);
         const plan = planRetention(entries, policy, store.now(), findings);
         const going = new Set(plan.delete.map((d) => d.backupId));
-        const wal =
-          engine === "postgresql"
-            ? await planStoredWal(
-                store,
-                cluster,
-                target,
-                entries.filter((e) => !going.has(e.ref.backupId)),
-              )
-            : undefined;
+        const wal = profileOf(engine).streamsWal
+          ? await planStoredWal(
+              store,
+              cluster,
+              target,
+              entries.filter((e) => !going.has(e.ref.backupId)),
+            )
+          : undefined;
         const walGoing = wal?.plan.delete.length ?? 0;
         let spared: string[] = [];
         let walDone = { deleted: 0, bytes: 0 };

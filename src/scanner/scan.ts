@@ -6,7 +6,7 @@
  * A bad field skips its target (or, for app-level fields, the whole app) with a reason naming the app, the field and
  * the value; every other app and target is still planned. Pure: no I/O, no clock, no randomness.
  */
-import { allProfiles } from "../engines/profiles.js";
+import { allProfiles, walStreamingEngines } from "../engines/registry.js";
 import type { EngineProfile } from "../engines/profile.js";
 import {
   DEFAULT_BASE_BACKUP_PERIOD,
@@ -15,7 +15,6 @@ import {
   DEFAULT_GCP_KEY_SECRET,
   DEFAULT_KEEP_LAST,
   DEFAULT_PERIOD,
-  PITR_ENGINES,
   STORAGE_TYPE_OF_CNVRG,
 } from "../plan/defaults.js";
 import type { PlanDocument, TargetDocument } from "../plan/document.js";
@@ -202,8 +201,8 @@ function readPitr(
   const on = read.boolean(backup, "pitr", `${at}.backup.pitr`, false);
   if (on === undefined) return undefined;
   if (!on) return { on: false };
-  if (!PITR_ENGINES.includes(profile.name)) {
-    return read.reject(`${at}.backup.pitr`, on, `is only for ${PITR_ENGINES.join(" or ")}`);
+  if (!profile.streamsWal) {
+    return read.reject(`${at}.backup.pitr`, on, `is only for ${walStreamingEngines().join(" or ")}`);
   }
   const basePeriod = read.period(
     backup,

@@ -16,6 +16,7 @@ import type { BucketSet } from "../storage/bucket-set.js";
 import type { DaemonMetrics, TargetBackupStats } from "./metrics.js";
 import { targetStats } from "./views.js";
 import { isWalLag, readWalLags, type WalLag } from "./wal-lag.js";
+import { walStreamingEngines } from "../engines/registry.js";
 
 export interface BucketMonitorOptions {
   readonly buckets: BucketSet;
@@ -97,8 +98,8 @@ export class BucketMonitor {
             if (seen.has(id)) continue;
             seen.add(id);
             all.push(s);
-            // A pitr target is a PostgreSQL one with a head; reading one head per target is one small GET.
-            if (s.engine === "postgresql") streamed.push(s.target);
+            // A pitr target is one of a WAL-streaming engine with a head; reading a head is one small GET.
+            if (walStreamingEngines().some((engine) => engine === s.engine)) streamed.push(s.target);
           }
           if (bad > 0) corrupt.set(clusters[i]!, (corrupt.get(clusters[i]!) ?? 0) + bad);
           for (const lag of await limit(() => readWalLags(store, clusters[i]!, streamed, now))) {

@@ -37,6 +37,7 @@ import type { DaemonMetrics } from "./metrics.js";
 import { PAGE_SECURITY_HEADERS, pageAsset } from "./page.js";
 import { BACKUP_STATES, backupDetail, backupSummary } from "./views.js";
 import { readWalLags, type WalLagResult } from "./wal-lag.js";
+import { walStreamingEngines } from "../engines/registry.js";
 
 export interface Readiness {
   readonly ready: boolean;
@@ -449,8 +450,12 @@ export class StatusServer {
     let targets: string[];
     if (target !== undefined) targets = [target];
     else {
-      const { entries } = await this.listed({ cluster, engine: "postgresql" });
-      targets = entries.flatMap((e) => (e.statefile ? [e.statefile.target] : []));
+      const listed = await Promise.all(
+        walStreamingEngines().map((engine) => this.listed({ cluster, engine })),
+      );
+      targets = listed.flatMap(({ entries }) =>
+        entries.flatMap((e) => (e.statefile ? [e.statefile.target] : [])),
+      );
     }
     const found = new Map<string, WalLagResult>();
     for (const store of stores) {

@@ -3,10 +3,14 @@
  * every flag the three engine commands declare, and refusing what an action would not honour.
  */
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import { ACTIONS, refusedFlag, tableFlags } from "../../src/commands/action-flags.js";
 import { buildCli } from "../../src/commands/index.js";
 import type { EngineName } from "../../src/domain/backup.js";
+import { loadEngines } from "../../src/engines/registry.js";
+
+// The flag table reads the engines' own flags: a command loads its engine before it parses, so do these tests.
+before(() => loadEngines());
 
 const COMMANDS: Array<[string, EngineName]> = [
   ["pg", "postgresql"],

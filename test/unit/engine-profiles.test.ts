@@ -4,7 +4,7 @@ import { describe, test } from "node:test";
 import yaml from "js-yaml";
 import { containerEnv } from "../../src/compiler/env.js";
 import { ENGINES } from "../../src/domain/backup.js";
-import { allProfiles, profileOf } from "../../src/engines/profiles.js";
+import { allProfiles, profileOf } from "../../src/engines/registry.js";
 import { parsePlans } from "../../src/plan/load.js";
 import { mergePlans } from "../../src/plan/merge.js";
 import { PlanError } from "../../src/plan/plan-error.js";
@@ -19,7 +19,7 @@ function planText(target: Record<string, unknown>): string {
 }
 
 /** `import … from "x";`, `export … from "x";` and `import "x";`, at the start of a line. */
-const IMPORT = /^(?:import|export)\b[^;"]*?(?:\sfrom\s+)?"([^"]+)";/gm;
+const IMPORT = /^(?:import|export)\b(?! type\b)[^;"]*?(?:\sfrom\s+)?"([^"]+)";/gm;
 
 describe("engine profiles", () => {
   test("GIVEN every engine name WHEN its profile is looked up THEN it names that engine, in ENGINES order", () => {
@@ -44,16 +44,17 @@ describe("engine profiles", () => {
     }
   });
 
-  // `capsule plan` loads the profiles at start-up; the engines' runtime code (clients, tools) must not come along.
-  test("GIVEN profiles.ts WHEN its imports are followed THEN they reach only profile files and domain/", () => {
+  // `capsule plan` loads the registry's profiles at start-up; the engines' runtime code (clients, tools) must not
+  // come along. Type-only imports are erased, and an engine's code is loaded by its profile's `load` on demand.
+  test("GIVEN registry.ts WHEN its imports are followed THEN they reach only profile files and domain/", () => {
     const src = new URL("../../src/", import.meta.url);
-    const pending = [new URL("engines/profiles.ts", src)];
+    const pending = [new URL("engines/registry.ts", src)];
     const seen = new Set<string>();
     for (let url = pending.pop(); url; url = pending.pop()) {
       const path = url.href.slice(src.href.length);
       if (seen.has(path)) continue;
       seen.add(path);
-      assert.match(path, /^(domain\/|engines\/(\w+\/)?profiles?\.ts$)/, `profiles.ts reaches ${path}`);
+      assert.match(path, /^(domain\/|engines\/((\w+\/)?profile|registry)\.ts$)/, `registry.ts reaches ${path}`);
       if (path.startsWith("domain/")) continue;
       for (const [, from] of readFileSync(url, "utf8").matchAll(IMPORT)) {
         assert.ok(from!.startsWith("."), `${path} imports the package ${from}`);

@@ -3,12 +3,16 @@
  * and how `--target-time`/`--target-lsn` are read (domain/recovery-target.ts) and handed to PostgreSQL.
  */
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import { refusedFlag } from "../../src/commands/action-flags.js";
 import { FieldError } from "../../src/domain/errors.js";
 import { recoveryTargetOf } from "../../src/domain/recovery-target.js";
 import { checkPointInTimeFields } from "../../src/engines/postgres/physical-engine.js";
 import { postgresTime } from "../../src/engines/postgres/physical-restore.js";
+import { loadEngines } from "../../src/engines/registry.js";
+
+// The flag table reads the engines' own flags: a command loads its engine before it parses, so do these tests.
+before(() => loadEngines());
 
 describe("point-in-time flags", () => {
   test("GIVEN --physical WHEN creating or restoring THEN its flags apply, and only with it", () => {

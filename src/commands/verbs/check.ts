@@ -2,6 +2,7 @@ import { checkIntegrity, checkWal, type Finding } from "../../storage/integrity.
 import type { BackupStore } from "../../storage/backup-store.js";
 import { findingsTable, type Report } from "../render.js";
 import { flag, StoreVerb } from "./verb-command.js";
+import { profileOf } from "../../engines/registry.js";
 
 /**
  * `capsule <engine> --check`: damage in the bucket (missing or resized artifacts, unreadable statefiles, orphans,
@@ -20,7 +21,7 @@ export class CheckVerb extends StoreVerb {
   protected async perform(): Promise<Report> {
     const store = await this.store();
     const findings = await checkIntegrity(store, this.clusterId(), this.engine.name);
-    if (this.engine.name === "postgresql") findings.push(...(await this.walFindings(store)));
+    if (profileOf(this.engine.name).streamsWal) findings.push(...(await this.walFindings(store)));
     const leftovers = await this.checkLeftovers();
     const orphans = findings.filter((f) => f.kind === "orphan");
     if (orphans.length > 0 && this.yes) {
@@ -55,7 +56,7 @@ export class CheckVerb extends StoreVerb {
 
   /** The WAL sweep of every target with backups (storage/integrity.ts `checkWal`). */
   private async walFindings(store: BackupStore): Promise<Finding[]> {
-    const entries = await store.list({ cluster: this.clusterId(), engine: "postgresql" });
+    const entries = await store.list({ cluster: this.clusterId(), engine: this.engine.name });
     const targets = [...new Set(entries.flatMap((e) => (e.statefile ? [e.statefile.target] : [])))].sort();
     const findings: Finding[] = [];
     for (const target of targets) {

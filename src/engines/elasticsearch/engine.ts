@@ -2,6 +2,7 @@
 import { FieldError } from "../../domain/errors.js";
 import { readCaFile } from "../connection-fields.js";
 import type { Engine, Fields } from "../engine.js";
+import { elasticsearchProfile } from "./profile.js";
 import { backupElasticsearch } from "./backup.js";
 import { describeConnection, esConnectionFrom, type EsConnection } from "./connection.js";
 import { drillElasticsearch } from "./drill.js";
@@ -12,8 +13,8 @@ import { restoreElasticsearch } from "./restore.js";
 const CONNECTION = ["create", "restore"];
 
 export const elasticsearch: Engine<EsConnection> = {
-  name: "elasticsearch",
-  command: "es",
+  name: elasticsearchProfile.name,
+  command: elasticsearchProfile.command,
   usage: {
     description: "Back up, list and restore Elasticsearch and OpenSearch backups",
     targetDefault: "elasticsearch",

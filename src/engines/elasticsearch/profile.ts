@@ -3,6 +3,9 @@ import type { EngineProfile } from "../profile.js";
 
 export const elasticsearchProfile: EngineProfile = {
   name: "elasticsearch",
+  command: "es",
+  streamsWal: false,
+  load: async () => (await import("./engine.js")).elasticsearch,
   cnvrgKey: "es",
   svcName: "elasticsearch",
   port: 9200,

@@ -2,6 +2,7 @@
 import { ErrorCode, FieldError } from "../../domain/errors.js";
 import type { Statefile } from "../../domain/statefile.js";
 import type { Engine, Fields, Leftover } from "../engine.js";
+import { postgresProfile } from "./profile.js";
 import { findScratchLeftovers, removeScratchLeftover } from "../scratch-server.js";
 import { backupPostgres } from "./backup.js";
 import { describeConnection, pgConnectionFrom, type PgConnection } from "./connection.js";
@@ -21,8 +22,8 @@ import {
 const CONNECTION = ["create", "restore", "check", "verify --verify-server", "stream-wal"];
 
 export const postgres: Engine<PgConnection> = {
-  name: "postgresql",
-  command: "pg",
+  name: postgresProfile.name,
+  command: postgresProfile.command,
   usage: {
     description: "Back up, list and restore PostgreSQL backups",
     targetDefault: "the database",

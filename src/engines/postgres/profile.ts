@@ -3,6 +3,9 @@ import type { EngineProfile } from "../profile.js";
 
 export const postgresProfile: EngineProfile = {
   name: "postgresql",
+  command: "pg",
+  streamsWal: true,
+  load: async () => (await import("./engine.js")).postgres,
   cnvrgKey: "pg",
   svcName: "postgres",
   port: 5432,

@@ -1,6 +1,7 @@
 /** Redis behind the engine seam (engines/engine.ts): RDB snapshots over the replication protocol, both ways. */
 import { ErrorCode, FieldError } from "../../domain/errors.js";
 import type { Engine, Fields } from "../engine.js";
+import { redisProfile } from "./profile.js";
 import { backupRedis } from "./backup.js";
 import { describeConnection, redisConnectionFrom, type RedisConnection } from "./connection.js";
 import { drillRedis } from "./drill.js";
@@ -10,8 +11,8 @@ import { restoreRedis } from "./restore.js";
 const CONNECTION = ["create", "restore", "recover"];
 
 export const redis: Engine<RedisConnection> = {
-  name: "redis",
-  command: "redis",
+  name: redisProfile.name,
+  command: redisProfile.command,
   usage: {
     description: "Back up, list and restore Redis backups",
     targetDefault: "redis",

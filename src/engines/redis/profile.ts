@@ -3,6 +3,9 @@ import type { EngineProfile } from "../profile.js";
 
 export const redisProfile: EngineProfile = {
   name: "redis",
+  command: "redis",
+  streamsWal: false,
+  load: async () => (await import("./engine.js")).redis,
   cnvrgKey: "redis",
   svcName: "redis",
   port: 6379,
