@@ -54,7 +54,11 @@ describe("engine profiles", () => {
       const path = url.href.slice(src.href.length);
       if (seen.has(path)) continue;
       seen.add(path);
-      assert.match(path, /^(domain\/|engines\/((\w+\/)?profile|registry)\.ts$)/, `registry.ts reaches ${path}`);
+      assert.match(
+        path,
+        /^(domain\/|engines\/((\w+\/)?profile|registry)\.ts$)/,
+        `registry.ts reaches ${path}`,
+      );
       if (path.startsWith("domain/")) continue;
       for (const [, from] of readFileSync(url, "utf8").matchAll(IMPORT)) {
         assert.ok(from!.startsWith("."), `${path} imports the package ${from}`);
