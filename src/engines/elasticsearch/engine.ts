@@ -1,7 +1,7 @@
 /** Elasticsearch and OpenSearch behind the engine seam (engines/engine.ts): a logical NDJSON export, both ways. */
 import { FieldError } from "../../domain/errors.js";
-import { readCaFile } from "../connection-fields.js";
-import type { Engine, Fields } from "../engine.js";
+import { readCaFile, targetFields, unverifiedTlsWarning } from "../connection-fields.js";
+import { flagsFor, type Engine, type Fields } from "../engine.js";
 import { backupElasticsearch } from "./backup.js";
 import { describeConnection, esConnectionFrom, type EsConnection } from "./connection.js";
 import { drillElasticsearch } from "./drill.js";
@@ -48,18 +48,18 @@ export const elasticsearch: Engine<EsConnection> = {
     ],
   },
   flags: [
-    {
-      field: "url",
-      kind: "string",
-      modes: CONNECTION,
-      description: "Cluster URL, without credentials (default: $ES_URL, else $ELASTICSEARCH_URL)",
-    },
-    {
-      field: "caCert",
-      kind: "string",
-      modes: CONNECTION,
-      description: "PEM file with the CA that signed the cluster's certificate",
-    },
+    ...flagsFor(CONNECTION, [
+      {
+        field: "url",
+        kind: "string",
+        description: "Cluster URL, without credentials (default: $ES_URL, else $ELASTICSEARCH_URL)",
+      },
+      {
+        field: "caCert",
+        kind: "string",
+        description: "PEM file with the CA that signed the cluster's certificate",
+      },
+    ]),
     {
       field: "insecureSkipTlsVerify",
       kind: "boolean",
@@ -110,12 +110,10 @@ export const elasticsearch: Engine<EsConnection> = {
       env,
       readCaFile("caCert", { value: fields["caCert"] as string | undefined, name: "{caCert}" }),
     ),
-  connectTarget: (connection, env) => esConnectionFrom(connection.url ? { url: connection.url } : {}, env),
-  describe: (conn) => describeConnection(conn),
+  connectTarget: (connection, env) => esConnectionFrom(targetFields(connection), env),
+  describe: describeConnection,
   insecureWarning: (conn) =>
-    conn.tls.insecure
-      ? `the certificate of ${describeConnection(conn)} is not checked; anyone on the path can read the credentials and the data`
-      : undefined,
+    conn.tls.insecure ? unverifiedTlsWarning(describeConnection(conn), "the credentials") : undefined,
 
   defaultTarget: () => "elasticsearch",
   source: (conn) => ({ host: conn.url.hostname, port: portOf(conn) }),
