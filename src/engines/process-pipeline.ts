@@ -140,6 +140,27 @@ export function spawnPipeline(
   };
 }
 
+/**
+ * Hands the pipeline's output to `upload` and waits for every tool. The first cause wins: when the upload failed, a
+ * tool's "terminated by user" is only its casualty; when a tool failed first, the upload's "stream destroyed" is.
+ */
+export async function uploadOutput<T>(
+  pipeline: RunningPipeline,
+  upload: (output: Readable) => Promise<T>,
+): Promise<T> {
+  try {
+    const uploaded = await upload(pipeline.output);
+    await pipeline.done;
+    return uploaded;
+  } catch (error) {
+    pipeline.kill(error instanceof Error ? error : new Error(String(error)));
+    throw await pipeline.done.then(
+      () => error,
+      (first: unknown) => first,
+    );
+  }
+}
+
 /** Runs one tool to completion and returns its stdout (small outputs only, e.g. `--version`). */
 export async function runTool(tool: ToolCommand): Promise<string> {
   const pipeline = spawnPipeline([tool]);

@@ -17,6 +17,7 @@ import { CapsuleError, ErrorCode, FieldError, messageOf } from "../../domain/err
 import { failpoint } from "../../util/failpoint.js";
 import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../util/interruption.js";
 import type { ArtifactSource } from "../../domain/artifact.js";
+import { artifactOf, throwIfUntouched } from "../restore-guards.js";
 import { BulkLoader, describeReasons, type BulkOptions } from "./bulk.js";
 import { EsClient, EsHttpError, type ServerInfo } from "./client.js";
 import { describeConnection, type EsConnection } from "./connection.js";
@@ -95,12 +96,7 @@ export async function restoreElasticsearch(
   const phase = options.onPhase ?? (() => undefined);
   const where = describeConnection(conn);
   const fingerprint = source.statefile.fingerprint as EsFingerprint | undefined;
-  if (!source.statefile.artifact) {
-    throw new CapsuleError(
-      ErrorCode.NotRestorable,
-      `${source.backupId} has no artifact (state: ${source.statefile.status})`,
-    );
-  }
+  artifactOf(source);
   if (!fingerprint?.indices) {
     throw new CapsuleError(
       ErrorCode.NotRestorable,
@@ -111,13 +107,7 @@ export async function restoreElasticsearch(
   // Nothing reaches the cluster before the whole artifact is known good.
   phase("verifying checksum");
   await source.verify();
-  const early = interruptionOf(options.signal);
-  if (early) {
-    throw new InterruptedError(
-      early.signal,
-      `interrupted by ${early.signal} before ${where} was touched: it is unchanged`,
-    );
-  }
+  throwIfUntouched(options.signal, where);
 
   const client = new EsClient(conn);
   try {

@@ -8,8 +8,6 @@ import { redact } from "../../redact.js";
 import { socketFailure } from "../../util/socket-error.js";
 import { describeConnection, type PgConnection } from "./connection.js";
 
-export type SqlClient = pg.Client;
-
 const CONNECT_TIMEOUT_MS = 10_000;
 
 export async function connect(

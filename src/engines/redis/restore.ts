@@ -25,6 +25,7 @@ import { redact, registerSecret } from "../../redact.js";
 import { failpoint } from "../../util/failpoint.js";
 import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../util/interruption.js";
 import type { ArtifactSource } from "../../domain/artifact.js";
+import { artifactOf, throwIfUntouched } from "../restore-guards.js";
 import { plaintextSize } from "../../domain/statefile.js";
 import { RedisClient } from "./client.js";
 import { describeConnection, type RedisConnection } from "./connection.js";
@@ -91,13 +92,7 @@ export async function restoreRedis(
   const phase = options.onPhase ?? (() => undefined);
   const signal = options.signal;
   const where = describeConnection(conn);
-  const artifact = source.statefile.artifact;
-  if (!artifact) {
-    throw new CapsuleError(
-      ErrorCode.NotRestorable,
-      `${source.backupId} has no artifact (state: ${source.statefile.status})`,
-    );
-  }
+  const artifact = artifactOf(source);
   const fingerprint = source.statefile.fingerprint as RedisFingerprint | undefined;
 
   // Nothing reaches the target before the whole artifact is known good.
@@ -210,18 +205,6 @@ function detachedMark(mark: RestoreMark): RestoreMark {
     masteruser: mark.masteruser,
     tokenSet: mark.tokenSet,
   };
-}
-
-/** Before the target is touched, an interruption leaves nothing to put back. */
-function throwIfUntouched(signal: AbortSignal | undefined, where: string): void {
-  const interruption = interruptionOf(signal);
-  if (interruption) {
-    throw new InterruptedError(
-      interruption.signal,
-      `interrupted by ${interruption.signal} before ${where} was touched: it is unchanged`,
-    );
-  }
-  throwIfInterrupted(signal);
 }
 
 /** Refuses, before anything changes, a target the restore cannot work on. */

@@ -1,0 +1,28 @@
+/** What every engine's restore checks before it touches its target. */
+import type { ArtifactSource } from "../domain/artifact.js";
+import { CapsuleError, ErrorCode } from "../domain/errors.js";
+import type { Artifact } from "../domain/statefile.js";
+import { InterruptedError, interruptionOf } from "../util/interruption.js";
+
+/** The backup's artifact; a backup without one (a failed run's) is not restorable. */
+export function artifactOf(source: ArtifactSource): Artifact {
+  const artifact = source.statefile.artifact;
+  if (!artifact) {
+    throw new CapsuleError(
+      ErrorCode.NotRestorable,
+      `${source.backupId} has no artifact (state: ${source.statefile.status})`,
+    );
+  }
+  return artifact;
+}
+
+/** Before the target is touched, an interruption leaves nothing to put back: it says so. */
+export function throwIfUntouched(signal: AbortSignal | undefined, where: string): void {
+  const interruption = interruptionOf(signal);
+  if (interruption) {
+    throw new InterruptedError(
+      interruption.signal,
+      `interrupted by ${interruption.signal} before ${where} was touched: it is unchanged`,
+    );
+  }
+}
