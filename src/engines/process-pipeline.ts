@@ -161,6 +161,16 @@ export async function uploadOutput<T>(
   }
 }
 
+/** Runs tools whose output nobody reads (initdb, `tar -x`, `pg_ctl stop`); resolves once every one exited 0. */
+export function runToEnd(
+  commands: readonly ToolCommand[],
+  options: { input?: Readable; signal?: AbortSignal } = {},
+): Promise<void> {
+  const pipeline = spawnPipeline(commands, options);
+  pipeline.output.on("error", () => undefined).resume();
+  return pipeline.done;
+}
+
 /** Runs one tool to completion and returns its stdout (small outputs only, e.g. `--version`). */
 export async function runTool(tool: ToolCommand): Promise<string> {
   const pipeline = spawnPipeline([tool]);
@@ -187,7 +197,8 @@ function killAll(children: ChildProcess[]): void {
   }
 }
 
-function lastMeaningfulLine(stderr: string): string {
+/** The last non-blank line of a tool's output, trimmed; "" when there is none. */
+export function lastMeaningfulLine(stderr: string): string {
   const lines = stderr
     .split("\n")
     .map((l) => l.trim())

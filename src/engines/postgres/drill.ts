@@ -7,7 +7,7 @@
 import { rm } from "node:fs/promises";
 import path from "node:path";
 import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../util/interruption.js";
-import { spawnPipeline } from "../process-pipeline.js";
+import { runToEnd } from "../process-pipeline.js";
 import { CapsuleError, ErrorCode } from "../../domain/errors.js";
 import type { ArtifactSource } from "../../domain/artifact.js";
 import {
@@ -82,20 +82,14 @@ export async function drillPostgres(
   const owner = serviceAccount("postgres");
   const dir = await scratchDir(SCRATCH_LABEL, owner);
   const data = path.join(dir, "data");
-  const initdb = spawnPipeline(
-    [
-      {
-        command: path.join(bin, "initdb"),
-        args: ["-D", data, "-U", SCRATCH_USER, "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"],
-        package: "postgresql",
-        ...(owner ? { owner } : {}),
-      },
-    ],
-    { ...(signal && { signal }) },
-  );
-  initdb.output.on("error", () => undefined).resume();
+  const initdb = {
+    command: path.join(bin, "initdb"),
+    args: ["-D", data, "-U", SCRATCH_USER, "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"],
+    package: "postgresql",
+    ...(owner ? { owner } : {}),
+  };
   try {
-    await initdb.done;
+    await runToEnd([initdb], { ...(signal && { signal }) });
     throwIfInterrupted(signal);
   } catch (error) {
     await rm(dir, { recursive: true, force: true });
