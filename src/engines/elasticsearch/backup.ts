@@ -14,7 +14,7 @@ import type { ArtifactSink, UploadedArtifact } from "../../domain/artifact.js";
 import type { Artifact } from "../../domain/statefile.js";
 import { buildInfo } from "../../version.js";
 import { EsClient, type ServerInfo } from "./client.js";
-import { describeConnection, type EsConnection } from "./connection.js";
+import { describeConnection, portOf, type EsConnection } from "./connection.js";
 import type { EsFingerprint } from "./fingerprint.js";
 import {
   docLine,
@@ -205,7 +205,7 @@ export async function backupElasticsearch(
       },
       source: {
         host: conn.url.hostname,
-        port: Number(conn.url.port || (conn.url.protocol === "https:" ? 443 : 80)),
+        port: portOf(conn),
         indices: exported,
         serverVersion: `${info.distribution} ${info.version}`,
         sizeBytes,

@@ -91,3 +91,8 @@ export function esConnectionFrom(
 export function describeConnection(conn: EsConnection): string {
   return conn.url.href.replace(/\/$/, "");
 }
+
+/** The cluster's TCP port: the URL's, else its scheme's. */
+export function portOf(conn: EsConnection): number {
+  return Number(conn.url.port || (conn.url.protocol === "https:" ? 443 : 80));
+}

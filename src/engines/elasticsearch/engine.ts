@@ -3,7 +3,7 @@ import { FieldError } from "../../domain/errors.js";
 import { readCaFile, targetFields, unverifiedTlsWarning } from "../connection-fields.js";
 import { flagsFor, type Engine, type Fields } from "../engine.js";
 import { backupElasticsearch } from "./backup.js";
-import { describeConnection, esConnectionFrom, type EsConnection } from "./connection.js";
+import { describeConnection, esConnectionFrom, portOf, type EsConnection } from "./connection.js";
 import { drillElasticsearch } from "./drill.js";
 import type { EsFingerprint } from "./fingerprint.js";
 import { parsePatterns, parseRename, type Rename } from "./indices.js";
@@ -186,10 +186,6 @@ function verificationCluster(fields: Fields, env: NodeJS.ProcessEnv): EsConnecti
       throw new FieldError(error.code, "verifyUrl", `{verifyUrl}: ${error.template}`);
     throw error;
   }
-}
-
-function portOf(conn: EsConnection): number {
-  return Number(conn.url.port || (conn.url.protocol === "https:" ? 443 : 80));
 }
 
 /** The indices a restore takes and the names it gives them, checked. */
