@@ -18,7 +18,7 @@ import { failpoint } from "../../util/failpoint.js";
 import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../util/interruption.js";
 import type { ArtifactSource } from "../../domain/artifact.js";
 import { artifactOf, throwIfUntouched } from "../restore-guards.js";
-import { BulkLoader, describeReasons, type BulkOptions } from "./bulk.js";
+import { BulkLoader, describeReasons } from "./bulk.js";
 import { EsClient, EsHttpError, type ServerInfo } from "./client.js";
 import { describeConnection, type EsConnection } from "./connection.js";
 import type { EsFingerprint } from "./fingerprint.js";
@@ -42,7 +42,7 @@ import {
   unmatchedNames,
 } from "./indices.js";
 
-export interface EsRestoreOptions extends BulkOptions {
+export interface EsRestoreOptions {
   /** `--indices`: which of the backup's indices to restore. @default all of them */
   readonly indices?: string;
   /** Delete and recreate indices that exist. @default false */
@@ -203,7 +203,7 @@ class Restorer {
     private readonly phase: (phase: string) => void,
   ) {
     this.byName = new Map(plan.map((p) => [p.from, p]));
-    this.loader = new BulkLoader(client, where, options);
+    this.loader = new BulkLoader(client, where);
   }
 
   async run(input: Readable): Promise<EsRestoreOutcome> {
