@@ -172,8 +172,11 @@ export function runToEnd(
 }
 
 /** Runs one tool to completion and returns its stdout (small outputs only, e.g. `--version`). */
-export async function runTool(tool: ToolCommand): Promise<string> {
-  const pipeline = spawnPipeline([tool]);
+export async function runTool(
+  tool: ToolCommand,
+  options: { input?: Readable; signal?: AbortSignal } = {},
+): Promise<string> {
+  const pipeline = spawnPipeline([tool], options);
   const chunks: Buffer[] = [];
   for await (const chunk of pipeline.output) chunks.push(chunk as Buffer);
   await pipeline.done;
