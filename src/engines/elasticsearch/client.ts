@@ -11,7 +11,7 @@ import { CapsuleError, ErrorCode } from "../../domain/errors.js";
 import { redact } from "../../redact.js";
 import { socketFailure } from "../../util/socket-error.js";
 import { describeConnection, type EsConnection } from "./connection.js";
-import type { Distribution } from "./format.js";
+import type { ClusterIdentity } from "./format.js";
 
 /** How long a request may wait for the server to say anything. */
 const DEFAULT_TIMEOUT_MS = 120_000;
@@ -48,11 +48,7 @@ export class EsHttpError extends CapsuleError {
   }
 }
 
-export interface ServerInfo {
-  readonly distribution: Distribution;
-  readonly version: string;
-  readonly clusterName: string;
-  readonly clusterUuid: string;
+export interface ServerInfo extends ClusterIdentity {
   readonly nodeName: string;
 }
 
