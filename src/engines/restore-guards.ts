@@ -16,13 +16,23 @@ export function artifactOf(source: ArtifactSource): Artifact {
   return artifact;
 }
 
+/**
+ * When `signal` was aborted by SIGINT/SIGTERM: the InterruptedError `interrupted by SIG…` + `state` (what the run
+ * left), with `cause` behind it; otherwise undefined.
+ */
+export function interruptedWith(
+  signal: AbortSignal | undefined,
+  state: string,
+  cause?: unknown,
+): InterruptedError | undefined {
+  const interruption = interruptionOf(signal);
+  if (!interruption) return undefined;
+  const message = `interrupted by ${interruption.signal}${state}`;
+  return new InterruptedError(interruption.signal, message, cause === undefined ? undefined : { cause });
+}
+
 /** Before the target is touched, an interruption leaves nothing to put back: it says so. */
 export function throwIfUntouched(signal: AbortSignal | undefined, where: string): void {
-  const interruption = interruptionOf(signal);
-  if (interruption) {
-    throw new InterruptedError(
-      interruption.signal,
-      `interrupted by ${interruption.signal} before ${where} was touched: it is unchanged`,
-    );
-  }
+  const interruption = interruptedWith(signal, ` before ${where} was touched: it is unchanged`);
+  if (interruption) throw interruption;
 }

@@ -6,7 +6,8 @@
  */
 import { rm } from "node:fs/promises";
 import path from "node:path";
-import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../util/interruption.js";
+import { type InterruptedError, throwIfInterrupted } from "../../util/interruption.js";
+import { interruptedWith } from "../restore-guards.js";
 import { runToEnd } from "../process-pipeline.js";
 import { CapsuleError, ErrorCode } from "../../domain/errors.js";
 import type { ArtifactSource } from "../../domain/artifact.js";
@@ -144,12 +145,8 @@ export async function drillPostgres(
 
 /** The drill's one line for an interruption: what it stopped and that nothing else was touched. */
 function interrupted(signal: AbortSignal | undefined, cause: unknown): InterruptedError | undefined {
-  const interruption = interruptionOf(signal);
-  if (!interruption) return undefined;
-  return new InterruptedError(
-    interruption.signal,
-    `interrupted by ${interruption.signal} during the restore drill: the throwaway PostgreSQL was stopped and ` +
-      `its directory removed; nothing else was touched; the backup's verification is unchanged`,
-    { cause },
-  );
+  const state =
+    " during the restore drill: the throwaway PostgreSQL was stopped and its directory removed; nothing else was " +
+    "touched; the backup's verification is unchanged";
+  return interruptedWith(signal, state, cause);
 }

@@ -25,7 +25,8 @@ import path from "node:path";
 import type { ArtifactSource } from "../../domain/artifact.js";
 import { CapsuleError, ErrorCode, FieldError } from "../../domain/errors.js";
 import { failpoint } from "../../util/failpoint.js";
-import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../util/interruption.js";
+import { throwIfInterrupted } from "../../util/interruption.js";
+import { interruptedWith } from "../restore-guards.js";
 import type { PointInTimeSource, RecoveryTarget, RestoreContext } from "../engine.js";
 import { runToEnd } from "../process-pipeline.js";
 import {
@@ -226,14 +227,8 @@ export async function restorePhysical(
       }
     }
   } catch (error) {
-    const interruption = interruptionOf(signal);
-    throw interruption
-      ? new InterruptedError(
-          interruption.signal,
-          `interrupted by ${interruption.signal}: ${dataDir} was not created; the partial restore in ${work} was removed`,
-          { cause: error },
-        )
-      : error;
+    const state = `: ${dataDir} was not created; the partial restore in ${work} was removed`;
+    throw interruptedWith(signal, state, error) ?? error;
   } finally {
     await stager?.stop();
     for (const server of servers) await server.stop();

@@ -23,9 +23,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { CapsuleError, ErrorCode, FieldError, messageOf } from "../../domain/errors.js";
 import { redact, registerSecret } from "../../redact.js";
 import { failpoint } from "../../util/failpoint.js";
-import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../util/interruption.js";
+import { throwIfInterrupted } from "../../util/interruption.js";
 import type { ArtifactSource } from "../../domain/artifact.js";
-import { artifactOf, throwIfUntouched } from "../restore-guards.js";
+import { artifactOf, interruptedWith, throwIfUntouched } from "../restore-guards.js";
 import { plaintextSize } from "../../domain/statefile.js";
 import { RedisClient } from "./client.js";
 import { describeConnection, type RedisConnection } from "./connection.js";
@@ -176,14 +176,8 @@ export async function restoreRedis(
       // The listener goes first: closing it cuts a transfer in progress, and the target drops the partial RDB.
       await master.close();
       const after = await putTargetBack(conn, mark, previous, phase);
-      const interruption = interruptionOf(signal);
-      if (interruption) {
-        throw new InterruptedError(
-          interruption.signal,
-          redact(`interrupted by ${interruption.signal}: ${where} ${after}`),
-          { cause: error },
-        );
-      }
+      const interruption = interruptedWith(signal, redact(`: ${where} ${after}`), error);
+      if (interruption) throw interruption;
       throw new CapsuleError(
         error instanceof CapsuleError ? error.code : ErrorCode.DatabaseError,
         redact(`${messageOf(error)}; the target ${after}`),
