@@ -22,7 +22,8 @@ import {
 } from "../scratch-server.js";
 import { describeConnection, type PgConnection } from "./connection.js";
 import { restorePostgres } from "./restore.js";
-import { ident, withClient } from "./sql.js";
+import { dropDatabase } from "./leftovers.js";
+import { withClient } from "./sql.js";
 
 const SCRATCH_USER = "capsule";
 /** Throwaway clusters live in `$TMPDIR/capsule-verify-pg-*`. */
@@ -57,9 +58,7 @@ export async function drillPostgres(
         details: `${outcome.tables} tables, ${outcome.rows} rows match the fingerprint`,
       };
     } finally {
-      await withClient(server, "postgres", (c) =>
-        c.query(`DROP DATABASE IF EXISTS ${ident(scratch)} WITH (FORCE)`),
-      ).catch(() => undefined);
+      await dropDatabase(server, "postgres", scratch).catch(() => undefined);
     }
   }
 
