@@ -196,15 +196,14 @@ export async function backupElasticsearch(
  * run, a stream destroyed mid-await — the server's search contexts are released before the backup returns.
  */
 class OpenCursors {
-  private readonly pits = new Set<string>();
-  private readonly scrolls = new Set<string>();
+  private readonly open = { pit: new Set<string>(), scroll: new Set<string>() };
   private closed = false;
 
   constructor(private readonly client: EsClient) {}
 
   /** Registers a cursor; after closeAll, a late one is closed at once and the read stops. */
   async add(kind: "pit" | "scroll", id: string): Promise<void> {
-    (kind === "pit" ? this.pits : this.scrolls).add(id);
+    this.open[kind].add(id);
     if (this.closed) {
       await this.close(kind, id);
       throw new CapsuleError(ErrorCode.Refused, "the backup was stopped");
@@ -214,15 +213,13 @@ class OpenCursors {
   /** The server may hand out a new id with each page; the newest one is what must be closed. */
   replace(kind: "pit" | "scroll", old: string, next: string | undefined): string {
     if (!next || next === old) return old;
-    const set = kind === "pit" ? this.pits : this.scrolls;
-    set.delete(old);
-    set.add(next);
+    this.open[kind].delete(old);
+    this.open[kind].add(next);
     return next;
   }
 
   async close(kind: "pit" | "scroll", id: string): Promise<void> {
-    const set = kind === "pit" ? this.pits : this.scrolls;
-    if (!set.delete(id)) return;
+    if (!this.open[kind].delete(id)) return;
     // 404 means the server already let it go (expired); that is what closing wants. Before 8.8, closing an
     // already-closed PIT answered 404 too.
     await (kind === "pit"
@@ -233,8 +230,8 @@ class OpenCursors {
   async closeAll(): Promise<void> {
     this.closed = true;
     const all = [
-      ...[...this.pits].map((id) => ["pit", id] as const),
-      ...[...this.scrolls].map((id) => ["scroll", id] as const),
+      ...[...this.open.pit].map((id) => ["pit", id] as const),
+      ...[...this.open.scroll].map((id) => ["scroll", id] as const),
     ];
     // Best effort: a cluster that just failed may refuse this too; keep_alive bounds the leak then.
     await Promise.allSettled(all.map(([kind, id]) => this.close(kind, id)));

@@ -15,9 +15,9 @@ import type { Readable } from "node:stream";
 import { createGunzip } from "node:zlib";
 import { CapsuleError, ErrorCode, FieldError, messageOf } from "../../domain/errors.js";
 import { failpoint } from "../../util/failpoint.js";
-import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../util/interruption.js";
+import { interruptionOf, throwIfInterrupted } from "../../util/interruption.js";
 import type { ArtifactSource } from "../../domain/artifact.js";
-import { artifactOf, throwIfUntouched } from "../restore-guards.js";
+import { artifactOf, interruptedWith, throwIfUntouched } from "../restore-guards.js";
 import { BulkLoader, describeReasons } from "./bulk.js";
 import { EsClient, EsHttpError, type ServerInfo } from "./client.js";
 import { describeConnection, type EsConnection } from "./connection.js";
@@ -220,8 +220,9 @@ class Restorer {
       }
       throwIfInterrupted(this.options.signal);
     } catch (error) {
-      const interruption = interruptionOf(this.options.signal);
-      if (interruption) throw await this.describeInterruption(interruption, error);
+      const { signal } = this.options;
+      if (interruptionOf(signal))
+        throw interruptedWith(signal, await this.interruptedState(), error) ?? error;
       throw this.describeFailure(error);
     } finally {
       input.destroy();
@@ -372,10 +373,7 @@ class Restorer {
   }
 
   /** Deletes the index it had not finished (unless it replaced one) and says what the target holds now. */
-  private async describeInterruption(
-    interruption: InterruptedError,
-    cause: unknown,
-  ): Promise<InterruptedError> {
+  private async interruptedState(): Promise<string> {
     const done = this.restored.map((r) => r.to);
     const partial = this.current?.created ? this.current.plan : undefined;
     let left = "";
@@ -394,11 +392,7 @@ class Restorer {
     }
     const whole =
       done.length > 0 ? `restored completely: ${done.join(", ")}` : "no index was restored completely";
-    return new InterruptedError(
-      interruption.signal,
-      `interrupted by ${interruption.signal}: ${this.where}: ${whole}${left}`,
-      { cause },
-    );
+    return `: ${this.where}: ${whole}${left}`;
   }
 
   /** The error, plus what state the target was left in. */
