@@ -7,7 +7,7 @@
 import { interruptedWith } from "../restore-guards.js";
 import type { ArtifactSource } from "../../domain/artifact.js";
 import { freePort, scratchDir, startScratchServer } from "../scratch-server.js";
-import { RedisClient } from "./client.js";
+import { withRedis } from "./client.js";
 import type { RedisConnection } from "./connection.js";
 import { restoreRedis } from "./restore.js";
 
@@ -39,14 +39,7 @@ export async function drillRedis(
     dir,
     port,
     package: "redis-server",
-    ready: async () => {
-      const client = await RedisClient.connect(conn);
-      try {
-        return (await client.text("PING")) === "PONG";
-      } finally {
-        client.close();
-      }
-    },
+    ready: () => withRedis(conn, async (client) => (await client.text("PING")) === "PONG"),
   });
   let outcome;
   try {
