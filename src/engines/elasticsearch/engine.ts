@@ -119,10 +119,7 @@ export const elasticsearch: Engine<EsConnection> = {
   source: (conn) => ({ host: conn.url.hostname, port: portOf(conn) }),
   checkBackup: (fields) => void parsePatterns(fields["indices"] as string | undefined),
   backup: (conn, sink, fields, context) =>
-    backupElasticsearch(conn, sink, {
-      ...context,
-      ...(fields["indices"] !== undefined ? { indices: fields["indices"] as string } : {}),
-    }),
+    backupElasticsearch(conn, sink, { ...context, indices: fields["indices"] as string | undefined }),
   describeBackup(statefile) {
     const fingerprint = statefile.fingerprint as EsFingerprint | undefined;
     return {
@@ -144,13 +141,7 @@ export const elasticsearch: Engine<EsConnection> = {
       to,
       question: `Restore ${which} ${id} into ${to}${replace ? ", DELETING indices that exist" : ""}?`,
       async run(source, context) {
-        const outcome = await restoreElasticsearch(conn, source, {
-          signal: context.signal,
-          ...(indices !== undefined ? { indices } : {}),
-          ...(rename ? { rename } : {}),
-          replace,
-          onPhase: context.onPhase,
-        });
+        const outcome = await restoreElasticsearch(conn, source, { ...context, indices, rename, replace });
         return {
           lines: [
             `restored ${id} into ${to}: ${outcome.indices.length} indices, ${outcome.docs} documents; document ` +

@@ -220,10 +220,8 @@ export const postgres: Engine<PgConnection> = {
             : `Restore ${id} into the new database ${to}?`,
       async run(source, context) {
         const outcome = await restorePostgres(target, source, mode, {
+          ...context,
           noOwner: fields["noOwner"] === true,
-          onPhase: context.onPhase,
-          onNotice: context.onNotice,
-          signal: context.signal,
         });
         return {
           lines: [
@@ -245,11 +243,7 @@ export const postgres: Engine<PgConnection> = {
     const server = fields["verifyServer"] === true ? pgConnectionFrom(fields, env) : undefined;
     const warning = server && postgres.insecureWarning(server);
     if (warning) context.onNotice?.(`warning: ${warning}`);
-    return drillPostgres(source, {
-      ...(server && { server }),
-      onPhase: context.onPhase,
-      signal: context.signal,
-    });
+    return drillPostgres(source, { ...context, server });
   },
 
   async findLeftovers(fields, env) {

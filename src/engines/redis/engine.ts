@@ -136,12 +136,11 @@ export const redis: Engine<RedisConnection> = {
       question: `REPLACE every key of ${to} with backup ${id}?`,
       async run(source, context) {
         const outcome = await restoreRedis(conn, source, {
-          signal: context.signal,
+          ...context,
           ...(listenHost ? { listenHost } : {}),
           ...(listenPort !== undefined ? { listenPort } : {}),
           ...(advertiseHost ? { advertiseHost } : {}),
           detachReplica: fields["detachReplica"] === true,
-          onPhase: context.onPhase,
         });
         return {
           lines: [
@@ -162,8 +161,7 @@ export const redis: Engine<RedisConnection> = {
     };
   },
 
-  drill: (source, _fields, _env, context) =>
-    drillRedis(source, { onPhase: context.onPhase, signal: context.signal }),
+  drill: (source, _fields, _env, context) => drillRedis(source, context),
   recover: recoverRedis,
 };
 
