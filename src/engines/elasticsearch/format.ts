@@ -162,7 +162,8 @@ const DROPPED_SETTINGS = [
  */
 const DEFERRED_SETTINGS = ["index.blocks."];
 
-function matchesAny(key: string, list: readonly string[]): boolean {
+/** Whether a flat setting key is in `list`, where an entry ending in "." is a prefix. */
+export function matchesAny(key: string, list: readonly string[]): boolean {
   return list.some((entry) => (entry.endsWith(".") ? key.startsWith(entry) : key === entry));
 }
 

@@ -30,6 +30,7 @@ import {
   ES_FORMAT_VERSION,
   FormatError,
   type HeaderRecord,
+  matchesAny,
   type IndexRecord,
   parseLine,
 } from "./format.js";
@@ -365,11 +366,7 @@ class Restorer {
   private withoutForeignSettings(settings: Record<string, unknown>): Record<string, unknown> {
     if (!this.header || this.header.source.distribution === this.info.distribution) return settings;
     const foreign = FOREIGN_SETTINGS[this.info.distribution];
-    return Object.fromEntries(
-      Object.entries(settings).filter(
-        ([key]) => !foreign.some((f) => (f.endsWith(".") ? key.startsWith(f) : key === f)),
-      ),
-    );
+    return Object.fromEntries(Object.entries(settings).filter(([key]) => !matchesAny(key, foreign)));
   }
 
   /** Deletes the index it had not finished (unless it replaced one) and says what the target holds now. */
