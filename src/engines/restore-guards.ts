@@ -31,6 +31,15 @@ export function interruptedWith(
   return new InterruptedError(interruption.signal, message, cause === undefined ? undefined : { cause });
 }
 
+/** Restored data that differs from the backup's fingerprint: the first five differences, and how many more. */
+export function mismatchError(where: string, differences: readonly string[]): CapsuleError {
+  const more = differences.length > 5 ? ` (+${differences.length - 5} more)` : "";
+  return new CapsuleError(
+    ErrorCode.FingerprintMismatch,
+    `${where}: restored data does not match the backup: ${differences.slice(0, 5).join("; ")}${more}`,
+  );
+}
+
 /** Before the target is touched, an interruption leaves nothing to put back: it says so. */
 export function throwIfUntouched(signal: AbortSignal | undefined, where: string): void {
   const interruption = interruptedWith(signal, ` before ${where} was touched: it is unchanged`);

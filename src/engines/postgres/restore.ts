@@ -9,7 +9,7 @@ import { setTimeout } from "node:timers/promises";
 import { CapsuleError, ErrorCode, FieldError } from "../../domain/errors.js";
 import { failpoint } from "../../util/failpoint.js";
 import { throwIfInterrupted } from "../../util/interruption.js";
-import { interruptedWith } from "../restore-guards.js";
+import { interruptedWith, mismatchError } from "../restore-guards.js";
 import type { ArtifactSource } from "../../domain/artifact.js";
 import { spawnPipeline } from "../process-pipeline.js";
 import { describeConnection, libpqEnv, type PgConnection } from "./connection.js";
@@ -313,13 +313,7 @@ async function checkFingerprint(
   const rows = Object.values(actual).reduce((a, b) => a + b, 0);
   if (!fingerprint?.tables) return { tables: Object.keys(actual).length, rows };
   const differences = compareRowCounts(fingerprint.tables, actual, options);
-  if (differences.length > 0) {
-    throw new CapsuleError(
-      ErrorCode.FingerprintMismatch,
-      `${describeConnection(conn, database)}: restored data does not match the backup: ${differences.slice(0, 5).join("; ")}` +
-        (differences.length > 5 ? ` (+${differences.length - 5} more)` : ""),
-    );
-  }
+  if (differences.length > 0) throw mismatchError(describeConnection(conn, database), differences);
   return { tables: Object.keys(actual).length, rows };
 }
 

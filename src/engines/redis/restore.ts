@@ -25,7 +25,7 @@ import { redact, registerSecret } from "../../redact.js";
 import { failpoint } from "../../util/failpoint.js";
 import { throwIfInterrupted } from "../../util/interruption.js";
 import type { ArtifactSource } from "../../domain/artifact.js";
-import { artifactOf, interruptedWith, throwIfUntouched } from "../restore-guards.js";
+import { artifactOf, interruptedWith, mismatchError, throwIfUntouched } from "../restore-guards.js";
 import { plaintextSize } from "../../domain/statefile.js";
 import { RedisClient } from "./client.js";
 import { describeConnection, type RedisConnection } from "./connection.js";
@@ -55,8 +55,6 @@ export interface RedisRestoreOptions {
   readonly onPhase?: (phase: string) => void;
   /** How long the target may take to connect after REPLICAOF. @default 30 s */
   readonly connectTimeoutMs?: number;
-  /** How long the whole transfer and load may take. @default 1 h */
-  readonly timeoutMs?: number;
   /** SIGINT/SIGTERM: stop, put the target back, and throw an InterruptedError saying whose data it holds. */
   readonly signal?: AbortSignal;
 }
@@ -151,13 +149,7 @@ export async function restoreRedis(
       const checked = fingerprint?.method === "rdb-scan" && fingerprint.databases !== undefined;
       if (checked) {
         const differences = compareKeyspaces(fingerprint.databases!, databases);
-        if (differences.length > 0) {
-          throw new CapsuleError(
-            ErrorCode.FingerprintMismatch,
-            `${where}: restored data does not match the backup: ${differences.slice(0, 5).join("; ")}` +
-              (differences.length > 5 ? ` (+${differences.length - 5} more)` : ""),
-          );
-        }
+        if (differences.length > 0) throw mismatchError(where, differences);
       }
       await failpoint("redis-restore-before-detach", signal);
       phase("detaching the target (REPLICAOF NO ONE)");
@@ -279,7 +271,8 @@ async function waitForLoad(
 ): Promise<void> {
   const started = Date.now();
   const connectTimeoutMs = options.connectTimeoutMs ?? 30_000;
-  const timeoutMs = options.timeoutMs ?? 3_600_000;
+  // How long the whole transfer and load may take.
+  const timeoutMs = 3_600_000;
   let reported = "";
   for (;;) {
     throwIfInterrupted(options.signal);
