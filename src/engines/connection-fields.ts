@@ -3,8 +3,25 @@
  * whichever was used when the value is bad (`{port}` for the field, which the CLI shows as its flag, or `PGPORT`).
  */
 import { readFileSync } from "node:fs";
+import type { TargetConnection } from "../domain/connection.js";
 import { ErrorCode, FieldError } from "../domain/errors.js";
 import { hostProblem } from "../redact.js";
+import type { Fields } from "./engine.js";
+
+/** A compiled target's connection as the fields `connect` reads (its pod's environment holds the secrets). */
+export function targetFields(connection: TargetConnection): Fields {
+  const { host, database, url } = connection;
+  return { host, port: String(connection.port), database, url };
+}
+
+/** An engine's `insecureWarning`: TLS whose certificate is not checked exposes `secret` and the data. */
+export function unverifiedTlsWarning(where: string, secret = "the password"): string {
+  return `the certificate of ${where} is not checked; anyone on the path can read ${secret} and the data`;
+}
+
+export function configError(field: string, template: string): FieldError {
+  return new FieldError(ErrorCode.Config, field, template);
+}
 
 /** A value and the name to blame for it: the field's placeholder if it was given, else the variable's name. */
 export interface Sourced {
@@ -33,11 +50,7 @@ export function tcpPort(
   const { value = String(fallback), name } = fieldOrEnv(given, "port", env, variable);
   const port = Number(value);
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new FieldError(
-      ErrorCode.Config,
-      "port",
-      `${name} must be a TCP port (got ${JSON.stringify(value)})`,
-    );
+    throw configError("port", `${name} must be a TCP port (got ${JSON.stringify(value)})`);
   }
   return port;
 }
@@ -52,7 +65,7 @@ export function hostName(
 ): string {
   const { value = fallback, name } = fieldOrEnv(given, "host", env, variable);
   const problem = hostProblem(value);
-  if (problem) throw new FieldError(ErrorCode.Config, "host", `${name} ${problem}: ${instead}`);
+  if (problem) throw configError("host", `${name} ${problem}: ${instead}`);
   return value;
 }
 

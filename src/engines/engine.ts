@@ -127,6 +127,14 @@ export interface EngineFlag {
   readonly modifies?: string;
 }
 
+/** Flags every one of `modes` takes (an engine's connection flags), declared without repeating the modes. */
+export function flagsFor(
+  modes: readonly string[],
+  flags: ReadonlyArray<Omit<EngineFlag, "modes">>,
+): EngineFlag[] {
+  return flags.map((flag) => ({ ...flag, modes }));
+}
+
 /** How the CLI introduces an engine (`capsule pg --help`). */
 export interface EngineUsage {
   readonly description: string;

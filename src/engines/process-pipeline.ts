@@ -140,9 +140,43 @@ export function spawnPipeline(
   };
 }
 
+/**
+ * Hands the pipeline's output to `upload` and waits for every tool. The first cause wins: when the upload failed, a
+ * tool's "terminated by user" is only its casualty; when a tool failed first, the upload's "stream destroyed" is.
+ */
+export async function uploadOutput<T>(
+  pipeline: RunningPipeline,
+  upload: (output: Readable) => Promise<T>,
+): Promise<T> {
+  try {
+    const uploaded = await upload(pipeline.output);
+    await pipeline.done;
+    return uploaded;
+  } catch (error) {
+    pipeline.kill(error instanceof Error ? error : new Error(String(error)));
+    throw await pipeline.done.then(
+      () => error,
+      (first: unknown) => first,
+    );
+  }
+}
+
+/** Runs tools whose output nobody reads (initdb, `tar -x`, `pg_ctl stop`); resolves once every one exited 0. */
+export function runToEnd(
+  commands: readonly ToolCommand[],
+  options: { input?: Readable; signal?: AbortSignal } = {},
+): Promise<void> {
+  const pipeline = spawnPipeline(commands, options);
+  pipeline.output.on("error", () => undefined).resume();
+  return pipeline.done;
+}
+
 /** Runs one tool to completion and returns its stdout (small outputs only, e.g. `--version`). */
-export async function runTool(tool: ToolCommand): Promise<string> {
-  const pipeline = spawnPipeline([tool]);
+export async function runTool(
+  tool: ToolCommand,
+  options: { input?: Readable; signal?: AbortSignal } = {},
+): Promise<string> {
+  const pipeline = spawnPipeline([tool], options);
   const chunks: Buffer[] = [];
   for await (const chunk of pipeline.output) chunks.push(chunk as Buffer);
   await pipeline.done;
@@ -166,7 +200,8 @@ function killAll(children: ChildProcess[]): void {
   }
 }
 
-function lastMeaningfulLine(stderr: string): string {
+/** The last non-blank line of a tool's output, trimmed; "" when there is none. */
+export function lastMeaningfulLine(stderr: string): string {
   const lines = stderr
     .split("\n")
     .map((l) => l.trim())

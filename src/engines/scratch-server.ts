@@ -15,6 +15,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { CapsuleError, ErrorCode } from "../domain/errors.js";
+import { lastMeaningfulLine } from "./process-pipeline.js";
 
 export interface ScratchServer {
   readonly dir: string;
@@ -57,12 +58,23 @@ export function serviceAccount(name: string): { uid: number; gid: number } | und
 
 const OWNER_FILE = "capsule.owner";
 
+/** Marks `dir` as this capsule's: `capsule.owner` names its PID, so a later run tells a live run's dir from debris. */
+export async function markOwner(dir: string): Promise<void> {
+  const mark = { pid: process.pid, startedAt: new Date().toISOString() };
+  await writeFile(path.join(dir, OWNER_FILE), `${JSON.stringify(mark)}\n`);
+}
+
+/** The PID `dir`'s `capsule.owner` names; undefined without one. */
+export function markedOwner(dir: string): Promise<unknown> {
+  return readFile(path.join(dir, OWNER_FILE), "utf8").then(
+    (text) => (JSON.parse(text) as { pid?: unknown }).pid,
+    () => undefined,
+  );
+}
+
 export async function scratchDir(label: string, owner?: { uid: number; gid: number }): Promise<string> {
   const dir = await mkdtemp(path.join(tmpdir(), `capsule-${label}-`));
-  await writeFile(
-    path.join(dir, OWNER_FILE),
-    `${JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString() })}\n`,
-  );
+  await markOwner(dir);
   if (owner) await chown(dir, owner.uid, owner.gid);
   return dir;
 }
@@ -79,10 +91,7 @@ export async function findScratchLeftovers(label: string, root = tmpdir()): Prom
   const found: ScratchLeftover[] = [];
   for (const name of (await readdir(root).catch(() => [])).filter((n) => n.startsWith(prefix)).sort()) {
     const dir = path.join(root, name);
-    const owner = await readFile(path.join(dir, OWNER_FILE), "utf8").then(
-      (text) => (JSON.parse(text) as { pid?: unknown }).pid,
-      () => undefined,
-    );
+    const owner = await markedOwner(dir);
     if (owner === undefined && (await isStaleAndEmpty(dir))) {
       // A removal cut short (its guard and a --check racing, say) can leave the bare directory: nothing to judge.
       found.push({ dir });
@@ -120,7 +129,7 @@ async function isStaleAndEmpty(dir: string): Promise<boolean> {
   return entries.length === 0 && info !== undefined && Date.now() - info.mtimeMs > 60_000;
 }
 
-function isAlive(pid: number): boolean {
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -272,11 +281,5 @@ export function newestPostgresBinDir(root = "/usr/lib/postgresql"): string | und
 }
 
 function lastLine(text: string): string {
-  return (
-    text
-      .split("\n")
-      .map((l) => l.trim())
-      .filter(Boolean)
-      .at(-1) ?? "no output"
-  );
+  return lastMeaningfulLine(text) || "no output";
 }

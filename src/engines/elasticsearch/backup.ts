@@ -11,10 +11,10 @@ import { pipeline } from "node:stream";
 import { constants as zlibConstants, createGzip } from "node:zlib";
 import { CapsuleError, ErrorCode } from "../../domain/errors.js";
 import type { ArtifactSink, UploadedArtifact } from "../../domain/artifact.js";
-import type { Artifact } from "../../domain/statefile.js";
+import type { EngineBackupResult, EngineContext } from "../engine.js";
 import { buildInfo } from "../../version.js";
 import { EsClient, type ServerInfo } from "./client.js";
-import { describeConnection, type EsConnection } from "./connection.js";
+import { describeConnection, portOf, type EsConnection } from "./connection.js";
 import type { EsFingerprint } from "./fingerprint.js";
 import {
   docLine,
@@ -32,35 +32,11 @@ import {
 import { parsePatterns, selectIndices, unmatchedNames } from "./indices.js";
 import { searchPage, type RawHit } from "./raw-json.js";
 
-export interface EsBackupOptions {
-  /** `--indices`: names and patterns, comma-separated. @default "*" (no system or hidden indices) */
-  readonly indices?: string;
-  readonly onPhase?: (phase: string) => void;
-  readonly signal?: AbortSignal;
-  /** Documents per search request. @default 1000 */
-  readonly pageSize?: number;
-  /** A page whose answer is larger than this halves the next page (PIT only). @default 16 MiB */
-  readonly maxPageBytes?: number;
-  /** How long the server keeps the point in time or scroll between two requests. @default "5m" */
-  readonly keepAlive?: string;
-  /** gzip level 1–9. @default 6 */
-  readonly gzipLevel?: number;
-  /** Force an export method (tests; a server too old for PIT ignores "pit"). */
-  readonly method?: ExportMethod;
-}
-
-export interface EsBackupResult {
-  readonly artifact: Artifact;
-  readonly fingerprint: EsFingerprint;
-  readonly source: {
-    host: string;
-    port: number;
-    indices: string[];
-    serverVersion: string;
-    sizeBytes: number;
-  };
-  readonly tool: Record<string, string>;
-}
+/** Documents per search request; a page whose answer is larger than 16 MiB halves the next one (PIT only). */
+const PAGE_SIZE = 1000;
+const MAX_PAGE_BYTES = 16 * 1024 * 1024;
+/** How long the server keeps the point in time or scroll between two requests. */
+const KEEP_ALIVE = "5m";
 
 interface CatIndex {
   readonly index: string;
@@ -77,20 +53,21 @@ export function exportMethodFor(info: ServerInfo): ExportMethod {
   return major > 7 || (major === 7 && minor >= 12) ? "pit" : "scroll";
 }
 
+/** `indices`: `--indices`, names and patterns, comma-separated; unset, all but system and hidden indices. */
 export async function backupElasticsearch(
   conn: EsConnection,
   sink: ArtifactSink,
-  options: EsBackupOptions = {},
-): Promise<EsBackupResult> {
-  const phase = options.onPhase ?? (() => undefined);
+  options: Pick<EngineContext, "onPhase" | "signal"> & { readonly indices?: string },
+): Promise<EngineBackupResult> {
+  const phase = options.onPhase;
   const where = describeConnection(conn);
   const patterns = parsePatterns(options.indices);
-  const client = new EsClient(conn, options.signal ? { signal: options.signal } : {});
+  const client = new EsClient(conn, { signal: options.signal });
   const cursors = new OpenCursors(client);
   try {
     phase("connecting");
     const info = await client.info();
-    const effective = options.method === "scroll" ? "scroll" : exportMethodFor(info);
+    const effective = exportMethodFor(info);
 
     phase("listing indices");
     const listing = await client.json<CatIndex[]>("GET", "_cat/indices", {
@@ -130,11 +107,7 @@ export async function backupElasticsearch(
     };
     const counts: Record<string, { docs: number }> = {};
     const exported: string[] = [];
-    const exporter = new Exporter(client, cursors, where, {
-      pageSize: options.pageSize ?? 1000,
-      maxPageBytes: options.maxPageBytes ?? 16 * 1024 * 1024,
-      keepAlive: options.keepAlive ?? "5m",
-    });
+    const exporter = new Exporter(client, cursors, where);
 
     async function* lines(): AsyncGenerator<Buffer> {
       yield Buffer.from(metaLine(header));
@@ -167,7 +140,7 @@ export async function backupElasticsearch(
     }
 
     const source = Readable.from(lines(), { objectMode: false, highWaterMark: 1 });
-    const gzip = createGzip({ level: options.gzipLevel ?? zlibConstants.Z_DEFAULT_COMPRESSION });
+    const gzip = createGzip({ level: zlibConstants.Z_DEFAULT_COMPRESSION });
     let cause: Error | undefined;
     source.on("error", (error) => (cause ??= error));
     const compressed = pipeline(source, gzip, (error) => {
@@ -202,15 +175,15 @@ export async function backupElasticsearch(
         indices: counts,
         docs,
         ...(Object.keys(skipped).length > 0 ? { skipped } : {}),
-      },
+      } satisfies EsFingerprint,
       source: {
         host: conn.url.hostname,
-        port: Number(conn.url.port || (conn.url.protocol === "https:" ? 443 : 80)),
+        port: portOf(conn),
         indices: exported,
         serverVersion: `${info.distribution} ${info.version}`,
         sizeBytes,
       },
-      tool: { exportMethod: effective, gzipLevel: String(options.gzipLevel ?? 6) },
+      tool: { exportMethod: effective, gzipLevel: "6" },
     };
   } finally {
     await cursors.closeAll();
@@ -223,15 +196,14 @@ export async function backupElasticsearch(
  * run, a stream destroyed mid-await — the server's search contexts are released before the backup returns.
  */
 class OpenCursors {
-  private readonly pits = new Set<string>();
-  private readonly scrolls = new Set<string>();
+  private readonly open = { pit: new Set<string>(), scroll: new Set<string>() };
   private closed = false;
 
   constructor(private readonly client: EsClient) {}
 
   /** Registers a cursor; after closeAll, a late one is closed at once and the read stops. */
   async add(kind: "pit" | "scroll", id: string): Promise<void> {
-    (kind === "pit" ? this.pits : this.scrolls).add(id);
+    this.open[kind].add(id);
     if (this.closed) {
       await this.close(kind, id);
       throw new CapsuleError(ErrorCode.Refused, "the backup was stopped");
@@ -241,15 +213,13 @@ class OpenCursors {
   /** The server may hand out a new id with each page; the newest one is what must be closed. */
   replace(kind: "pit" | "scroll", old: string, next: string | undefined): string {
     if (!next || next === old) return old;
-    const set = kind === "pit" ? this.pits : this.scrolls;
-    set.delete(old);
-    set.add(next);
+    this.open[kind].delete(old);
+    this.open[kind].add(next);
     return next;
   }
 
   async close(kind: "pit" | "scroll", id: string): Promise<void> {
-    const set = kind === "pit" ? this.pits : this.scrolls;
-    if (!set.delete(id)) return;
+    if (!this.open[kind].delete(id)) return;
     // 404 means the server already let it go (expired); that is what closing wants. Before 8.8, closing an
     // already-closed PIT answered 404 too.
     await (kind === "pit"
@@ -260,8 +230,8 @@ class OpenCursors {
   async closeAll(): Promise<void> {
     this.closed = true;
     const all = [
-      ...[...this.pits].map((id) => ["pit", id] as const),
-      ...[...this.scrolls].map((id) => ["scroll", id] as const),
+      ...[...this.open.pit].map((id) => ["pit", id] as const),
+      ...[...this.open.scroll].map((id) => ["scroll", id] as const),
     ];
     // Best effort: a cluster that just failed may refuse this too; keep_alive bounds the leak then.
     await Promise.allSettled(all.map(([kind, id]) => this.close(kind, id)));
@@ -278,7 +248,6 @@ class Exporter {
     private readonly client: EsClient,
     private readonly cursors: OpenCursors,
     private readonly where: string,
-    private readonly settings: { pageSize: number; maxPageBytes: number; keepAlive: string },
   ) {}
 
   /** The index's record, and whether it is hidden (`index.hidden: true`). */
@@ -309,7 +278,7 @@ class Exporter {
 
   /** Documents through a point in time, sorted by `_shard_doc` (the cheapest total order), with search_after. */
   async *pit(index: string): AsyncGenerator<Chunk> {
-    const keepAlive = this.settings.keepAlive;
+    const keepAlive = KEEP_ALIVE;
     const opened = await this.client.json<{ id: string }>("POST", `${encodeURIComponent(index)}/_pit`, {
       query: { keep_alive: keepAlive },
     });
@@ -327,7 +296,7 @@ class Exporter {
       pitId = this.cursors.replace("pit", pitId, counted.pitId);
       const expected = counted.total?.value ?? 0;
 
-      let size = this.settings.pageSize;
+      let size = PAGE_SIZE;
       let after: string | undefined;
       let exported = 0;
       const indexJson = JSON.stringify(index);
@@ -346,10 +315,9 @@ class Exporter {
         after = page.hits[page.hits.length - 1]!.sort;
         if (!after) throw this.protocol(index, "a hit without sort values");
         // Keep each answer bounded: big documents make smaller pages.
-        if (response.text.length > this.settings.maxPageBytes)
-          size = Math.max(MIN_PAGE, Math.floor(size / 2));
-        else if (response.text.length < this.settings.maxPageBytes / 4 && size < this.settings.pageSize) {
-          size = Math.min(this.settings.pageSize, size * 2);
+        if (response.text.length > MAX_PAGE_BYTES) size = Math.max(MIN_PAGE, Math.floor(size / 2));
+        else if (response.text.length < MAX_PAGE_BYTES / 4 && size < PAGE_SIZE) {
+          size = Math.min(PAGE_SIZE, size * 2);
         }
       }
       this.assertCount(index, expected, exported);
@@ -360,10 +328,10 @@ class Exporter {
 
   /** Documents through a scroll sorted by `_doc`; its total is exact and describes the scroll's own snapshot. */
   async *scroll(index: string): AsyncGenerator<Chunk> {
-    const keepAlive = this.settings.keepAlive;
+    const keepAlive = KEEP_ALIVE;
     const first = await this.client.request("POST", `${encodeURIComponent(index)}/_search`, {
       query: { scroll: keepAlive },
-      body: { size: this.settings.pageSize, sort: ["_doc"], track_total_hits: true },
+      body: { size: PAGE_SIZE, sort: ["_doc"], track_total_hits: true },
     });
     let page = searchPage(first.text);
     if (!page.scrollId) throw this.protocol(index, "a scroll answer without _scroll_id");

@@ -8,26 +8,12 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { CapsuleError, ErrorCode } from "../../domain/errors.js";
 import { type EsClient, EsHttpError } from "./client.js";
 
-export interface RetryPolicy {
-  /** Attempts per batch, the first included. @default 10 */
-  readonly attempts: number;
-  /** @default 250 ms, doubled per attempt */
-  readonly baseMs: number;
-  /** @default 30 s */
-  readonly maxMs: number;
-}
-
-export const DEFAULT_RETRY: RetryPolicy = { attempts: 10, baseMs: 250, maxMs: 30_000 };
-
-export interface BulkOptions {
-  /** @default 5 MiB */
-  readonly batchBytes?: number;
-  /** @default 5000 */
-  readonly batchDocs?: number;
-  /** Bulk requests in flight. @default 2 */
-  readonly concurrency?: number;
-  readonly retry?: RetryPolicy;
-}
+/** A batch closes at 5 MiB or 5000 documents; two requests are in flight at once. */
+const BATCH_BYTES = 5 * 1024 * 1024;
+const BATCH_DOCS = 5000;
+const CONCURRENCY = 2;
+/** Attempts per batch, the first included; the backoff starts at 250 ms, doubled per attempt, at most 30 s. */
+const RETRY = { attempts: 10, baseMs: 250, maxMs: 30_000 };
 
 export interface BulkResult {
   readonly loaded: number;
@@ -54,20 +40,11 @@ export class BulkLoader {
   private lost = 0;
   private retries = 0;
   private readonly reasons = new Map<string, { count: number; example: string }>();
-  private readonly limits: Required<BulkOptions>;
 
   constructor(
     private readonly client: EsClient,
     private readonly where: string,
-    options: BulkOptions = {},
-  ) {
-    this.limits = {
-      batchBytes: options.batchBytes ?? 5 * 1024 * 1024,
-      batchDocs: options.batchDocs ?? 5000,
-      concurrency: options.concurrency ?? 2,
-      retry: options.retry ?? DEFAULT_RETRY,
-    };
-  }
+  ) {}
 
   /** Queues one document (raw JSON id, routing and source); waits when enough requests are in flight. */
   async add(
@@ -80,7 +57,7 @@ export class BulkLoader {
     const item = { action: `{"index":{"_index":${indexJson},"_id":${rawId}${routing}}}`, source: rawSource };
     this.batch.push(item);
     this.batchBytes += item.action.length + Buffer.byteLength(rawSource) + 2;
-    if (this.batch.length >= this.limits.batchDocs || this.batchBytes >= this.limits.batchBytes) {
+    if (this.batch.length >= BATCH_DOCS || this.batchBytes >= BATCH_BYTES) {
       await this.flush();
     }
   }
@@ -108,7 +85,7 @@ export class BulkLoader {
     const items = this.batch;
     this.batch = [];
     this.batchBytes = 0;
-    while (this.inFlight.size >= this.limits.concurrency) {
+    while (this.inFlight.size >= CONCURRENCY) {
       await Promise.race([...this.inFlight]);
       this.throwIfFailed();
     }
@@ -127,7 +104,7 @@ export class BulkLoader {
   }
 
   private async send(items: Item[]): Promise<void> {
-    const { attempts } = this.limits.retry;
+    const { attempts } = RETRY;
     let pending = items;
     for (let attempt = 1; pending.length > 0; attempt++) {
       if (attempt > 1) {
@@ -197,7 +174,7 @@ export class BulkLoader {
   }
 
   private backoff(retry: number): number {
-    const { baseMs, maxMs } = this.limits.retry;
+    const { baseMs, maxMs } = RETRY;
     const ceiling = Math.min(maxMs, baseMs * 2 ** (retry - 1));
     return ceiling / 2 + Math.random() * (ceiling / 2);
   }

@@ -11,7 +11,7 @@ import { CapsuleError, ErrorCode } from "../../domain/errors.js";
 import { redact } from "../../redact.js";
 import { socketFailure } from "../../util/socket-error.js";
 import { describeConnection, type EsConnection } from "./connection.js";
-import type { Distribution } from "./format.js";
+import type { ClusterIdentity } from "./format.js";
 
 /** How long a request may wait for the server to say anything. */
 const DEFAULT_TIMEOUT_MS = 120_000;
@@ -48,11 +48,7 @@ export class EsHttpError extends CapsuleError {
   }
 }
 
-export interface ServerInfo {
-  readonly distribution: Distribution;
-  readonly version: string;
-  readonly clusterName: string;
-  readonly clusterUuid: string;
+export interface ServerInfo extends ClusterIdentity {
   readonly nodeName: string;
 }
 
@@ -62,10 +58,10 @@ export class EsClient {
 
   constructor(
     readonly conn: EsConnection,
-    private readonly options: { timeoutMs?: number; signal?: AbortSignal; maxSockets?: number } = {},
+    private readonly options: { signal?: AbortSignal } = {},
   ) {
     this.where = describeConnection(conn);
-    const common = { keepAlive: true, maxSockets: options.maxSockets ?? 4 };
+    const common = { keepAlive: true, maxSockets: 4 };
     this.agent =
       conn.url.protocol === "https:"
         ? new HttpsAgent({
@@ -151,7 +147,6 @@ export class EsClient {
       headers["authorization"] = `Basic ${Buffer.from(`${auth.user}:${auth.password}`).toString("base64")}`;
     } else if (auth?.kind === "apiKey") headers["authorization"] = `ApiKey ${auth.key}`;
     const what = `${method} ${url.pathname}`;
-    const timeoutMs = this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const send = url.protocol === "https:" ? httpsRequest : httpRequest;
 
     return new Promise<EsResponse>((resolve, reject) => {
@@ -159,14 +154,14 @@ export class EsClient {
         method,
         headers,
         agent: this.agent,
-        timeout: timeoutMs,
+        timeout: DEFAULT_TIMEOUT_MS,
         ...(this.options.signal ? { signal: this.options.signal } : {}),
       });
       req.on("timeout", () =>
         req.destroy(
           new CapsuleError(
             ErrorCode.DatabaseError,
-            `${this.where}: ${what}: no answer within ${Math.round(timeoutMs / 1000)} s`,
+            `${this.where}: ${what}: no answer within ${Math.round(DEFAULT_TIMEOUT_MS / 1000)} s`,
           ),
         ),
       );

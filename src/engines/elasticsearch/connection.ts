@@ -1,5 +1,5 @@
-import { ErrorCode, FieldError } from "../../domain/errors.js";
 import { registerSecret } from "../../redact.js";
+import { configError } from "../connection-fields.js";
 
 /**
  * Where an Elasticsearch (or OpenSearch) cluster is and who capsule is there. Credentials are only ever read from
@@ -46,21 +46,21 @@ export function esConnectionFrom(
   try {
     url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `http://${text}`);
   } catch {
-    throw config("url", `{url} must be an http(s) URL (got ${JSON.stringify(text)})`);
+    throw configError("url", `{url} must be an http(s) URL (got ${JSON.stringify(text)})`);
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw config("url", `{url} must be an http(s) URL (got ${JSON.stringify(url.protocol)})`);
+    throw configError("url", `{url} must be an http(s) URL (got ${JSON.stringify(url.protocol)})`);
   }
   if (url.username || url.password) {
     // A credential in argv is visible to every process on the host; refuse it rather than use it.
     registerSecret(decodeURIComponent(url.password));
-    throw config(
+    throw configError(
       "url",
       "the URL must not carry credentials: set ES_USER and ES_PASSWORD (or ES_API_KEY) in the environment",
     );
   }
   if (url.search || url.hash)
-    throw config("url", `{url} must not have a query or fragment (got ${url.origin}…)`);
+    throw configError("url", `{url} must not have a query or fragment (got ${url.origin}…)`);
   if (!url.pathname.endsWith("/")) url.pathname += "/";
 
   const apiKey = env["ES_API_KEY"];
@@ -72,7 +72,10 @@ export function esConnectionFrom(
   if (apiKey) auth = { kind: "apiKey", key: apiKey };
   else if (user) {
     if (password === undefined) {
-      throw config("ES_PASSWORD", `ES_USER is ${user} but no password is set (ES_PASSWORD or CNVRG_ES_PASS)`);
+      throw configError(
+        "ES_PASSWORD",
+        `ES_USER is ${user} but no password is set (ES_PASSWORD or CNVRG_ES_PASS)`,
+      );
     }
     auth = { kind: "basic", user, password };
     registerSecret(Buffer.from(`${user}:${password}`).toString("base64"));
@@ -89,6 +92,7 @@ export function describeConnection(conn: EsConnection): string {
   return conn.url.href.replace(/\/$/, "");
 }
 
-function config(field: string, template: string): FieldError {
-  return new FieldError(ErrorCode.Config, field, template);
+/** The cluster's TCP port: the URL's, else its scheme's. */
+export function portOf(conn: EsConnection): number {
+  return Number(conn.url.port || (conn.url.protocol === "https:" ? 443 : 80));
 }

@@ -6,7 +6,8 @@
  */
 import { createGunzip } from "node:zlib";
 import { CapsuleError, ErrorCode } from "../../domain/errors.js";
-import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../util/interruption.js";
+import { interruptionOf, throwIfInterrupted } from "../../util/interruption.js";
+import { interruptedWith } from "../restore-guards.js";
 import type { ArtifactSource } from "../../domain/artifact.js";
 import type { EsFingerprint } from "./fingerprint.js";
 import { EsClient } from "./client.js";
@@ -57,18 +58,14 @@ async function restoreIntoVerificationCluster(
       details: `${outcome.indices.length} indices, ${outcome.docs} documents restored and counted`,
     };
   } catch (error) {
-    const interruption = interruptionOf(signal);
-    if (!interruption) throw error;
+    if (!interruptionOf(signal)) throw error;
     const left = await deleteCopies(client, prefix, names);
-    throw new InterruptedError(
-      interruption.signal,
-      `interrupted by ${interruption.signal}: the restore drill stopped; ` +
-        (left.length === 0
-          ? `its ${prefix}* indices are deleted`
-          : `could not delete ${left.join(", ")} on ${describeConnection(cluster)}: delete them`) +
-        "; the backup's verification is unchanged",
-      { cause: error },
-    );
+    const copies =
+      left.length === 0
+        ? `its ${prefix}* indices are deleted`
+        : `could not delete ${left.join(", ")} on ${describeConnection(cluster)}: delete them`;
+    const state = `: the restore drill stopped; ${copies}; the backup's verification is unchanged`;
+    throw interruptedWith(signal, state, error) ?? error;
   } finally {
     await deleteCopies(client, prefix, names);
   }

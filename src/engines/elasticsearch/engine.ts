@@ -1,10 +1,10 @@
 /** Elasticsearch and OpenSearch behind the engine seam (engines/engine.ts): a logical NDJSON export, both ways. */
 import { FieldError } from "../../domain/errors.js";
-import { readCaFile } from "../connection-fields.js";
-import type { Engine, Fields } from "../engine.js";
+import { readCaFile, targetFields, unverifiedTlsWarning } from "../connection-fields.js";
+import { flagsFor, type Engine, type Fields } from "../engine.js";
 import { elasticsearchProfile } from "./profile.js";
 import { backupElasticsearch } from "./backup.js";
-import { describeConnection, esConnectionFrom, type EsConnection } from "./connection.js";
+import { describeConnection, esConnectionFrom, portOf, type EsConnection } from "./connection.js";
 import { drillElasticsearch } from "./drill.js";
 import type { EsFingerprint } from "./fingerprint.js";
 import { parsePatterns, parseRename, type Rename } from "./indices.js";
@@ -49,18 +49,18 @@ export const elasticsearch: Engine<EsConnection> = {
     ],
   },
   flags: [
-    {
-      field: "url",
-      kind: "string",
-      modes: CONNECTION,
-      description: "Cluster URL, without credentials (default: $ES_URL, else $ELASTICSEARCH_URL)",
-    },
-    {
-      field: "caCert",
-      kind: "string",
-      modes: CONNECTION,
-      description: "PEM file with the CA that signed the cluster's certificate",
-    },
+    ...flagsFor(CONNECTION, [
+      {
+        field: "url",
+        kind: "string",
+        description: "Cluster URL, without credentials (default: $ES_URL, else $ELASTICSEARCH_URL)",
+      },
+      {
+        field: "caCert",
+        kind: "string",
+        description: "PEM file with the CA that signed the cluster's certificate",
+      },
+    ]),
     {
       field: "insecureSkipTlsVerify",
       kind: "boolean",
@@ -111,21 +111,16 @@ export const elasticsearch: Engine<EsConnection> = {
       env,
       readCaFile("caCert", { value: fields["caCert"] as string | undefined, name: "{caCert}" }),
     ),
-  connectTarget: (connection, env) => esConnectionFrom(connection.url ? { url: connection.url } : {}, env),
-  describe: (conn) => describeConnection(conn),
+  connectTarget: (connection, env) => esConnectionFrom(targetFields(connection), env),
+  describe: describeConnection,
   insecureWarning: (conn) =>
-    conn.tls.insecure
-      ? `the certificate of ${describeConnection(conn)} is not checked; anyone on the path can read the credentials and the data`
-      : undefined,
+    conn.tls.insecure ? unverifiedTlsWarning(describeConnection(conn), "the credentials") : undefined,
 
   defaultTarget: () => "elasticsearch",
   source: (conn) => ({ host: conn.url.hostname, port: portOf(conn) }),
   checkBackup: (fields) => void parsePatterns(fields["indices"] as string | undefined),
   backup: (conn, sink, fields, context) =>
-    backupElasticsearch(conn, sink, {
-      ...context,
-      ...(fields["indices"] !== undefined ? { indices: fields["indices"] as string } : {}),
-    }),
+    backupElasticsearch(conn, sink, { ...context, indices: fields["indices"] as string | undefined }),
   describeBackup(statefile) {
     const fingerprint = statefile.fingerprint as EsFingerprint | undefined;
     return {
@@ -147,13 +142,7 @@ export const elasticsearch: Engine<EsConnection> = {
       to,
       question: `Restore ${which} ${id} into ${to}${replace ? ", DELETING indices that exist" : ""}?`,
       async run(source, context) {
-        const outcome = await restoreElasticsearch(conn, source, {
-          signal: context.signal,
-          ...(indices !== undefined ? { indices } : {}),
-          ...(rename ? { rename } : {}),
-          replace,
-          onPhase: context.onPhase,
-        });
+        const outcome = await restoreElasticsearch(conn, source, { ...context, indices, rename, replace });
         return {
           lines: [
             `restored ${id} into ${to}: ${outcome.indices.length} indices, ${outcome.docs} documents; document ` +
@@ -189,10 +178,6 @@ function verificationCluster(fields: Fields, env: NodeJS.ProcessEnv): EsConnecti
       throw new FieldError(error.code, "verifyUrl", `{verifyUrl}: ${error.template}`);
     throw error;
   }
-}
-
-function portOf(conn: EsConnection): number {
-  return Number(conn.url.port || (conn.url.protocol === "https:" ? 443 : 80));
 }
 
 /** The indices a restore takes and the names it gives them, checked. */

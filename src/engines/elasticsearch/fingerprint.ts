@@ -19,8 +19,3 @@ export interface EsFingerprint {
   /** Indices left out and why (closed indices cannot be read). */
   skipped?: Record<string, string>;
 }
-
-/** Human-readable differences; empty when the counts agree. */
-export function compareDocCounts(expected: number, actual: number, index: string): string | undefined {
-  return expected === actual ? undefined : `${index}: ${actual} documents, backup has ${expected}`;
-}

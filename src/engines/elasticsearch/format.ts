@@ -19,18 +19,21 @@ export const ES_FORMAT_VERSION = 1;
 
 export type Distribution = "elasticsearch" | "opensearch";
 
+/** Which server and cluster an export came from. */
+export interface ClusterIdentity {
+  readonly distribution: Distribution;
+  readonly version: string;
+  readonly clusterName: string;
+  readonly clusterUuid: string;
+}
+
 export interface HeaderRecord {
   readonly capsule: "header";
   readonly format: typeof ES_ARTIFACT_FORMAT;
   readonly formatVersion: number;
   readonly createdAt: string;
   readonly capsuleVersion: string;
-  readonly source: {
-    readonly distribution: Distribution;
-    readonly version: string;
-    readonly clusterName: string;
-    readonly clusterUuid: string;
-  };
+  readonly source: ClusterIdentity;
   /** How documents were read: `pit` (point in time + search_after on _shard_doc) or `scroll`. */
   readonly method: ExportMethod;
 }
@@ -159,7 +162,8 @@ const DROPPED_SETTINGS = [
  */
 const DEFERRED_SETTINGS = ["index.blocks."];
 
-function matchesAny(key: string, list: readonly string[]): boolean {
+/** Whether a flat setting key is in `list`, where an entry ending in "." is a prefix. */
+export function matchesAny(key: string, list: readonly string[]): boolean {
   return list.some((entry) => (entry.endsWith(".") ? key.startsWith(entry) : key === entry));
 }
 

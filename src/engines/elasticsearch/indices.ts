@@ -5,7 +5,7 @@
  * a leading `-` excludes. Wildcards never match system indices (names starting with ".") or hidden ones
  * (`index.hidden: true`) unless the pattern itself starts with "."; an exact name always matches.
  */
-import { ErrorCode, FieldError } from "../../domain/errors.js";
+import { configError } from "../connection-fields.js";
 
 export interface IndexInfo {
   readonly name: string;
@@ -20,11 +20,7 @@ export function parsePatterns(text: string | undefined): string[] {
     .map((p) => p.trim())
     .filter((p) => p.length > 0);
   if (patterns.length === 0)
-    throw new FieldError(
-      ErrorCode.Config,
-      "indices",
-      `{indices}: no pattern given (got ${JSON.stringify(text)})`,
-    );
+    throw configError("indices", `{indices}: no pattern given (got ${JSON.stringify(text)})`);
   if (patterns.every((p) => p.startsWith("-"))) patterns.unshift(DEFAULT_INDEX_PATTERN);
   return patterns;
 }
@@ -83,17 +79,12 @@ export function parseRename(
 ): Rename | undefined {
   if (pattern === undefined && replacement === undefined) return undefined;
   if (pattern === undefined || replacement === undefined) {
-    throw new FieldError(
-      ErrorCode.Config,
-      "renamePattern",
-      "{renamePattern} and {renameReplacement} go together",
-    );
+    throw configError("renamePattern", "{renamePattern} and {renameReplacement} go together");
   }
   try {
     return { pattern: new RegExp(pattern, "g"), replacement };
   } catch (error) {
-    throw new FieldError(
-      ErrorCode.Config,
+    throw configError(
       "renamePattern",
       `{renamePattern} ${JSON.stringify(pattern)}: ${(error as Error).message}`,
     );

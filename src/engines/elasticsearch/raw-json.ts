@@ -109,27 +109,6 @@ export function objectMembers(text: string, at = 0): { members: Map<string, Span
   }
 }
 
-/** The spans of the elements of the array starting at `at`. */
-export function arrayElements(text: string, at: number): Span[] {
-  let i = skipSpace(text, at);
-  if (text.charCodeAt(i) !== OPEN_BRACKET) throw new RawJsonError(`expected an array at ${i}`);
-  const elements: Span[] = [];
-  i = skipSpace(text, i + 1);
-  if (text.charCodeAt(i) === CLOSE_BRACKET) return elements;
-  for (;;) {
-    const end = endOfValue(text, i);
-    elements.push([i, end]);
-    i = skipSpace(text, end);
-    const ch = text.charCodeAt(i);
-    if (ch === COMMA) {
-      i = skipSpace(text, i + 1);
-      continue;
-    }
-    if (ch === CLOSE_BRACKET) return elements;
-    throw new RawJsonError(`expected "," or "]" at ${i}`);
-  }
-}
-
 /** The raw text of a span. */
 export function slice(text: string, span: Span | undefined): string | undefined {
   return span ? text.slice(span[0], span[1]) : undefined;

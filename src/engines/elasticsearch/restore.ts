@@ -15,9 +15,10 @@ import type { Readable } from "node:stream";
 import { createGunzip } from "node:zlib";
 import { CapsuleError, ErrorCode, FieldError, messageOf } from "../../domain/errors.js";
 import { failpoint } from "../../util/failpoint.js";
-import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../util/interruption.js";
+import { interruptionOf, throwIfInterrupted } from "../../util/interruption.js";
 import type { ArtifactSource } from "../../domain/artifact.js";
-import { BulkLoader, describeReasons, type BulkOptions } from "./bulk.js";
+import { artifactOf, interruptedWith, throwIfUntouched } from "../restore-guards.js";
+import { BulkLoader, describeReasons } from "./bulk.js";
 import { EsClient, EsHttpError, type ServerInfo } from "./client.js";
 import { describeConnection, type EsConnection } from "./connection.js";
 import type { EsFingerprint } from "./fingerprint.js";
@@ -29,6 +30,7 @@ import {
   ES_FORMAT_VERSION,
   FormatError,
   type HeaderRecord,
+  matchesAny,
   type IndexRecord,
   parseLine,
 } from "./format.js";
@@ -41,7 +43,7 @@ import {
   unmatchedNames,
 } from "./indices.js";
 
-export interface EsRestoreOptions extends BulkOptions {
+export interface EsRestoreOptions {
   /** `--indices`: which of the backup's indices to restore. @default all of them */
   readonly indices?: string;
   /** Delete and recreate indices that exist. @default false */
@@ -95,12 +97,7 @@ export async function restoreElasticsearch(
   const phase = options.onPhase ?? (() => undefined);
   const where = describeConnection(conn);
   const fingerprint = source.statefile.fingerprint as EsFingerprint | undefined;
-  if (!source.statefile.artifact) {
-    throw new CapsuleError(
-      ErrorCode.NotRestorable,
-      `${source.backupId} has no artifact (state: ${source.statefile.status})`,
-    );
-  }
+  artifactOf(source);
   if (!fingerprint?.indices) {
     throw new CapsuleError(
       ErrorCode.NotRestorable,
@@ -111,13 +108,7 @@ export async function restoreElasticsearch(
   // Nothing reaches the cluster before the whole artifact is known good.
   phase("verifying checksum");
   await source.verify();
-  const early = interruptionOf(options.signal);
-  if (early) {
-    throw new InterruptedError(
-      early.signal,
-      `interrupted by ${early.signal} before ${where} was touched: it is unchanged`,
-    );
-  }
+  throwIfUntouched(options.signal, where);
 
   const client = new EsClient(conn);
   try {
@@ -213,7 +204,7 @@ class Restorer {
     private readonly phase: (phase: string) => void,
   ) {
     this.byName = new Map(plan.map((p) => [p.from, p]));
-    this.loader = new BulkLoader(client, where, options);
+    this.loader = new BulkLoader(client, where);
   }
 
   async run(input: Readable): Promise<EsRestoreOutcome> {
@@ -230,8 +221,9 @@ class Restorer {
       }
       throwIfInterrupted(this.options.signal);
     } catch (error) {
-      const interruption = interruptionOf(this.options.signal);
-      if (interruption) throw await this.describeInterruption(interruption, error);
+      const { signal } = this.options;
+      if (interruptionOf(signal))
+        throw interruptedWith(signal, await this.interruptedState(), error) ?? error;
       throw this.describeFailure(error);
     } finally {
       input.destroy();
@@ -374,18 +366,11 @@ class Restorer {
   private withoutForeignSettings(settings: Record<string, unknown>): Record<string, unknown> {
     if (!this.header || this.header.source.distribution === this.info.distribution) return settings;
     const foreign = FOREIGN_SETTINGS[this.info.distribution];
-    return Object.fromEntries(
-      Object.entries(settings).filter(
-        ([key]) => !foreign.some((f) => (f.endsWith(".") ? key.startsWith(f) : key === f)),
-      ),
-    );
+    return Object.fromEntries(Object.entries(settings).filter(([key]) => !matchesAny(key, foreign)));
   }
 
   /** Deletes the index it had not finished (unless it replaced one) and says what the target holds now. */
-  private async describeInterruption(
-    interruption: InterruptedError,
-    cause: unknown,
-  ): Promise<InterruptedError> {
+  private async interruptedState(): Promise<string> {
     const done = this.restored.map((r) => r.to);
     const partial = this.current?.created ? this.current.plan : undefined;
     let left = "";
@@ -404,11 +389,7 @@ class Restorer {
     }
     const whole =
       done.length > 0 ? `restored completely: ${done.join(", ")}` : "no index was restored completely";
-    return new InterruptedError(
-      interruption.signal,
-      `interrupted by ${interruption.signal}: ${this.where}: ${whole}${left}`,
-      { cause },
-    );
+    return `: ${this.where}: ${whole}${left}`;
   }
 
   /** The error, plus what state the target was left in. */

@@ -4,14 +4,13 @@
  * (`pg_export_snapshot()` + `pg_dump --snapshot`). Why zstd and not pg_dump's own zlib: docs/adr/0002.
  */
 import type { ArtifactSink, UploadedArtifact } from "../../domain/artifact.js";
-import type { Artifact } from "../../domain/statefile.js";
-import { spawnPipeline } from "../process-pipeline.js";
+import type { EngineBackupResult, EngineContext } from "../engine.js";
+import { spawnPipeline, uploadOutput, type ToolCommand } from "../process-pipeline.js";
 import { libpqEnv, type PgConnection } from "./connection.js";
-import { tableRowCounts, type PgFingerprint } from "./fingerprint.js";
-import { connect, translatePgError } from "./sql.js";
+import { tableRowCounts } from "./fingerprint.js";
+import { withClient } from "./sql.js";
 import {
   CLIENT_PACKAGE,
-  type Compression,
   DEFAULT_COMPRESSION,
   assertClientCanDump,
   pgToolVersion,
@@ -22,23 +21,13 @@ import {
 export const PG_ARTIFACT_NAME = "dump.pgcustom.zst";
 export const PG_ARTIFACT_FORMAT = "pg_dump-custom";
 
-export interface PgBackupResult {
-  readonly artifact: Artifact;
-  readonly fingerprint: PgFingerprint;
-  readonly source: { host: string; port: number; database: string; serverVersion: string; sizeBytes: number };
-  readonly tool: Record<string, string>;
-}
-
-export async function backupPostgres(
+export function backupPostgres(
   conn: PgConnection,
   sink: ArtifactSink,
-  options: { compression?: Compression; onPhase?: (phase: string) => void; signal?: AbortSignal } = {},
-): Promise<PgBackupResult> {
-  const compression = options.compression ?? DEFAULT_COMPRESSION;
-  const phase = options.onPhase ?? (() => undefined);
-  phase("connecting");
-  const client = await connect(conn);
-  try {
+  context: Pick<EngineContext, "onPhase" | "signal">,
+): Promise<EngineBackupResult> {
+  context.onPhase("connecting");
+  return withClient(conn, conn.database, async (client) => {
     const info = await client.query<{ version: string; num: string; size: string }>(
       "SELECT current_setting('server_version') AS version, current_setting('server_version_num') AS num, " +
         "pg_database_size(current_database())::text AS size",
@@ -51,57 +40,65 @@ export async function backupPostgres(
     await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
     const snapshot = (await client.query<{ id: string }>("SELECT pg_export_snapshot() AS id")).rows[0]!.id;
 
-    phase("dumping");
-    const dump = spawnPipeline(
-      [
-        {
-          command: "pg_dump",
-          args: ["--format=custom", "--compress=0", `--snapshot=${snapshot}`, "--no-password"],
-          env: libpqEnv(conn),
-          package: CLIENT_PACKAGE,
-        },
-        zstdCompress(compression),
-      ],
-      options.signal ? { signal: options.signal } : {},
-    );
+    context.onPhase("dumping");
+    const dump: ToolCommand = {
+      command: "pg_dump",
+      args: ["--format=custom", "--compress=0", `--snapshot=${snapshot}`, "--no-password"],
+      env: libpqEnv(conn),
+      package: CLIENT_PACKAGE,
+    };
     const counting = tableRowCounts(client);
-    let uploaded: UploadedArtifact;
-    try {
-      uploaded = await sink.uploadArtifact(PG_ARTIFACT_NAME, dump.output, { sizeHint: Number(server.size) });
-      await dump.done;
-    } catch (error) {
-      // The first cause wins: when the upload failed, pg_dump's "terminated by user" is only its casualty; when
-      // pg_dump failed first, the upload's "stream destroyed" is. `done` already holds a tool failure that came first.
-      dump.kill(error instanceof Error ? error : new Error(String(error)));
-      throw await dump.done.then(
-        () => error,
-        (first: unknown) => first,
-      );
-    }
+    const uploaded = await uploadThroughZstd(
+      sink,
+      PG_ARTIFACT_NAME,
+      dump,
+      Number(server.size),
+      context.signal,
+    );
     const tables = await counting;
     await client.query("COMMIT");
-
     return {
-      artifact: {
+      ...zstdBackup(conn, server, uploaded, {
         name: PG_ARTIFACT_NAME,
         format: PG_ARTIFACT_FORMAT,
-        formatVersion: `pg_dump ${dumpVersion.text}`,
-        compression: "zstd",
-        ...uploaded,
-      },
+        tool: "pg_dump",
+        version: dumpVersion.text,
+        zstd,
+      }),
       fingerprint: { tables, serverVersion: server.version, databaseSizeBytes: Number(server.size) },
-      source: {
-        host: conn.host,
-        port: conn.port,
-        database: conn.database,
-        serverVersion: server.version,
-        sizeBytes: Number(server.size),
-      },
-      tool: { pg_dump: dumpVersion.text, zstd, zstdLevel: String(compression.level) },
     };
-  } catch (error) {
-    throw translatePgError(error, conn, conn.database);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+  });
+}
+
+/** `tool | zstd` into the store as `name`; the first failure, the upload's or a tool's, is the one thrown. */
+export function uploadThroughZstd(
+  sink: ArtifactSink,
+  name: string,
+  tool: ToolCommand,
+  sizeHint: number,
+  signal: AbortSignal,
+): Promise<UploadedArtifact> {
+  const pipeline = spawnPipeline([tool, zstdCompress(DEFAULT_COMPRESSION)], { signal });
+  return uploadOutput(pipeline, (output) => sink.uploadArtifact(name, output, { sizeHint }));
+}
+
+/** The artifact, source and tools of a backup that `tool` wrote through zstd (logical or physical alike). */
+export function zstdBackup(
+  conn: PgConnection,
+  server: { version: string; size: string },
+  uploaded: UploadedArtifact,
+  written: { name: string; format: string; tool: string; version: string; zstd: string },
+): EngineBackupResult {
+  const { name, format, tool, version, zstd } = written;
+  return {
+    artifact: { name, format, formatVersion: `${tool} ${version}`, compression: "zstd", ...uploaded },
+    source: {
+      host: conn.host,
+      port: conn.port,
+      database: conn.database,
+      serverVersion: server.version,
+      sizeBytes: Number(server.size),
+    },
+    tool: { [tool]: version, zstd, zstdLevel: String(DEFAULT_COMPRESSION.level) },
+  };
 }

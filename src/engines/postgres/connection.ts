@@ -1,6 +1,5 @@
-import { ErrorCode, FieldError } from "../../domain/errors.js";
 import { registerSecret } from "../../redact.js";
-import { fieldOrEnv, hostName, readCaFile, tcpPort } from "../connection-fields.js";
+import { configError, fieldOrEnv, hostName, readCaFile, tcpPort } from "../connection-fields.js";
 
 /** Where a PostgreSQL database is. The password is only ever read from the environment. */
 export interface PgConnection {
@@ -72,14 +71,14 @@ export function pgTlsFrom(flags: PgConnectionFlags, env: NodeJS.ProcessEnv): PgT
   switch (mode) {
     case "disable":
       if (insecure)
-        throw config(
+        throw configError(
           "insecureSkipTlsVerify",
           `{insecureSkipTlsVerify} needs TLS, but ${modeName} is disable`,
         );
       return undefined;
     case "require":
       if (!insecure) {
-        throw config(
+        throw configError(
           "sslmode",
           `${modeName} require does not verify the server: use verify-full with {sslrootcert}, or add {insecureSkipTlsVerify}`,
         );
@@ -88,16 +87,16 @@ export function pgTlsFrom(flags: PgConnectionFlags, env: NodeJS.ProcessEnv): PgT
     case "verify-ca":
     case "verify-full": {
       if (insecure)
-        throw config("insecureSkipTlsVerify", `{insecureSkipTlsVerify} contradicts ${modeName} ${mode}`);
+        throw configError("insecureSkipTlsVerify", `{insecureSkipTlsVerify} contradicts ${modeName} ${mode}`);
       if (!rootCert)
-        throw config(
+        throw configError(
           "sslrootcert",
           `${modeName} ${mode} needs the CA: {sslrootcert} FILE (or PGSSLROOTCERT)`,
         );
       return { mode, rootCert, ca: readCaFile("sslrootcert", rootCertSource)! };
     }
     default:
-      throw config(
+      throw configError(
         "sslmode",
         `${modeName} must be disable, require, verify-ca or verify-full (got ${JSON.stringify(mode)}); ` +
           "prefer and allow may silently fall back to an unverified connection",
@@ -124,8 +123,4 @@ export function libpqEnv(conn: PgConnection, database: string = conn.database): 
 export function describeConnection(conn: PgConnection, database: string = conn.database): string {
   const tls = conn.tls ? `?sslmode=${conn.tls.mode}` : "";
   return `postgresql://${conn.user}@${conn.host}:${conn.port}/${database}${tls}`;
-}
-
-function config(field: string, template: string): FieldError {
-  return new FieldError(ErrorCode.Config, field, template);
 }

@@ -6,8 +6,9 @@
  */
 import { rm } from "node:fs/promises";
 import path from "node:path";
-import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../util/interruption.js";
-import { spawnPipeline } from "../process-pipeline.js";
+import { type InterruptedError, throwIfInterrupted } from "../../util/interruption.js";
+import { interruptedWith } from "../restore-guards.js";
+import { runToEnd } from "../process-pipeline.js";
 import { CapsuleError, ErrorCode } from "../../domain/errors.js";
 import type { ArtifactSource } from "../../domain/artifact.js";
 import {
@@ -21,7 +22,8 @@ import {
 } from "../scratch-server.js";
 import { describeConnection, type PgConnection } from "./connection.js";
 import { restorePostgres } from "./restore.js";
-import { ident, withClient } from "./sql.js";
+import { dropDatabase } from "./leftovers.js";
+import { withClient } from "./sql.js";
 
 const SCRATCH_USER = "capsule";
 /** Throwaway clusters live in `$TMPDIR/capsule-verify-pg-*`. */
@@ -56,9 +58,7 @@ export async function drillPostgres(
         details: `${outcome.tables} tables, ${outcome.rows} rows match the fingerprint`,
       };
     } finally {
-      await withClient(server, "postgres", (c) =>
-        c.query(`DROP DATABASE IF EXISTS ${ident(scratch)} WITH (FORCE)`),
-      ).catch(() => undefined);
+      await dropDatabase(server, "postgres", scratch).catch(() => undefined);
     }
   }
 
@@ -82,20 +82,14 @@ export async function drillPostgres(
   const owner = serviceAccount("postgres");
   const dir = await scratchDir(SCRATCH_LABEL, owner);
   const data = path.join(dir, "data");
-  const initdb = spawnPipeline(
-    [
-      {
-        command: path.join(bin, "initdb"),
-        args: ["-D", data, "-U", SCRATCH_USER, "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"],
-        package: "postgresql",
-        ...(owner ? { owner } : {}),
-      },
-    ],
-    { ...(signal && { signal }) },
-  );
-  initdb.output.on("error", () => undefined).resume();
+  const initdb = {
+    command: path.join(bin, "initdb"),
+    args: ["-D", data, "-U", SCRATCH_USER, "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"],
+    package: "postgresql",
+    ...(owner ? { owner } : {}),
+  };
   try {
-    await initdb.done;
+    await runToEnd([initdb], { ...(signal && { signal }) });
     throwIfInterrupted(signal);
   } catch (error) {
     await rm(dir, { recursive: true, force: true });
@@ -150,12 +144,8 @@ export async function drillPostgres(
 
 /** The drill's one line for an interruption: what it stopped and that nothing else was touched. */
 function interrupted(signal: AbortSignal | undefined, cause: unknown): InterruptedError | undefined {
-  const interruption = interruptionOf(signal);
-  if (!interruption) return undefined;
-  return new InterruptedError(
-    interruption.signal,
-    `interrupted by ${interruption.signal} during the restore drill: the throwaway PostgreSQL was stopped and ` +
-      `its directory removed; nothing else was touched; the backup's verification is unchanged`,
-    { cause },
-  );
+  const state =
+    " during the restore drill: the throwaway PostgreSQL was stopped and its directory removed; nothing else was " +
+    "touched; the backup's verification is unchanged";
+  return interruptedWith(signal, state, cause);
 }

@@ -1,7 +1,7 @@
 /** PostgreSQL behind the engine seam (engines/engine.ts): logical dumps with pg_dump, restores with pg_restore. */
-import { ErrorCode, FieldError } from "../../domain/errors.js";
 import type { Statefile } from "../../domain/statefile.js";
-import type { Engine, Fields, Leftover } from "../engine.js";
+import { configError, targetFields, unverifiedTlsWarning } from "../connection-fields.js";
+import { flagsFor, type Engine, type Fields, type Leftover } from "../engine.js";
 import { postgresProfile } from "./profile.js";
 import { findScratchLeftovers, removeScratchLeftover } from "../scratch-server.js";
 import { backupPostgres } from "./backup.js";
@@ -71,50 +71,45 @@ export const postgres: Engine<PgConnection> = {
     ],
   },
   flags: [
-    {
-      field: "host",
-      kind: "string",
-      modes: CONNECTION,
-      description: "Server host (default: $PGHOST, else localhost)",
-    },
-    {
-      field: "port",
-      kind: "string",
-      modes: CONNECTION,
-      description: "Server port (default: $PGPORT, else 5432)",
-    },
-    {
-      field: "database",
-      kind: "string",
-      modes: CONNECTION,
-      description: "Database (default: $PGDATABASE, else the user name)",
-    },
-    {
-      field: "user",
-      kind: "string",
-      modes: CONNECTION,
-      description: "User (default: $PGUSER, else postgres)",
-    },
-    {
-      field: "sslmode",
-      kind: "string",
-      modes: CONNECTION,
-      description:
-        "TLS: disable, verify-full, verify-ca, or require (unverified; needs --insecure-skip-tls-verify). " +
-        "Default: $PGSSLMODE, else verify-full when a CA is given, else disable",
-    },
-    {
-      field: "sslrootcert",
-      kind: "string",
-      modes: CONNECTION,
-      description: "PEM file with the CA that signed the server's certificate (default: $PGSSLROOTCERT)",
-    },
-    {
-      field: "insecureSkipTlsVerify",
-      kind: "boolean",
-      modes: CONNECTION,
-      description: "TLS without verifying the server's certificate (sslmode require; not recommended)",
-    },
+    ...flagsFor(CONNECTION, [
+      {
+        field: "host",
+        kind: "string",
+        description: "Server host (default: $PGHOST, else localhost)",
+      },
+      {
+        field: "port",
+        kind: "string",
+        description: "Server port (default: $PGPORT, else 5432)",
+      },
+      {
+        field: "database",
+        kind: "string",
+        description: "Database (default: $PGDATABASE, else the user name)",
+      },
+      {
+        field: "user",
+        kind: "string",
+        description: "User (default: $PGUSER, else postgres)",
+      },
+      {
+        field: "sslmode",
+        kind: "string",
+        description:
+          "TLS: disable, verify-full, verify-ca, or require (unverified; needs --insecure-skip-tls-verify). " +
+          "Default: $PGSSLMODE, else verify-full when a CA is given, else disable",
+      },
+      {
+        field: "sslrootcert",
+        kind: "string",
+        description: "PEM file with the CA that signed the server's certificate (default: $PGSSLROOTCERT)",
+      },
+      {
+        field: "insecureSkipTlsVerify",
+        kind: "boolean",
+        description: "TLS without verifying the server's certificate (sslmode require; not recommended)",
+      },
+    ]),
     {
       field: "inPlace",
       kind: "boolean",
@@ -193,21 +188,11 @@ export const postgres: Engine<PgConnection> = {
     },
   ],
 
-  connect: (fields, env) => pgConnectionFrom(fields, env),
-  connectTarget: (connection, env) =>
-    pgConnectionFrom(
-      {
-        ...(connection.host ? { host: connection.host } : {}),
-        port: String(connection.port),
-        ...(connection.database ? { database: connection.database } : {}),
-      },
-      env,
-    ),
+  connect: pgConnectionFrom,
+  connectTarget: (connection, env) => pgConnectionFrom(targetFields(connection), env),
   describe: (conn) => describeConnection(conn),
   insecureWarning: (conn) =>
-    conn.tls?.mode === "require"
-      ? `the certificate of ${describeConnection(conn)} is not checked; anyone on the path can read the password and the data`
-      : undefined,
+    conn.tls?.mode === "require" ? unverifiedTlsWarning(describeConnection(conn)) : undefined,
 
   defaultTarget: (conn) => conn.database,
   source: (conn) => ({ host: conn.host, port: conn.port, database: conn.database }),
@@ -217,8 +202,8 @@ export const postgres: Engine<PgConnection> = {
 
   checkRestore: (fields) =>
     fields["physical"] === true ? void checkPointInTimeFields(fields) : void restoreMode(fields),
-  restorePointInTime: (from, target, fields, context) => restorePointInTime(from, target, fields, context),
-  drillPointInTime: (from, context) => drillPointInTime(from, context),
+  restorePointInTime,
+  drillPointInTime,
   planRestore(conn, statefile, fields, env) {
     const mode = restoreMode(fields);
     const toDatabase = mode.kind === "new-database" ? mode.database : undefined;
@@ -236,10 +221,8 @@ export const postgres: Engine<PgConnection> = {
             : `Restore ${id} into the new database ${to}?`,
       async run(source, context) {
         const outcome = await restorePostgres(target, source, mode, {
+          ...context,
           noOwner: fields["noOwner"] === true,
-          onPhase: context.onPhase,
-          onNotice: context.onNotice,
-          signal: context.signal,
         });
         return {
           lines: [
@@ -261,11 +244,7 @@ export const postgres: Engine<PgConnection> = {
     const server = fields["verifyServer"] === true ? pgConnectionFrom(fields, env) : undefined;
     const warning = server && postgres.insecureWarning(server);
     if (warning) context.onNotice?.(`warning: ${warning}`);
-    return drillPostgres(source, {
-      ...(server && { server }),
-      onPhase: context.onPhase,
-      signal: context.signal,
-    });
+    return drillPostgres(source, { ...context, server });
   },
 
   async findLeftovers(fields, env) {
@@ -300,7 +279,7 @@ export const postgres: Engine<PgConnection> = {
   },
 
   checkStreamWal: (fields, target) => void walStreamSettings(fields, target),
-  streamWal: (conn, request, context) => streamPostgresWal(conn, request, context),
+  streamWal: streamPostgresWal,
 
   downloadDecoder: (fields) =>
     fields["raw"] === true
@@ -311,15 +290,11 @@ export const postgres: Engine<PgConnection> = {
 function restoreMode(fields: Fields): PgRestoreMode {
   for (const field of ["toDataDir", "targetTime", "targetLsn"]) {
     if (fields[field] !== undefined)
-      throw new FieldError(
-        ErrorCode.Config,
-        field,
-        `{${field}} applies to a point-in-time restore: add {physical}`,
-      );
+      throw configError(field, `{${field}} applies to a point-in-time restore: add {physical}`);
   }
   const toDatabase = fields["toDatabase"] as string | undefined;
   if (fields["inPlace"] === true && toDatabase !== undefined) {
-    throw new FieldError(ErrorCode.Config, "inPlace", "choose one of {inPlace} and {toDatabase}");
+    throw configError("inPlace", "choose one of {inPlace} and {toDatabase}");
   }
   if (fields["inPlace"] === true) return { kind: "in-place" };
   return toDatabase !== undefined ? { kind: "new-database", database: toDatabase } : { kind: "swap" };
@@ -334,16 +309,14 @@ function databaseToReplace(statefile: Statefile, fields: Fields, env: NodeJS.Pro
   if (named !== undefined) return named;
   const source = statefile.source.database;
   if (!source) {
-    throw new FieldError(
-      ErrorCode.Config,
+    throw configError(
       "database",
       `${statefile.backupId} does not record its source database: name the database to replace with {database}`,
     );
   }
   const fromEnv = env["PGDATABASE"];
   if (fromEnv !== undefined && fromEnv !== source) {
-    throw new FieldError(
-      ErrorCode.Config,
+    throw configError(
       "database",
       `${statefile.backupId} is a backup of database "${source}" but PGDATABASE is "${fromEnv}": ` +
         `name the database to replace with {database} (or restore beside it with {toDatabase})`,

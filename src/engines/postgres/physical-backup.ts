@@ -5,14 +5,15 @@
  * store: no temp file, constant memory. Its place in the WAL (start and end LSN, timeline) is read from
  * pg_basebackup's `-v` lines, the system identifier and segment size from the server.
  */
-import type { ArtifactSink, UploadedArtifact } from "../../domain/artifact.js";
+import type { ArtifactSink } from "../../domain/artifact.js";
 import { CapsuleError, ErrorCode } from "../../domain/errors.js";
 import { formatLsn, parseLsn, type PhysicalBackupInfo } from "../../domain/wal.js";
 import type { EngineBackupResult, EngineContext } from "../engine.js";
-import { spawnPipeline } from "../process-pipeline.js";
+import type { ToolCommand } from "../process-pipeline.js";
+import { uploadThroughZstd, zstdBackup } from "./backup.js";
 import { libpqEnv, type PgConnection } from "./connection.js";
-import { connect, translatePgError } from "./sql.js";
-import { CLIENT_PACKAGE, DEFAULT_COMPRESSION, pgToolVersion, zstdCompress, zstdVersion } from "./tools.js";
+import { withClient } from "./sql.js";
+import { CLIENT_PACKAGE, pgToolVersion, zstdVersion } from "./tools.js";
 
 export const PHYSICAL_ARTIFACT_NAME = "base.tar.zst";
 export const PHYSICAL_ARTIFACT_FORMAT = "pg_basebackup-tar";
@@ -22,14 +23,13 @@ export const MANIFEST_NAME = "backup_manifest";
 const START_POINT = /write-ahead log start point: ([0-9A-F]+\/[0-9A-F]+) on timeline (\d+)/i;
 const END_POINT = /write-ahead log end point: ([0-9A-F]+\/[0-9A-F]+)/i;
 
-export async function backupPhysical(
+export function backupPhysical(
   conn: PgConnection,
   sink: ArtifactSink,
   context: Pick<EngineContext, "onPhase" | "signal">,
 ): Promise<EngineBackupResult> {
   context.onPhase("connecting");
-  const client = await connect(conn);
-  try {
+  return withClient(conn, conn.database, async (client) => {
     const info = await client.query<{
       version: string;
       num: string;
@@ -54,33 +54,21 @@ export async function backupPhysical(
 
     let stderr = "";
     context.onPhase("copying the cluster's files (pg_basebackup)");
-    const pipeline = spawnPipeline(
-      [
-        {
-          command: "pg_basebackup",
-          // -c fast: the backup starts at once instead of waiting for the next scheduled checkpoint.
-          args: ["-D", "-", "-Ft", "-X", "fetch", "-c", "fast", "-v", "--no-password"],
-          env: libpqEnv(conn),
-          package: CLIENT_PACKAGE,
-          onStderr: (text) => (stderr = (stderr + text).slice(-64 * 1024)),
-        },
-        zstdCompress(DEFAULT_COMPRESSION),
-      ],
-      { signal: context.signal },
+    const basebackup: ToolCommand = {
+      command: "pg_basebackup",
+      // -c fast: the backup starts at once instead of waiting for the next scheduled checkpoint.
+      args: ["-D", "-", "-Ft", "-X", "fetch", "-c", "fast", "-v", "--no-password"],
+      env: libpqEnv(conn),
+      package: CLIENT_PACKAGE,
+      onStderr: (text) => (stderr = (stderr + text).slice(-64 * 1024)),
+    };
+    const uploaded = await uploadThroughZstd(
+      sink,
+      PHYSICAL_ARTIFACT_NAME,
+      basebackup,
+      Number(server.size),
+      context.signal,
     );
-    let uploaded: UploadedArtifact;
-    try {
-      uploaded = await sink.uploadArtifact(PHYSICAL_ARTIFACT_NAME, pipeline.output, {
-        sizeHint: Number(server.size),
-      });
-      await pipeline.done;
-    } catch (error) {
-      pipeline.kill(error instanceof Error ? error : new Error(String(error)));
-      throw await pipeline.done.then(
-        () => error,
-        (first: unknown) => first,
-      );
-    }
     const start = START_POINT.exec(stderr);
     const end = END_POINT.exec(stderr);
     if (!start || !end) {
@@ -101,26 +89,14 @@ export async function backupPhysical(
       manifest: MANIFEST_NAME,
     };
     return {
-      artifact: {
+      ...zstdBackup(conn, server, uploaded, {
         name: PHYSICAL_ARTIFACT_NAME,
         format: PHYSICAL_ARTIFACT_FORMAT,
-        formatVersion: `pg_basebackup ${tool.text}`,
-        compression: "zstd",
-        ...uploaded,
-      },
-      source: {
-        host: conn.host,
-        port: conn.port,
-        database: conn.database,
-        serverVersion: server.version,
-        sizeBytes: Number(server.size),
-      },
-      tool: { pg_basebackup: tool.text, zstd, zstdLevel: String(DEFAULT_COMPRESSION.level) },
+        tool: "pg_basebackup",
+        version: tool.text,
+        zstd,
+      }),
       physical,
     };
-  } catch (error) {
-    throw translatePgError(error, conn, conn.database);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+  });
 }

@@ -5,8 +5,9 @@
  */
 import { writeFile, chown } from "node:fs/promises";
 import path from "node:path";
+import { Readable } from "node:stream";
 import { CapsuleError, ErrorCode } from "../../domain/errors.js";
-import { spawnPipeline } from "../process-pipeline.js";
+import { runTool } from "../process-pipeline.js";
 import { freePort, serviceAccount, startScratchServer } from "../scratch-server.js";
 import type { PgConnection } from "./connection.js";
 import { postgresBinDir } from "./physical-restore.js";
@@ -71,20 +72,14 @@ async function bootstrapSuperuser(
   owner: { uid: number; gid: number } | undefined,
   signal: AbortSignal,
 ): Promise<string> {
-  const { Readable } = await import("node:stream");
-  const single = spawnPipeline(
-    [
-      {
-        command: path.join(bin, "postgres"),
-        args: ["--single", "-D", dataDir, "-c", "archive_mode=off", "template1"],
-        ...(owner ? { owner } : {}),
-      },
-    ],
+  const out = await runTool(
+    {
+      command: path.join(bin, "postgres"),
+      args: ["--single", "-D", dataDir, "-c", "archive_mode=off", "template1"],
+      ...(owner ? { owner } : {}),
+    },
     { input: Readable.from(["SELECT rolname FROM pg_authid WHERE oid = 10;\n"]), signal },
   );
-  let out = "";
-  single.output.on("error", () => undefined).on("data", (c: Buffer) => (out += c.toString()));
-  await single.done;
   const name = /rolname = "([^"]+)"/.exec(out)?.[1];
   if (!name) throw new CapsuleError(ErrorCode.ToolFailed, "the recovered cluster did not name its superuser");
   return name;

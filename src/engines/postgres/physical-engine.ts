@@ -2,9 +2,9 @@
  * The point-in-time side of the PostgreSQL engine (docs/adr/0021): the restore fields checked and turned into a
  * recovery target, the restore's report for the operator, and the drill of a physical backup.
  */
+import { configError } from "../connection-fields.js";
 import { rm } from "node:fs/promises";
 import path from "node:path";
-import { ErrorCode, FieldError } from "../../domain/errors.js";
 import { recoveryTargetOf } from "../../domain/recovery-target.js";
 import type {
   DrillResult,
@@ -26,19 +26,11 @@ export const PITR_SCRATCH_LABEL = "verify-pgpitr";
 export function checkPointInTimeFields(fields: Fields): RecoveryTarget {
   for (const field of ["inPlace", "toDatabase", "noOwner"]) {
     if (fields[field] !== undefined && fields[field] !== false) {
-      throw new FieldError(
-        ErrorCode.Config,
-        field,
-        `{${field}} does not apply to a point-in-time restore ({physical})`,
-      );
+      throw configError(field, `{${field}} does not apply to a point-in-time restore ({physical})`);
     }
   }
   if (typeof fields["toDataDir"] !== "string" || fields["toDataDir"] === "") {
-    throw new FieldError(
-      ErrorCode.Config,
-      "toDataDir",
-      "{physical} restores into a new data directory: add {toDataDir} DIR",
-    );
+    throw configError("toDataDir", "{physical} restores into a new data directory: add {toDataDir} DIR");
   }
   return recoveryTargetOf(fields);
 }

@@ -25,10 +25,19 @@ import path from "node:path";
 import type { ArtifactSource } from "../../domain/artifact.js";
 import { CapsuleError, ErrorCode, FieldError } from "../../domain/errors.js";
 import { failpoint } from "../../util/failpoint.js";
-import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../util/interruption.js";
+import { throwIfInterrupted } from "../../util/interruption.js";
+import { interruptedWith } from "../restore-guards.js";
 import type { PointInTimeSource, RecoveryTarget, RestoreContext } from "../engine.js";
-import { spawnPipeline } from "../process-pipeline.js";
-import { freePort, serviceAccount, startScratchServer, type ScratchServer } from "../scratch-server.js";
+import { runToEnd } from "../process-pipeline.js";
+import {
+  freePort,
+  isAlive,
+  markedOwner,
+  markOwner,
+  serviceAccount,
+  startScratchServer,
+  type ScratchServer,
+} from "../scratch-server.js";
 import { startWalStager, type WalStager } from "./physical-wal-stager.js";
 import { zstdDecompress } from "./tools.js";
 
@@ -53,7 +62,6 @@ export interface PhysicalRestoreOutcome {
 }
 
 const WORK_INFIX = ".capsule-restoring-";
-const OWNER_FILE = "capsule.owner";
 const TARGET_NOT_REACHED = "recovery ended before configured recovery target was reached";
 
 /** The work directories a killed restore to `dataDir` left: their owner's PID is gone. */
@@ -63,11 +71,8 @@ export async function staleRestoreDirs(dataDir: string): Promise<string[]> {
   const stale: string[] = [];
   for (const name of (await readdir(parent).catch(() => [])).filter((n) => n.startsWith(prefix))) {
     const dir = path.join(parent, name);
-    const pid = await readFile(path.join(dir, OWNER_FILE), "utf8").then(
-      (t) => (JSON.parse(t) as { pid?: number }).pid,
-      () => undefined,
-    );
-    if (pid === undefined || !alive(pid)) stale.push(dir);
+    const pid = await markedOwner(dir);
+    if (typeof pid !== "number" || !isAlive(pid)) stale.push(dir);
   }
   return stale;
 }
@@ -89,10 +94,7 @@ export async function restorePhysical(
   const owner = serviceAccount("postgres");
   if (owner) await assertTraversable(path.dirname(dataDir), owner);
   const work = await mkdtemp(`${dataDir}${WORK_INFIX}`);
-  await writeFile(
-    path.join(work, OWNER_FILE),
-    `${JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString() })}\n`,
-  );
+  await markOwner(work);
   const pgdata = path.join(work, "data");
   const staging = path.join(work, "wal");
   const log = path.join(work, "log");
@@ -147,25 +149,11 @@ export async function restorePhysical(
     if (outcome !== "promoted") throw new CapsuleError(ErrorCode.ToolFailed, outcome);
 
     context.onPhase("stopping the recovered cluster");
-    const stop = spawnPipeline(
-      [
-        {
-          command: path.join(bin, "pg_ctl"),
-          args: ["stop", "-D", pgdata, "-m", "fast", "-w"],
-          ...owned(owner),
-        },
-      ],
-      { signal },
-    );
-    stop.output.on("error", () => undefined).resume();
-    await stop.done;
+    const stop = ["stop", "-D", pgdata, "-m", "fast", "-w"];
+    await runToEnd([{ command: path.join(bin, "pg_ctl"), args: stop, ...owned(owner) }], { signal });
     // fsync was off while replaying; the files are made durable once, here (initdb --sync-only).
-    const sync = spawnPipeline(
-      [{ command: path.join(bin, "initdb"), args: ["--sync-only", "-D", pgdata], ...owned(owner) }],
-      { signal },
-    );
-    sync.output.on("error", () => undefined).resume();
-    await sync.done;
+    const sync = ["--sync-only", "-D", pgdata];
+    await runToEnd([{ command: path.join(bin, "initdb"), args: sync, ...owned(owner) }], { signal });
     // It describes the files before recovery; the recovered cluster has moved on.
     await rm(path.join(pgdata, "backup_manifest"), { force: true });
     await failpoint("physical-restore-before-rename", signal);
@@ -239,14 +227,8 @@ export async function restorePhysical(
       }
     }
   } catch (error) {
-    const interruption = interruptionOf(signal);
-    throw interruption
-      ? new InterruptedError(
-          interruption.signal,
-          `interrupted by ${interruption.signal}: ${dataDir} was not created; the partial restore in ${work} was removed`,
-          { cause: error },
-        )
-      : error;
+    const state = `: ${dataDir} was not created; the partial restore in ${work} was removed`;
+    throw interruptedWith(signal, state, error) ?? error;
   } finally {
     await stager?.stop();
     for (const server of servers) await server.stop();
@@ -263,16 +245,10 @@ async function extract(
   signal: AbortSignal,
 ): Promise<void> {
   const input = await source.open();
-  const pipeline = spawnPipeline(
-    [
-      zstdDecompress(),
-      { command: "tar", args: ["-x", "-f", "-", "-C", into], package: "tar", ...owned(owner) },
-    ],
-    { input, signal },
-  );
-  pipeline.output.on("error", () => undefined).resume();
+  const tar = { command: "tar", args: ["-x", "-f", "-", "-C", into], package: "tar", ...owned(owner) };
+  const done = runToEnd([zstdDecompress(), tar], { input, signal });
   await failpoint("physical-restore-extracting", signal);
-  await pipeline.done;
+  await done;
 }
 
 function owned(owner: { uid: number; gid: number } | undefined) {
@@ -409,13 +385,4 @@ export function postgresBinDir(major: string, root = "/usr/lib/postgresql"): str
     );
   }
   return bin;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
 }

@@ -21,9 +21,7 @@ import {
   type ServerCopyMessage,
   type StandbyStatus,
 } from "./replication-messages.js";
-import { sslOptions } from "./sql.js";
-
-const CONNECT_TIMEOUT_MS = 10_000;
+import { clientConfig } from "./sql.js";
 
 /** A column of a replication command's row: pg hands text columns over as strings. */
 function text(value: unknown): string {
@@ -99,15 +97,8 @@ export class ReplicationClient {
   /** Opens a walsender session; setup problems and an absent server are told apart (see the classes above). */
   static async connect(conn: PgConnection, applicationName = "capsule-wal"): Promise<ReplicationClient> {
     const config = {
-      host: conn.host,
-      port: conn.port,
-      user: conn.user,
-      database: conn.database,
-      ...(conn.password ? { password: conn.password } : {}),
-      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-      application_name: applicationName,
+      ...clientConfig(conn, conn.database, applicationName),
       keepAlive: true,
-      ssl: sslOptions(conn),
       // pg sends it as the `replication` startup parameter: a physical walsender session.
       replication: "true",
     } as pg.ClientConfig;
@@ -284,15 +275,7 @@ export class ReplicationClient {
   }
 
   private async readSlotBySql(name: string): Promise<SlotPosition | undefined> {
-    const client = new pg.Client({
-      host: this.conn.host,
-      port: this.conn.port,
-      user: this.conn.user,
-      database: this.conn.database,
-      ...(this.conn.password ? { password: this.conn.password } : {}),
-      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-      ssl: sslOptions(this.conn),
-    });
+    const client = new pg.Client(clientConfig(this.conn, this.conn.database));
     client.on("error", () => undefined);
     try {
       await client.connect();

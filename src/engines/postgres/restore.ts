@@ -8,7 +8,8 @@ import { pipeline, Transform } from "node:stream";
 import { setTimeout } from "node:timers/promises";
 import { CapsuleError, ErrorCode, FieldError } from "../../domain/errors.js";
 import { failpoint } from "../../util/failpoint.js";
-import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../util/interruption.js";
+import { throwIfInterrupted } from "../../util/interruption.js";
+import { interruptedWith, mismatchError } from "../restore-guards.js";
 import type { ArtifactSource } from "../../domain/artifact.js";
 import { spawnPipeline } from "../process-pipeline.js";
 import { describeConnection, libpqEnv, type PgConnection } from "./connection.js";
@@ -295,16 +296,8 @@ async function endSessions(conn: PgConnection, maintenance: string, applicationN
 
 /** The error, with the state the target was left in; an InterruptedError if a signal was behind it. */
 function withState(error: unknown, signal: AbortSignal | undefined, during: string, state: string): unknown {
-  const interruption = interruptionOf(signal);
-  if (interruption) {
-    return new InterruptedError(
-      interruption.signal,
-      `interrupted by ${interruption.signal} ${during}: ${state}`,
-      {
-        cause: error,
-      },
-    );
-  }
+  const interruption = interruptedWith(signal, ` ${during}: ${state}`, error);
+  if (interruption) return interruption;
   if (error instanceof CapsuleError)
     return new CapsuleError(error.code, `${error.message}; ${state}`, { cause: error });
   return error;
@@ -320,13 +313,7 @@ async function checkFingerprint(
   const rows = Object.values(actual).reduce((a, b) => a + b, 0);
   if (!fingerprint?.tables) return { tables: Object.keys(actual).length, rows };
   const differences = compareRowCounts(fingerprint.tables, actual, options);
-  if (differences.length > 0) {
-    throw new CapsuleError(
-      ErrorCode.FingerprintMismatch,
-      `${describeConnection(conn, database)}: restored data does not match the backup: ${differences.slice(0, 5).join("; ")}` +
-        (differences.length > 5 ? ` (+${differences.length - 5} more)` : ""),
-    );
-  }
+  if (differences.length > 0) throw mismatchError(describeConnection(conn, database), differences);
   return { tables: Object.keys(actual).length, rows };
 }
 

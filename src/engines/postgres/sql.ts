@@ -8,8 +8,6 @@ import { redact } from "../../redact.js";
 import { socketFailure } from "../../util/socket-error.js";
 import { describeConnection, type PgConnection } from "./connection.js";
 
-export type SqlClient = pg.Client;
-
 const CONNECT_TIMEOUT_MS = 10_000;
 
 export async function connect(
@@ -17,16 +15,7 @@ export async function connect(
   database: string = conn.database,
   options: { applicationName?: string } = {},
 ): Promise<pg.Client> {
-  const client = new pg.Client({
-    host: conn.host,
-    port: conn.port,
-    user: conn.user,
-    database,
-    ...(conn.password ? { password: conn.password } : {}),
-    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-    application_name: options.applicationName ?? "capsule",
-    ssl: sslOptions(conn),
-  });
+  const client = new pg.Client(clientConfig(conn, database, options.applicationName ?? "capsule"));
   // An idle client whose server goes away emits 'error'; the next query reports it instead of crashing us.
   client.on("error", () => undefined);
   try {
@@ -38,8 +27,26 @@ export async function connect(
   return client;
 }
 
+/** node-postgres's settings for `conn`: a bounded connect, the TLS policy, the password only when there is one. */
+export function clientConfig(
+  conn: PgConnection,
+  database: string,
+  applicationName?: string,
+): pg.ClientConfig {
+  return {
+    host: conn.host,
+    port: conn.port,
+    user: conn.user,
+    database,
+    ...(conn.password ? { password: conn.password } : {}),
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    ...(applicationName ? { application_name: applicationName } : {}),
+    ssl: sslOptions(conn),
+  };
+}
+
 /** The same policy libpq gets through PGSSLMODE (connection.ts), for node-postgres. */
-export function sslOptions(conn: PgConnection): pg.ClientConfig["ssl"] {
+function sslOptions(conn: PgConnection): pg.ClientConfig["ssl"] {
   const tls = conn.tls;
   if (!tls) return false;
   if (tls.mode === "require") return { rejectUnauthorized: false };

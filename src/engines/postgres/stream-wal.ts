@@ -2,7 +2,7 @@
  * `--stream-wal` behind the engine seam: the stream fields (`slot`, `walUploadInterval`) read and checked, the
  * streamer run, its outcome worded.
  */
-import { ErrorCode, FieldError } from "../../domain/errors.js";
+import { configError } from "../connection-fields.js";
 import type { Fields, StreamLog, WalStreamOutcome, WalStreamRequest } from "../engine.js";
 import type { PgConnection } from "./connection.js";
 import { defaultSlotName, isSlotName, SLOT_NAME_RULE } from "./replication-messages.js";
@@ -23,19 +23,14 @@ export interface WalStreamSettings {
 export function walStreamSettings(fields: Fields, target: string): WalStreamSettings {
   const slot = (fields["slot"] as string | undefined) ?? defaultSlotName(target);
   if (!isSlotName(slot)) {
-    throw new FieldError(
-      ErrorCode.Config,
-      "slot",
-      `{slot} ${JSON.stringify(slot)}: a slot name is ${SLOT_NAME_RULE}`,
-    );
+    throw configError("slot", `{slot} ${JSON.stringify(slot)}: a slot name is ${SLOT_NAME_RULE}`);
   }
   const interval = fields["walUploadInterval"] as string | undefined;
   if (interval === undefined) return { slot, uploadIntervalMs: DEFAULT_WAL_UPLOAD_INTERVAL_MS };
   const m = INTERVAL.exec(interval.trim());
   const ms = m ? Number(m[1]) * UNIT_MS[(m[2] ?? "s") as keyof typeof UNIT_MS] : NaN;
   if (!(ms >= 100 && ms <= 3_600_000)) {
-    throw new FieldError(
-      ErrorCode.Config,
+    throw configError(
       "walUploadInterval",
       `{walUploadInterval} must be a duration from 100ms to 60m, like 10s or 500ms (got ${JSON.stringify(interval)})`,
     );

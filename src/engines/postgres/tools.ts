@@ -7,11 +7,6 @@ import { runTool, type ToolCommand } from "../process-pipeline.js";
 
 export const CLIENT_PACKAGE = "postgresql-client";
 
-export interface ToolVersions {
-  pg_dump: string;
-  zstd: string;
-}
-
 export async function pgToolVersion(
   tool: "pg_dump" | "pg_restore" | "pg_basebackup",
 ): Promise<{ text: string; major: number }> {

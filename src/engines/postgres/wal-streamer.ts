@@ -20,6 +20,7 @@ import {
   type WalHead,
   type WalSink,
 } from "../../domain/wal.js";
+import type { StreamLog } from "../engine.js";
 import { describeConnection, type PgConnection } from "./connection.js";
 import type { ServerCopyMessage } from "./replication-messages.js";
 import {
@@ -30,21 +31,14 @@ import {
   type TimelineEnd,
 } from "./replication.js";
 
-/** Where the streamer reports what an operator should see: the runtime's logger fits. */
-export interface StreamReporter {
-  info(message: string, fields?: Record<string, unknown>): void;
-  warn(message: string, fields?: Record<string, unknown>): void;
-}
-
 export interface WalStreamOptions {
   readonly slot: string;
   /** How often the segment in progress is stored when new bytes came. */
   readonly uploadIntervalMs: number;
   /** Aborted by SIGTERM/SIGINT: what was received is stored, the head written, the position confirmed. */
   readonly signal: AbortSignal;
-  readonly report: StreamReporter;
-  /** How long the last upload may keep failing after the signal before the streamer gives up. @default 20 000 */
-  readonly shutdownGraceMs?: number;
+  /** Where the streamer reports what an operator should see: the runtime's logger fits. */
+  readonly report: StreamLog;
   /** What the store is, for messages. */
   readonly sinkDescription?: string;
 }
@@ -57,6 +51,8 @@ export interface WalStreamSummary {
   readonly bytesReceived: number;
 }
 
+/** How long the last upload may keep failing after the signal before the streamer gives up. */
+const SHUTDOWN_GRACE_MS = 20_000;
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 30_000;
 
@@ -152,11 +148,9 @@ class WalStreamer {
 
   async run(): Promise<WalStreamSummary> {
     const { signal } = this.options;
-    signal.addEventListener(
-      "abort",
-      () => (this.shutdownDeadline = Date.now() + (this.options.shutdownGraceMs ?? 20_000)),
-      { once: true },
-    );
+    signal.addEventListener("abort", () => (this.shutdownDeadline = Date.now() + SHUTDOWN_GRACE_MS), {
+      once: true,
+    });
     let client = await this.firstConnect();
     if (!client) return this.summary();
     let start: Lsn;

@@ -5,7 +5,7 @@
  * into the store. No temp file, constant memory, nothing written on the server's side but its usual fork.
  */
 import type { ArtifactSink, UploadedArtifact } from "../../domain/artifact.js";
-import type { Artifact } from "../../domain/statefile.js";
+import type { EngineBackupResult, EngineContext } from "../engine.js";
 import { RedisClient } from "./client.js";
 import { describeConnection, type RedisConnection } from "./connection.js";
 import { fingerprintOf, type RedisFingerprint } from "./fingerprint.js";
@@ -16,35 +16,21 @@ import { SyncPayload } from "./sync-payload.js";
 export const REDIS_ARTIFACT_NAME = "dump.rdb";
 export const REDIS_ARTIFACT_FORMAT = "rdb";
 
-export interface RedisBackupResult {
-  readonly artifact: Artifact;
-  readonly fingerprint: RedisFingerprint;
-  readonly source: { host: string; port: number; serverVersion: string; sizeBytes: number };
-  readonly tool: Record<string, string>;
-}
-
-export interface RedisBackupOptions {
-  readonly onPhase?: (phase: string) => void;
-  readonly signal?: AbortSignal;
-  /** Fail when the server sends nothing (not even a keepalive) for this long. @default 120 s */
-  readonly idleTimeoutMs?: number;
-}
-
 export async function backupRedis(
   conn: RedisConnection,
   sink: ArtifactSink,
-  options: RedisBackupOptions = {},
-): Promise<RedisBackupResult> {
-  const phase = options.onPhase ?? (() => undefined);
+  options: Pick<EngineContext, "onPhase" | "signal">,
+): Promise<EngineBackupResult> {
+  const phase = options.onPhase;
   const where = describeConnection(conn);
   phase("connecting");
   const client = await RedisClient.connect(conn);
   let payload: SyncPayload | undefined;
   const onAbort = () => {
-    if (payload) payload.destroy(options.signal?.reason as Error);
+    if (payload) payload.destroy(options.signal.reason as Error);
     else client.close();
   };
-  options.signal?.addEventListener("abort", onAbort, { once: true });
+  options.signal.addEventListener("abort", onAbort, { once: true });
   try {
     // A target left a replica of capsule by a killed restore serves stale, read-only data: say how to recover it.
     // Only a replica is asked for the mark, so a backup user without CONFIG rights adds nothing to the ACL log.
@@ -66,9 +52,7 @@ export async function backupRedis(
     phase("streaming snapshot");
     const { socket, buffered } = client.detach();
     socket.write("SYNC\r\n");
-    payload = new SyncPayload(socket, buffered, where, {
-      ...(options.idleTimeoutMs ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
-    });
+    payload = new SyncPayload(socket, buffered, where);
     const verifier = new RdbVerifier();
     let cause: Error | undefined;
     payload.on("error", (error) => {
@@ -96,7 +80,7 @@ export async function backupRedis(
         compression: "none",
         ...uploaded,
       },
-      fingerprint: fingerprintOf(summary, serverVersion),
+      fingerprint: fingerprintOf(summary, serverVersion) satisfies RedisFingerprint,
       source: { host: conn.host, port: conn.port, serverVersion, sizeBytes: usedMemory },
       tool: {
         rdbTransfer: payload.form === "eof-mark" ? "diskless" : "disk",
@@ -105,7 +89,7 @@ export async function backupRedis(
       },
     };
   } finally {
-    options.signal?.removeEventListener("abort", onAbort);
+    options.signal.removeEventListener("abort", onAbort);
     payload?.destroy();
     client.close();
   }

@@ -1,6 +1,5 @@
-import { ErrorCode, FieldError } from "../../domain/errors.js";
 import { registerSecret } from "../../redact.js";
-import { fieldOrEnv, hostName, readCaFile, tcpPort } from "../connection-fields.js";
+import { configError, fieldOrEnv, hostName, readCaFile, tcpPort } from "../connection-fields.js";
 
 /** Where a Redis server is and who capsule is there. The password is only ever read from the environment. */
 export interface RedisConnection {
@@ -41,8 +40,7 @@ export function redisConnectionFrom(flags: RedisConnectionFlags, env: NodeJS.Pro
   const passwordEnv = flags.passwordEnv ?? DEFAULT_PASSWORD_ENV;
   const password = env[passwordEnv];
   if (flags.passwordEnv && password === undefined) {
-    throw new FieldError(
-      ErrorCode.Config,
+    throw configError(
       "passwordEnv",
       `{passwordEnv} ${flags.passwordEnv}: the variable ${flags.passwordEnv} is not set`,
     );

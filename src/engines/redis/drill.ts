@@ -4,10 +4,10 @@
  * fingerprint, and the server and its directory are removed, always — also on SIGINT/SIGTERM, which stop the
  * restore and end the drill with an InterruptedError.
  */
-import { InterruptedError, interruptionOf } from "../../util/interruption.js";
+import { interruptedWith } from "../restore-guards.js";
 import type { ArtifactSource } from "../../domain/artifact.js";
 import { freePort, scratchDir, startScratchServer } from "../scratch-server.js";
-import { RedisClient } from "./client.js";
+import { withRedis } from "./client.js";
 import type { RedisConnection } from "./connection.js";
 import { restoreRedis } from "./restore.js";
 
@@ -39,14 +39,7 @@ export async function drillRedis(
     dir,
     port,
     package: "redis-server",
-    ready: async () => {
-      const client = await RedisClient.connect(conn);
-      try {
-        return (await client.text("PING")) === "PONG";
-      } finally {
-        client.close();
-      }
-    },
+    ready: () => withRedis(conn, async (client) => (await client.text("PING")) === "PONG"),
   });
   let outcome;
   try {
@@ -56,15 +49,11 @@ export async function drillRedis(
       ...(options.signal ? { signal: options.signal } : {}),
     });
   } catch (error) {
-    const interruption = interruptionOf(options.signal);
-    if (!interruption) throw error;
     // The finally below stops the server and removes its directory before this error leaves the drill.
-    throw new InterruptedError(
-      interruption.signal,
-      `interrupted by ${interruption.signal}: the restore drill stopped; its throwaway redis-server is stopped ` +
-        `and its directory removed; the backup's verification is unchanged`,
-      { cause: error },
-    );
+    const state =
+      ": the restore drill stopped; its throwaway redis-server is stopped and its directory removed; the " +
+      "backup's verification is unchanged";
+    throw interruptedWith(options.signal, state, error) ?? error;
   } finally {
     await server.stop();
   }

@@ -1,6 +1,6 @@
 /** Redis behind the engine seam (engines/engine.ts): RDB snapshots over the replication protocol, both ways. */
-import { ErrorCode, FieldError } from "../../domain/errors.js";
-import type { Engine, Fields } from "../engine.js";
+import { configError, targetFields, unverifiedTlsWarning } from "../connection-fields.js";
+import { flagsFor, type Engine, type Fields } from "../engine.js";
 import { redisProfile } from "./profile.js";
 import { backupRedis } from "./backup.js";
 import { describeConnection, redisConnectionFrom, type RedisConnection } from "./connection.js";
@@ -50,43 +50,40 @@ export const redis: Engine<RedisConnection> = {
     ],
   },
   flags: [
-    {
-      field: "host",
-      kind: "string",
-      modes: CONNECTION,
-      description: "Server host (default: $REDIS_HOST, else 127.0.0.1)",
-    },
-    {
-      field: "port",
-      kind: "string",
-      modes: CONNECTION,
-      description: "Server port (default: $REDIS_PORT, else 6379)",
-    },
-    { field: "user", kind: "string", modes: CONNECTION, description: "ACL user (default: the default user)" },
-    {
-      field: "passwordEnv",
-      kind: "string",
-      modes: CONNECTION,
-      description: "Read the password from this environment variable (default: REDISCLI_AUTH)",
-    },
-    {
-      field: "tls",
-      kind: "boolean",
-      modes: CONNECTION,
-      description: "Connect over TLS; the certificate and host name are verified (default: $REDIS_TLS=true)",
-    },
-    {
-      field: "caCert",
-      kind: "string",
-      modes: CONNECTION,
-      description: "PEM file with the CA that signed the server's certificate (implies --tls)",
-    },
-    {
-      field: "insecureSkipTlsVerify",
-      kind: "boolean",
-      modes: CONNECTION,
-      description: "TLS without verifying the server's certificate (not recommended; implies --tls)",
-    },
+    ...flagsFor(CONNECTION, [
+      {
+        field: "host",
+        kind: "string",
+        description: "Server host (default: $REDIS_HOST, else 127.0.0.1)",
+      },
+      {
+        field: "port",
+        kind: "string",
+        description: "Server port (default: $REDIS_PORT, else 6379)",
+      },
+      { field: "user", kind: "string", description: "ACL user (default: the default user)" },
+      {
+        field: "passwordEnv",
+        kind: "string",
+        description: "Read the password from this environment variable (default: REDISCLI_AUTH)",
+      },
+      {
+        field: "tls",
+        kind: "boolean",
+        description:
+          "Connect over TLS; the certificate and host name are verified (default: $REDIS_TLS=true)",
+      },
+      {
+        field: "caCert",
+        kind: "string",
+        description: "PEM file with the CA that signed the server's certificate (implies --tls)",
+      },
+      {
+        field: "insecureSkipTlsVerify",
+        kind: "boolean",
+        description: "TLS without verifying the server's certificate (not recommended; implies --tls)",
+      },
+    ]),
     {
       field: "listenHost",
       kind: "string",
@@ -114,17 +111,11 @@ export const redis: Engine<RedisConnection> = {
     },
   ],
 
-  connect: (fields, env) => redisConnectionFrom(fields, env),
-  connectTarget: (connection, env) =>
-    redisConnectionFrom(
-      { ...(connection.host ? { host: connection.host } : {}), port: String(connection.port) },
-      env,
-    ),
-  describe: (conn) => describeConnection(conn),
+  connect: redisConnectionFrom,
+  connectTarget: (connection, env) => redisConnectionFrom(targetFields(connection), env),
+  describe: describeConnection,
   insecureWarning: (conn) =>
-    conn.tls?.insecure
-      ? `the certificate of ${describeConnection(conn)} is not checked; anyone on the path can read the password and the data`
-      : undefined,
+    conn.tls?.insecure ? unverifiedTlsWarning(describeConnection(conn)) : undefined,
 
   defaultTarget: () => "redis",
   source: (conn) => ({ host: conn.host, port: conn.port }),
@@ -146,12 +137,11 @@ export const redis: Engine<RedisConnection> = {
       question: `REPLACE every key of ${to} with backup ${id}?`,
       async run(source, context) {
         const outcome = await restoreRedis(conn, source, {
-          signal: context.signal,
+          ...context,
           ...(listenHost ? { listenHost } : {}),
           ...(listenPort !== undefined ? { listenPort } : {}),
           ...(advertiseHost ? { advertiseHost } : {}),
           detachReplica: fields["detachReplica"] === true,
-          onPhase: context.onPhase,
         });
         return {
           lines: [
@@ -172,9 +162,8 @@ export const redis: Engine<RedisConnection> = {
     };
   },
 
-  drill: (source, _fields, _env, context) =>
-    drillRedis(source, { onPhase: context.onPhase, signal: context.signal }),
-  recover: (conn, context) => recoverRedis(conn, context),
+  drill: (source, _fields, _env, context) => drillRedis(source, context),
+  recover: recoverRedis,
 };
 
 function listenPortOf(fields: Fields): number | undefined {
@@ -182,11 +171,7 @@ function listenPortOf(fields: Fields): number | undefined {
   if (text === undefined) return undefined;
   const port = Number(text);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new FieldError(
-      ErrorCode.Config,
-      "listenPort",
-      `{listenPort} must be a TCP port (got ${JSON.stringify(text)})`,
-    );
+    throw configError("listenPort", `{listenPort} must be a TCP port (got ${JSON.stringify(text)})`);
   }
   return port;
 }

@@ -23,8 +23,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { CapsuleError, ErrorCode, FieldError, messageOf } from "../../domain/errors.js";
 import { redact, registerSecret } from "../../redact.js";
 import { failpoint } from "../../util/failpoint.js";
-import { InterruptedError, interruptionOf, throwIfInterrupted } from "../../util/interruption.js";
+import { throwIfInterrupted } from "../../util/interruption.js";
 import type { ArtifactSource } from "../../domain/artifact.js";
+import { artifactOf, interruptedWith, mismatchError, throwIfUntouched } from "../restore-guards.js";
 import { plaintextSize } from "../../domain/statefile.js";
 import { RedisClient } from "./client.js";
 import { describeConnection, type RedisConnection } from "./connection.js";
@@ -54,8 +55,6 @@ export interface RedisRestoreOptions {
   readonly onPhase?: (phase: string) => void;
   /** How long the target may take to connect after REPLICAOF. @default 30 s */
   readonly connectTimeoutMs?: number;
-  /** How long the whole transfer and load may take. @default 1 h */
-  readonly timeoutMs?: number;
   /** SIGINT/SIGTERM: stop, put the target back, and throw an InterruptedError saying whose data it holds. */
   readonly signal?: AbortSignal;
 }
@@ -91,13 +90,7 @@ export async function restoreRedis(
   const phase = options.onPhase ?? (() => undefined);
   const signal = options.signal;
   const where = describeConnection(conn);
-  const artifact = source.statefile.artifact;
-  if (!artifact) {
-    throw new CapsuleError(
-      ErrorCode.NotRestorable,
-      `${source.backupId} has no artifact (state: ${source.statefile.status})`,
-    );
-  }
+  const artifact = artifactOf(source);
   const fingerprint = source.statefile.fingerprint as RedisFingerprint | undefined;
 
   // Nothing reaches the target before the whole artifact is known good.
@@ -156,13 +149,7 @@ export async function restoreRedis(
       const checked = fingerprint?.method === "rdb-scan" && fingerprint.databases !== undefined;
       if (checked) {
         const differences = compareKeyspaces(fingerprint.databases!, databases);
-        if (differences.length > 0) {
-          throw new CapsuleError(
-            ErrorCode.FingerprintMismatch,
-            `${where}: restored data does not match the backup: ${differences.slice(0, 5).join("; ")}` +
-              (differences.length > 5 ? ` (+${differences.length - 5} more)` : ""),
-          );
-        }
+        if (differences.length > 0) throw mismatchError(where, differences);
       }
       await failpoint("redis-restore-before-detach", signal);
       phase("detaching the target (REPLICAOF NO ONE)");
@@ -181,14 +168,8 @@ export async function restoreRedis(
       // The listener goes first: closing it cuts a transfer in progress, and the target drops the partial RDB.
       await master.close();
       const after = await putTargetBack(conn, mark, previous, phase);
-      const interruption = interruptionOf(signal);
-      if (interruption) {
-        throw new InterruptedError(
-          interruption.signal,
-          redact(`interrupted by ${interruption.signal}: ${where} ${after}`),
-          { cause: error },
-        );
-      }
+      const interruption = interruptedWith(signal, redact(`: ${where} ${after}`), error);
+      if (interruption) throw interruption;
       throw new CapsuleError(
         error instanceof CapsuleError ? error.code : ErrorCode.DatabaseError,
         redact(`${messageOf(error)}; the target ${after}`),
@@ -210,18 +191,6 @@ function detachedMark(mark: RestoreMark): RestoreMark {
     masteruser: mark.masteruser,
     tokenSet: mark.tokenSet,
   };
-}
-
-/** Before the target is touched, an interruption leaves nothing to put back. */
-function throwIfUntouched(signal: AbortSignal | undefined, where: string): void {
-  const interruption = interruptionOf(signal);
-  if (interruption) {
-    throw new InterruptedError(
-      interruption.signal,
-      `interrupted by ${interruption.signal} before ${where} was touched: it is unchanged`,
-    );
-  }
-  throwIfInterrupted(signal);
 }
 
 /** Refuses, before anything changes, a target the restore cannot work on. */
@@ -302,7 +271,8 @@ async function waitForLoad(
 ): Promise<void> {
   const started = Date.now();
   const connectTimeoutMs = options.connectTimeoutMs ?? 30_000;
-  const timeoutMs = options.timeoutMs ?? 3_600_000;
+  // How long the whole transfer and load may take.
+  const timeoutMs = 3_600_000;
   let reported = "";
   for (;;) {
     throwIfInterrupted(options.signal);

@@ -16,6 +16,8 @@ const MAX_LINE = 4096;
 
 export type PayloadForm = "length" | "eof-mark";
 
+const IDLE_TIMEOUT_MS = 120_000;
+
 export class SyncPayload extends Readable {
   private preamble: Buffer | undefined = Buffer.alloc(0);
   private remaining = 0;
@@ -32,16 +34,16 @@ export class SyncPayload extends Readable {
     private readonly socket: Socket,
     buffered: Buffer,
     private readonly where: string,
-    options: { idleTimeoutMs?: number } = {},
   ) {
     super({ highWaterMark: 1024 * 1024 });
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
     socket.on("error", (error) => this.fail(this.cut(`the connection failed (${error.message})`)));
     socket.on("close", () => this.fail(this.cut("the server closed the connection")));
-    socket.setTimeout(options.idleTimeoutMs ?? 120_000);
+    // Not even a keepalive for this long: the server is gone.
+    socket.setTimeout(IDLE_TIMEOUT_MS);
     socket.on("timeout", () => {
       socket.destroy();
-      this.fail(this.cut(`nothing arrived for ${Math.round((options.idleTimeoutMs ?? 120_000) / 1000)} s`));
+      this.fail(this.cut(`nothing arrived for ${IDLE_TIMEOUT_MS / 1000} s`));
     });
     if (buffered.length > 0) this.onData(buffered);
   }
