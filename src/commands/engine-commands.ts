@@ -8,11 +8,11 @@
  * command line, before clipanion parses it: zero or two verbs is `choose exactly one of …`, and a flag the mode does
  * not take is refused with the line action-flags.ts words, not clipanion's "unsupported option".
  */
-import { Command, Option, type CommandClass, type Definition } from "clipanion";
+import { Command, type CommandClass, type Definition } from "clipanion";
 import type { Engine } from "../engines/engine.js";
 import { allEngines } from "../engines/registry.js";
 import { type Action, actionFlags, actionsOf, refusedFlag } from "./action-flags.js";
-import { type CapsuleContext, flagOf } from "./base-command.js";
+import { type CapsuleContext, declareEngineFlags, flagOf } from "./base-command.js";
 import { CheckVerb } from "./verbs/check.js";
 import { CreateVerb } from "./verbs/create.js";
 import { DeleteVerb } from "./verbs/delete.js";
@@ -69,13 +69,7 @@ function verbClass(engine: Engine, verb: Action): CommandClass<CapsuleContext> {
     constructor() {
       super();
       // Declared here, from the engine: clipanion reads a command's options from its instance's properties.
-      const self = this as unknown as Record<string, unknown>;
-      for (const f of own) {
-        self[f.field] =
-          f.kind === "boolean"
-            ? Option.Boolean(flagOf(f.field), false, { description: f.description })
-            : Option.String(flagOf(f.field), { description: f.description });
-      }
+      declareEngineFlags(this, own);
     }
   }
   Object.defineProperty(Generated, "name", { value: `${engine.command}-${verb}` });
