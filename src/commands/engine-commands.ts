@@ -92,13 +92,10 @@ export function engineArgvProblem(
   const takesValue = new Map<string, boolean>();
   for (const option of definitions.flatMap((d) => d.options)) {
     const [names = "", ...rest] = option.definition.split(" ");
-    for (const name of names.split(","))
-      takesValue.set(
-        name,
-        rest.some((part) => /^#\d+$/.test(part)),
-      );
+    const takes = rest.some((part) => /^#\d+$/.test(part));
+    for (const name of names.split(",")) takesValue.set(name, takes);
   }
-  const verbs = actionsOf(engine).map((a) => `--${a}`);
+  const verbs = verbFlags(engine);
   const given: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
@@ -123,9 +120,13 @@ export function engineArgvProblem(
   );
 }
 
+function verbFlags(engine: Engine): string[] {
+  return actionsOf(engine).map((a) => `--${a}`);
+}
+
 /** `--help` with no verb: the engine's overview, not clipanion's list of every verb class. */
 export function isOverviewHelp(engine: Engine, args: readonly string[]): boolean {
-  const verbs = actionsOf(engine).map((a) => `--${a}`);
+  const verbs = verbFlags(engine);
   return args.some((arg) => HELP.test(arg)) && !args.some((arg) => verbs.includes(arg));
 }
 
