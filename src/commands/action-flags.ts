@@ -37,12 +37,10 @@ export function actionsOf(engine: Engine): Action[] {
 }
 
 /**
- * A row of the table: an action alone, or an action with a modifier flag that changes what it takes
+ * A row of the table, keyed by mode: an action alone, or an action with a modifier flag that changes what it takes
  * (`--create --in-cluster` runs with the target's own bucket and connection; `pg --verify --verify-server` drills
  * on the server the connection flags name).
  */
-export type Mode = Action | `${Action} ${string}`;
-
 interface Row {
   /** Flags every engine takes for this mode. */
   readonly common: readonly string[];
@@ -128,9 +126,9 @@ export function modesOf(engine: Engine): Map<string, ModeFlags> {
     modes.set(key, found);
     return found;
   };
+  const actions: readonly string[] = actionsOf(engine);
   for (const [key, row] of Object.entries(COMMON)) {
-    if (key === "recover" && engine.recover === undefined) continue;
-    if (key === "stream-wal" && engine.streamWal === undefined) continue;
+    if (!actions.includes(key.split(" ")[0]!)) continue;
     modes.set(key, { flags: new Set(row.common), ...(row.why ? { why: row.why } : {}) });
   }
   for (const engineFlag of engine.flags) {

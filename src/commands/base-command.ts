@@ -1,6 +1,7 @@
 import { Command, Option, UsageError } from "clipanion";
 import * as t from "typanion";
 import { CapsuleError, ErrorCode, FieldError, messageOf } from "../domain/errors.js";
+import type { EngineFlag } from "../engines/engine.js";
 import { redact } from "../redact.js";
 import { InterruptedError } from "../util/interruption.js";
 import { OUTPUT_FORMATS, type OutputFormat, render } from "./render.js";
@@ -102,6 +103,21 @@ export abstract class BaseCommand extends Command<CapsuleContext> {
 /** The long flag clipanion fills a property from: `sseKmsKeyId` is `--sse-kms-key-id`. */
 export function flagOf(field: string): string {
   return `--${field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
+/** Declares each engine flag on `command` as a clipanion option, described by `describe`. */
+export function declareEngineFlags<F extends EngineFlag>(
+  command: object,
+  flags: Iterable<F>,
+  describe: (flag: F) => string = (flag) => flag.description,
+): void {
+  for (const flag of flags) {
+    const description = describe(flag);
+    (command as Record<string, unknown>)[flag.field] =
+      flag.kind === "boolean"
+        ? Option.Boolean(flagOf(flag.field), false, { description })
+        : Option.String(flagOf(flag.field), { description });
+  }
 }
 
 /** A bad value caught while reading the command line, as the usage error it is, its fields named as flags. */

@@ -8,10 +8,10 @@
  * command line, before clipanion parses it: zero or two verbs is `choose exactly one of …`, and a flag the mode does
  * not take is refused with the line action-flags.ts words, not clipanion's "unsupported option".
  */
-import { Command, Option, type CommandClass, type Definition } from "clipanion";
+import { Command, type CommandClass, type Definition } from "clipanion";
 import type { Engine } from "../engines/engine.js";
 import { type Action, actionFlags, actionsOf, refusedFlag } from "./action-flags.js";
-import { type CapsuleContext, flagOf } from "./base-command.js";
+import { type CapsuleContext, declareEngineFlags, flagOf } from "./base-command.js";
 import { CheckVerb } from "./verbs/check.js";
 import { CreateVerb } from "./verbs/create.js";
 import { DeleteVerb } from "./verbs/delete.js";
@@ -63,13 +63,7 @@ function verbClass(engine: Engine, verb: Action): CommandClass<CapsuleContext> {
     constructor() {
       super();
       // Declared here, from the engine: clipanion reads a command's options from its instance's properties.
-      const self = this as unknown as Record<string, unknown>;
-      for (const f of own) {
-        self[f.field] =
-          f.kind === "boolean"
-            ? Option.Boolean(flagOf(f.field), false, { description: f.description })
-            : Option.String(flagOf(f.field), { description: f.description });
-      }
+      declareEngineFlags(this, own);
     }
   }
   Object.defineProperty(Generated, "name", { value: `${engine.command}-${verb}` });
@@ -92,13 +86,10 @@ export function engineArgvProblem(
   const takesValue = new Map<string, boolean>();
   for (const option of definitions.flatMap((d) => d.options)) {
     const [names = "", ...rest] = option.definition.split(" ");
-    for (const name of names.split(","))
-      takesValue.set(
-        name,
-        rest.some((part) => /^#\d+$/.test(part)),
-      );
+    const takes = rest.some((part) => /^#\d+$/.test(part));
+    for (const name of names.split(",")) takesValue.set(name, takes);
   }
-  const verbs = actionsOf(engine).map((a) => `--${a}`);
+  const verbs = verbFlags(engine);
   const given: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
@@ -123,9 +114,13 @@ export function engineArgvProblem(
   );
 }
 
+function verbFlags(engine: Engine): string[] {
+  return actionsOf(engine).map((a) => `--${a}`);
+}
+
 /** `--help` with no verb: the engine's overview, not clipanion's list of every verb class. */
 export function isOverviewHelp(engine: Engine, args: readonly string[]): boolean {
-  const verbs = actionsOf(engine).map((a) => `--${a}`);
+  const verbs = verbFlags(engine);
   return args.some((arg) => HELP.test(arg)) && !args.some((arg) => verbs.includes(arg));
 }
 

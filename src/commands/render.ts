@@ -57,21 +57,13 @@ export function entryDocument(entry: BackupEntry): unknown {
 /** Cells the fast path of plainTable renders: printable ASCII, one line. */
 const PLAIN_ASCII = /^[\x20-\x7e]*$/;
 
+/** cli-table3's border characters, all blank; columns are separated by two spaces. */
 const PLAIN_CHARS = {
-  top: "",
-  "top-mid": "",
-  "top-left": "",
-  "top-right": "",
-  bottom: "",
-  "bottom-mid": "",
-  "bottom-left": "",
-  "bottom-right": "",
-  left: "",
-  "left-mid": "",
-  mid: "",
-  "mid-mid": "",
-  right: "",
-  "right-mid": "",
+  ...Object.fromEntries(
+    ["top", "top-mid", "top-left", "top-right", "bottom", "bottom-mid", "bottom-left", "bottom-right"]
+      .concat(["left", "left-mid", "mid", "mid-mid", "right", "right-mid"])
+      .map((name) => [name, ""]),
+  ),
   middle: "  ",
 };
 

@@ -14,7 +14,7 @@ import { streamWalToStore } from "../runtime/stream-wal.js";
 import { readRunTarget, runStore } from "../runtime/run-target.js";
 import { backupToVerify, verifyWithEngine } from "../runtime/verify.js";
 import type { BackupStore } from "../storage/backup-store.js";
-import { BaseCommand, flagOf } from "./base-command.js";
+import { BaseCommand, declareEngineFlags, flagOf } from "./base-command.js";
 
 /** The fields of a target's connection, which CAPSULE_TARGET sets; every other field is one of this command's flags. */
 const CONNECTION_FIELDS = new Set(["host", "port", "database", "url"]);
@@ -66,13 +66,11 @@ export class RunCommand extends BaseCommand {
   constructor() {
     super();
     // The engines' in-cluster restore flags, declared here as clipanion options.
-    for (const [field, flag] of RESTORE_FLAGS) {
-      const description = `--restore, ${flag.engines.join(", ")}: ${flag.description}`;
-      (this as unknown as Record<string, unknown>)[field] =
-        flag.kind === "boolean"
-          ? Option.Boolean(flagOf(field), false, { description })
-          : Option.String(flagOf(field), { description });
-    }
+    declareEngineFlags(
+      this,
+      RESTORE_FLAGS.values(),
+      (flag) => `--restore, ${flag.engines.join(", ")}: ${flag.description}`,
+    );
   }
 
   /** Only the restore flags are this command's own; every other field comes from CAPSULE_TARGET or its Secrets. */
@@ -104,8 +102,7 @@ export class RunCommand extends BaseCommand {
     if (this.streamWal) return this.runStreamWal(target, engine, store, log);
     if (this.verify) return this.runDrill(target, engine, store, this.verify, log);
     if (this.restore) return this.runRestore(target, engine, store, this.restore, fields, log);
-    const requestId = this.env[REQUEST_ENV.requestId];
-    const requestedBy = this.env[REQUEST_ENV.requestedBy];
+    const { requestId } = this.trigger;
     const statefile = await backUp(
       store,
       engine,
@@ -113,9 +110,7 @@ export class RunCommand extends BaseCommand {
       {
         cluster: target.cluster,
         target: target.target,
-        trigger: requestId
-          ? { type: "request", requestId, ...(requestedBy ? { requestedBy } : {}) }
-          : { type: "schedule" },
+        trigger: requestId ? { type: "request", requestId, ...this.trigger } : { type: "schedule" },
         // Only a backup modifier can be set here (restoreFields refused the rest without --restore).
         fields,
       },
@@ -153,9 +148,19 @@ export class RunCommand extends BaseCommand {
     return fields;
   }
 
+  /** The bucket request or `--in-cluster` run this Job serves, from its env; empty for a scheduled run. */
+  private get trigger(): { requestId?: string; requestedBy?: string } {
+    const requestId = this.env[REQUEST_ENV.requestId];
+    const requestedBy = this.env[REQUEST_ENV.requestedBy];
+    return { ...(requestId && { requestId }), ...(requestedBy && { requestedBy }) };
+  }
+
   /**
    * A restore of the target's own database inside its pod (`--in-cluster`, bucket requests): the target's
-   * connection is the one its plan names, so the restore replaces that database.
+   * connection is the one its plan names, so the restore replaces that database. With `--physical`
+   * (`--restore ID|latest --physical --to-data-dir DIR [--target-time|--target-lsn]`), the target's base backup (the
+   * one named, or with `latest` the newest that reaches the recovery target) and WAL into a data directory the
+   * pod mounts — the in-cluster physical restore's Job.
    */
   private async runRestore(
     target: RunTarget,
@@ -165,59 +170,44 @@ export class RunCommand extends BaseCommand {
     fields: Record<string, unknown>,
     log: Logger,
   ): Promise<number> {
-    if (fields["physical"] === true)
-      return this.runPointInTimeRestore(target, engine, store, id, fields, log);
-    const entry = await store.get({ cluster: target.cluster, engine: target.engine, backupId: id });
-    if (entry.statefile && entry.statefile.target !== target.target) {
+    const physical = fields["physical"] === true;
+    const entry = physical
+      ? undefined
+      : await store.get({ cluster: target.cluster, engine: target.engine, backupId: id });
+    if (entry?.statefile && entry.statefile.target !== target.target) {
       throw new CapsuleError(
         ErrorCode.NotRestorable,
         `${id} is a backup of target ${entry.statefile.target}, not ${target.target}`,
       );
     }
-    const requestId = this.env[REQUEST_ENV.requestId];
-    const requestedBy = this.env[REQUEST_ENV.requestedBy];
-    log.info("restore started", { backupId: id, ...(requestId && { requestId }) });
-    const conn = engine.connectTarget(target.connection, this.env);
-    const planFor = (statefile: Statefile) =>
-      engine.planRestore(conn, statefile, { ...target.connection, ...fields }, this.env);
-    const result = await restoreBackup(store, entry, planFor, {
-      trigger: { ...(requestId && { requestId }), ...(requestedBy && { requestedBy }) },
-      onPhase: (phase) => log.info(phase, { backupId: id }),
-      onNotice: (line) => log.warn(line, { backupId: id }),
+    const { trigger } = this;
+    log.info(physical ? "point-in-time restore started" : "restore started", {
+      backupId: id,
+      ...(trigger.requestId && { requestId: trigger.requestId }),
     });
-    const summary = result.lines.join("; ");
-    log.info("restore succeeded", { backupId: id, summary });
-    this.print(summary);
-    return 0;
-  }
-
-  /**
-   * `--restore ID|latest --physical --to-data-dir DIR [--target-time|--target-lsn]`: the target's base backup (the
-   * one named, or with `latest` the newest that reaches the recovery target) and WAL into a data directory the
-   * pod mounts — the in-cluster physical restore's Job.
-   */
-  private async runPointInTimeRestore(
-    target: RunTarget,
-    engine: Engine,
-    store: BackupStore,
-    id: string,
-    fields: Record<string, unknown>,
-    log: Logger,
-  ): Promise<number> {
-    const requestId = this.env[REQUEST_ENV.requestId];
-    const requestedBy = this.env[REQUEST_ENV.requestedBy];
-    log.info("point-in-time restore started", { backupId: id, ...(requestId && { requestId }) });
-    const result = await restoreToPointInTime(store, {
-      cluster: target.cluster,
-      engine,
-      target: target.target,
-      ...(id !== "latest" && { id }),
-      recoveryTarget: recoveryTargetOf(fields),
-      fields,
-      trigger: { ...(requestId && { requestId }), ...(requestedBy && { requestedBy }) },
-      onPhase: (phase) => log.info(phase, { backupId: id }),
-      onNotice: (line) => log.warn(line, { backupId: id }),
-    });
+    const progress = {
+      trigger,
+      onPhase: (phase: string) => log.info(phase, { backupId: id }),
+      onNotice: (line: string) => log.warn(line, { backupId: id }),
+    };
+    const conn = entry && engine.connectTarget(target.connection, this.env);
+    const result = entry
+      ? await restoreBackup(
+          store,
+          entry,
+          (statefile: Statefile) =>
+            engine.planRestore(conn, statefile, { ...target.connection, ...fields }, this.env),
+          progress,
+        )
+      : await restoreToPointInTime(store, {
+          cluster: target.cluster,
+          engine,
+          target: target.target,
+          ...(id !== "latest" && { id }),
+          recoveryTarget: recoveryTargetOf(fields),
+          fields,
+          ...progress,
+        });
     const summary = result.lines.join("; ");
     log.info("restore succeeded", { backupId: id, summary });
     this.print(summary);

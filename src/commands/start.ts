@@ -7,6 +7,7 @@ import {
   tokenFromEnv,
 } from "../daemon/config.js";
 import { createLogger } from "../log.js";
+import { defined } from "../util/defined.js";
 import { openBackupStore } from "../runtime/bucket.js";
 import { BaseCommand } from "./base-command.js";
 import { waitForShutdown } from "../daemon/shutdown.js";
@@ -90,9 +91,7 @@ export class StartCommand extends BaseCommand {
     const { Daemon } = await import("../daemon/daemon.js");
     const daemon = new Daemon({
       ...(this.kubeconfig !== undefined && { kube: { kubeconfig: this.kubeconfig } }),
-      ...(this.namespace !== undefined && { namespace: this.namespace }),
-      ...(this.plans !== undefined && { plansDir: this.plans }),
-      ...(this.image !== undefined && { image: this.image }),
+      ...defined({ namespace: this.namespace, plansDir: this.plans, image: this.image }),
       ...(store && { store }),
       targetBuckets: this.targetBuckets,
       listen: parseListen(this.listen),

@@ -29,16 +29,19 @@ export const ANNOTATIONS = {
 
 export const MANAGED_BY = "capsule";
 
+/** The metadata of every object capsule compiles or makes: each field is present. */
+export interface ManifestMetadata {
+  name: string;
+  namespace: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+}
+
 /** A CronJob as capsule compiles it: every field the compiler sets is present. */
 export type CronJobManifest = V1CronJob & {
   apiVersion: "batch/v1";
   kind: "CronJob";
-  metadata: {
-    name: string;
-    namespace: string;
-    labels: Record<string, string>;
-    annotations: Record<string, string>;
-  };
+  metadata: ManifestMetadata;
 };
 
 /**
@@ -87,20 +90,33 @@ export function targetLabels(cluster: string, target: Target, job?: string): Rec
   };
 }
 
+/** A target's workload named `name`: its metadata, and the spec hash over all of it (see the module comment). */
+export function hashedManifest<M extends { apiVersion: string; kind: string; metadata: ManifestMetadata }>(
+  cluster: string,
+  target: Target,
+  name: string,
+  labels: Record<string, string>,
+  { apiVersion, kind, spec }: Omit<M, "metadata"> & { spec: unknown },
+): M {
+  const metadata: ManifestMetadata = {
+    name,
+    namespace: target.namespace,
+    labels,
+    annotations: { [ANNOTATIONS.cluster]: cluster },
+  };
+  metadata.annotations[ANNOTATIONS.specHash] = sha256Hex(canonicalJson({ apiVersion, kind, metadata, spec }));
+  return { apiVersion, kind, metadata, spec } as unknown as M;
+}
+
 export function cronJobManifest(plan: BackupPlan, target: Target, kind: JobKind = "backup"): CronJobManifest {
   const cluster = plan.metadata.cluster;
   const schedule = scheduleOf(target, kind);
   if (!schedule) throw new Error(`cronJobManifest: target ${target.name} has no ${kind} schedule`);
   const labels = targetLabels(cluster, target, kind === "backup" ? undefined : kind);
-  const unhashed: CronJobManifest = {
+  const name = cronJobName(cluster, jobName(target, kind));
+  return hashedManifest<CronJobManifest>(cluster, target, name, labels, {
     apiVersion: "batch/v1",
     kind: "CronJob",
-    metadata: {
-      name: cronJobName(cluster, jobName(target, kind)),
-      namespace: target.namespace,
-      labels,
-      annotations: { [ANNOTATIONS.cluster]: cluster },
-    },
     spec: {
       schedule,
       timeZone: "Etc/UTC",
@@ -126,13 +142,5 @@ export function cronJobManifest(plan: BackupPlan, target: Target, kind: JobKind 
         },
       },
     },
-  };
-  const specHash = sha256Hex(canonicalJson(unhashed));
-  return {
-    ...unhashed,
-    metadata: {
-      ...unhashed.metadata,
-      annotations: { ...unhashed.metadata.annotations, [ANNOTATIONS.specHash]: specHash },
-    },
-  };
+  });
 }

@@ -7,17 +7,13 @@
  * cluster, so database credentials never leave it).
  */
 import type { V1CronJob, V1EnvVar, V1Job } from "@kubernetes/client-node";
+import type { ManifestMetadata } from "./cronjob.js";
 
 /** A Job as capsule makes it: every field this module sets is present. */
 export interface JobManifest extends V1Job {
   apiVersion: "batch/v1";
   kind: "Job";
-  metadata: {
-    name: string;
-    namespace: string;
-    labels: Record<string, string>;
-    annotations: Record<string, string>;
-  };
+  metadata: ManifestMetadata;
 }
 
 export interface OneOffJob {
@@ -37,6 +33,8 @@ export interface OneOffJob {
   readonly backoffLimit?: number;
   /** Keep the finished Job (and its pod's logs) this long. Default: the CronJob's. */
   readonly ttlSecondsAfterFinished?: number;
+  /** A PersistentVolumeClaim mounted into the container as the volume `name` (a physical restore's new PVC). */
+  readonly claim?: { readonly name: string; readonly claimName: string; readonly mountPath: string };
 }
 
 export function jobFromCronJob(
@@ -46,6 +44,7 @@ export function jobFromCronJob(
   const template = cronJob.spec?.jobTemplate;
   const pod = template?.spec?.template;
   const labels = { ...template?.metadata?.labels, ...job.labels };
+  const claim = job.claim;
   return {
     apiVersion: "batch/v1",
     kind: "Job",
@@ -74,7 +73,16 @@ export function jobFromCronJob(
             ...c,
             ...(job.args && { args: [...job.args] }),
             env: [...(c.env ?? []), ...(job.env ?? [])],
+            ...(claim && {
+              volumeMounts: [...(c.volumeMounts ?? []), { name: claim.name, mountPath: claim.mountPath }],
+            }),
           })),
+          ...(claim && {
+            volumes: [
+              ...(pod?.spec?.volumes ?? []),
+              { name: claim.name, persistentVolumeClaim: { claimName: claim.claimName } },
+            ],
+          }),
         },
       },
     },

@@ -8,8 +8,7 @@
 import type { V1Deployment, V1Probe } from "@kubernetes/client-node";
 import { runArgs, STREAM_WAL_HEARTBEAT } from "../plan/run-contract.js";
 import type { BackupPlan, Resources, Target } from "../plan/types.js";
-import { canonicalJson, sha256Hex } from "./canonical-json.js";
-import { ANNOTATIONS, LABELS, targetLabels } from "./cronjob.js";
+import { hashedManifest, LABELS, targetLabels, type ManifestMetadata } from "./cronjob.js";
 import { containerEnv } from "./env.js";
 import { cronJobName } from "./names.js";
 import { capsulePodSpec } from "./pod.js";
@@ -20,12 +19,7 @@ export const WAL_STREAMER_JOB = "wal-streamer";
 export type DeploymentManifest = V1Deployment & {
   apiVersion: "apps/v1";
   kind: "Deployment";
-  metadata: {
-    name: string;
-    namespace: string;
-    labels: Record<string, string>;
-    annotations: Record<string, string>;
-  };
+  metadata: ManifestMetadata;
 };
 
 /**
@@ -76,15 +70,9 @@ export function walStreamerManifest(plan: BackupPlan, target: Target): Deploymen
     [LABELS.target]: labels[LABELS.target]!,
     [LABELS.job]: WAL_STREAMER_JOB,
   };
-  const unhashed: DeploymentManifest = {
+  return hashedManifest<DeploymentManifest>(cluster, target, walStreamerName(cluster, target.name), labels, {
     apiVersion: "apps/v1",
     kind: "Deployment",
-    metadata: {
-      name: walStreamerName(cluster, target.name),
-      namespace: target.namespace,
-      labels,
-      annotations: { [ANNOTATIONS.cluster]: cluster },
-    },
     spec: {
       replicas: target.suspend ? 0 : 1,
       strategy: { type: "Recreate" },
@@ -102,13 +90,5 @@ export function walStreamerManifest(plan: BackupPlan, target: Target): Deploymen
         }),
       },
     },
-  };
-  const specHash = sha256Hex(canonicalJson(unhashed));
-  return {
-    ...unhashed,
-    metadata: {
-      ...unhashed.metadata,
-      annotations: { ...unhashed.metadata.annotations, [ANNOTATIONS.specHash]: specHash },
-    },
-  };
+  });
 }

@@ -12,6 +12,7 @@
  */
 import type { AddressInfo } from "node:net";
 import { messageOf } from "../domain/errors.js";
+import { defined } from "../util/defined.js";
 import { Events } from "../k8s/events.js";
 import { KubeClient } from "../k8s/kube-client.js";
 import { Leases } from "../k8s/leases.js";
@@ -107,9 +108,7 @@ export class Daemon {
         kube,
         workloads,
         ...(config.events !== false && { events: new Events(kube, config.identity) }),
-        ...(config.namespace !== undefined && { namespace: config.namespace }),
-        ...(config.plansDir !== undefined && { plansDir: config.plansDir }),
-        ...(config.image !== undefined && { image: config.image }),
+        ...defined({ namespace: config.namespace, plansDir: config.plansDir, image: config.image }),
         log,
         metrics: this.metrics,
         // The fence: a pass in flight when the renew deadline passes starts no write, and its writes on the wire are
@@ -118,11 +117,13 @@ export class Daemon {
       });
       this.loop = new ReconcileLoop(reconciler, {
         kube,
-        ...(config.namespace !== undefined && { namespace: config.namespace }),
-        ...(config.resyncMs !== undefined && { resyncMs: config.resyncMs }),
-        ...(config.debounceMs !== undefined && { debounceMs: config.debounceMs }),
-        ...(config.initialBackoffMs !== undefined && { initialBackoffMs: config.initialBackoffMs }),
-        ...(config.maxBackoffMs !== undefined && { maxBackoffMs: config.maxBackoffMs }),
+        ...defined({
+          namespace: config.namespace,
+          resyncMs: config.resyncMs,
+          debounceMs: config.debounceMs,
+          initialBackoffMs: config.initialBackoffMs,
+          maxBackoffMs: config.maxBackoffMs,
+        }),
         log,
         onPass: (result) => this.passed(result, workloads),
       });
@@ -132,11 +133,11 @@ export class Daemon {
           namespace: config.lease.namespace,
           name: config.lease.name,
           identity: config.identity,
-          ...(config.lease.durationMs !== undefined && { leaseDurationMs: config.lease.durationMs }),
-          ...(config.lease.renewDeadlineMs !== undefined && {
+          ...defined({
+            leaseDurationMs: config.lease.durationMs,
             renewDeadlineMs: config.lease.renewDeadlineMs,
+            retryPeriodMs: config.lease.retryPeriodMs,
           }),
-          ...(config.lease.retryPeriodMs !== undefined && { retryPeriodMs: config.lease.retryPeriodMs }),
           log,
           onStartedLeading: () => this.lead(true),
           onStoppedLeading: () => this.lead(false),
@@ -159,8 +160,7 @@ export class Daemon {
       metrics: this.metrics,
       readiness: () => this.readiness(),
       log,
-      ...(config.token !== undefined && { token: config.token }),
-      ...(config.allowRequests !== undefined && { allowRequests: config.allowRequests }),
+      ...defined({ token: config.token, allowRequests: config.allowRequests }),
       ...(!config.statusOnly && { hasTarget: (c: string, t: string) => this.targets.has(`${c}/${t}`) }),
     });
   }

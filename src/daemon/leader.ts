@@ -147,66 +147,40 @@ export class LeaderElector {
       this.deadlineTimer = undefined;
     }
     const { log, identity, namespace, name } = this.options;
-    if (leading) {
-      log.info("became leader", { identity, lease: `${namespace}/${name}` });
-      this.options.onStartedLeading();
-    } else {
-      log.info("stopped leading", { identity, lease: `${namespace}/${name}` });
-      this.options.onStoppedLeading();
-    }
+    log.info(leading ? "became leader" : "stopped leading", { identity, lease: `${namespace}/${name}` });
+    if (leading) this.options.onStartedLeading();
+    else this.options.onStoppedLeading();
+  }
+
+  private get leaseSeconds(): number {
+    return Math.ceil((this.options.leaseDurationMs ?? 15_000) / 1000);
   }
 
   /** True when this replica holds the Lease after the call. */
   private async tryAcquireOrRenew(signal: AbortSignal): Promise<boolean> {
     const { leases, namespace, name, identity } = this.options;
-    const durationSeconds = Math.ceil((this.options.leaseDurationMs ?? 15_000) / 1000);
     const now = new Date(this.now());
     const current = await leases.get(namespace, name, signal);
-    if (!current) {
-      try {
-        this.remember(
-          await leases.create(
-            namespace,
-            name,
-            {
-              holderIdentity: identity,
-              leaseDurationSeconds: durationSeconds,
-              acquireTime: now,
-              renewTime: now,
-              leaseTransitions: 0,
-            },
-            signal,
-          ),
-        );
-        return true;
-      } catch (error) {
-        if (isAlreadyExists(error)) return false;
-        throw error;
-      }
-    }
-    this.remember(current);
-    const holder = current.holderIdentity;
-    const mine = holder === identity;
-    if (!mine && holder !== undefined && !this.expired(current)) return false;
+    if (current) this.remember(current);
+    const mine = current?.holderIdentity === identity;
+    if (current && !mine && current.holderIdentity !== undefined && !this.expired(current)) return false;
+    const record = {
+      holderIdentity: identity,
+      leaseDurationSeconds: this.leaseSeconds,
+      acquireTime: mine ? (current.acquireTime ?? now) : now,
+      renewTime: now,
+      leaseTransitions: !current ? 0 : mine ? current.leaseTransitions : current.leaseTransitions + 1,
+    };
     try {
       this.remember(
-        await leases.replace(
-          namespace,
-          name,
-          {
-            holderIdentity: identity,
-            leaseDurationSeconds: durationSeconds,
-            acquireTime: mine ? (current.acquireTime ?? now) : now,
-            renewTime: now,
-            leaseTransitions: mine ? current.leaseTransitions : current.leaseTransitions + 1,
-          },
-          current.resourceVersion,
-          signal,
-        ),
+        current
+          ? await leases.replace(namespace, name, record, current.resourceVersion, signal)
+          : await leases.create(namespace, name, record, signal),
       );
       return true;
     } catch (error) {
-      if (isConflict(error)) return false;
+      // Someone else wrote the Lease first: it is theirs this round.
+      if (current ? isConflict(error) : isAlreadyExists(error)) return false;
       throw error;
     }
   }
@@ -219,7 +193,7 @@ export class LeaderElector {
   }
 
   private expired(record: LeaseRecord): boolean {
-    const seconds = record.leaseDurationSeconds ?? Math.ceil((this.options.leaseDurationMs ?? 15_000) / 1000);
+    const seconds = record.leaseDurationSeconds ?? this.leaseSeconds;
     const observed = this.observed;
     const since =
       observed && observed.record.resourceVersion === record.resourceVersion ? observed.at : this.now();

@@ -13,9 +13,8 @@ import type {
   PLAN_API_VERSION,
   PLAN_KIND,
   PodSettings,
-  ServerSideEncryption,
+  Storage,
   StorageCredentialRole,
-  StorageType,
 } from "./types.js";
 
 export interface PlanDocument {
@@ -36,17 +35,10 @@ export interface SecretRefDocument<Role extends string> {
   readonly keys?: Partial<Record<Role, string>>;
 }
 
-export interface StorageDocument {
-  readonly type?: StorageType;
-  readonly bucket?: string;
-  readonly account?: string;
+/** `Storage` with every field optional and the Secret keys defaulted by role. */
+export interface StorageDocument extends Partial<Omit<Storage, "bucketSecretRef" | "credentialsSecretRef">> {
   readonly bucketSecretRef?: SecretRefDocument<BucketSecretRole>;
-  readonly prefix?: string;
-  readonly endpoint?: string;
-  readonly region?: string;
-  readonly pathStyle?: boolean;
   readonly credentialsSecretRef?: SecretRefDocument<StorageCredentialRole>;
-  readonly sse?: ServerSideEncryption;
 }
 
 export type ScheduleDocument = { readonly cron: string } | { readonly period: string };

@@ -56,32 +56,19 @@ export function resolvePlan(
   fallback: PlanFallback = {},
 ): Resolved<BackupPlan> {
   const problems: string[] = [];
+  const report = reporter(problems, source, "/spec/storage");
   const cluster = document.metadata.cluster;
   const spec = document.spec;
   let storage = fallback.storage;
   if (spec.storage) {
-    if (spec.storage.bucket === undefined && spec.storage.bucketSecretRef === undefined) {
-      problems.push(problem(source, "/spec/storage", "must name a bucket or a bucketSecretRef"));
-    }
-    if (
-      spec.storage.type === "azure" &&
-      spec.storage.account === undefined &&
-      spec.storage.bucketSecretRef === undefined
-    ) {
-      problems.push(problem(source, "/spec/storage", "must name an account or a bucketSecretRef for azure"));
-    }
-    storage = {
-      prefix: DEFAULT_STORAGE_PREFIX,
-      ...resolveStorage(spec.storage, source, "/spec/storage", problems),
-    };
+    const { bucket, bucketSecretRef, type, account } = spec.storage;
+    if (bucket === undefined && bucketSecretRef === undefined)
+      report("", "must name a bucket or a bucketSecretRef");
+    if (type === "azure" && account === undefined && bucketSecretRef === undefined)
+      report("", "must name an account or a bucketSecretRef for azure");
+    storage = { prefix: DEFAULT_STORAGE_PREFIX, ...resolveStorage(spec.storage, report) };
   } else if (!storage) {
-    problems.push(
-      problem(
-        source,
-        "/spec/storage",
-        `is required: no scanned CnvrgApp provides storage for cluster "${cluster}"`,
-      ),
-    );
+    report("", `is required: no scanned CnvrgApp provides storage for cluster "${cluster}"`);
   }
   const targets: Target[] = [];
   const seen = new Map<string, number>();
@@ -96,7 +83,7 @@ export function resolvePlan(
     const target = resolveTarget(doc, cluster, source, pointer, storage?.type);
     if (target.ok) {
       targets.push(target.value);
-      problems.push(...switchedStorageProblems(storage, target.value.storage, source, `${pointer}/storage`));
+      switchedStorage(storage, target.value.storage, reporter(problems, source, `${pointer}/storage`));
     } else problems.push(...target.problems);
   });
   if (problems.length > 0 || !storage) return { ok: false, problems };
@@ -125,49 +112,31 @@ export function resolveTarget(
   planStorageType?: StorageType,
 ): Resolved<Target> {
   const problems: string[] = [];
-  const at = (path: string) => `${pointer}${path}`;
+  const report = reporter(problems, source, pointer);
   const engine = profileOf(doc.engine);
   const connection = { ...doc.connection, port: doc.connection?.port ?? engine.port };
-  checkConnection(engine, connection, (path, message, value) =>
-    problems.push(problem(source, at(path), message, value)),
-  );
+  checkConnection(engine, connection, report);
   const keys = { ...engine.credentialKeys };
   for (const [role, key] of Object.entries(doc.credentials?.keys ?? {})) {
-    if (!(role in engine.credentialKeys)) {
-      problems.push(problem(source, at(`/credentials/keys/${role}`), `is not used by ${doc.engine}`, key));
-    } else keys[role as keyof typeof keys] = key;
+    if (!(role in engine.credentialKeys))
+      report(`/credentials/keys/${role}`, `is not used by ${doc.engine}`, key);
+    else keys[role as keyof typeof keys] = key;
   }
-  const schedule = resolveSchedule(doc.schedule ?? { period: DEFAULT_PERIOD }, `${cluster}/${doc.name}`);
-  if ("problem" in schedule)
-    problems.push(problem(source, at(schedule.pointer), schedule.problem, schedule.value));
+  const seed = `${cluster}/${doc.name}`;
+  const schedule = checkedSchedule(doc.schedule ?? { period: DEFAULT_PERIOD }, seed, report);
   const verifySchedule =
-    doc.verify?.schedule && resolveSchedule(doc.verify.schedule, `${cluster}/${doc.name}/verify`);
-  if (verifySchedule && "problem" in verifySchedule) {
-    problems.push(
-      problem(source, at(`/verify${verifySchedule.pointer}`), verifySchedule.problem, verifySchedule.value),
-    );
-  }
-  const baseBackupSchedule = resolvePitr(doc, `${cluster}/${doc.name}`, (path, message, value) =>
-    problems.push(problem(source, at(path), message, value)),
-  );
+    doc.verify?.schedule && checkedSchedule(doc.verify.schedule, `${seed}/verify`, report, "/verify");
+  const baseBackupSchedule = resolvePitr(doc, seed, report);
   const storage =
-    doc.storage && resolveStorage(doc.storage, source, at("/storage"), problems, planStorageType);
-  if (doc.encryption && doc.verify?.schedule && !doc.encryption.identitySecretRef) {
-    problems.push(
-      problem(
-        source,
-        at("/encryption/identitySecretRef"),
-        "is required with a verify schedule: the drill decrypts",
-      ),
-    );
-  }
+    doc.storage &&
+    resolveStorage(doc.storage, reporter(problems, source, `${pointer}/storage`), planStorageType);
+  if (doc.encryption && doc.verify?.schedule && !doc.encryption.identitySecretRef)
+    report("/encryption/identitySecretRef", "is required with a verify schedule: the drill decrypts");
   doc.encryption?.recipients.forEach((recipient, i) => {
     const why = recipientProblem(recipient);
-    if (why !== null) problems.push(problem(source, at(`/encryption/recipients/${i}`), why, recipient));
+    if (why !== null) report(`/encryption/recipients/${i}`, why, recipient);
   });
-  if (problems.length > 0 || "problem" in schedule || (verifySchedule && "problem" in verifySchedule)) {
-    return { ok: false, problems };
-  }
+  if (problems.length > 0 || !schedule) return { ok: false, problems };
   const retention: RetentionPolicy = {
     keepLast: DEFAULT_KEEP_LAST,
     failedGraceHours: DEFAULT_FAILED_GRACE_HOURS,
@@ -201,11 +170,7 @@ export function resolveTarget(
  * The base-backup schedule of a target with `pitr: true`, else undefined (problems reported). Seeded apart from the
  * backup schedule so the logical dump and the base backup of one database do not start in the same minute.
  */
-function resolvePitr(
-  doc: TargetDocument,
-  seed: string,
-  report: (path: string, message: string, value?: unknown) => void,
-): Schedule | undefined {
+function resolvePitr(doc: TargetDocument, seed: string, report: Report): Schedule | undefined {
   if (doc.pitr !== true) {
     if (doc.baseBackup !== undefined) report("/baseBackup", "is only used with pitr: true");
     return undefined;
@@ -214,15 +179,23 @@ function resolvePitr(
     report("/pitr", `is only for ${walStreamingEngines().join(" or ")}, not ${doc.engine}`, doc.pitr);
     return undefined;
   }
-  const schedule = resolveSchedule(
-    doc.baseBackup?.schedule ?? { period: DEFAULT_BASE_BACKUP_PERIOD },
-    `${seed}/base`,
-  );
-  if ("problem" in schedule) {
-    report(`/baseBackup${schedule.pointer}`, schedule.problem, schedule.value);
-    return undefined;
-  }
-  return schedule;
+  const schedule = doc.baseBackup?.schedule ?? { period: DEFAULT_BASE_BACKUP_PERIOD };
+  return checkedSchedule(schedule, `${seed}/base`, report, "/baseBackup");
+}
+
+/** A problem at `path` below the caller's pointer; `value` is shown as JSON (plan-error.ts `problem`). */
+type Report = (path: string, message: string, value?: unknown) => void;
+
+function reporter(problems: string[], source: string, pointer: string): Report {
+  return (path, message, value) => void problems.push(problem(source, `${pointer}${path}`, message, value));
+}
+
+/** The schedule, or undefined with its problem reported (under `at`, where the schedule sits). */
+function checkedSchedule(doc: ScheduleDocument, seed: string, report: Report, at = ""): Schedule | undefined {
+  const schedule = resolveSchedule(doc, seed);
+  if (!("problem" in schedule)) return schedule;
+  report(`${at}${schedule.pointer}`, schedule.problem, schedule.value);
+  return undefined;
 }
 
 type ScheduleProblem = { problem: string; pointer: string; value: string };
@@ -242,7 +215,7 @@ export function resolveSchedule(doc: ScheduleDocument, seed: string): Schedule |
 function checkConnection(
   engine: EngineProfile,
   connection: TargetDocument["connection"] & object,
-  report: (path: string, message: string, value?: unknown) => void,
+  report: Report,
 ): void {
   for (const field of ENGINE_CONNECTION_FIELDS) {
     if (connection[field] === undefined || engine.connectionFields.includes(field)) continue;
@@ -273,20 +246,16 @@ const ONLY_FOR: Readonly<Record<string, readonly StorageType[]>> = {
  */
 function resolveStorage(
   doc: StorageDocument,
-  source: string,
-  pointer: string,
-  problems: string[],
+  report: Report,
   inherited: StorageType = "s3",
 ): Partial<Storage> {
   const type = doc.type ?? inherited;
-  if (doc.sse?.kmsKeyId !== undefined && doc.sse.type !== "aws:kms") {
-    problems.push(problem(source, `${pointer}/sse/kmsKeyId`, 'is only for type "aws:kms"', doc.sse.kmsKeyId));
-  }
+  if (doc.sse?.kmsKeyId !== undefined && doc.sse.type !== "aws:kms")
+    report("/sse/kmsKeyId", 'is only for type "aws:kms"', doc.sse.kmsKeyId);
   for (const [field, types] of Object.entries(ONLY_FOR)) {
     const value = (doc as Record<string, unknown>)[field];
-    if (value !== undefined && !types.includes(type)) {
-      problems.push(problem(source, `${pointer}/${field}`, `is not used by storage type ${type}`, value));
-    }
+    if (value !== undefined && !types.includes(type))
+      report(`/${field}`, `is not used by storage type ${type}`, value);
   }
   const { bucketSecretRef, credentialsSecretRef, ...plain } = doc;
   const keysOf = <Role extends string>(
@@ -294,13 +263,8 @@ function resolveStorage(
     defaults: Readonly<Partial<Record<Role, string>>>,
     at: string,
   ): Partial<Record<Role, string>> => {
-    for (const [role, key] of Object.entries(ref.keys ?? {})) {
-      if (!(role in defaults)) {
-        problems.push(
-          problem(source, `${pointer}/${at}/keys/${role}`, `is not used by storage type ${type}`, key),
-        );
-      }
-    }
+    for (const [role, key] of Object.entries(ref.keys ?? {}))
+      if (!(role in defaults)) report(`/${at}/keys/${role}`, `is not used by storage type ${type}`, key);
     return { ...defaults, ...ref.keys };
   };
   return {
@@ -341,34 +305,14 @@ export function cnvrgStorage(
  * A target on another storage type than its plan's inherits nothing that names a bucket or credentials: the plan's
  * Secret keys are another type's.
  */
-function switchedStorageProblems(
-  plan: Storage | undefined,
-  own: Partial<Storage> | undefined,
-  source: string,
-  pointer: string,
-): string[] {
+function switchedStorage(plan: Storage | undefined, own: Partial<Storage> | undefined, report: Report): void {
   const planType = plan?.type ?? "s3";
-  if (!plan || !own?.type || own.type === planType) return [];
-  const problems: string[] = [];
-  if (own.bucket === undefined && own.bucketSecretRef === undefined) {
-    problems.push(
-      problem(
-        source,
-        pointer,
-        `must name its own bucket or bucketSecretRef: it is ${own.type}, the plan's storage ${planType}`,
-      ),
-    );
-  }
-  if (plan.credentialsSecretRef && !own.credentialsSecretRef) {
-    problems.push(
-      problem(
-        source,
-        pointer,
-        `must name its own credentialsSecretRef: it is ${own.type}, the plan's storage ${planType}`,
-      ),
-    );
-  }
-  return problems;
+  if (!plan || !own?.type || own.type === planType) return;
+  const why = `it is ${own.type}, the plan's storage ${planType}`;
+  if (own.bucket === undefined && own.bucketSecretRef === undefined)
+    report("", `must name its own bucket or bucketSecretRef: ${why}`);
+  if (plan.credentialsSecretRef && !own.credentialsSecretRef)
+    report("", `must name its own credentialsSecretRef: ${why}`);
 }
 
 /** The storage a target writes to: the plan's, with the target's overrides on top. */

@@ -7,14 +7,7 @@
 import type { EngineName } from "../domain/backup.js";
 import type { RetentionPolicy } from "../storage/retention.js";
 import { storageFor } from "./resolve.js";
-import type {
-  BackupPlan,
-  Connection,
-  ServerSideEncryption,
-  StorageType,
-  Target,
-  VerifyPolicy,
-} from "./types.js";
+import type { BackupPlan, Connection, Storage, StorageType, Target, VerifyPolicy } from "./types.js";
 
 export const RUN_ENV = {
   /** JSON of `RunTarget`. */
@@ -109,14 +102,9 @@ export interface RunTarget {
   readonly namespace: string;
   readonly connection: Connection;
   readonly retention: RetentionPolicy;
-  readonly storage: {
+  readonly storage: Pick<Storage, "prefix" | "endpoint" | "region" | "pathStyle" | "sse"> & {
     /** Absent means s3, so CronJobs compiled before other types existed read the same. */
     readonly type?: Exclude<StorageType, "s3">;
-    readonly prefix: string;
-    readonly endpoint?: string;
-    readonly region?: string;
-    readonly pathStyle?: boolean;
-    readonly sse?: ServerSideEncryption;
   };
   readonly verify?: VerifyPolicy;
   /** Public keys only; the identity travels alone in AGE_ENV.identity, and only to the restore drill. */

@@ -94,32 +94,30 @@ export function clusterOfApp(app: string): string {
   return app.replace("/", ".");
 }
 
-/** Restore-drill CronJobs carry this label (`verify`); backup CronJobs carry none. */
-const JOB_KIND_LABEL = "capsule.cnvrg.io/job";
-
 /** Each target's backup CronJob by `<cluster>/<target>` (drill CronJobs left out): what a backup request runs. */
+export function backupCronJobs(cronJobs: readonly CronJobManifest[]): Map<string, CronJobManifest> {
+  return byTarget(cronJobs, undefined, new Map());
+}
+
 /**
  * Per `cluster/target`, the CronJob a restore Job is made from: the restore-drill CronJob when the target has one
  * (it alone carries the age identity of an encrypted target), else the backup CronJob.
  */
 export function restoreCronJobs(cronJobs: readonly CronJobManifest[]): Map<string, CronJobManifest> {
-  const byTarget = backupCronJobs(cronJobs);
-  for (const m of cronJobs) {
-    if (m.metadata.labels[JOB_KIND_LABEL] !== "verify") continue;
-    const cluster = m.metadata.annotations[ANNOTATIONS.cluster];
-    const target = m.metadata.labels[LABELS.target];
-    if (cluster !== undefined && target !== undefined) byTarget.set(`${cluster}/${target}`, m);
-  }
-  return byTarget;
+  return byTarget(cronJobs, "verify", backupCronJobs(cronJobs));
 }
 
-export function backupCronJobs(cronJobs: readonly CronJobManifest[]): Map<string, CronJobManifest> {
-  const byTarget = new Map<string, CronJobManifest>();
+/** The CronJobs whose job label is `job` (backup CronJobs carry none), set into `into` by `<cluster>/<target>`. */
+function byTarget(
+  cronJobs: readonly CronJobManifest[],
+  job: string | undefined,
+  into: Map<string, CronJobManifest>,
+): Map<string, CronJobManifest> {
   for (const m of cronJobs) {
-    if (m.metadata.labels[JOB_KIND_LABEL] !== undefined) continue;
+    if (m.metadata.labels[LABELS.job] !== job) continue;
     const cluster = m.metadata.annotations[ANNOTATIONS.cluster];
     const target = m.metadata.labels[LABELS.target];
-    if (cluster !== undefined && target !== undefined) byTarget.set(`${cluster}/${target}`, m);
+    if (cluster !== undefined && target !== undefined) into.set(`${cluster}/${target}`, m);
   }
-  return byTarget;
+  return into;
 }

@@ -8,6 +8,7 @@ import { messageOf } from "../domain/errors.js";
 import { watchCnvrgApps } from "../k8s/cnvrgapps.js";
 import type { KubeClient } from "../k8s/kube-client.js";
 import type { Logger } from "../log.js";
+import { defined } from "../util/defined.js";
 import { RepeatingTask } from "../util/repeating-task.js";
 import type { PassResult, Reconciler } from "./reconciler.js";
 
@@ -156,8 +157,7 @@ export class ReconcileLoop {
     watchCnvrgApps(
       kube,
       {
-        ...(this.options.namespace !== undefined && { namespace: this.options.namespace }),
-        ...(this.watchVersion !== undefined && { resourceVersion: this.watchVersion }),
+        ...defined({ namespace: this.options.namespace, resourceVersion: this.watchVersion }),
         timeoutSeconds: this.options.watchTimeoutSeconds ?? 300,
       },
       {

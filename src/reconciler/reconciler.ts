@@ -9,6 +9,7 @@
 import pLimit from "p-limit";
 import { LABELS, MANAGED_BY } from "../compiler/cronjob.js";
 import { messageOf } from "../domain/errors.js";
+import { defined } from "../util/defined.js";
 import { listCnvrgAppsVersioned } from "../k8s/cnvrgapps.js";
 import type { Events } from "../k8s/events.js";
 import { isAlreadyExists, isNotFound, type KubeClient } from "../k8s/kube-client.js";
@@ -115,10 +116,11 @@ export class Reconciler {
     ]);
     const desired = await this.step("plan", () =>
       Promise.resolve(
-        desiredState(apps.items, handWritten, {
-          ...(options.image !== undefined && { image: options.image }),
-          ...(options.namespace !== undefined && { namespace: options.namespace }),
-        }),
+        desiredState(
+          apps.items,
+          handWritten,
+          defined({ image: options.image, namespace: options.namespace }),
+        ),
       ),
     );
     options.metrics?.managedCronJobs.set(desired.cronJobs.length);
@@ -131,18 +133,17 @@ export class Reconciler {
     const deploymentDiff = diffWorkloads(desired.deployments, liveDeployments, desired.held);
     const errors: string[] = [];
     const limit = pLimit(options.writeConcurrency ?? 8);
-    let created = 0;
-    let replaced = 0;
-    let deleted = 0;
+    const done = { create: 0, replace: 0, delete: 0 };
     let fenced = 0;
     const attempt = async (
-      verb: string,
+      verb: keyof typeof done,
       kind: string,
       what: string,
       write: (signal: AbortSignal | undefined) => Promise<void>,
       reason?: string,
     ): Promise<void> => {
       const signal = options.fence?.();
+      const object = { [kind === "CronJob" ? "cronJob" : "deployment"]: what };
       if (options.fence && (!signal || signal.aborted)) {
         fenced++;
         return;
@@ -150,13 +151,8 @@ export class Reconciler {
       try {
         await write(signal);
         options.metrics?.reconcileWrites.inc({ verb });
-        options.log.info(`${verb}d ${kind}`, {
-          [kind === "CronJob" ? "cronJob" : "deployment"]: what,
-          ...(reason !== undefined && { reason }),
-        });
-        if (verb === "create") created++;
-        else if (verb === "replace") replaced++;
-        else deleted++;
+        options.log.info(`${verb}d ${kind}`, { ...object, ...(reason !== undefined && { reason }) });
+        done[verb]++;
       } catch (error) {
         if (signal?.aborted) {
           // Cut at the renew deadline: the next leader makes it.
@@ -166,10 +162,7 @@ export class Reconciler {
         options.metrics?.reconcileErrors.inc({ operation: verb });
         const message = messageOf(error);
         errors.push(message);
-        options.log.error(`cannot ${verb} ${kind}`, {
-          [kind === "CronJob" ? "cronJob" : "deployment"]: what,
-          error: message,
-        });
+        options.log.error(`cannot ${verb} ${kind}`, { ...object, error: message });
       }
     };
     const apply = <M extends CompiledObject>(diff: WorkloadDiff<M>, writer: KindWriter<M>) => {
@@ -233,9 +226,9 @@ export class Reconciler {
     if (fenced > 0)
       options.log.warn("stopped leading during the pass; writes left to the next leader", { fenced });
     return {
-      created,
-      replaced,
-      deleted,
+      created: done.create,
+      replaced: done.replace,
+      deleted: done.delete,
       unchanged: cronJobDiff.unchanged + deploymentDiff.unchanged,
       held: cronJobDiff.held.length + deploymentDiff.held.length,
       failed: errors.length,

@@ -141,13 +141,8 @@ export class RequestWatcher {
       this.claim(cluster, id, { state: "rejected", reason, ...fields });
     if (size > MAX_REQUEST_BYTES)
       return void (await reject(`request is ${size} bytes; at most ${MAX_REQUEST_BYTES}`));
-    let bytes: Buffer;
-    try {
-      bytes = await store.readRequest(cluster, id);
-    } catch (error) {
-      if (error instanceof NotFoundError) return; // withdrawn between list and read
-      throw error;
-    }
+    const bytes = await unless(store.readRequest(cluster, id), NotFoundError);
+    if (!bytes) return; // withdrawn between list and read
     const parsed = parseRequest(bytes);
     if (!parsed.ok) return void (await reject(parsed.reason));
     const request = parsed.value;
@@ -191,8 +186,7 @@ export class RequestWatcher {
     cluster: string,
     id: string,
     fields: Pick<RequestOutcome, "state"> & Partial<RequestOutcome>,
-  ): Promise<{ outcome: RequestOutcome; etag: string | undefined } | undefined> {
-    const { store } = this.options;
+  ): Promise<Stored | undefined> {
     const at = this.now().toISOString();
     const outcome: RequestOutcome = {
       outcomeVersion: 1,
@@ -204,14 +198,7 @@ export class RequestWatcher {
       ...(fields.state === "accepted" ? { acceptedAt: at } : { finishedAt: at }),
       updatedAt: at,
     };
-    try {
-      const { etag } = await store.writeOutcome(cluster, id, serialize(outcome), { ifNoneMatch: "*" });
-      if (isFinal(outcome.state)) this.finish(cluster, id, outcome);
-      return { outcome, etag };
-    } catch (error) {
-      if (error instanceof PreconditionFailedError) return undefined;
-      throw error;
-    }
+    return this.write(cluster, id, outcome, { ifNoneMatch: "*" });
   }
 
   /** An accepted request: make sure its Job exists (once), then record how it ended. */
@@ -223,13 +210,9 @@ export class RequestWatcher {
   ): Promise<void> {
     const job = outcome.job;
     const target = outcome.target;
-    if (!job || !target) {
-      await this.update(cluster, id, outcome, etag, {
-        state: "failed",
-        reason: "outcome has no Job; cannot follow it",
-      });
-      return;
-    }
+    const fail = (reason: string, backupId?: string) =>
+      this.update(cluster, id, outcome, etag, { state: "failed", reason, ...(backupId && { backupId }) });
+    if (!job || !target) return void (await fail("outcome has no Job; cannot follow it"));
     const { workloads } = this.options;
     if (!job.created) {
       // A previous watcher may have created the Job and died before recording it: a statefile tells.
@@ -239,25 +222,13 @@ export class RequestWatcher {
           : await this.backupOf(cluster, target, id);
       if (!ran) {
         const cronJob = this.templateOf(cluster, target, outcome.action);
-        if (!cronJob) {
-          await this.update(cluster, id, outcome, etag, {
-            state: "failed",
-            reason: `cluster ${cluster} no longer has target ${target}`,
-          });
-          return;
-        }
+        if (!cronJob) return void (await fail(`cluster ${cluster} no longer has target ${target}`));
         const request = await this.readRequest(cluster, id);
         // Whoever can write to the bucket can rewrite a request (or its outcome) after it was accepted: a restore
         // runs only what a valid signature covers, checked again right before its Job is made.
         const restoreProblem =
           outcome.action === "restore" ? this.restoreProblem(cluster, id, request, outcome) : undefined;
-        if (restoreProblem) {
-          await this.update(cluster, id, outcome, etag, {
-            state: "failed",
-            reason: `restore request not run: ${restoreProblem}`,
-          });
-          return;
-        }
+        if (restoreProblem) return void (await fail(`restore request not run: ${restoreProblem}`));
         try {
           await workloads.createJob(
             requestJob(cronJob, {
@@ -288,14 +259,12 @@ export class RequestWatcher {
         ...(backup && { backupId: backup.backupId }),
       });
     } else {
-      await this.update(cluster, id, outcome, etag, {
-        state: "failed",
-        reason:
-          phase === "failed"
-            ? `Job ${job.namespace}/${job.name} failed`
-            : `Job ${job.namespace}/${job.name} no longer exists and no succeeded backup records this request`,
-        ...(backup && { backupId: backup.backupId }),
-      });
+      await fail(
+        phase === "failed"
+          ? `Job ${job.namespace}/${job.name} failed`
+          : `Job ${job.namespace}/${job.name} no longer exists and no succeeded backup records this request`,
+        backup?.backupId,
+      );
     }
   }
 
@@ -364,13 +333,8 @@ export class RequestWatcher {
   ): Promise<{ result: string; message?: string } | undefined> {
     const engine = this.engineOf(cluster, target);
     if (!backupId || !engine) return undefined;
-    try {
-      const entry = await this.options.store.get({ cluster, engine, backupId });
-      return entry.statefile?.restores.findLast((r) => r.requestId === id);
-    } catch (error) {
-      if (error instanceof NotFoundError) return undefined;
-      throw error;
-    }
+    const entry = await unless(this.options.store.get({ cluster, engine, backupId }), NotFoundError);
+    return entry?.statefile?.restores.findLast((r) => r.requestId === id);
   }
 
   /** Conditional update of the outcome; undefined when someone else changed it first (they carry on). */
@@ -380,8 +344,7 @@ export class RequestWatcher {
     outcome: RequestOutcome,
     etag: string | undefined,
     change: Partial<RequestOutcome>,
-  ): Promise<{ outcome: RequestOutcome; etag: string | undefined } | undefined> {
-    const { store, log } = this.options;
+  ): Promise<Stored | undefined> {
     const at = this.now().toISOString();
     const next: RequestOutcome = {
       ...outcome,
@@ -391,15 +354,26 @@ export class RequestWatcher {
       updatedAt: at,
       ...(change.state !== undefined && isFinal(change.state) && { finishedAt: at }),
     };
-    try {
-      const result = await store.writeOutcome(cluster, id, serialize(next), { ifMatch: etag });
-      if (isFinal(next.state)) this.finish(cluster, id, next);
-      else if (change.state === undefined) log.debug("request updated", { cluster, requestId: id });
-      return { outcome: next, etag: result.etag };
-    } catch (error) {
-      if (error instanceof PreconditionFailedError) return undefined;
-      throw error;
-    }
+    const written = await this.write(cluster, id, next, { ifMatch: etag });
+    if (written && !isFinal(next.state) && change.state === undefined)
+      this.options.log.debug("request updated", { cluster, requestId: id });
+    return written;
+  }
+
+  /** Writes the outcome under `condition`; undefined when the condition failed (someone else wrote first). */
+  private async write(
+    cluster: string,
+    id: string,
+    outcome: RequestOutcome,
+    condition: Parameters<BackupStore["writeOutcome"]>[3],
+  ): Promise<Stored | undefined> {
+    const serialized = `${JSON.stringify(outcome, null, 2)}\n`;
+    const written = await unless(
+      this.options.store.writeOutcome(cluster, id, serialized, condition),
+      PreconditionFailedError,
+    );
+    if (written && isFinal(outcome.state)) this.finish(cluster, id, outcome);
+    return written && { outcome, etag: written.etag };
   }
 
   private finish(cluster: string, id: string, outcome: RequestOutcome): void {
@@ -416,10 +390,7 @@ export class RequestWatcher {
     else this.options.log.warn("request not done", fields);
   }
 
-  private async readOutcome(
-    cluster: string,
-    id: string,
-  ): Promise<{ outcome: RequestOutcome; etag: string | undefined } | undefined> {
+  private async readOutcome(cluster: string, id: string): Promise<Stored | undefined> {
     // An unreachable bucket rejects here, and the request is retried on the next poll.
     const stored = await this.options.store.readOutcome(cluster, id);
     if (!stored) return undefined;
@@ -452,13 +423,9 @@ export class RequestWatcher {
   }
 
   private async readRequest(cluster: string, id: string): Promise<CapsuleRequest | undefined> {
-    try {
-      const parsed = parseRequest(await this.options.store.readRequest(cluster, id));
-      return parsed.ok ? parsed.value : undefined;
-    } catch (error) {
-      if (error instanceof NotFoundError) return undefined;
-      throw error;
-    }
+    const bytes = await unless(this.options.store.readRequest(cluster, id), NotFoundError);
+    const parsed = bytes && parseRequest(bytes);
+    return parsed?.ok ? parsed.value : undefined;
   }
 
   /** The backup a request produced, found by the statefile's `trigger.requestId`. */
@@ -474,6 +441,15 @@ export class RequestWatcher {
   }
 }
 
-function serialize(outcome: RequestOutcome): string {
-  return `${JSON.stringify(outcome, null, 2)}\n`;
+/** An outcome as stored, with the ETag its next conditional update must match. */
+type Stored = { outcome: RequestOutcome; etag: string | undefined };
+
+/** `promise`'s value, or undefined when it rejects with a `kind` error. */
+async function unless<T>(promise: Promise<T>, kind: new (message: string) => Error): Promise<T | undefined> {
+  try {
+    return await promise;
+  } catch (error) {
+    if (error instanceof kind) return undefined;
+    throw error;
+  }
 }

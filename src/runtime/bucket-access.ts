@@ -83,18 +83,15 @@ export function bucketSpecFromSecret(secret: Readonly<Record<string, string>>, w
   const bucketKeys = BUCKET_SECRET_KEYS[type];
   const credentialKeys = STORAGE_CREDENTIAL_KEYS[type];
   switch (type) {
-    case "s3":
+    case "s3": {
+      // The Secret's keys by role: bucket, endpoint, region, accessKeyId, secretAccessKey.
+      const keys = { ...bucketKeys, ...credentialKeys };
       return s3Spec(
-        {
-          bucket: value(bucketKeys.bucket),
-          endpoint: value(bucketKeys.endpoint),
-          region: value(bucketKeys.region),
-          accessKeyId: value(credentialKeys.accessKeyId),
-          secretAccessKey: value(credentialKeys.secretAccessKey),
-        },
-        { ...bucketKeys, ...credentialKeys },
+        Object.fromEntries(Object.entries(keys).map(([role, key]) => [role, value(key)])),
+        keys,
         at,
       );
+    }
     case "azure":
       return azureSpec(
         {
@@ -130,14 +127,11 @@ export function storageTypeOf(value: string | undefined, field: string): Storage
 }
 
 /** S3 fields, named for messages (Secret keys or variables); a half-given key pair is refused, never guessed at. */
+/** Settings as given: each may be unset. */
+type Given<Field extends string> = { readonly [F in Field]?: string | undefined };
+
 export function s3Spec(
-  fields: {
-    bucket?: string | undefined;
-    endpoint?: string | undefined;
-    region?: string | undefined;
-    accessKeyId?: string | undefined;
-    secretAccessKey?: string | undefined;
-  },
+  fields: Given<"bucket" | "endpoint" | "region" | "accessKeyId" | "secretAccessKey">,
   names: Readonly<Partial<Record<"bucket" | "accessKeyId" | "secretAccessKey", string>>>,
   at: string,
 ): BucketSpec & { type: "s3" } {
@@ -171,12 +165,7 @@ export function keyPair(
 }
 
 export function azureSpec(
-  fields: {
-    container?: string | undefined;
-    account?: string | undefined;
-    accountKey?: string | undefined;
-    endpoint?: string | undefined;
-  },
+  fields: Given<"container" | "account" | "accountKey" | "endpoint">,
   names: Readonly<Partial<Record<"container" | "account" | "accountKey", string>>>,
   at: string,
 ): BucketSpec & { type: "azure" } {

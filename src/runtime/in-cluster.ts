@@ -13,7 +13,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { V1PersistentVolumeClaim } from "@kubernetes/client-node";
 import { sha256Hex } from "../compiler/canonical-json.js";
 import { ANNOTATIONS, LABELS, MANAGED_BY } from "../compiler/cronjob.js";
-import { jobFromCronJob, type JobManifest } from "../compiler/job-from-cronjob.js";
+import { jobFromCronJob, type OneOffJob } from "../compiler/job-from-cronjob.js";
 import { labelValue } from "../compiler/names.js";
 import { CapsuleError, ErrorCode } from "../domain/errors.js";
 import { isAlreadyExists, KubeClient } from "../k8s/kube-client.js";
@@ -57,14 +57,18 @@ export interface InClusterResult {
 }
 
 export async function runInCluster(run: InClusterRun): Promise<InClusterResult> {
-  const client = new KubeClient(run.env["KUBECONFIG"] ? { kubeconfig: run.env["KUBECONFIG"] } : {});
-  const workloads = new Workloads(client);
+  const { client, workloads } = kube(run.env);
   const cronJob = await runCronJob(workloads, run, client.where);
   const { cluster, target, namespace } = placeOf(cronJob);
   await run.beforeCreate?.(`${run.engine} target ${target} of cluster ${cluster} (namespace ${namespace})`);
   const job = await createRunJob(workloads, cronJob, run, runArgs(cluster, target, run.work));
   const follower = new JobFollower(workloads, new Pods(client), namespace, job.name, run);
   return { job: `${namespace}/${job.name}`, ...(await follower.follow()) };
+}
+
+function kube(env: NodeJS.ProcessEnv): { client: KubeClient; workloads: Workloads } {
+  const client = new KubeClient(env["KUBECONFIG"] ? { kubeconfig: env["KUBECONFIG"] } : {});
+  return { client, workloads: new Workloads(client) };
 }
 
 /**
@@ -124,7 +128,7 @@ async function createRunJob(
   cronJob: CronJobWithTemplate,
   run: Pick<InClusterRun, "env" | "note">,
   args: string[],
-  extra: { identity?: RunIdentity; shape?: (job: JobManifest) => JobManifest } = {},
+  extra: { identity?: RunIdentity; claim?: OneOffJob["claim"] } = {},
 ): Promise<{ name: string }> {
   const { cluster, namespace } = placeOf(cronJob);
   const { runId, requestedBy } = extra.identity ?? newRunIdentity(run.env);
@@ -141,8 +145,9 @@ async function createRunJob(
     args,
     backoffLimit: 0,
     ttlSecondsAfterFinished: KEEP_FINISHED_SECONDS,
+    ...(extra.claim && { claim: extra.claim }),
   });
-  await workloads.createJob(extra.shape ? extra.shape(job) : job);
+  await workloads.createJob(job);
   run.note(
     `created Job ${namespace}/${name} from CronJob ${cronJob.metadata.name}; following its log ` +
       `(Ctrl-C detaches, the Job goes on: kubectl logs -f -n ${namespace} job/${name})`,
@@ -190,23 +195,15 @@ export async function restorePhysicalInCluster(
   run: PhysicalRestoreInCluster,
 ): Promise<PhysicalRestoreResult> {
   const size = run.pvcSize ?? DEFAULT_RESTORE_PVC_SIZE;
-  if (!QUANTITY.test(size))
-    throw new CapsuleError(
-      ErrorCode.Config,
-      `--pvc-size must be a Kubernetes quantity such as 100Gi (got ${JSON.stringify(size)})`,
-    );
-  if (run.storageClass !== undefined && !DNS_SUBDOMAIN.test(run.storageClass))
-    throw new CapsuleError(
-      ErrorCode.Config,
-      `--storage-class must be a StorageClass name (got ${JSON.stringify(run.storageClass)})`,
-    );
-  if (run.pvcName !== undefined && (!DNS_SUBDOMAIN.test(run.pvcName) || run.pvcName.length > 253))
-    throw new CapsuleError(
-      ErrorCode.Config,
-      `--pvc-name must be a Kubernetes object name (got ${JSON.stringify(run.pvcName)})`,
-    );
-  const client = new KubeClient(run.env["KUBECONFIG"] ? { kubeconfig: run.env["KUBECONFIG"] } : {});
-  const workloads = new Workloads(client);
+  const problem = !QUANTITY.test(size)
+    ? `--pvc-size must be a Kubernetes quantity such as 100Gi (got ${JSON.stringify(size)})`
+    : run.storageClass !== undefined && !DNS_SUBDOMAIN.test(run.storageClass)
+      ? `--storage-class must be a StorageClass name (got ${JSON.stringify(run.storageClass)})`
+      : run.pvcName !== undefined && (!DNS_SUBDOMAIN.test(run.pvcName) || run.pvcName.length > 253)
+        ? `--pvc-name must be a Kubernetes object name (got ${JSON.stringify(run.pvcName)})`
+        : undefined;
+  if (problem) throw new CapsuleError(ErrorCode.Config, problem);
+  const { client, workloads } = kube(run.env);
   const claims = new VolumeClaims(client);
   const work = [
     "--restore",
@@ -237,7 +234,8 @@ export async function restorePhysicalInCluster(
   );
   const job = await createRunJob(workloads, cronJob, run, runArgs(cluster, target, work), {
     identity,
-    shape: (manifest) => withRestoreVolume(manifest, pvcName),
+    // The new PVC at RESTORE_MOUNT: the only writable place besides /tmp.
+    claim: { name: RESTORE_VOLUME, claimName: pvcName, mountPath: RESTORE_MOUNT },
   });
   const follower = new JobFollower(workloads, new Pods(client), namespace, job.name, run);
   const outcome = await follower.follow();
@@ -293,31 +291,6 @@ function restoreClaim(
       accessModes: ["ReadWriteOnce"],
       resources: { requests: { storage: size } },
       ...(storageClass !== undefined && { storageClassName: storageClass }),
-    },
-  };
-}
-
-/** The Job's pod with the new PVC mounted at RESTORE_MOUNT: the only writable place besides /tmp. */
-function withRestoreVolume(job: JobManifest, pvcName: string): JobManifest {
-  const pod = job.spec?.template;
-  return {
-    ...job,
-    spec: {
-      ...job.spec,
-      template: {
-        ...pod,
-        spec: {
-          ...pod?.spec,
-          containers: (pod?.spec?.containers ?? []).map((c) => ({
-            ...c,
-            volumeMounts: [...(c.volumeMounts ?? []), { name: RESTORE_VOLUME, mountPath: RESTORE_MOUNT }],
-          })),
-          volumes: [
-            ...(pod?.spec?.volumes ?? []),
-            { name: RESTORE_VOLUME, persistentVolumeClaim: { claimName: pvcName } },
-          ],
-        },
-      },
     },
   };
 }

@@ -22,7 +22,8 @@ import { readRunTarget } from "./run-target.js";
 /** The retention flags the operator gave, already checked to be integers in range. */
 export type RetentionFlags = Partial<Record<keyof RetentionPolicy, number>>;
 
-const FLAG_OF: Readonly<Record<keyof RetentionPolicy, string>> = {
+/** Each retention field's `--prune` flag, in the order they are checked and described. */
+export const FLAG_OF: Readonly<Record<keyof RetentionPolicy, string>> = {
   keepLast: "--keep-last",
   keepDaily: "--keep-daily",
   keepWeekly: "--keep-weekly",

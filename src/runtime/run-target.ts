@@ -26,53 +26,33 @@ import {
 
 export function readRunTarget(env: NodeJS.ProcessEnv): RunTarget {
   const raw = env[RUN_ENV.target];
-  if (!raw)
-    throw new CapsuleError(
-      ErrorCode.Config,
-      `${RUN_ENV.target} is not set: capsule run reads its target from it`,
-    );
+  if (!raw) throw bad(" is not set: capsule run reads its target from it");
   let parsed: unknown;
   try {
     parsed = JSON.parse(raw);
   } catch (error) {
-    throw new CapsuleError(
-      ErrorCode.Config,
-      `${RUN_ENV.target}: not valid JSON (${(error as Error).message})`,
-    );
+    throw bad(`: not valid JSON (${(error as Error).message})`);
   }
   const t = parsed as Partial<RunTarget>;
   if (t.version !== RUN_TARGET_VERSION) {
-    throw new CapsuleError(
-      ErrorCode.Config,
-      `${RUN_ENV.target}: /version must be ${RUN_TARGET_VERSION} (got ${JSON.stringify(t.version)}); is the image older than the CronJob?`,
+    throw bad(
+      `: /version must be ${RUN_TARGET_VERSION} (got ${JSON.stringify(t.version)}); is the image older than the CronJob?`,
     );
   }
   for (const field of ["cluster", "target"] as const) {
-    if (typeof t[field] !== "string") {
-      throw new CapsuleError(
-        ErrorCode.Config,
-        `${RUN_ENV.target}: /${field} must be a string (got ${JSON.stringify(t[field])})`,
-      );
-    }
+    if (typeof t[field] !== "string")
+      throw bad(`: /${field} must be a string (got ${JSON.stringify(t[field])})`);
     assertSafeSegment(t[field], field);
   }
-  if (typeof t.engine !== "string" || !isEngine(t.engine)) {
-    throw new CapsuleError(
-      ErrorCode.Config,
-      `${RUN_ENV.target}: /engine is not a known engine (got ${JSON.stringify(t.engine)})`,
-    );
-  }
-  if (!t.retention || !Number.isInteger(t.retention.keepLast)) {
-    throw new CapsuleError(ErrorCode.Config, `${RUN_ENV.target}: /retention/keepLast must be an integer`);
-  }
-  if (!t.storage || typeof t.storage.prefix !== "string") {
-    throw new CapsuleError(ErrorCode.Config, `${RUN_ENV.target}: /storage/prefix must be a string`);
-  }
+  if (typeof t.engine !== "string" || !isEngine(t.engine))
+    throw bad(`: /engine is not a known engine (got ${JSON.stringify(t.engine)})`);
+  if (!t.retention || !Number.isInteger(t.retention.keepLast))
+    throw bad(": /retention/keepLast must be an integer");
+  if (!t.storage || typeof t.storage.prefix !== "string") throw bad(": /storage/prefix must be a string");
   const type: unknown = t.storage.type;
   if (type !== undefined && type !== "azure" && type !== "gcs") {
-    throw new CapsuleError(
-      ErrorCode.Config,
-      `${RUN_ENV.target}: /storage/type must be azure or gcs when set (got ${JSON.stringify(type)}); is the image older than the CronJob?`,
+    throw bad(
+      `: /storage/type must be azure or gcs when set (got ${JSON.stringify(type)}); is the image older than the CronJob?`,
     );
   }
   return t as RunTarget;
@@ -151,6 +131,11 @@ function s3RunAccess(target: RunTarget, env: NodeJS.ProcessEnv): BucketAccess {
     // The normalized endpoint, or none at all: an empty value from an optional secretKeyRef means "not set".
     env: { [RUN_ENV.endpoint]: endpoint },
   };
+}
+
+/** A problem with CAPSULE_TARGET itself: `what` follows the variable's name. */
+function bad(what: string): CapsuleError {
+  return new CapsuleError(ErrorCode.Config, `${RUN_ENV.target}${what}`);
 }
 
 function notSet(name: string): CapsuleError {

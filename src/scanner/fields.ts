@@ -1,7 +1,7 @@
 /**
  * Reading untyped CnvrgApp fields into typed values, recording a reason per bad field instead of throwing, so one
- * app can report all of its problems and the scan can go on. `path` is the dotted field path users see in
- * `kubectl explain`, e.g. `spec.dbs.pg.backup.period`.
+ * app can report all of its problems and the scan can go on. `field` is the dotted field path users see in
+ * `kubectl explain`, e.g. `spec.dbs.pg.backup.period`; its last segment is the key read from `parent`.
  */
 import { parsePeriod } from "../plan/schedule.js";
 
@@ -37,20 +37,15 @@ export class FieldReader {
   }
 
   /** An object at `field`, `{}` when absent, undefined (and a problem) when something else. */
-  object(parent: Record<string, unknown>, key: string, field: string): Record<string, unknown> | undefined {
-    const value = parent[key];
+  object(parent: Record<string, unknown>, field: string): Record<string, unknown> | undefined {
+    const value = valueAt(parent, field);
     if (value === undefined || value === null) return {};
     if (typeof value === "object" && !Array.isArray(value)) return value as Record<string, unknown>;
     return this.bad(field, value, "must be an object");
   }
 
-  boolean(
-    parent: Record<string, unknown>,
-    key: string,
-    field: string,
-    fallback: boolean,
-  ): boolean | undefined {
-    const value = parent[key];
+  boolean(parent: Record<string, unknown>, field: string, fallback: boolean): boolean | undefined {
+    const value = valueAt(parent, field);
     if (value === undefined || value === null) return fallback;
     if (typeof value === "boolean") return value;
     return this.bad(field, value, "must be true or false");
@@ -59,12 +54,11 @@ export class FieldReader {
   /** A Kubernetes object name: a DNS label (services) or subdomain (Secrets); required without a fallback. */
   name(
     parent: Record<string, unknown>,
-    key: string,
     field: string,
     fallback: string | undefined,
     label = false,
   ): string | undefined {
-    const value = parent[key];
+    const value = valueAt(parent, field);
     if (value === undefined || value === null || value === "") {
       return fallback ?? this.bad(field, value, "is required");
     }
@@ -75,12 +69,11 @@ export class FieldReader {
 
   integer(
     parent: Record<string, unknown>,
-    key: string,
     field: string,
     fallback: number,
     range: [number, number],
   ): number | undefined {
-    const value = parent[key];
+    const value = valueAt(parent, field);
     if (value === undefined || value === null) return fallback;
     if (typeof value === "number" && Number.isInteger(value) && value >= range[0] && value <= range[1])
       return value;
@@ -90,19 +83,18 @@ export class FieldReader {
   /** One of `choices`, spelled exactly; `fallback` when absent or empty. */
   choice(
     parent: Record<string, unknown>,
-    key: string,
     field: string,
     choices: readonly string[],
     fallback: string,
   ): string | undefined {
-    const value = parent[key];
+    const value = valueAt(parent, field);
     if (value === undefined || value === null || value === "") return fallback;
     if (typeof value === "string" && choices.includes(value)) return value;
     return this.bad(field, value, `must be one of ${choices.join(", ")}`);
   }
 
-  period(parent: Record<string, unknown>, key: string, field: string, fallback: string): string | undefined {
-    const value = parent[key];
+  period(parent: Record<string, unknown>, field: string, fallback: string): string | undefined {
+    const value = valueAt(parent, field);
     if (value === undefined || value === null) return fallback;
     if (typeof value === "string") {
       const seconds = parsePeriod(value);
@@ -111,6 +103,11 @@ export class FieldReader {
     }
     return this.bad(field, value, "must be a string <number><s|m|h|d>, e.g. 24h");
   }
+}
+
+/** The value under the last segment of `field` in `parent`. */
+function valueAt(parent: Record<string, unknown>, field: string): unknown {
+  return parent[field.slice(field.lastIndexOf(".") + 1)];
 }
 
 /** One stderr line per skipped field: names the app, the field and the value. */

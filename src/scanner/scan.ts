@@ -56,8 +56,8 @@ function scanApp(app: unknown, options: ScanOptions): { plan?: BackupPlan; skipp
   const metadata = isRecord(root["metadata"]) ? root["metadata"] : {};
   const identity = `${printable(metadata["namespace"])}/${printable(metadata["name"])}`;
   const read = new FieldReader(identity);
-  const namespace = read.name(metadata, "namespace", "metadata.namespace", undefined, true);
-  const name = read.name(metadata, "name", "metadata.name", undefined);
+  const namespace = read.name(metadata, "metadata.namespace", undefined, true);
+  const name = read.name(metadata, "metadata.name", undefined);
   if (!namespace || !name) return { skipped: read.problems };
   const cluster = `${namespace}.${name}`;
   if (cluster.length > MAX_CLUSTER_LENGTH) {
@@ -72,8 +72,8 @@ function scanApp(app: unknown, options: ScanOptions): { plan?: BackupPlan; skipp
       ],
     };
   }
-  const spec = read.object(root, "spec", "spec");
-  const dbs = spec && read.object(spec, "dbs", "spec.dbs");
+  const spec = read.object(root, "spec");
+  const dbs = spec && read.object(spec, "spec.dbs");
   const objectStorage = spec && readObjectStorage(spec, read);
   if (!dbs || !objectStorage) return { skipped: read.problems };
 
@@ -126,13 +126,12 @@ function readObjectStorage(
   spec: Record<string, unknown>,
   read: FieldReader,
 ): { type: StorageType; gcpKeySecret: string } | undefined {
-  const controlPlane = read.object(spec, "controlPlane", "spec.controlPlane");
+  const controlPlane = read.object(spec, "spec.controlPlane");
   const at = "spec.controlPlane.objectStorage";
-  const objectStorage = controlPlane && read.object(controlPlane, "objectStorage", at);
+  const objectStorage = controlPlane && read.object(controlPlane, at);
   if (!objectStorage) return undefined;
   const word = read.choice(
     objectStorage,
-    "type",
     `${at}.type`,
     Object.keys(STORAGE_TYPE_OF_CNVRG),
     DEFAULT_CNVRG_STORAGE_TYPE,
@@ -140,7 +139,7 @@ function readObjectStorage(
   const type = word === undefined ? undefined : STORAGE_TYPE_OF_CNVRG[word];
   const gcpKeySecret =
     type === "gcs"
-      ? read.name(objectStorage, "gcpSecretRef", `${at}.gcpSecretRef`, DEFAULT_GCP_KEY_SECRET)
+      ? read.name(objectStorage, `${at}.gcpSecretRef`, DEFAULT_GCP_KEY_SECRET)
       : DEFAULT_GCP_KEY_SECRET;
   if (!type || !gcpKeySecret) return undefined;
   return { type, gcpKeySecret };
@@ -154,20 +153,20 @@ function scanTarget(
   read: FieldReader,
 ): ScannedTarget | undefined {
   const at = `spec.dbs.${profile.cnvrgKey}`;
-  const db = read.object(dbs, profile.cnvrgKey, at);
+  const db = read.object(dbs, at);
   if (!db) return undefined;
   // Fields of a database that is not backed up are not read: they cannot break anything.
-  if (!read.boolean(db, "enabled", `${at}.enabled`, false)) return undefined;
-  const backup = read.object(db, "backup", `${at}.backup`);
-  if (!backup || !read.boolean(backup, "enabled", `${at}.backup.enabled`, false)) return undefined;
+  if (!read.boolean(db, `${at}.enabled`, false)) return undefined;
+  const backup = read.object(db, `${at}.backup`);
+  if (!backup || !read.boolean(backup, `${at}.backup.enabled`, false)) return undefined;
 
-  const svcName = read.name(db, "svcName", `${at}.svcName`, profile.svcName, true);
-  const port = read.integer(db, "port", `${at}.port`, profile.port, [1, 65535]);
-  const dbCreds = read.name(db, "credsRef", `${at}.credsRef`, profile.credsSecret);
-  const creds = read.name(backup, "credsRef", `${at}.backup.credsRef`, dbCreds ?? profile.credsSecret);
-  const bucketSecret = read.name(backup, "bucketRef", `${at}.backup.bucketRef`, DEFAULT_BUCKET_SECRET);
-  const keepLast = read.integer(backup, "rotation", `${at}.backup.rotation`, DEFAULT_KEEP_LAST, [1, 10_000]);
-  const period = read.period(backup, "period", `${at}.backup.period`, DEFAULT_PERIOD);
+  const svcName = read.name(db, `${at}.svcName`, profile.svcName, true);
+  const port = read.integer(db, `${at}.port`, profile.port, [1, 65535]);
+  const dbCreds = read.name(db, `${at}.credsRef`, profile.credsSecret);
+  const creds = read.name(backup, `${at}.backup.credsRef`, dbCreds ?? profile.credsSecret);
+  const bucketSecret = read.name(backup, `${at}.backup.bucketRef`, DEFAULT_BUCKET_SECRET);
+  const keepLast = read.integer(backup, `${at}.backup.rotation`, DEFAULT_KEEP_LAST, [1, 10_000]);
+  const period = read.period(backup, `${at}.backup.period`, DEFAULT_PERIOD);
   const pitr = readPitr(profile, backup, at, read);
   if (!svcName || !port || !creds || !bucketSecret || !keepLast || !period || !pitr) return undefined;
 
@@ -198,18 +197,13 @@ function readPitr(
   at: string,
   read: FieldReader,
 ): { on: false } | { on: true; basePeriod: string } | undefined {
-  const on = read.boolean(backup, "pitr", `${at}.backup.pitr`, false);
+  const on = read.boolean(backup, `${at}.backup.pitr`, false);
   if (on === undefined) return undefined;
   if (!on) return { on: false };
   if (!profile.streamsWal) {
     return read.reject(`${at}.backup.pitr`, on, `is only for ${walStreamingEngines().join(" or ")}`);
   }
-  const basePeriod = read.period(
-    backup,
-    "baseBackupPeriod",
-    `${at}.backup.baseBackupPeriod`,
-    DEFAULT_BASE_BACKUP_PERIOD,
-  );
+  const basePeriod = read.period(backup, `${at}.backup.baseBackupPeriod`, DEFAULT_BASE_BACKUP_PERIOD);
   return basePeriod === undefined ? undefined : { on: true, basePeriod };
 }
 

@@ -1,7 +1,6 @@
 import { Option } from "clipanion";
 import { backUp } from "../../runtime/backup.js";
 import { formatBytes, type Report } from "../render.js";
-import { runInCluster } from "./in-cluster.js";
 import { flag, StoreVerb } from "./verb-command.js";
 
 /** `capsule <engine> --create`: one backup of the server the flags name, or `--in-cluster` as the target's Job. */
@@ -22,13 +21,7 @@ export class CreateVerb extends StoreVerb {
   inCluster = flag.inCluster();
 
   protected async perform(): Promise<Report> {
-    if (this.inCluster)
-      return runInCluster(this, {
-        cluster: this.cluster,
-        target: this.target,
-        work: [],
-        note: (line) => this.note(line),
-      });
+    if (this.inCluster) return this.runInCluster([]);
     const conn = this.connect();
     this.engine.checkBackup?.(this.fields);
     const statefile = await backUp(await this.store(), this.engine, conn, {

@@ -3,6 +3,7 @@ import { prune, type WalPrune } from "../../runtime/prune.js";
 import {
   applyFlags,
   describePolicy,
+  FLAG_OF,
   type FoundPolicy,
   policiesFromCluster,
   policiesFromPlans,
@@ -101,21 +102,17 @@ export class PruneVerb extends StoreVerb {
   }
 
   private retentionFlags(): RetentionFlags {
-    const count = (flag: string, value: string | undefined, min: number): number | undefined => {
-      if (value === undefined) return undefined;
+    const flags: RetentionFlags = {};
+    for (const [field, flag] of Object.entries(FLAG_OF) as Array<[keyof RetentionFlags, string]>) {
+      const value = this[field];
+      if (value === undefined) continue;
+      const min = field === "keepLast" ? 1 : 0;
       const n = Number(value);
       if (!Number.isInteger(n) || n < min)
         throw new UsageError(`${flag} must be an integer >= ${min} (got ${JSON.stringify(value)})`);
-      return n;
-    };
-    const flags: RetentionFlags = {
-      keepLast: count("--keep-last", this.keepLast, 1),
-      keepDaily: count("--keep-daily", this.keepDaily, 0),
-      keepWeekly: count("--keep-weekly", this.keepWeekly, 0),
-      keepMonthly: count("--keep-monthly", this.keepMonthly, 0),
-      failedGraceHours: count("--failed-grace-hours", this.failedGraceHours, 0),
-    };
-    return Object.fromEntries(Object.entries(flags).filter(([, n]) => n !== undefined));
+      flags[field] = n;
+    }
+    return flags;
   }
 }
 

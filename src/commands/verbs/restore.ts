@@ -4,7 +4,6 @@ import { restoreToPointInTime } from "../../runtime/point-in-time.js";
 import { restoreBackup } from "../../runtime/restore.js";
 import { flagOf } from "../base-command.js";
 import type { Report } from "../render.js";
-import { runInCluster } from "./in-cluster.js";
 import { flag, StoreVerb } from "./verb-command.js";
 
 /** `capsule <engine> --restore --id ID`: the engine's restore, confirmed and recorded in the backup's statefile. */
@@ -40,39 +39,28 @@ export class RestoreVerb extends StoreVerb {
     ].find(([, value]) => value !== undefined)?.[0];
     if (pvcFlag) throw new UsageError(`${pvcFlag} applies to --restore only with --physical --in-cluster`);
     if (this.inCluster) return this.restoreInCluster();
-    if (this.fields["physical"] === true) return this.restorePointInTime();
     this.engine.checkRestore?.(this.fields);
-    const conn = this.connect();
+    // `--physical`: a base backup plus WAL into a new data directory; nothing existing is touched.
+    const physical = this.fields["physical"] === true;
+    const conn = physical ? undefined : this.connect();
     const store = await this.store();
-    const result = await restoreBackup(
-      store,
-      await this.entry(store),
-      (statefile) => this.engine.planRestore(conn, statefile, this.fields, this.env),
-      {
-        force: this.force,
-        confirm: this.confirmAction,
-        onPhase: this.phase,
-        onNotice: (line) => this.note(line),
-      },
-    );
-    for (const line of result.lines) this.note(line);
-    return { document: result.document };
-  }
-
-  /** `--restore --physical`: a base backup plus WAL into a new data directory; nothing existing is touched. */
-  private async restorePointInTime(): Promise<Report> {
-    this.engine.checkRestore?.(this.fields);
-    const store = await this.store();
-    const result = await restoreToPointInTime(store, {
-      cluster: this.clusterId(),
-      engine: this.engine,
-      ...(this.target !== undefined && { target: this.target }),
-      ...(this.id !== undefined && { id: this.id }),
-      recoveryTarget: recoveryTargetOf(this.fields),
-      fields: this.fields,
-      onPhase: this.phase,
-      onNotice: (line) => this.note(line),
-    });
+    const progress = { onPhase: this.phase, onNotice: (line: string) => this.note(line) };
+    const result = physical
+      ? await restoreToPointInTime(store, {
+          cluster: this.clusterId(),
+          engine: this.engine,
+          ...(this.target !== undefined && { target: this.target }),
+          ...(this.id !== undefined && { id: this.id }),
+          recoveryTarget: recoveryTargetOf(this.fields),
+          fields: this.fields,
+          ...progress,
+        })
+      : await restoreBackup(
+          store,
+          await this.entry(store),
+          (statefile) => this.engine.planRestore(conn, statefile, this.fields, this.env),
+          { force: this.force, confirm: this.confirmAction, ...progress },
+        );
     for (const line of result.lines) this.note(line);
     return { document: result.document };
   }
@@ -92,14 +80,9 @@ export class RestoreVerb extends StoreVerb {
   private restoreInCluster(): Promise<Report> {
     const id = this.requireId();
     this.engine.checkRestore?.(this.fields);
-    const forwarded = this.forwardedRestoreFlags();
-    return runInCluster(this, {
-      cluster: this.cluster,
-      target: this.target,
-      work: ["--restore", id, ...forwarded],
-      note: (line) => this.note(line),
-      confirm: (where) => this.confirmAction(`Restore ${id} into ${where}?`),
-    });
+    return this.runInCluster(["--restore", id, ...this.forwardedRestoreFlags()], (where) =>
+      this.confirmAction(`Restore ${id} into ${where}?`),
+    );
   }
 
   /**
@@ -111,19 +94,13 @@ export class RestoreVerb extends StoreVerb {
       throw new UsageError("--to-data-dir does not apply with --in-cluster: the Job restores into a new PVC");
     this.engine.checkRestore?.(this.fields);
     const { restorePhysicalInCluster } = await import("../../runtime/in-cluster.js");
-    const env = this.context.env;
     const outcome = await restorePhysicalInCluster({
-      engine: this.engine.name,
-      cluster: this.cluster ?? env["CAPSULE_CLUSTER"],
-      target: this.target,
+      ...this.inClusterRun(),
       id: this.id,
       forwarded: this.forwardedRestoreFlags(["physical", "toDataDir"]),
       pvcSize: this.pvcSize,
       pvcName: this.pvcName,
       storageClass: this.storageClass,
-      env,
-      logLine: (line) => this.context.stderr.write(`${line}\n`),
-      note: (line) => this.note(line),
       beforeCreate: (where) => this.confirmAction(`Restore into ${where}?`),
     });
     const document = { pvc: outcome.pvc, job: outcome.job, dataDir: "pgdata" };

@@ -108,6 +108,34 @@ export abstract class VerbCommand extends BaseCommand {
     return conn;
   }
 
+  /** What every `--in-cluster` run (runtime/in-cluster.ts) is told: the engine, the target's place, where lines go. */
+  protected inClusterRun() {
+    return {
+      engine: this.engine.name,
+      cluster: this.cluster ?? this.env["CAPSULE_CLUSTER"],
+      target: this.target,
+      env: this.env,
+      logLine: (line: string) => this.context.stderr.write(`${line}\n`),
+      note: (line: string) => this.note(line),
+    };
+  }
+
+  /**
+   * `--create --in-cluster` and `--restore --in-cluster`: the work runs as a Job made from the target's CronJob (its
+   * own bucket, connection and encryption); its log is followed here and its exit code is capsule's.
+   */
+  protected async runInCluster(work: string[], confirm?: (where: string) => Promise<void>): Promise<Report> {
+    const { runInCluster } = await import("../../runtime/in-cluster.js");
+    const outcome = await runInCluster({
+      ...this.inClusterRun(),
+      work,
+      ...(confirm && { beforeCreate: confirm }),
+    });
+    // The Job's own last line (a backup id, a restore's summary) is the result, whatever the format.
+    const result = outcome.result;
+    return { exitCode: outcome.exitCode, ...(result !== undefined && { table: result, document: result }) };
+  }
+
   protected requireId(): string {
     if (!this.id) throw new UsageError(`--${this.verb} needs --id ID`);
     return this.id;
