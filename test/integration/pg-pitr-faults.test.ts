@@ -34,13 +34,14 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 60
   }
 }
 
-/** PIDs of postgres processes whose command line names `dir`. */
-async function postgresIn(dir: string): Promise<number[]> {
+/** PIDs of processes whose command line names `dir` (only postgres ones with `postgresOnly`). */
+async function processesNaming(dir: string, postgresOnly = false): Promise<number[]> {
   const pids: number[] = [];
   for (const entry of await readdir("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     const cmdline = await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
-    if (cmdline.includes(dir) && /postgres/.test(cmdline.split("\0")[0] ?? "")) pids.push(Number(entry));
+    if (!cmdline.includes(dir)) continue;
+    if (!postgresOnly || /postgres/.test(cmdline.split("\0")[0] ?? "")) pids.push(Number(entry));
   }
   return pids;
 }
@@ -113,7 +114,13 @@ describe("capsule pg --restore --physical under fault", () => {
         // The server's guard stops postgres when capsule dies, however it dies.
         await until(
           "postgres of the killed restore to stop",
-          async () => (await postgresIn(workDir)).length === 0,
+          async () => (await processesNaming(workDir, true)).length === 0,
+        );
+        // And the guard to finish emptying the work directory, or the next run and the guard race over it (the
+        // next run may find it and then not: whether it says "removing" would be chance).
+        await until(
+          "the killed restore's guard to finish",
+          async () => (await processesNaming(workDir)).length === 0,
         );
         if (signal === "SIGTERM") assert.equal(existsSync(workDir), false);
 
