@@ -40,7 +40,17 @@ const archiveDir = path.join(work, "archive");
 await measure(`mkdir ${archiveDir} && chmod 777 ${archiveDir}`);
 const account = process.getuid?.() === 0 ? lookupUser("postgres") : undefined;
 if (account) await chown(archiveDir, account.uid, account.gid);
-const [pg, rgw] = await Promise.all([startPostgres({ archiveWalTo: archiveDir }), startRadosgw()]);
+// The tests' server runs with fsync, synchronous_commit and full_page_writes off; a production one has them on. A
+// logical restore into the tests' server never makes its writes durable while the physical one syncs what it
+// restored (initdb --sync-only), so both sides run against production settings here.
+const DURABLE = { fsync: "on", synchronous_commit: "on", full_page_writes: "on" };
+// The logical restores go to a server of their own: into the source they would write WAL of their own, which the
+// point-in-time restore would then have to replay.
+const [pg, logicalTarget, rgw] = await Promise.all([
+  startPostgres({ archiveWalTo: archiveDir, settings: DURABLE }),
+  startPostgres({ settings: DURABLE }),
+  startRadosgw(),
+]);
 try {
   await createBucket(rgw, "bench");
   const env = {
@@ -53,6 +63,13 @@ try {
     PGDATABASE: "postgres",
     CAPSULE_BUCKET: "s3://bench/capsule",
   };
+  const targetEnv = {
+    ...env,
+    PGHOST: logicalTarget.host,
+    PGPORT: String(logicalTarget.port),
+    PGUSER: logicalTarget.user,
+    PGPASSWORD: logicalTarget.password,
+  };
   const psql = (db: string, sql: string) =>
     measure(`psql -X -q -At -v ON_ERROR_STOP=1 -d ${db} -c "${sql}"`, env);
   const capsule = `node ${build}/src/cli.js`;
@@ -61,7 +78,7 @@ try {
   for (const key of INDEX_KEYS.slice(0, INDEXES)) await psql("bench", `CREATE INDEX ON notes (${key})`);
   const size = Number((await psql("bench", "SELECT pg_database_size('bench')")).stdout.trim());
   console.log(
-    `bench/pitr-restore: database of ${(size / 1e6).toFixed(0)} MB (${rows} rows, ${INDEXES} secondary indexes), PostgreSQL ${pg.version}`,
+    `bench/pitr-restore: database of ${(size / 1e6).toFixed(0)} MB (${rows} rows, ${INDEXES} secondary indexes), PostgreSQL ${pg.version}, fsync and full_page_writes on`,
   );
 
   const physicalBackup = await measure(
@@ -74,15 +91,25 @@ try {
     artifact: { sizeBytes: number };
   };
 
-  // WAL to replay: a tenth of the rows rewritten after the base backup, then shipped into the bucket.
-  await psql("bench", "UPDATE notes SET body = upper(body) WHERE id % 10 = 0");
   const store = openBackupStore({ bucket: "s3://bench/capsule" }, env);
-  const shipped = await shipWal(
-    { host: pg.host, port: pg.port, user: pg.user, password: pg.password, database: "postgres" },
-    archiveDir,
-    store.walArchive("bench", "bench"),
-  );
+  const ship = () =>
+    shipWal(
+      { host: pg.host, port: pg.port, user: pg.user, password: pg.password, database: "postgres" },
+      archiveDir,
+      store.walArchive("bench", "bench"),
+    );
+  const physicalRestoreTo = (dir: string) =>
+    measure(
+      `$TIME ${capsule} pg --restore --physical --cluster bench --target bench --to-data-dir ${work}/${dir}`,
+      env,
+    ).finally(() => rm(`${work}/${dir}`, { recursive: true, force: true }));
+  const median = (runs: Measured[]) =>
+    [...runs].sort((a, b) => a.seconds - b.seconds)[(runs.length - 1) >> 1]!;
+  const each = (runs: Measured[]) => runs.map((r) => r.seconds.toFixed(2)).join(" / ");
 
+  // Like for like: the same state restored both ways. The physical side replays only the WAL its base backup needs;
+  // the logical dump is taken with no write in between.
+  const baseWal = await ship();
   const logicalBackup = await measure(
     `${capsule} pg --create --database bench --cluster bench --target bench-logical -o json > ${work}/logical.json`,
     env,
@@ -92,27 +119,27 @@ try {
   const physicalRestores: Measured[] = [];
   const logicalRestores: Measured[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
-    physicalRestores.push(
-      await measure(
-        `$TIME ${capsule} pg --restore --physical --cluster bench --target bench --to-data-dir ${work}/restored-${round}`,
-        env,
-      ),
-    );
-    await rm(`${work}/restored-${round}`, { recursive: true, force: true });
+    physicalRestores.push(await physicalRestoreTo(`restored-${round}`));
     logicalRestores.push(
       await measure(
-        `$TIME ${capsule} pg --restore --yes --id ${logicalId} --cluster bench --database bench --to-database restored_logical_${round}`,
-        env,
+        `$TIME ${capsule} pg --restore --yes --id ${logicalId} --cluster bench --database postgres --to-database restored_logical_${round}`,
+        targetEnv,
       ),
     );
-    await psql("postgres", `DROP DATABASE restored_logical_${round}`);
+    await measure(`psql -X -q -d postgres -c "DROP DATABASE restored_logical_${round}"`, targetEnv);
   }
-  const median = (runs: Measured[]) =>
-    [...runs].sort((a, b) => a.seconds - b.seconds)[(runs.length - 1) >> 1]!;
+
+  // Point in time: a tenth of the rows rewritten after the base backup (every page touched, so with full-page writes
+  // the WAL outweighs the table), and the restore replays it all.
+  await psql("bench", "UPDATE notes SET body = upper(body) WHERE id % 10 = 0");
+  const updateWal = await ship();
+  const replayRestores: Measured[] = [];
+  for (let round = 1; round <= ROUNDS; round++)
+    replayRestores.push(await physicalRestoreTo(`replayed-${round}`));
+
   const physicalRestore = median(physicalRestores);
   const logicalRestore = median(logicalRestores);
-  const each = (runs: Measured[]) => runs.map((r) => r.seconds.toFixed(2)).join(" / ");
-
+  const replayRestore = median(replayRestores);
   const row = (label: string, seconds: number, extra = "") =>
     console.log(`  ${label.padEnd(58)} ${seconds.toFixed(2).padStart(7)} s  ${extra}`);
   console.log("base backup");
@@ -123,10 +150,9 @@ try {
   );
   row("pg_basebackup -D localdir -Ft (local disk, uncompressed)", peerBackup.seconds);
   console.log(`  ratio capsule / pg_basebackup ${(physicalBackup.seconds / peerBackup.seconds).toFixed(2)}×`);
-  console.log(`restore (WAL after the base backup: ${shipped.segments} segments in the bucket)`);
-  console.log(`  (median of ${ROUNDS} alternating rounds; each round in brackets)`);
+  console.log(`restore of the same state (median of ${ROUNDS} alternating rounds; each round in brackets)`);
   row(
-    "capsule pg --restore --physical --to-data-dir",
+    `capsule pg --restore --physical (WAL in the bucket: ${baseWal.segments} segments)`,
     physicalRestore.seconds,
     `[${each(physicalRestores)}] peak RSS ${physicalRestore.peakMb.toFixed(0)} MB`,
   );
@@ -139,7 +165,16 @@ try {
   console.log(
     `  physical restore is ${(logicalRestore.seconds / physicalRestore.seconds).toFixed(2)}× as fast as the logical one (goal > 1)`,
   );
+  // shipWal ships every archived segment each time: its count is the total.
+  const replayed = (updateWal.segments - baseWal.segments) * 16;
+  const extra = replayRestore.seconds - physicalRestore.seconds;
+  console.log(`point-in-time restore after an UPDATE of a tenth of the rows (median of ${ROUNDS})`);
+  row(
+    `capsule pg --restore --physical (WAL in the bucket: ${updateWal.segments} segments)`,
+    replayRestore.seconds,
+    `[${each(replayRestores)}] ${replayed} MiB more WAL: +${extra.toFixed(2)} s, ${(replayed / extra).toFixed(0)} MiB/s`,
+  );
 } finally {
-  await Promise.all([pg.stop(), rgw.stop()]);
+  await Promise.all([pg.stop(), logicalTarget.stop(), rgw.stop()]);
   await rm(work, { recursive: true, force: true });
 }
