@@ -190,11 +190,6 @@ export class WalArchive implements WalSink, WalSource {
     }
   }
 
-  /** Deletes the history file of `timeline` (retention, once no kept segment is on it or after it). */
-  async deleteHistory(timeline: number): Promise<void> {
-    await this.objects.delete(this.historyKey(timeline));
-  }
-
   private segmentKey(walFile: string, options: { partial: boolean; encrypted: boolean }): string {
     return layout.walSegmentKey(this.prefix, this.cluster, this.target, walFile, options);
   }
