@@ -20,7 +20,7 @@ import {
 } from "../domain/wal.js";
 import { decryptStream, encryptStream } from "./age.js";
 import { layout } from "./layout.js";
-import { getBytes, type ObjectStore, readAll } from "./object-store.js";
+import { getBytes, type ObjectStore, readAll, unlessMissing } from "./object-store.js";
 
 const compress = promisify(zstdCompress);
 const decompress = promisify(zstdDecompress);
@@ -172,12 +172,7 @@ export class WalArchive implements WalSink, WalSource {
   }
 
   async fetchHistory(timeline: number): Promise<Buffer | undefined> {
-    try {
-      return await getBytes(this.objects, this.historyKey(timeline));
-    } catch (error) {
-      if (error instanceof NotFoundError) return undefined;
-      throw error;
-    }
+    return unlessMissing(getBytes(this.objects, this.historyKey(timeline)));
   }
 
   /** Deletes segments (retention). A missing one is not an error: deletes are idempotent. */
