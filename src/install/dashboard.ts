@@ -32,18 +32,23 @@ const TARGET_LEGEND = "{{cluster}}/{{target}}";
 
 const DATASOURCE = { type: "prometheus", uid: "${datasource}" } as const;
 /** The top row's stat panels: the newest value per target, on a background coloured by its threshold. */
-const STATUS_STAT = {
-  reduceOptions: { calcs: ["lastNotNull"] },
-  colorMode: "background",
-  textMode: "value_and_name",
-} as const;
-
-function thresholds(...steps: Array<[number | null, string]>): Record<string, unknown> {
-  return { mode: "absolute", steps: steps.map(([value, color]) => ({ color, value })) };
+function statusStat(...steps: Array<[number | null, string]>) {
+  return {
+    thresholds: { mode: "absolute", steps: steps.map(([value, color]) => ({ color, value })) },
+    options: {
+      reduceOptions: { calcs: ["lastNotNull"] },
+      colorMode: "background",
+      textMode: "value_and_name",
+    },
+  };
 }
 
+/** A per-target series of the selected clusters and targets, collapsed over the replicas that all export it. */
+const perTarget = (how: "max" | "min", metric: string, by = BY_TARGET) =>
+  `${how} ${by} (${metric}{${SELECTED}})`;
+
+/** A panel; its id is its place in the dashboard's list. */
 function panel(
-  id: number,
   type: Panel["type"],
   title: string,
   description: string,
@@ -51,9 +56,8 @@ function panel(
   unit: string,
   exprs: ReadonlyArray<[expr: string, legend: string]>,
   extra: { thresholds?: Record<string, unknown>; options?: Record<string, unknown> } = {},
-): Panel {
+): Omit<Panel, "id"> {
   return {
-    id,
     type,
     title,
     description,
@@ -78,69 +82,49 @@ function panel(
 export function grafanaDashboard(): Record<string, unknown> {
   const panels: Panel[] = [
     panel(
-      1,
       "stat",
       "Time since the last good backup",
       "Per target: now minus the finish of the newest succeeded backup.",
       { h: 6, w: 12, x: 0, y: 0 },
       "s",
-      [
-        [
-          `time() - max ${BY_TARGET} (capsule_backup_last_success_timestamp_seconds{${SELECTED}})`,
-          TARGET_LEGEND,
-        ],
-      ],
-      {
-        thresholds: thresholds([null, "green"], [86_400, "orange"], [172_800, "red"]),
-        options: STATUS_STAT,
-      },
+      [[`time() - ${perTarget("max", "capsule_backup_last_success_timestamp_seconds")}`, TARGET_LEGEND]],
+      statusStat([null, "green"], [86_400, "orange"], [172_800, "red"]),
     ),
     panel(
-      2,
       "stat",
       "Last restore drill",
       "1: the newest drill restored and checked its backup; 0: it failed.",
       { h: 6, w: 6, x: 12, y: 0 },
       "bool_yes_no",
-      [[`min ${BY_TARGET} (capsule_verification_last_success{${SELECTED}})`, TARGET_LEGEND]],
-      {
-        thresholds: thresholds([null, "red"], [1, "green"]),
-        options: STATUS_STAT,
-      },
+      [[perTarget("min", "capsule_verification_last_success"), TARGET_LEGEND]],
+      statusStat([null, "red"], [1, "green"]),
     ),
     panel(
-      3,
       "stat",
       "Failures in a row",
       "Failed or abandoned runs since the newest succeeded backup.",
       { h: 6, w: 6, x: 18, y: 0 },
       "none",
-      [[`max ${BY_TARGET} (capsule_backup_consecutive_failures{${SELECTED}})`, TARGET_LEGEND]],
-      {
-        thresholds: thresholds([null, "green"], [1, "orange"], [3, "red"]),
-        options: STATUS_STAT,
-      },
+      [[perTarget("max", "capsule_backup_consecutive_failures"), TARGET_LEGEND]],
+      statusStat([null, "green"], [1, "orange"], [3, "red"]),
     ),
     panel(
-      4,
       "timeseries",
       "Backup size",
       "Artifact size of the newest succeeded backup, over time.",
       { h: 8, w: 12, x: 0, y: 6 },
       "bytes",
-      [[`max ${BY_TARGET} (capsule_backup_last_success_size_bytes{${SELECTED}})`, TARGET_LEGEND]],
+      [[perTarget("max", "capsule_backup_last_success_size_bytes"), TARGET_LEGEND]],
     ),
     panel(
-      5,
       "timeseries",
       "Backup duration",
       "Duration of the newest succeeded backup, over time.",
       { h: 8, w: 12, x: 12, y: 6 },
       "s",
-      [[`max ${BY_TARGET} (capsule_backup_last_success_duration_seconds{${SELECTED}})`, TARGET_LEGEND]],
+      [[perTarget("max", "capsule_backup_last_success_duration_seconds"), TARGET_LEGEND]],
     ),
     panel(
-      6,
       "timeseries",
       "Age of the last backup and of the last drill",
       "Compared with twice the observed interval between scheduled runs (the alert threshold).",
@@ -148,33 +132,28 @@ export function grafanaDashboard(): Record<string, unknown> {
       "s",
       [
         [
-          `time() - max ${BY_TARGET} (capsule_backup_last_success_timestamp_seconds{${SELECTED}})`,
+          `time() - ${perTarget("max", "capsule_backup_last_success_timestamp_seconds")}`,
           `backup ${TARGET_LEGEND}`,
         ],
+        [`2 * ${perTarget("max", "capsule_backup_expected_interval_seconds")}`, `threshold ${TARGET_LEGEND}`],
         [
-          `2 * max ${BY_TARGET} (capsule_backup_expected_interval_seconds{${SELECTED}})`,
-          `threshold ${TARGET_LEGEND}`,
-        ],
-        [
-          `time() - max ${BY_TARGET} (capsule_verification_last_timestamp_seconds{${SELECTED}})`,
+          `time() - ${perTarget("max", "capsule_verification_last_timestamp_seconds")}`,
           `drill ${TARGET_LEGEND}`,
         ],
       ],
     ),
     panel(
-      7,
       "timeseries",
       "Failed and running runs in the bucket",
       "Failed or abandoned runs whose statefiles are kept, and runs in progress.",
       { h: 8, w: 12, x: 12, y: 14 },
       "none",
       [
-        [`max ${BY_TARGET} (capsule_backup_failed_runs{${SELECTED}})`, `failed ${TARGET_LEGEND}`],
-        [`max ${BY_TARGET} (capsule_backup_running_runs{${SELECTED}})`, `running ${TARGET_LEGEND}`],
+        [perTarget("max", "capsule_backup_failed_runs"), `failed ${TARGET_LEGEND}`],
+        [perTarget("max", "capsule_backup_running_runs"), `running ${TARGET_LEGEND}`],
       ],
     ),
     panel(
-      8,
       "timeseries",
       "Reconcile passes",
       "Passes per minute by result, and CronJob writes; a healthy idle daemon writes nothing.",
@@ -186,7 +165,6 @@ export function grafanaDashboard(): Record<string, unknown> {
       ],
     ),
     panel(
-      9,
       "timeseries",
       "Reconcile duration (p95)",
       "95th percentile of a reconcile pass.",
@@ -200,7 +178,6 @@ export function grafanaDashboard(): Record<string, unknown> {
       ],
     ),
     panel(
-      10,
       "stat",
       "Daemon",
       "Seconds since the last good reconcile pass and bucket read; replicas holding the Lease; managed CronJobs.",
@@ -216,7 +193,6 @@ export function grafanaDashboard(): Record<string, unknown> {
       { options: { reduceOptions: { calcs: ["lastNotNull"] }, textMode: "value_and_name" } },
     ),
     panel(
-      11,
       "timeseries",
       "WAL lag (pitr targets)",
       "How old the newest restorable point is (now − head.json coveredUntil), and how long ago the streamer last " +
@@ -224,23 +200,22 @@ export function grafanaDashboard(): Record<string, unknown> {
       { h: 8, w: 12, x: 0, y: 30 },
       "s",
       [
-        [`max ${BY_WAL_TARGET} (capsule_wal_lag_seconds{${SELECTED}})`, `lag ${TARGET_LEGEND}`],
+        [perTarget("max", "capsule_wal_lag_seconds", BY_WAL_TARGET), `lag ${TARGET_LEGEND}`],
         [
-          `time() - max ${BY_WAL_TARGET} (capsule_wal_head_updated_timestamp_seconds{${SELECTED}})`,
+          `time() - ${perTarget("max", "capsule_wal_head_updated_timestamp_seconds", BY_WAL_TARGET)}`,
           `head age ${TARGET_LEGEND}`,
         ],
       ],
     ),
     panel(
-      12,
       "timeseries",
       "WAL not yet in the bucket (pitr targets)",
       "serverLsn − archivedLsn from the streamer's head.json: WAL the server wrote that the bucket does not hold yet.",
       { h: 8, w: 12, x: 12, y: 30 },
       "bytes",
-      [[`max ${BY_WAL_TARGET} (capsule_wal_lag_bytes{${SELECTED}})`, TARGET_LEGEND]],
+      [[perTarget("max", "capsule_wal_lag_bytes", BY_WAL_TARGET), TARGET_LEGEND]],
     ),
-  ];
+  ].map((p, i) => ({ id: i + 1, ...p }));
   const variable = (name: string, query: string) => ({
     name,
     label: name,

@@ -3,10 +3,16 @@
  * by label, read, create, replace with the resourceVersion that was read (a concurrent change is a 409, never
  * silently overwritten), delete. Plain data in and out; errors are `KubeApiError`s.
  */
-import type { V1CronJob, V1Deployment, V1Job } from "@kubernetes/client-node";
+import type { V1CronJob, V1Deployment, V1Job, V1ListMeta, V1ObjectMeta } from "@kubernetes/client-node";
 import { abortedBy, type KubeClient } from "./kube-client.js";
 
 const PAGE_SIZE = 500;
+
+interface PageQuery {
+  readonly labelSelector: string;
+  readonly limit: number;
+  readonly _continue?: string;
+}
 
 /** What capsule needs to know about a CronJob (or Deployment) that exists. */
 export interface LiveCronJob {
@@ -35,31 +41,41 @@ export type DeploymentWithTemplate = Named<V1Deployment>;
 export class Workloads {
   constructor(private readonly client: KubeClient) {}
 
-  /** CronJobs matching `labelSelector`, in one namespace or all, paged. */
-  async listCronJobs(labelSelector: string, namespace?: string): Promise<LiveCronJob[]> {
-    return (await this.listCronJobPages(labelSelector, namespace)).map(liveCronJob);
-  }
-
   /** Whole CronJobs (templates included) matching `labelSelector`, in one namespace or all, paged. */
-  async cronJobsWithTemplates(labelSelector: string, namespace?: string): Promise<CronJobWithTemplate[]> {
-    return (await this.listCronJobPages(labelSelector, namespace)).flatMap((item) => {
-      const { name, namespace: ns } = item.metadata ?? {};
-      return name && ns ? [{ ...item, metadata: { ...item.metadata, name, namespace: ns } }] : [];
-    });
+  cronJobsWithTemplates(labelSelector: string, namespace?: string): Promise<CronJobWithTemplate[]> {
+    return this.listNamed("CronJobs", labelSelector, namespace, (page) =>
+      namespace
+        ? this.client.batch.listNamespacedCronJob({ ...page, namespace })
+        : this.client.batch.listCronJobForAllNamespaces(page),
+    );
   }
 
-  private async listCronJobPages(labelSelector: string, namespace?: string): Promise<V1CronJob[]> {
-    const out: V1CronJob[] = [];
+  /** Whole Deployments matching `labelSelector`, in one namespace or all, paged. */
+  deploymentsWithTemplates(labelSelector: string, namespace?: string): Promise<DeploymentWithTemplate[]> {
+    return this.listNamed("Deployments", labelSelector, namespace, (page) =>
+      namespace
+        ? this.client.apps.listNamespacedDeployment({ ...page, namespace })
+        : this.client.apps.listDeploymentForAllNamespaces(page),
+    );
+  }
+
+  /** Every page of a listing, keeping the items that have a name and a namespace. */
+  private async listNamed<T extends { metadata?: V1ObjectMeta }>(
+    kinds: string,
+    labelSelector: string,
+    namespace: string | undefined,
+    listPage: (page: PageQuery) => Promise<{ items: T[]; metadata?: V1ListMeta }>,
+  ): Promise<Array<Named<T>>> {
+    const out: Array<Named<T>> = [];
     let next: string | undefined;
-    const operation = `list CronJobs${namespace ? ` in ${namespace}` : ""}`;
+    const operation = `list ${kinds}${namespace ? ` in ${namespace}` : ""}`;
     do {
       const page = { labelSelector, limit: PAGE_SIZE, ...(next && { _continue: next }) };
-      const list = await this.client.call(operation, () =>
-        namespace
-          ? this.client.batch.listNamespacedCronJob({ ...page, namespace })
-          : this.client.batch.listCronJobForAllNamespaces(page),
-      );
-      out.push(...list.items);
+      const list = await this.client.call(operation, () => listPage(page));
+      for (const item of list.items) {
+        const { name, namespace: ns } = item.metadata ?? {};
+        if (name && ns) out.push({ ...item, metadata: { ...item.metadata, name, namespace: ns } });
+      }
       next = list.metadata?._continue || undefined;
     } while (next);
     return out;
@@ -80,12 +96,8 @@ export class Workloads {
     signal?: AbortSignal,
   ): Promise<void> {
     const { namespace, name } = manifest.metadata;
-    const body: V1CronJob = {
-      ...manifest,
-      metadata: { ...manifest.metadata, ...(resourceVersion !== undefined && { resourceVersion }) },
-    };
     await this.client.call(`replace CronJob ${namespace}/${name}`, () =>
-      this.client.batch.replaceNamespacedCronJob({ namespace, name, body }, abortedBy(signal)),
+      this.client.batch.replaceNamespacedCronJob(replacing(manifest, resourceVersion), abortedBy(signal)),
     );
   }
 
@@ -98,39 +110,10 @@ export class Workloads {
   ): Promise<void> {
     await this.client.call(`delete CronJob ${namespace}/${name}`, () =>
       this.client.batch.deleteNamespacedCronJob(
-        {
-          namespace,
-          name,
-          propagationPolicy: "Background",
-          ...(resourceVersion !== undefined && { body: { preconditions: { resourceVersion } } }),
-        },
+        deleting(namespace, name, resourceVersion),
         abortedBy(signal),
       ),
     );
-  }
-
-  /** Whole Deployments matching `labelSelector`, in one namespace or all, paged. */
-  async deploymentsWithTemplates(
-    labelSelector: string,
-    namespace?: string,
-  ): Promise<DeploymentWithTemplate[]> {
-    const out: DeploymentWithTemplate[] = [];
-    let next: string | undefined;
-    const operation = `list Deployments${namespace ? ` in ${namespace}` : ""}`;
-    do {
-      const page = { labelSelector, limit: PAGE_SIZE, ...(next && { _continue: next }) };
-      const list = await this.client.call(operation, () =>
-        namespace
-          ? this.client.apps.listNamespacedDeployment({ ...page, namespace })
-          : this.client.apps.listDeploymentForAllNamespaces(page),
-      );
-      for (const item of list.items) {
-        const { name, namespace: ns } = item.metadata ?? {};
-        if (name && ns) out.push({ ...item, metadata: { ...item.metadata, name, namespace: ns } });
-      }
-      next = list.metadata?._continue || undefined;
-    } while (next);
-    return out;
   }
 
   async createDeployment(manifest: Named<V1Deployment>, signal?: AbortSignal): Promise<void> {
@@ -147,12 +130,8 @@ export class Workloads {
     signal?: AbortSignal,
   ): Promise<void> {
     const { namespace, name } = manifest.metadata;
-    const body: V1Deployment = {
-      ...manifest,
-      metadata: { ...manifest.metadata, ...(resourceVersion !== undefined && { resourceVersion }) },
-    };
     await this.client.call(`replace Deployment ${namespace}/${name}`, () =>
-      this.client.apps.replaceNamespacedDeployment({ namespace, name, body }, abortedBy(signal)),
+      this.client.apps.replaceNamespacedDeployment(replacing(manifest, resourceVersion), abortedBy(signal)),
     );
   }
 
@@ -165,12 +144,7 @@ export class Workloads {
   ): Promise<void> {
     await this.client.call(`delete Deployment ${namespace}/${name}`, () =>
       this.client.apps.deleteNamespacedDeployment(
-        {
-          namespace,
-          name,
-          propagationPolicy: "Background",
-          ...(resourceVersion !== undefined && { body: { preconditions: { resourceVersion } } }),
-        },
+        deleting(namespace, name, resourceVersion),
         abortedBy(signal),
       ),
     );
@@ -218,12 +192,22 @@ export class Workloads {
   }
 }
 
-function liveCronJob(item: V1CronJob): LiveCronJob {
+/** The parameters of a replace: the whole object, conditional on the `resourceVersion` that was listed. */
+function replacing<T extends Named<object>>(manifest: T, resourceVersion: string | undefined) {
+  const { namespace, name } = manifest.metadata;
+  const body: T = {
+    ...manifest,
+    metadata: { ...manifest.metadata, ...(resourceVersion !== undefined && { resourceVersion }) },
+  };
+  return { namespace, name, body };
+}
+
+/** The parameters of a delete that takes the dependents in the background, conditional when a version is given. */
+function deleting(namespace: string, name: string, resourceVersion: string | undefined) {
   return {
-    namespace: item.metadata?.namespace ?? "",
-    name: item.metadata?.name ?? "",
-    resourceVersion: item.metadata?.resourceVersion,
-    labels: item.metadata?.labels ?? {},
-    annotations: item.metadata?.annotations ?? {},
+    namespace,
+    name,
+    propagationPolicy: "Background",
+    ...(resourceVersion !== undefined && { body: { preconditions: { resourceVersion } } }),
   };
 }

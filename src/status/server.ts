@@ -96,6 +96,9 @@ class HttpError extends Error {
   }
 }
 
+const badRequest = (message: string) => new HttpError(400, "bad_request", message);
+const notFound = (message: string) => new HttpError(404, "not_found", message);
+
 export class StatusServer {
   private readonly server: Server;
   private readonly tokenDigest: Buffer | undefined;
@@ -146,7 +149,7 @@ export class StatusServer {
     try {
       url = new URL(req.url ?? "/", "http://status");
     } catch {
-      return this.fail(res, new HttpError(400, "bad_request", "malformed request URL"));
+      return this.fail(res, badRequest("malformed request URL"));
     }
     const asset = pageAsset(url.pathname, this.tokenDigest !== undefined);
     if (asset) return this.servePage(req, res, asset.contentType, asset.body);
@@ -166,12 +169,7 @@ export class StatusServer {
 
   private servePage(req: IncomingMessage, res: ServerResponse, contentType: string, body: Buffer): void {
     const method = req.method ?? "GET";
-    if (method !== "GET" && method !== "HEAD") {
-      return this.fail(
-        res,
-        new HttpError(405, "method_not_allowed", `${method} is not allowed here`, { allow: "GET, HEAD" }),
-      );
-    }
+    if (method !== "GET" && method !== "HEAD") return this.fail(res, notAllowed(method, ["GET", "HEAD"]));
     res.writeHead(200, {
       "content-type": contentType,
       "content-length": body.length,
@@ -202,11 +200,10 @@ export class StatusServer {
       this.authenticate(req);
       return this.options.metrics.registry.metrics();
     }
-    if (path !== "/api/v1" && !path.startsWith("/api/v1/"))
-      throw new HttpError(404, "not_found", `no such path ${path}`);
+    if (path !== "/api/v1" && !path.startsWith("/api/v1/")) throw notFound(`no such path ${path}`);
     this.authenticate(req);
     const segments = path.split("/").slice(3).map(decode);
-    if (segments[0] !== "clusters") throw new HttpError(404, "not_found", `no such path ${path}`);
+    if (segments[0] !== "clusters") throw notFound(`no such path ${path}`);
     if (segments.length === 1) {
       allow(method, ["GET"]);
       noQuery(url, []);
@@ -216,15 +213,13 @@ export class StatusServer {
       return { json: { items: clusters.map((cluster) => ({ cluster })) } };
     }
     const cluster = segments[1] ?? "";
-    if (!isSafeSegment(cluster))
-      throw new HttpError(400, "bad_request", `invalid cluster ${JSON.stringify(cluster)}`);
+    if (!isSafeSegment(cluster)) throw badRequest(`invalid cluster ${JSON.stringify(cluster)}`);
     if (segments[2] === "wal" && segments.length <= 4) {
       allow(method, ["GET"]);
       noQuery(url, []);
       return { json: await this.walLag(cluster, segments[3]) };
     }
-    if (segments[2] !== "backups" || segments.length > 4)
-      throw new HttpError(404, "not_found", `no such path ${path}`);
+    if (segments[2] !== "backups" || segments.length > 4) throw notFound(`no such path ${path}`);
     if (segments.length === 3) {
       allow(method, ["GET", "POST"]);
       return method === "POST" ? this.fileRequest(req, url, cluster) : this.listBackups(url, cluster);
@@ -244,26 +239,16 @@ export class StatusServer {
     const target = url.searchParams.get("target");
     const limitParam = url.searchParams.get("limit");
     if (engine !== null && !isEngine(engine))
-      throw new HttpError(
-        400,
-        "bad_request",
-        `engine must be one of ${ENGINES.join(", ")} (got ${JSON.stringify(engine)})`,
-      );
+      throw badRequest(`engine must be one of ${ENGINES.join(", ")} (got ${JSON.stringify(engine)})`);
     if (status !== null && !BACKUP_STATES.includes(status as BackupState))
-      throw new HttpError(
-        400,
-        "bad_request",
-        `status must be one of ${BACKUP_STATES.join(", ")} (got ${JSON.stringify(status)})`,
-      );
+      throw badRequest(`status must be one of ${BACKUP_STATES.join(", ")} (got ${JSON.stringify(status)})`);
     if (target !== null && !isSafeSegment(target))
-      throw new HttpError(400, "bad_request", `invalid target ${JSON.stringify(target)}`);
+      throw badRequest(`invalid target ${JSON.stringify(target)}`);
     let limit = MAX_LIMIT;
     if (limitParam !== null) {
       limit = Number(limitParam);
       if (!/^\d+$/.test(limitParam) || limit < 1 || limit > MAX_LIMIT)
-        throw new HttpError(
-          400,
-          "bad_request",
+        throw badRequest(
           `limit must be an integer from 1 to ${MAX_LIMIT} (got ${JSON.stringify(limitParam)})`,
         );
     }
@@ -344,18 +329,18 @@ export class StatusServer {
   private async getBackup(cluster: string, backupId: string): Promise<unknown> {
     const engine = backupId.split("-", 1)[0] ?? "";
     if (!isSafeSegment(backupId) || !isEngine(engine))
-      throw new HttpError(400, "bad_request", `invalid backup id ${JSON.stringify(backupId)}`);
+      throw badRequest(`invalid backup id ${JSON.stringify(backupId)}`);
     const ref = { cluster, engine, backupId };
-    let notFound: unknown;
+    let missing: unknown;
     for (const store of this.storesOf(cluster)) {
       try {
         return backupDetail(await store.get(ref), redact);
       } catch (error) {
         if (!(error instanceof NotFoundError)) throw error;
-        notFound = error;
+        missing = error;
       }
     }
-    throw notFound;
+    throw missing;
   }
 
   /** Files a backup request for the watcher: `<prefix>/<cluster>/requests/<id>.json`. */
@@ -380,28 +365,24 @@ export class StatusServer {
     try {
       body = JSON.parse(raw);
     } catch {
-      throw new HttpError(400, "bad_request", "the body is not valid JSON");
+      throw badRequest("the body is not valid JSON");
     }
     if (body === null || typeof body !== "object" || Array.isArray(body))
-      throw new HttpError(400, "bad_request", "the body must be a JSON object");
+      throw badRequest("the body must be a JSON object");
     const { target, requestedBy, ...rest } = body as Record<string, unknown>;
     const unknown = Object.keys(rest);
-    if (unknown.length > 0) throw new HttpError(400, "bad_request", `unknown field ${unknown[0]}`);
+    if (unknown.length > 0) throw badRequest(`unknown field ${unknown[0]}`);
     if (typeof target !== "string" || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(target) || target.length > 63)
-      throw new HttpError(
-        400,
-        "bad_request",
-        `target must be a target name (got ${JSON.stringify(target) ?? "nothing"})`,
-      );
+      throw badRequest(`target must be a target name (got ${JSON.stringify(target) ?? "nothing"})`);
     if (
       requestedBy !== undefined &&
       (typeof requestedBy !== "string" || requestedBy.length < 1 || requestedBy.length > 256)
     )
-      throw new HttpError(400, "bad_request", "requestedBy must be a string of 1 to 256 characters");
+      throw badRequest("requestedBy must be a string of 1 to 256 characters");
     if (this.options.hasTarget && !this.options.hasTarget(cluster, target))
-      throw new HttpError(404, "not_found", `cluster ${cluster} has no target ${target}`);
+      throw notFound(`cluster ${cluster} has no target ${target}`);
     const store = this.bucketSet().storeFor(cluster, target);
-    if (!store) throw new HttpError(404, "not_found", `no bucket is known for cluster ${cluster}`);
+    if (!store) throw notFound(`no bucket is known for cluster ${cluster}`);
     const now = this.options.now?.() ?? new Date();
     const requestId = newRequestId(now, randomBytes(4).toString("hex"));
     const request: BackupRequest = {
@@ -444,7 +425,7 @@ export class StatusServer {
    */
   private async walLag(cluster: string, target: string | undefined): Promise<unknown> {
     if (target !== undefined && !isSafeSegment(target))
-      throw new HttpError(400, "bad_request", `invalid target ${JSON.stringify(target)}`);
+      throw badRequest(`invalid target ${JSON.stringify(target)}`);
     const stores = this.storesOf(cluster);
     const now = () => this.options.now?.() ?? new Date();
     let targets: string[];
@@ -467,14 +448,13 @@ export class StatusServer {
       .map((lag) => ("error" in lag ? { ...lag, error: redact(lag.error) } : lag));
     if (target === undefined) return { cluster, items };
     const one = items[0];
-    if (!one) throw new HttpError(404, "not_found", `target ${target} of cluster ${cluster} streams no WAL`);
+    if (!one) throw notFound(`target ${target} of cluster ${cluster} streams no WAL`);
     return one;
   }
 
   private storesOf(cluster: string): BackupStore[] {
     const stores = this.bucketSet().storesOf(cluster);
-    if (stores.length === 0)
-      throw new HttpError(404, "not_found", `no bucket is known for cluster ${cluster}`);
+    if (stores.length === 0) throw notFound(`no bucket is known for cluster ${cluster}`);
     return stores;
   }
 
@@ -540,7 +520,7 @@ export class StatusServer {
 
 function toHttpError(error: unknown): HttpError {
   if (error instanceof HttpError) return error;
-  if (error instanceof NotFoundError) return new HttpError(404, "not_found", error.message);
+  if (error instanceof NotFoundError) return notFound(error.message);
   if (error instanceof CapsuleError) {
     switch (error.code) {
       case ErrorCode.StoreUnreachable:
@@ -571,11 +551,7 @@ function cursorOf(entry: BackupEntry): string {
 /** The position a cursor stands for, as an entry `newestFirst` can compare with. */
 function parseCursor(cursor: string): BackupEntry {
   const bad = () =>
-    new HttpError(
-      400,
-      "bad_request",
-      `cursor is not one this API returned (got ${JSON.stringify(cursor.slice(0, 80))})`,
-    );
+    badRequest(`cursor is not one this API returned (got ${JSON.stringify(cursor.slice(0, 80))})`);
   let parsed: unknown;
   try {
     parsed = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
@@ -595,16 +571,18 @@ function parseCursor(cursor: string): BackupEntry {
 }
 
 function allow(method: string, methods: readonly string[]): void {
-  if (!methods.includes(method))
-    throw new HttpError(405, "method_not_allowed", `${method} is not allowed here`, {
-      allow: methods.join(", "),
-    });
+  if (!methods.includes(method)) throw notAllowed(method, methods);
+}
+
+function notAllowed(method: string, methods: readonly string[]): HttpError {
+  return new HttpError(405, "method_not_allowed", `${method} is not allowed here`, {
+    allow: methods.join(", "),
+  });
 }
 
 function noQuery(url: URL, allowed: readonly string[]): void {
   for (const name of url.searchParams.keys()) {
-    if (!allowed.includes(name))
-      throw new HttpError(400, "bad_request", `unknown query parameter ${JSON.stringify(name)}`);
+    if (!allowed.includes(name)) throw badRequest(`unknown query parameter ${JSON.stringify(name)}`);
   }
 }
 
@@ -612,7 +590,7 @@ function decode(segment: string): string {
   try {
     return decodeURIComponent(segment);
   } catch {
-    throw new HttpError(400, "bad_request", "malformed path");
+    throw badRequest("malformed path");
   }
 }
 

@@ -24,7 +24,14 @@ import {
 } from "../domain/errors.js";
 import { redact } from "../redact.js";
 import { socketFailure } from "../util/socket-error.js";
-import type { ObjectInfo, ObjectStore, PutOptions, PutResult } from "./object-store.js";
+import {
+  objectInfo,
+  readAll,
+  type ObjectInfo,
+  type ObjectStore,
+  type PutOptions,
+  type PutResult,
+} from "./object-store.js";
 import { DEFAULT_UPLOAD_CONCURRENCY, choosePartSize } from "./part-size.js";
 
 /** A block blob holds at most 50,000 committed blocks. */
@@ -255,10 +262,7 @@ export class AzureObjectStore implements ObjectStore {
       const blob = (await this.container()).getBlobClient(key);
       return await this.retry(async (abortSignal) => {
         const out = await blob.download(0, undefined, { abortSignal });
-        const chunks: Buffer[] = [];
-        for await (const chunk of out.readableStreamBody ?? [])
-          chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
-        const bytes = Buffer.concat(chunks);
+        const bytes = out.readableStreamBody ? await readAll(out.readableStreamBody) : Buffer.alloc(0);
         return out.etag ? { bytes, etag: out.etag } : { bytes };
       });
     } catch (error) {
@@ -270,12 +274,7 @@ export class AzureObjectStore implements ObjectStore {
     try {
       const blob = (await this.container()).getBlobClient(key);
       const out = await this.retry((abortSignal) => blob.getProperties({ abortSignal }));
-      return {
-        key,
-        size: out.contentLength ?? 0,
-        ...(out.etag ? { etag: out.etag } : {}),
-        ...(out.lastModified ? { lastModified: out.lastModified } : {}),
-      };
+      return objectInfo(key, out.contentLength, out.etag, out.lastModified);
     } catch (error) {
       const translated = this.translate(error, `head ${key}`);
       if (translated instanceof NotFoundError) return undefined;
@@ -311,14 +310,8 @@ export class AzureObjectStore implements ObjectStore {
         throw this.translate(error, `list ${prefix}`);
       }
       if (!page) return;
-      for (const item of page.segment.blobItems) {
-        yield {
-          key: item.name,
-          size: item.properties.contentLength ?? 0,
-          ...(item.properties.etag ? { etag: item.properties.etag } : {}),
-          ...(item.properties.lastModified ? { lastModified: item.properties.lastModified } : {}),
-        };
-      }
+      for (const { name, properties: p } of page.segment.blobItems)
+        yield objectInfo(name, p.contentLength, p.etag, p.lastModified);
       continuationToken = page.continuationToken || undefined;
     } while (continuationToken);
   }

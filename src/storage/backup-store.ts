@@ -29,7 +29,7 @@ import {
   isSafeSegment,
   newBackupId,
 } from "../domain/backup.js";
-import { type ObjectInfo, type ObjectStore, getBytes } from "./object-store.js";
+import { type ObjectInfo, type ObjectStore, getBytes, unlessMissing } from "./object-store.js";
 import { parseStatefile, serializeStatefile } from "./statefile.js";
 import { WalArchive } from "./wal-archive.js";
 import type { PhysicalBackupInfo } from "../domain/wal.js";
@@ -283,22 +283,15 @@ export class BackupStore {
     return entries;
   }
 
-  /** The catalog and its ETag (`found`) when it can be trusted; `present` when an object was there, trusted or not. */
-  private async readCatalog(cluster: string, engine: EngineName): Promise<ReadCatalog> {
-    return this.parsedCatalog(cluster, engine, await this.fetchCatalog(cluster, engine));
-  }
-
   /** The catalog's bytes and ETag as stored, if any. */
-  private async fetchCatalog(cluster: string, engine: EngineName): Promise<FetchedCatalog> {
-    try {
-      return await this.objects.getWithEtag(layout.catalogKey(this.prefix, cluster, engine));
-    } catch (error) {
-      if (error instanceof NotFoundError) return undefined;
-      throw error;
-    }
+  private fetchCatalog(cluster: string, engine: EngineName): Promise<FetchedCatalog> {
+    return unlessMissing(this.objects.getWithEtag(layout.catalogKey(this.prefix, cluster, engine)));
   }
 
-  /** Parsed, or reported and taken as absent when it cannot be trusted (it is then rebuilt). */
+  /**
+   * The catalog and its ETag (`found`) when it can be trusted; `present` when an object was there, trusted or not.
+   * One that cannot be trusted is reported and taken as absent (it is then rebuilt).
+   */
   private parsedCatalog(cluster: string, engine: EngineName, read: FetchedCatalog): ReadCatalog {
     if (!read) return { present: false };
     if (read.etag === undefined) return { present: true };
@@ -333,7 +326,8 @@ export class BackupStore {
         }
       }
       try {
-        const theirs = (await this.readCatalog(catalog.cluster, catalog.engine)).found;
+        const { cluster, engine } = catalog;
+        const theirs = this.parsedCatalog(cluster, engine, await this.fetchCatalog(cluster, engine)).found;
         if (theirs) ours = mergeCatalogs(theirs.catalog, ours);
         etag = theirs?.etag ?? (await this.objects.head(key))?.etag;
       } catch (error) {
@@ -348,14 +342,13 @@ export class BackupStore {
   async listClusters(): Promise<string[]> {
     const clusters = new Set<string>();
     if (this.objects.listFolders) {
-      for await (const name of this.objects.listFolders(`${this.prefix}/`)) {
+      for await (const name of this.objects.listFolders(`${this.prefix}/`))
         if (layout.clusterOfKey(this.prefix, `${this.prefix}/${name}/`)) clusters.add(name);
+    } else {
+      for await (const object of this.objects.list(`${this.prefix}/`)) {
+        const cluster = layout.clusterOfKey(this.prefix, object.key);
+        if (cluster) clusters.add(cluster);
       }
-      return [...clusters].sort();
-    }
-    for await (const object of this.objects.list(`${this.prefix}/`)) {
-      const cluster = layout.clusterOfKey(this.prefix, object.key);
-      if (cluster) clusters.add(cluster);
     }
     return [...clusters].sort();
   }
@@ -693,12 +686,8 @@ export class BackupStore {
     id: string,
   ): Promise<{ key: string; bytes: Buffer; etag?: string } | undefined> {
     const key = layout.outcomeKey(this.prefix, cluster, id);
-    try {
-      return { key, ...(await this.objects.getWithEtag(key)) };
-    } catch (error) {
-      if (error instanceof NotFoundError) return undefined;
-      throw error;
-    }
+    const read = await unlessMissing(this.objects.getWithEtag(key));
+    return read && { key, ...read };
   }
 
   /**

@@ -66,21 +66,13 @@ export class FileObjectStore implements ObjectStore {
   }
 
   async get(key: string): Promise<Readable> {
-    const file = this.pathOf(key);
     // Open first so a missing object rejects here, not later inside the consumer's pipeline.
-    const handle = await open(file, "r").catch((error: NodeJS.ErrnoException) => {
-      if (error.code === "ENOENT") throw new NotFoundError(`${this.description}: get ${key}: not found`);
-      throw error;
-    });
-    return createReadStream("", { fd: handle });
+    return createReadStream("", { fd: await this.openForGet(key) });
   }
 
   async getWithEtag(key: string): Promise<{ bytes: Buffer; etag?: string }> {
     // One open file: its stat and its bytes describe the same inode, even if a rename replaces the name meanwhile.
-    const handle = await open(this.pathOf(key), "r").catch((error: NodeJS.ErrnoException) => {
-      if (error.code === "ENOENT") throw new NotFoundError(`${this.description}: get ${key}: not found`);
-      throw error;
-    });
+    const handle = await this.openForGet(key);
     try {
       const s = await handle.stat();
       return { bytes: await handle.readFile(), etag: etagOf(s.size, s.mtimeMs, s.ino) };
@@ -117,14 +109,7 @@ export class FileObjectStore implements ObjectStore {
 
   async *listFolders(prefix: string): AsyncIterable<string> {
     await this.check();
-    let entries;
-    try {
-      entries = await readdir(this.pathOf(prefix), { withFileTypes: true });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
-      throw error;
-    }
-    for (const name of entries
+    for (const name of (await this.entriesOf(prefix))
       .filter((e) => e.isDirectory())
       .map((e) => e.name)
       .sort())
@@ -155,18 +140,28 @@ export class FileObjectStore implements ObjectStore {
   }
 
   private async walk(dirKey: string, out: string[]): Promise<void> {
-    let entries;
-    try {
-      entries = await readdir(this.pathOf(dirKey), { withFileTypes: true });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
-      throw error;
-    }
-    for (const entry of entries) {
+    for (const entry of await this.entriesOf(dirKey)) {
       const key = `${dirKey}${entry.name}`;
       if (entry.isDirectory()) await this.walk(`${key}/`, out);
       else if (entry.isFile() && !entry.name.includes(TMP_MARK) && !entry.name.endsWith(LOCK_SUFFIX))
         out.push(key);
+    }
+  }
+
+  private openForGet(key: string) {
+    return open(this.pathOf(key), "r").catch((error: NodeJS.ErrnoException) => {
+      if (error.code === "ENOENT") throw new NotFoundError(`${this.description}: get ${key}: not found`);
+      throw error;
+    });
+  }
+
+  /** The entries of the directory a key prefix ending in "/" names; none when it does not exist. */
+  private async entriesOf(dirKey: string) {
+    try {
+      return await readdir(this.pathOf(dirKey), { withFileTypes: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+      throw error;
     }
   }
 

@@ -23,7 +23,9 @@ import {
 } from "../domain/errors.js";
 import { socketFailure } from "../util/socket-error.js";
 import {
+  objectInfo,
   readAll,
+  unlessMissing,
   type ObjectInfo,
   type ObjectStore,
   type PutOptions,
@@ -241,18 +243,8 @@ export class GcsObjectStore implements ObjectStore {
   }
 
   async head(key: string): Promise<ObjectInfo | undefined> {
-    try {
-      const found = await this.metadata(key, `head ${key}`);
-      return {
-        key,
-        size: found.size,
-        etag: String(found.generation),
-        ...(found.updated ? { lastModified: found.updated } : {}),
-      };
-    } catch (error) {
-      if (error instanceof NotFoundError) return undefined;
-      throw error;
-    }
+    const found = await unlessMissing(this.metadata(key, `head ${key}`));
+    return found && objectInfo(key, found.size, String(found.generation), found.updated);
   }
 
   async *list(prefix: string, options: { pageSize?: number } = {}): AsyncIterable<ObjectInfo> {
@@ -271,14 +263,9 @@ export class GcsObjectStore implements ObjectStore {
       } catch (error) {
         throw this.translate(error, `list ${prefix}`, { missingMeansBucket: true });
       }
-      for (const file of files) {
-        const m = file.metadata;
-        yield {
-          key: file.name,
-          size: Number(m.size ?? 0),
-          ...(m.generation !== undefined ? { etag: String(m.generation) } : {}),
-          ...(m.updated ? { lastModified: new Date(m.updated) } : {}),
-        };
+      for (const { name, metadata: m } of files) {
+        const etag = m.generation !== undefined ? String(m.generation) : undefined;
+        yield objectInfo(name, Number(m.size ?? 0), etag, m.updated ? new Date(m.updated) : undefined);
       }
       pageToken = next?.pageToken;
     } while (pageToken);

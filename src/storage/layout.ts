@@ -132,16 +132,6 @@ export const layout = {
     return { cluster, engine, backupId };
   },
 
-  /** The cluster and engine a catalog key belongs to, or `undefined` if the key is not a catalog under `prefix`. */
-  parseCatalogKey(prefix: string, key: string): { cluster: string; engine: EngineName } | undefined {
-    if (!key.startsWith(`${prefix}/`)) return undefined;
-    const parts = key.slice(prefix.length + 1).split("/");
-    if (parts.length !== 3 || parts[2] !== CATALOG_NAME) return undefined;
-    const [cluster, engine] = parts as [string, string];
-    if (!isEngine(engine) || !isSafeSegment(cluster)) return undefined;
-    return { cluster, engine };
-  },
-
   /** The cluster a key under `prefix` belongs to, if any. */
   clusterOfKey(prefix: string, key: string): string | undefined {
     if (!key.startsWith(`${prefix}/`)) return undefined;

@@ -1,4 +1,5 @@
 import type { Readable } from "node:stream";
+import { NotFoundError } from "../domain/errors.js";
 
 /**
  * The raw object store: bytes under keys, nothing about backups. Two implementations: S3 (any S3-compatible server)
@@ -59,7 +60,27 @@ export interface ObjectStore {
   incompleteUploadKeys?(prefix: string): Promise<string[]>;
 }
 
-export async function readAll(stream: Readable): Promise<Buffer> {
+/** An `ObjectInfo`, with the ETag and time only when the store gave them. */
+export function objectInfo(
+  key: string,
+  size: number | undefined,
+  etag?: string,
+  lastModified?: Date,
+): ObjectInfo {
+  return { key, size: size ?? 0, ...(etag ? { etag } : {}), ...(lastModified ? { lastModified } : {}) };
+}
+
+/** What `read` resolves to, or undefined when it rejects with `NotFoundError`: for an object that may be absent. */
+export async function unlessMissing<T>(read: Promise<T>): Promise<T | undefined> {
+  try {
+    return await read;
+  } catch (error) {
+    if (error instanceof NotFoundError) return undefined;
+    throw error;
+  }
+}
+
+export async function readAll(stream: AsyncIterable<Buffer | Uint8Array | string>): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream)
     chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));

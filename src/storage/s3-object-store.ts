@@ -30,7 +30,13 @@ import {
   messageOf,
 } from "../domain/errors.js";
 import { socketFailure } from "../util/socket-error.js";
-import type { ObjectInfo, ObjectStore, PutOptions, PutResult } from "./object-store.js";
+import {
+  objectInfo,
+  type ObjectInfo,
+  type ObjectStore,
+  type PutOptions,
+  type PutResult,
+} from "./object-store.js";
 import { DEFAULT_UPLOAD_CONCURRENCY, choosePartSize } from "./part-size.js";
 import { ResumingReadable } from "./resuming-readable.js";
 
@@ -254,12 +260,7 @@ export class S3ObjectStore implements ObjectStore {
   async head(key: string): Promise<ObjectInfo | undefined> {
     try {
       const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
-      return {
-        key,
-        size: out.ContentLength ?? 0,
-        ...(out.ETag ? { etag: out.ETag } : {}),
-        ...(out.LastModified ? { lastModified: out.LastModified } : {}),
-      };
+      return objectInfo(key, out.ContentLength, out.ETag, out.LastModified);
     } catch (error) {
       const translated = this.translate(error, `head ${key}`);
       if (translated instanceof NotFoundError) return undefined;
@@ -274,15 +275,8 @@ export class S3ObjectStore implements ObjectStore {
     );
     try {
       for await (const page of pages) {
-        for (const item of page.Contents ?? []) {
-          if (!item.Key) continue;
-          yield {
-            key: item.Key,
-            size: item.Size ?? 0,
-            ...(item.ETag ? { etag: item.ETag } : {}),
-            ...(item.LastModified ? { lastModified: item.LastModified } : {}),
-          };
-        }
+        for (const item of page.Contents ?? [])
+          if (item.Key) yield objectInfo(item.Key, item.Size, item.ETag, item.LastModified);
       }
     } catch (error) {
       throw this.translate(error, `list ${prefix}`);

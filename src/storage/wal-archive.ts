@@ -20,7 +20,7 @@ import {
 } from "../domain/wal.js";
 import { decryptStream, encryptStream } from "./age.js";
 import { layout } from "./layout.js";
-import { getBytes, type ObjectStore, readAll } from "./object-store.js";
+import { getBytes, type ObjectStore, readAll, unlessMissing } from "./object-store.js";
 
 const compress = promisify(zstdCompress);
 const decompress = promisify(zstdDecompress);
@@ -172,12 +172,7 @@ export class WalArchive implements WalSink, WalSource {
   }
 
   async fetchHistory(timeline: number): Promise<Buffer | undefined> {
-    try {
-      return await getBytes(this.objects, this.historyKey(timeline));
-    } catch (error) {
-      if (error instanceof NotFoundError) return undefined;
-      throw error;
-    }
+    return unlessMissing(getBytes(this.objects, this.historyKey(timeline)));
   }
 
   /** Deletes segments (retention). A missing one is not an error: deletes are idempotent. */
@@ -188,11 +183,6 @@ export class WalArchive implements WalSink, WalSource {
       for (const encrypted of forms)
         await this.objects.delete(this.segmentKey(segment.name, { partial: segment.partial, encrypted }));
     }
-  }
-
-  /** Deletes the history file of `timeline` (retention, once no kept segment is on it or after it). */
-  async deleteHistory(timeline: number): Promise<void> {
-    await this.objects.delete(this.historyKey(timeline));
   }
 
   private segmentKey(walFile: string, options: { partial: boolean; encrypted: boolean }): string {
