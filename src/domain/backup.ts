@@ -38,11 +38,15 @@ export interface BackupRef {
 
 /** `<engine>-<UTC yyyymmddThhmmssZ>-<6 hex>`: sorts by time within an engine, unique without coordination. */
 export function newBackupId(engine: EngineName, now: Date = new Date(), random: string = randomHex(3)) {
-  const stamp = now
+  return `${engine}-${compactStamp(now)}-${random}`;
+}
+
+/** `20261205T183000Z`: the UTC second in the form backup and request ids carry. */
+export function compactStamp(now: Date): string {
+  return now
     .toISOString()
     .replace(/[-:]/g, "")
     .replace(/\.\d{3}Z$/, "Z");
-  return `${engine}-${stamp}-${random}`;
 }
 
 /** The ISO time a backup id was minted at ("" if the id does not carry one): sorts like `startedAt`. */

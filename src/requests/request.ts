@@ -7,7 +7,7 @@
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { canonicalJson } from "../compiler/canonical-json.js";
-import { isSafeSegment } from "../domain/backup.js";
+import { compactStamp, isSafeSegment } from "../domain/backup.js";
 
 /** A request object larger than this is rejected unread. */
 export const MAX_REQUEST_BYTES = 64 * 1024;
@@ -148,9 +148,5 @@ export function checkSignature(
 
 /** A new request id: sorts by time, unique without coordination. */
 export function newRequestId(now: Date, random: string): string {
-  const stamp = now
-    .toISOString()
-    .replace(/[-:]/g, "")
-    .replace(/\.\d{3}Z$/, "Z");
-  return `req-${stamp}-${random}`;
+  return `req-${compactStamp(now)}-${random}`;
 }

@@ -39,31 +39,20 @@ export class DigestStream extends Transform {
  * A pass-through that fails the stream at its end when the bytes do not hash to `expected`, so a consumer that
  * streams straight into a database sees an error before it commits anything.
  */
-export class VerifyingStream extends Transform {
-  private readonly hash: Hash = createHash("sha256");
-  private count = 0;
-
+export class VerifyingStream extends DigestStream {
   constructor(
     private readonly expected: { sha256: string; sizeBytes: number },
     private readonly onMismatch: (actual: { sha256: string; sizeBytes: number }) => Error,
-    private readonly onBytes?: (total: number) => void,
+    onBytes?: (total: number) => void,
   ) {
-    super();
-  }
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.hash.update(chunk);
-    this.count += chunk.length;
-    this.onBytes?.(this.count);
-    callback(null, chunk);
+    super(onBytes);
   }
 
   override _flush(callback: TransformCallback): void {
-    const actual = { sha256: this.hash.digest("hex"), sizeBytes: this.count };
-    if (actual.sha256 !== this.expected.sha256 || actual.sizeBytes !== this.expected.sizeBytes) {
-      callback(this.onMismatch(actual));
-      return;
-    }
-    callback();
+    super._flush(() => {
+      const actual = { sha256: this.sha256, sizeBytes: this.bytes };
+      const matches = actual.sha256 === this.expected.sha256 && actual.sizeBytes === this.expected.sizeBytes;
+      callback(matches ? null : this.onMismatch(actual));
+    });
   }
 }
