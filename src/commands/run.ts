@@ -1,10 +1,11 @@
+import { writeFile } from "node:fs/promises";
 import { Command, Option, UsageError } from "clipanion";
 import { CapsuleError, ErrorCode } from "../domain/errors.js";
 import type { Statefile } from "../domain/statefile.js";
 import type { Engine } from "../engines/engine.js";
 import { allEngines, engineNamed } from "../engines/registry.js";
 import { createLogger, type Logger } from "../log.js";
-import { REQUEST_ENV, RUN_ENV, type RunTarget } from "../plan/run-contract.js";
+import { REQUEST_ENV, RUN_ENV, STREAM_WAL_HEARTBEAT, type RunTarget } from "../plan/run-contract.js";
 import { backUp } from "../runtime/backup.js";
 import { prune } from "../runtime/prune.js";
 import { recoveryTargetOf } from "../domain/recovery-target.js";
@@ -232,11 +233,16 @@ export class RunCommand extends BaseCommand {
     if (other) throw new UsageError(`${String(other[0])} does not apply to --stream-wal`);
     if (!engine.streamWal)
       throw new UsageError(`--stream-wal applies to postgresql targets, not ${engine.name}`);
+    // The Deployment's liveness probe reads this file's age; a failed touch must not stop the streaming.
+    const heartbeat = this.env[STREAM_WAL_HEARTBEAT.env] || STREAM_WAL_HEARTBEAT.file;
+    const alive = () => void writeFile(heartbeat, "").catch(() => undefined);
+    alive();
     const outcome = await streamWalToStore(store, engine, engine.connectTarget(target.connection, this.env), {
       cluster: target.cluster,
       target: target.target,
       fields: {},
       log,
+      alive,
     });
     log.info(outcome.line, { ...outcome.document });
     return 0;

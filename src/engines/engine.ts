@@ -59,6 +59,17 @@ export interface WalStreamRequest {
   readonly fields: Fields;
 }
 
+/** What `--stream-wal` is given besides the request: when to stop, where to log, and a sign of life. */
+export interface WalStreamContext {
+  readonly signal: AbortSignal;
+  readonly log: StreamLog;
+  /**
+   * Called each time round the streamer's loop, also while it waits out a store or server outage: a liveness
+   * probe's heartbeat (plan/run-contract.ts STREAM_WAL_HEARTBEAT), so only a streamer that hangs is restarted.
+   */
+  readonly alive?: () => void;
+}
+
 /** What a stream did before it was stopped. */
 export interface WalStreamOutcome {
   readonly line: string;
@@ -217,11 +228,7 @@ export interface Engine<Conn = unknown> {
    * Streams the server's write-ahead log into `request.sink` until `context.signal` fires (PostgreSQL
    * `--stream-wal`); resolves once what was received is durable. Only engines with a WAL implement it.
    */
-  streamWal?(
-    conn: Conn,
-    request: WalStreamRequest,
-    context: { readonly signal: AbortSignal; readonly log: StreamLog },
-  ): Promise<WalStreamOutcome>;
+  streamWal?(conn: Conn, request: WalStreamRequest, context: WalStreamContext): Promise<WalStreamOutcome>;
   /** How `--download` hands the artifact out: decoded for the engine's own tools unless `raw` is set. */
   downloadDecoder?(fields: Fields): { decode: ToolCommand; what: string } | undefined;
 }

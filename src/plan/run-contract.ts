@@ -80,6 +80,8 @@ export const REQUEST_ENV = {
 export const STREAM_WAL_HEARTBEAT = {
   file: "/tmp/capsule-stream-wal.heartbeat",
   staleSeconds: 120,
+  /** Names another file (outside a pod, where /tmp is shared). */
+  env: "CAPSULE_STREAM_WAL_HEARTBEAT",
 } as const;
 
 /**

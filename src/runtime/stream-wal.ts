@@ -13,6 +13,8 @@ export interface StreamWalOptions {
   readonly target: string;
   readonly fields: Fields;
   readonly log: StreamLog;
+  /** The liveness heartbeat (engine.ts `WalStreamContext.alive`). */
+  readonly alive?: () => void;
 }
 
 export async function streamWalToStore(
@@ -36,7 +38,7 @@ export async function streamWalToStore(
           sinkDescription: archive.description,
           fields: options.fields,
         },
-        { signal, log: options.log },
+        { signal, log: options.log, ...(options.alive ? { alive: options.alive } : {}) },
       ),
     {
       describe: (signal, cause) =>

@@ -4,6 +4,9 @@
  * server is restarted under it, and it is sent SIGTERM. Each time the bucket is then inspected against the server:
  * segments contiguous and byte-identical to pg_wal, the slot never confirmed past the bucket, nothing lost.
  */
+import { mkdtemp, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { parseLsn } from "../../src/domain/wal.js";
@@ -212,7 +215,12 @@ describe("capsule pg --stream-wal under fault", () => {
     const { plans } = await gatherPlans({ plans: dir });
     const container = compileManifests(plans)[0]!.spec.jobTemplate.spec!.template.spec!.containers[0]!;
     const podEnv = resolveContainerEnv(container.env as EnvVar[], (name) => secrets[name]);
-    const child = startCapsule(["run", "--stream-wal", "--cluster", "walrun", "--target", "db"], podEnv);
+    // The Deployment's liveness probe reads the heartbeat's age: the streamer must touch it as it goes.
+    const heartbeat = path.join(await mkdtemp(path.join(tmpdir(), "capsule-heartbeat-")), "heartbeat");
+    const child = startCapsule(["run", "--stream-wal", "--cluster", "walrun", "--target", "db"], {
+      ...podEnv,
+      CAPSULE_STREAM_WAL_HEARTBEAT: heartbeat,
+    });
     const archive = openBackupStore(
       { bucket: `s3://${bucketName}/capsule` },
       { ...podEnv, AWS_ENDPOINT_URL_S3: servers.s3.endpoint },
@@ -222,6 +230,10 @@ describe("capsule pg --stream-wal under fault", () => {
       await switchWal(conn);
       const switched = await commitRow(conn, "from the Deployment");
       await until("the switched segment in the bucket", async () => (await archivedLsn(archive)) >= switched);
+      const first = (await stat(heartbeat)).mtimeMs;
+      await until("the heartbeat touched again by the streaming loop", async () => {
+        return (await stat(heartbeat)).mtimeMs > first;
+      });
     } finally {
       const exit = await stopped(child);
       assert.equal(exit.code, 0, child.stderr());

@@ -3,7 +3,7 @@
  * streamer run, its outcome worded.
  */
 import { configError } from "../connection-fields.js";
-import type { Fields, StreamLog, WalStreamOutcome, WalStreamRequest } from "../engine.js";
+import type { Fields, WalStreamContext, WalStreamOutcome, WalStreamRequest } from "../engine.js";
 import type { PgConnection } from "./connection.js";
 import { defaultSlotName, isSlotName, SLOT_NAME_RULE } from "./replication-messages.js";
 import { streamWal } from "./wal-streamer.js";
@@ -41,13 +41,14 @@ export function walStreamSettings(fields: Fields, target: string): WalStreamSett
 export async function streamPostgresWal(
   conn: PgConnection,
   request: WalStreamRequest,
-  context: { readonly signal: AbortSignal; readonly log: StreamLog },
+  context: WalStreamContext,
 ): Promise<WalStreamOutcome> {
   const settings = walStreamSettings(request.fields, request.target);
   const summary = await streamWal(conn, request.sink, {
     ...settings,
     signal: context.signal,
     report: context.log,
+    ...(context.alive ? { alive: context.alive } : {}),
     sinkDescription: request.sinkDescription,
   });
   return {

@@ -41,6 +41,8 @@ export interface WalStreamOptions {
   readonly report: StreamLog;
   /** What the store is, for messages. */
   readonly sinkDescription?: string;
+  /** A sign of life each time round the loop, outages included (engine.ts `WalStreamContext.alive`). */
+  readonly alive?: () => void;
 }
 
 export interface WalStreamSummary {
@@ -308,6 +310,7 @@ class WalStreamer {
   private async reconnect(): Promise<ReplicationClient | undefined> {
     const { signal } = this.options;
     for (;;) {
+      this.options.alive?.();
       await sleep(backoff(this.serverAttempts++), undefined, { signal }).catch(() => undefined);
       if (signal.aborted) return undefined;
       let client: ReplicationClient | undefined;
@@ -481,6 +484,7 @@ class WalStreamer {
 
   /** Every upload interval: the segment in progress, if it grew; and a request for the server's position. */
   private tick(): void {
+    this.options.alive?.();
     if (this.paused) {
       // Not reading, but still answering, so the server's wal_sender_timeout does not end the session.
       this.sendStatus(false);
@@ -648,6 +652,7 @@ class WalStreamer {
               `the slot keeps the rest (${messageOf(error)})`,
           );
         }
+        this.options.alive?.();
         await sleep(delay);
       }
     }
