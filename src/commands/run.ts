@@ -3,7 +3,7 @@ import { Command, Option, UsageError } from "clipanion";
 import { CapsuleError, ErrorCode } from "../domain/errors.js";
 import type { Statefile } from "../domain/statefile.js";
 import type { Engine } from "../engines/engine.js";
-import { allEngines, engineNamed } from "../engines/registry.js";
+import { allEngines, engineNamed, walStreamingEngines } from "../engines/registry.js";
 import { createLogger, type Logger } from "../log.js";
 import { REQUEST_ENV, RUN_ENV, STREAM_WAL_HEARTBEAT, type RunTarget } from "../plan/run-contract.js";
 import { backUp } from "../runtime/backup.js";
@@ -232,7 +232,9 @@ export class RunCommand extends BaseCommand {
     ].find(([, given]) => given);
     if (other) throw new UsageError(`${String(other[0])} does not apply to --stream-wal`);
     if (!engine.streamWal)
-      throw new UsageError(`--stream-wal applies to postgresql targets, not ${engine.name}`);
+      throw new UsageError(
+        `--stream-wal applies to ${walStreamingEngines().join(" or ")} targets, not ${engine.name}`,
+      );
     // The Deployment's liveness probe reads this file's age; a failed touch must not stop the streaming.
     const heartbeat = this.env[STREAM_WAL_HEARTBEAT.env] || STREAM_WAL_HEARTBEAT.file;
     const alive = () => void writeFile(heartbeat, "").catch(() => undefined);
