@@ -67,7 +67,7 @@ export interface WalStreamContext {
    * Called each time round the streamer's loop, also while it waits out a store or server outage: a liveness
    * probe's heartbeat (plan/run-contract.ts STREAM_WAL_HEARTBEAT), so only a streamer that hangs is restarted.
    */
-  readonly alive?: () => void;
+  readonly alive?: (() => void) | undefined;
 }
 
 /** What a stream did before it was stopped. */

@@ -14,7 +14,7 @@ export interface StreamWalOptions {
   readonly fields: Fields;
   readonly log: StreamLog;
   /** The liveness heartbeat (engine.ts `WalStreamContext.alive`). */
-  readonly alive?: () => void;
+  readonly alive?: (() => void) | undefined;
 }
 
 export async function streamWalToStore(
@@ -38,7 +38,7 @@ export async function streamWalToStore(
           sinkDescription: archive.description,
           fields: options.fields,
         },
-        { signal, log: options.log, ...(options.alive ? { alive: options.alive } : {}) },
+        { signal, log: options.log, alive: options.alive },
       ),
     {
       describe: (signal, cause) =>

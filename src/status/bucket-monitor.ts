@@ -83,6 +83,7 @@ export class BucketMonitor {
     const failures = new Map<string, string>();
     /** cluster/engine/target read from an earlier store: a shared bucket must not count twice. */
     const seen = new Set<string>();
+    const walEngines = new Set<string>(walStreamingEngines());
     for (const store of buckets.stores()) {
       const where = store.description;
       try {
@@ -99,7 +100,7 @@ export class BucketMonitor {
             seen.add(id);
             all.push(s);
             // A pitr target is one of a WAL-streaming engine with a head; reading a head is one small GET.
-            if (walStreamingEngines().some((engine) => engine === s.engine)) streamed.push(s.target);
+            if (walEngines.has(s.engine)) streamed.push(s.target);
           }
           if (bad > 0) corrupt.set(clusters[i]!, (corrupt.get(clusters[i]!) ?? 0) + bad);
           for (const lag of await limit(() => readWalLags(store, clusters[i]!, streamed, now))) {

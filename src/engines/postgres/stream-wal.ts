@@ -48,7 +48,7 @@ export async function streamPostgresWal(
     ...settings,
     signal: context.signal,
     report: context.log,
-    ...(context.alive ? { alive: context.alive } : {}),
+    alive: context.alive,
     sinkDescription: request.sinkDescription,
   });
   return {

@@ -42,7 +42,7 @@ export interface WalStreamOptions {
   /** What the store is, for messages. */
   readonly sinkDescription?: string;
   /** A sign of life each time round the loop, outages included (engine.ts `WalStreamContext.alive`). */
-  readonly alive?: () => void;
+  readonly alive?: (() => void) | undefined;
 }
 
 export interface WalStreamSummary {
