@@ -12,6 +12,7 @@ import {
   chown,
   mkdir,
   mkdtemp,
+  open,
   readdir,
   readFile,
   rename,
@@ -24,6 +25,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import type { ArtifactSource } from "../../domain/artifact.js";
 import { CapsuleError, ErrorCode, FieldError } from "../../domain/errors.js";
+import { parseLsn, segmentOf } from "../../domain/wal.js";
 import { failpoint } from "../../util/failpoint.js";
 import { throwIfInterrupted } from "../../util/interruption.js";
 import { interruptedWith } from "../restore-guards.js";
@@ -105,6 +107,18 @@ export async function restorePhysical(
   let stager: WalStager | undefined;
   let socketDir: string | undefined;
   try {
+    // Started first: the WAL replay begins with is fetched while the base backup is extracted.
+    stager = await startWalStager({
+      dir: staging,
+      wal: request.wal,
+      listing: request.listing,
+      segmentSize: physical.walSegmentSize,
+      startsAt: {
+        timeline: physical.timeline,
+        segno: segmentOf(parseLsn(physical.startLsn), physical.walSegmentSize),
+      },
+      owner,
+    });
     context.onPhase(`extracting base backup ${source.backupId}`);
     await extract(source, pgdata, owner, signal);
     await failpoint("physical-restore-extracted", signal);
@@ -117,14 +131,6 @@ export async function restorePhysical(
     }
     await ensureConfigFiles(pgdata, owner, context.onNotice);
     await writeOwned(path.join(pgdata, "recovery.signal"), "", owner);
-
-    stager = await startWalStager({
-      dir: staging,
-      wal: request.wal,
-      listing: request.listing,
-      segmentSize: physical.walSegmentSize,
-      owner,
-    });
     // A Unix socket path is at most 107 bytes: beside a deep DIR it may not fit, so it lives under $TMPDIR then.
     socketDir = work.length < 80 ? work : await mkdtemp(path.join(tmpdir(), "capsule-pitr-sock-"));
     if (owner && socketDir !== work) await chown(socketDir, owner.uid, owner.gid);
@@ -162,6 +168,8 @@ export async function restorePhysical(
     const logText = (await readFile(path.join(log, "postgres.log"), "utf8").catch(() => "")).slice(logOffset);
     if (existsSync(dataDir)) await rmdir(dataDir);
     await rename(pgdata, dataDir);
+    // The rename itself made durable: after a power cut DIR is there, not a work directory the next restore removes.
+    await syncDirectory(path.dirname(dataDir));
     return {
       dataDir,
       backupId: source.backupId,
@@ -223,7 +231,7 @@ export async function restorePhysical(
           return `postgres ${major} stopped during recovery: ${lastProblem(text)}`;
         }
         if ((await serverStatus(pgdata)) === "ready") return "promoted";
-        await new Promise((r) => setTimeout(r, 100));
+        await new Promise((r) => setTimeout(r, 25));
       }
     }
   } catch (error) {
@@ -249,6 +257,15 @@ async function extract(
   const done = runToEnd([zstdDecompress(), tar], { input, signal });
   await failpoint("physical-restore-extracting", signal);
   await done;
+}
+
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }
 
 function owned(owner: { uid: number; gid: number } | undefined) {

@@ -6,7 +6,8 @@
  * Bounded prefetch, not all of it: when PostgreSQL asks for segment N, the next few segments of the listing are
  * fetched while it replays N, so replay rarely waits for the store, yet the staging directory never holds more than
  * PREFETCH_AHEAD + 1 segments — a week of WAL is not copied to the restore's volume twice. Segments before the one
- * asked for are deleted: PostgreSQL asks in order and has already copied them.
+ * asked for are deleted: PostgreSQL asks in order and has already copied them. The first segments replay needs (the
+ * base backup's start) are fetched as soon as the stager starts, while the base backup is still being extracted.
  */
 import { chmod, chown, readdir, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -18,8 +19,13 @@ import {
   type WalSource,
 } from "../../domain/wal.js";
 
-/** Segments fetched ahead of the one replaying: 4 × 16 MiB on disk, fetched one at a time. */
+/** Segments fetched ahead of the one replaying: 4 × 16 MiB on disk. */
 const PREFETCH_AHEAD = 4;
+/**
+ * Fetches in flight at once: one GET waits on the store while the other's segment is decompressed, which keeps replay
+ * fed; more would only share the same two cores and the same link.
+ */
+const FETCHES_AT_ONCE = 2;
 /** How often the staging directory is read for notes: a fetch that was not prefetched waits this long at most. */
 const POLL_MS = 20;
 
@@ -50,6 +56,8 @@ export async function startWalStager(options: {
   wal: WalSource;
   listing: WalListing;
   segmentSize: number;
+  /** The segment replay starts from (the base backup's start), prefetched at once. */
+  startsAt: { timeline: number; segno: number };
   owner: { uid: number; gid: number } | undefined;
 }): Promise<WalStager> {
   const { dir, wal, listing, segmentSize, owner } = options;
@@ -100,16 +108,25 @@ export async function startWalStager(options: {
         await rm(path.join(dir, stagedName), { force: true });
       }
     }
-    const ahead = listing.segments
-      .filter((s) => s.timeline === parsed.timeline && s.segno > parsed.segno)
-      .map((s) => byName.get(s.name)!)
-      .filter((s, i, all) => all.indexOf(s) === i)
-      .slice(0, PREFETCH_AHEAD);
-    // The wanted one first, then the ones after it, one at a time: bounded memory and a fair share of the store.
     const first = stage(segment);
-    void ahead.reduce((chain, next) => chain.then(() => stage(next)), first).catch(() => undefined);
+    prefetch(segmentsFrom(parsed.timeline, parsed.segno + 1, PREFETCH_AHEAD));
     await first;
   };
+  const segmentsFrom = (timeline: number, segno: number, count: number): WalSegmentObject[] =>
+    listing.segments
+      .filter((s) => s.timeline === timeline && s.segno >= segno)
+      .map((s) => byName.get(s.name)!)
+      .filter((s, i, all) => all.indexOf(s) === i)
+      .slice(0, count);
+  /** In order, FETCHES_AT_ONCE at a time: bounded memory and a fair share of the store. */
+  const prefetch = (segments: WalSegmentObject[]): void => {
+    let next = 0;
+    const lane = async (): Promise<void> => {
+      while (next < segments.length && !stopped) await stage(segments[next++]!);
+    };
+    for (let i = 0; i < FETCHES_AT_ONCE; i++) void lane().catch(() => undefined);
+  };
+  prefetch(segmentsFrom(options.startsAt.timeline, options.startsAt.segno, PREFETCH_AHEAD + 1));
 
   const loop = (async () => {
     while (!stopped) {
