@@ -156,6 +156,12 @@ export class GcsObjectStore implements ObjectStore {
 
   async put(key: string, body: Readable | Uint8Array | string, options: PutOptions = {}): Promise<PutResult> {
     const preconditionOpts = this.precondition(key, options);
+    // Either way the bytes are checked against the crc32c GCS computed.
+    const settings = {
+      validation: "crc32c" as const,
+      ...(options.contentType ? { contentType: options.contentType } : {}),
+      ...(preconditionOpts ? { preconditionOpts } : {}),
+    };
     const file = this.bucket.file(key);
     await this.request(`put ${key}`, async () => {
       if (body instanceof Readable) {
@@ -169,23 +175,12 @@ export class GcsObjectStore implements ObjectStore {
         // reading the source, so the producer blocks.
         await pipeline(
           body,
-          file.createWriteStream({
-            resumable: true,
-            chunkSize: this.chunkSize,
-            validation: "crc32c",
-            ...(options.contentType ? { contentType: options.contentType } : {}),
-            ...(preconditionOpts ? { preconditionOpts } : {}),
-          }),
+          file.createWriteStream({ resumable: true, chunkSize: this.chunkSize, ...settings }),
         );
       } else {
         const bytes = typeof body === "string" ? Buffer.from(body) : Buffer.from(body);
-        // One request for a small object: a multipart upload, checked against the crc32c GCS computed.
-        await file.save(bytes, {
-          resumable: false,
-          validation: "crc32c",
-          ...(options.contentType ? { contentType: options.contentType } : {}),
-          ...(preconditionOpts ? { preconditionOpts } : {}),
-        });
+        // One request for a small object: a multipart upload.
+        await file.save(bytes, { resumable: false, ...settings });
       }
     });
     const generation = file.metadata.generation;
