@@ -7,7 +7,7 @@
  * request retried with backoff over a window from its first failure, and aborted when unanswered too long.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { Readable } from "node:stream";
+import { PassThrough, Readable } from "node:stream";
 import type {
   BlobServiceClient,
   BlockBlobClient,
@@ -244,14 +244,10 @@ export class AzureObjectStore implements ObjectStore {
       if (!body) throw new Error("the Azure client returned no stream");
       const stream = body instanceof Readable ? body : Readable.from(body);
       // The SDK's errors on the body (after its resumes ran out) become capsule's one line too.
-      const translated = new Readable({ read: () => stream.resume() });
-      stream.on("data", (chunk: Buffer) => {
-        if (!translated.push(chunk)) stream.pause();
-      });
-      stream.on("end", () => translated.push(null));
+      const translated = new PassThrough();
       stream.on("error", (error) => translated.destroy(this.translate(error, `get ${key}`)));
       translated.on("close", () => stream.destroy());
-      return translated;
+      return stream.pipe(translated);
     });
   }
 
