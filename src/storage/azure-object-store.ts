@@ -7,7 +7,7 @@
  * request retried with backoff over a window from its first failure, and aborted when unanswered too long.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { Readable } from "node:stream";
+import { PassThrough, Readable } from "node:stream";
 import type {
   BlobServiceClient,
   BlockBlobClient,
@@ -23,16 +23,24 @@ import {
   messageOf,
 } from "../domain/errors.js";
 import { redact } from "../redact.js";
-import { socketFailure } from "../util/socket-error.js";
+import { lostConnection } from "../util/socket-error.js";
 import {
   objectInfo,
   readAll,
+  unlessMissing,
   type ObjectInfo,
   type ObjectStore,
   type PutOptions,
   type PutResult,
 } from "./object-store.js";
 import { DEFAULT_UPLOAD_CONCURRENCY, choosePartSize } from "./part-size.js";
+import {
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  DEFAULT_RETRY_WINDOW_MS,
+  backoffMs,
+  retryTimeLeft,
+} from "./retry-window.js";
+import { bucketMustExist, storeError, type StoreFailure } from "./store-failure.js";
 
 /** A block blob holds at most 50,000 committed blocks. */
 export const MAX_BLOCKS = 50_000;
@@ -68,11 +76,6 @@ export interface AzureStoreConfig {
   readonly uploadConcurrency?: number;
 }
 
-export const DEFAULT_RETRY_WINDOW_MS = 60_000;
-export const DEFAULT_REQUEST_TIMEOUT_MS = 120_000;
-const FIRST_CONTACT_WINDOW_MS = 10_000;
-const BACKOFF_BASE_MS = 100;
-const BACKOFF_CAP_MS = 5_000;
 /** A download cut off mid-body is resumed from its offset (same ETag) this many times by the SDK. */
 const DOWNLOAD_RESUMES = 5;
 const LIST_PAGE_SIZE = 1000;
@@ -102,10 +105,10 @@ export class AzureObjectStore implements ObjectStore {
     return this.client;
   }
 
-  async put(key: string, body: Readable | Uint8Array | string, options: PutOptions = {}): Promise<PutResult> {
-    try {
-      const blob = (await this.container()).getBlockBlobClient(key);
-      if (body instanceof Readable) return await this.putStream(blob, key, body, options);
+  put(key: string, body: Readable | Uint8Array | string, options: PutOptions = {}): Promise<PutResult> {
+    return this.request(`put ${key}`, async (container) => {
+      const blob = container.getBlockBlobClient(key);
+      if (body instanceof Readable) return this.putStream(blob, key, body, options);
       const bytes = typeof body === "string" ? Buffer.from(body) : Buffer.from(body);
       const out = await this.retry((abortSignal) =>
         blob.upload(bytes, bytes.byteLength, {
@@ -116,9 +119,7 @@ export class AzureObjectStore implements ObjectStore {
         }),
       );
       return out.etag ? { etag: out.etag } : {};
-    } catch (error) {
-      throw this.translate(error, `put ${key}`);
-    }
+    });
   }
 
   /**
@@ -233,9 +234,9 @@ export class AzureObjectStore implements ObjectStore {
   }
 
   /** The blob's bytes; a connection cut mid-body is resumed from its offset while the ETag stays the same. */
-  async get(key: string): Promise<Readable> {
-    try {
-      const blob = (await this.container()).getBlobClient(key);
+  get(key: string): Promise<Readable> {
+    return this.request(`get ${key}`, async (container) => {
+      const blob = container.getBlobClient(key);
       const out = await this.retry((abortSignal) =>
         blob.download(0, undefined, { abortSignal, maxRetryRequests: DOWNLOAD_RESUMES }),
       );
@@ -243,43 +244,32 @@ export class AzureObjectStore implements ObjectStore {
       if (!body) throw new Error("the Azure client returned no stream");
       const stream = body instanceof Readable ? body : Readable.from(body);
       // The SDK's errors on the body (after its resumes ran out) become capsule's one line too.
-      const translated = new Readable({ read: () => stream.resume() });
-      stream.on("data", (chunk: Buffer) => {
-        if (!translated.push(chunk)) stream.pause();
-      });
-      stream.on("end", () => translated.push(null));
+      const translated = new PassThrough();
       stream.on("error", (error) => translated.destroy(this.translate(error, `get ${key}`)));
       translated.on("close", () => stream.destroy());
-      return translated;
-    } catch (error) {
-      throw this.translate(error, `get ${key}`);
-    }
+      return stream.pipe(translated);
+    });
   }
 
-  async getWithEtag(key: string): Promise<{ bytes: Buffer; etag?: string }> {
-    try {
-      // One GET: the bytes and the ETag of exactly those bytes.
-      const blob = (await this.container()).getBlobClient(key);
-      return await this.retry(async (abortSignal) => {
-        const out = await blob.download(0, undefined, { abortSignal });
+  getWithEtag(key: string): Promise<{ bytes: Buffer; etag?: string }> {
+    // One GET: the bytes and the ETag of exactly those bytes.
+    return this.request(`get ${key}`, (container) =>
+      this.retry(async (abortSignal) => {
+        const out = await container.getBlobClient(key).download(0, undefined, { abortSignal });
         const bytes = out.readableStreamBody ? await readAll(out.readableStreamBody) : Buffer.alloc(0);
         return out.etag ? { bytes, etag: out.etag } : { bytes };
-      });
-    } catch (error) {
-      throw this.translate(error, `get ${key}`);
-    }
+      }),
+    );
   }
 
-  async head(key: string): Promise<ObjectInfo | undefined> {
-    try {
-      const blob = (await this.container()).getBlobClient(key);
-      const out = await this.retry((abortSignal) => blob.getProperties({ abortSignal }));
-      return objectInfo(key, out.contentLength, out.etag, out.lastModified);
-    } catch (error) {
-      const translated = this.translate(error, `head ${key}`);
-      if (translated instanceof NotFoundError) return undefined;
-      throw translated;
-    }
+  head(key: string): Promise<ObjectInfo | undefined> {
+    return unlessMissing(
+      this.request(`head ${key}`, async (container) => {
+        const blob = container.getBlobClient(key);
+        const out = await this.retry((abortSignal) => blob.getProperties({ abortSignal }));
+        return objectInfo(key, out.contentLength, out.etag, out.lastModified);
+      }),
+    );
   }
 
   /** Committed blobs under `prefix` in key order (Azure lists blobs sorted), one page of `pageSize` at a time. */
@@ -295,20 +285,16 @@ export class AzureObjectStore implements ObjectStore {
     let continuationToken: string | undefined;
     do {
       const token = continuationToken;
-      let page;
-      try {
-        const container = await this.container();
-        page = await this.retry(async (abortSignal) => {
+      const page = await this.request(`list ${prefix}`, (container) =>
+        this.retry(async (abortSignal) => {
           const pages = container
             .listBlobsFlat({ prefix, abortSignal, includeUncommitedBlobs: includeUncommitted })
             .byPage({ maxPageSize: pageSize, ...(token ? { continuationToken: token } : {}) });
           // An AsyncIterableIterator's `next()` has `any` for its done value, which would make the page `any`.
           const next = (await pages.next()) as IteratorResult<ContainerListBlobFlatSegmentResponse, unknown>;
           return next.done ? undefined : next.value;
-        });
-      } catch (error) {
-        throw this.translate(error, `list ${prefix}`);
-      }
+        }),
+      );
       if (!page) return;
       for (const { name, properties: p } of page.segment.blobItems)
         yield objectInfo(name, p.contentLength, p.etag, p.lastModified);
@@ -317,26 +303,23 @@ export class AzureObjectStore implements ObjectStore {
   }
 
   async delete(key: string): Promise<void> {
-    try {
-      const blob = (await this.container()).getBlobClient(key);
-      await this.retry((abortSignal) => blob.deleteIfExists({ abortSignal, deleteSnapshots: "include" }));
-    } catch (error) {
-      const translated = this.translate(error, `delete ${key}`);
-      if (!(translated instanceof NotFoundError)) throw translated;
-    }
+    await unlessMissing(
+      this.request(`delete ${key}`, (container) =>
+        this.retry((abortSignal) =>
+          container.getBlobClient(key).deleteIfExists({ abortSignal, deleteSnapshots: "include" }),
+        ),
+      ),
+    );
   }
 
   async check(): Promise<void> {
-    try {
-      const container = await this.container();
-      await this.retry((abortSignal) => container.getProperties({ abortSignal }));
-    } catch (error) {
-      const translated = this.translate(error, "check container");
-      if (translated instanceof NotFoundError) {
-        throw new CapsuleError(ErrorCode.StoreNoSuchBucket, `${this.description}: container does not exist`);
-      }
-      throw translated;
-    }
+    await bucketMustExist(
+      this.request("check container", (container) =>
+        this.retry((abortSignal) => container.getProperties({ abortSignal })),
+      ),
+      this.description,
+      "container",
+    );
   }
 
   /**
@@ -391,58 +374,60 @@ export class AzureObjectStore implements ObjectStore {
         const now = Date.now();
         firstFailureAt ??= now;
         const windowMs = this.config.retryWindowMs ?? DEFAULT_RETRY_WINDOW_MS;
-        const left =
-          firstFailureAt + (this.reached ? windowMs : Math.min(windowMs, FIRST_CONTACT_WINDOW_MS)) - now;
+        const left = retryTimeLeft(firstFailureAt, windowMs, this.reached, now);
         if (!isTransient(failed) || left <= 0) throw withAttempts(failed, retries + 1, now - firstFailureAt);
-        const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** retries);
-        const backoff = ceiling / 2 + (Math.random() * ceiling) / 2;
-        await new Promise((r) => setTimeout(r, Math.min(left, backoff)));
+        await new Promise((r) => setTimeout(r, Math.min(left, backoffMs(retries))));
       } finally {
         clearTimeout(timer);
       }
     }
   }
 
-  /** Turns an SDK or network error into one line that names the store and the operation, and no secret. */
+  /** One request, its failure turned into one line that names the store and the operation, and no secret. */
+  private async request<T>(operation: string, call: (container: ContainerClient) => Promise<T>): Promise<T> {
+    try {
+      return await call(await this.container());
+    } catch (error) {
+      throw this.translate(error, operation);
+    }
+  }
+
   private translate(error: unknown, operation: string): Error {
     if (error instanceof CapsuleError) return error;
-    const where = `${this.description}: ${operation}`;
+    return storeError(`${this.description}: ${operation}`, this.classify(error), error, attemptsOf(error));
+  }
+
+  /** What an SDK or network error means. */
+  private classify(error: unknown): StoreFailure {
     const status = statusOf(error);
     const code = errorCodeOf(error);
-    const tried = attemptsOf(error);
-    if (code === "ContainerNotFound") {
-      return new CapsuleError(ErrorCode.StoreNoSuchBucket, `${where}: container does not exist`);
-    }
-    if (status === 404) return new NotFoundError(`${where}: not found`);
-    if (status === 412 || code === "ConditionNotMet" || code === "BlobAlreadyExists") {
-      return new PreconditionFailedError(`${where}: the object changed since it was read`);
-    }
+    const credentials = this.config.credentials;
+    if (code === "ContainerNotFound") return { kind: "no-bucket", noun: "container" };
+    if (status === 404) return { kind: "missing" };
+    if (status === 412 || code === "ConditionNotMet" || code === "BlobAlreadyExists")
+      return { kind: "precondition" };
     if (status === 401 || status === 403) {
-      return new CapsuleError(
-        ErrorCode.StoreAccessDenied,
-        `${where}: access denied (${code ?? status}); check ${credentialHint(this.config.credentials)} and the container's permissions`,
-      );
+      return {
+        kind: "denied",
+        reason: code ?? status,
+        check: `${credentialHint(credentials)} and the container's permissions`,
+      };
     }
     const name = (error as { name?: string } | undefined)?.name ?? "";
     if (name === "CredentialUnavailableError" || name === "AggregateAuthenticationError") {
-      return new CapsuleError(
-        ErrorCode.StoreAccessDenied,
-        `${where}: no Azure credentials found for ${accountOf(this.config.credentials)} (set AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN, or give the pod a workload or managed identity)`,
-      );
+      return {
+        kind: "no-credentials",
+        detail: `no Azure credentials found for ${accountOf(credentials)} (set AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN, or give the pod a workload or managed identity)`,
+      };
     }
-    const failure = socketFailure(error);
-    if (failure?.kind === "unreachable" || failure?.kind === "reset") {
-      return new CapsuleError(
-        ErrorCode.StoreUnreachable,
-        `${where}: endpoint unreachable (${failure.code}${failure.code === "ETIMEDOUT" ? `: ${firstLine(error)}` : ""})${tried}`,
-        { cause: error },
-      );
+    const lost = lostConnection(error);
+    if (lost) {
+      return {
+        kind: "unreachable",
+        detail: `${lost.code}${lost.code === "ETIMEDOUT" ? `: ${firstLine(error)}` : ""}`,
+      };
     }
-    return new CapsuleError(
-      ErrorCode.StoreError,
-      redact(`${where}: ${code ?? status ?? (name || "error")}: ${firstLine(error)}${tried}`),
-      { cause: error },
-    );
+    return { kind: "error", detail: `${code ?? status ?? (name || "error")}: ${firstLine(error)}` };
   }
 }
 
@@ -530,8 +515,7 @@ function errorCodeOf(error: unknown): string | undefined {
 function isTransient(error: unknown): boolean {
   const status = statusOf(error);
   if (status !== undefined) return TRANSIENT_STATUS.has(status);
-  const failure = socketFailure(error);
-  return failure?.kind === "unreachable" || failure?.kind === "reset";
+  return lostConnection(error) !== undefined;
 }
 
 const ATTEMPTS = Symbol("capsule.attempts");

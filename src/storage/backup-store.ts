@@ -735,15 +735,8 @@ export class BackupStore {
         statefile.backupId !== ref.backupId ||
         statefile.cluster !== ref.cluster ||
         statefile.engine !== ref.engine
-      ) {
-        return {
-          ref,
-          key,
-          state: "corrupt",
-          problem: `${key}: statefile describes another backup`,
-          ...(etag ? { etag } : {}),
-        };
-      }
+      )
+        throw new Error(`${key}: statefile describes another backup`);
       if (etag) this.readCache.set(key, { etag, text });
       return this.entryOf(ref, key, statefile, etag);
     } catch (error) {

@@ -21,7 +21,7 @@ import {
   PreconditionFailedError,
   messageOf,
 } from "../domain/errors.js";
-import { socketFailure } from "../util/socket-error.js";
+import { lostConnection } from "../util/socket-error.js";
 import {
   objectInfo,
   readAll,
@@ -32,6 +32,13 @@ import {
   type PutResult,
 } from "./object-store.js";
 import { ResumingReadable } from "./resuming-readable.js";
+import {
+  BACKOFF_CAP_MS,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  DEFAULT_RETRY_WINDOW_MS,
+} from "./retry-window.js";
+import { bucketMustExist, changedWhileRead, storeError, type StoreFailure } from "./store-failure.js";
 
 export interface GcsStoreConfig {
   readonly bucket: string;
@@ -72,14 +79,11 @@ export interface GoogleCredentials {
 /** Objects read, written and deleted, and the bucket's metadata: nothing more. */
 const SCOPES = ["https://www.googleapis.com/auth/devstorage.read_write"];
 
-export const DEFAULT_RETRY_WINDOW_MS = 60_000;
-export const DEFAULT_REQUEST_TIMEOUT_MS = 120_000;
-export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 /** Google's advice for chunked resumable uploads: at least 8 MiB a request; memory stays about one chunk. */
 export const DEFAULT_CHUNK_SIZE = 8 << 20;
 const CHUNK_QUANTUM = 256 << 10;
-/** Backoff between attempts: doubling, capped, so a store that comes back is used within seconds. */
-const BACKOFF_CAP_S = 5;
+/** The client counts its backoff in seconds. */
+const BACKOFF_CAP_S = BACKOFF_CAP_MS / 1000;
 /**
  * Retries until the store has answered once: backoff 1 + 2 + 4 s, so an endpoint that was never there (a typo, a
  * wrong port) fails in seconds. Afterwards: enough for the window (backoff doubling to the 5 s cap).
@@ -152,8 +156,14 @@ export class GcsObjectStore implements ObjectStore {
 
   async put(key: string, body: Readable | Uint8Array | string, options: PutOptions = {}): Promise<PutResult> {
     const preconditionOpts = this.precondition(key, options);
+    // Either way the bytes are checked against the crc32c GCS computed.
+    const settings = {
+      validation: "crc32c" as const,
+      ...(options.contentType ? { contentType: options.contentType } : {}),
+      ...(preconditionOpts ? { preconditionOpts } : {}),
+    };
     const file = this.bucket.file(key);
-    try {
+    await this.request(`put ${key}`, async () => {
       if (body instanceof Readable) {
         // Resumable-upload requests get no timeout from the client's options: a chunk sent to a server gone silent
         // would wait forever. This one bounds each chunk's request, which is then retried from the server's offset.
@@ -165,30 +175,16 @@ export class GcsObjectStore implements ObjectStore {
         // reading the source, so the producer blocks.
         await pipeline(
           body,
-          file.createWriteStream({
-            resumable: true,
-            chunkSize: this.chunkSize,
-            validation: "crc32c",
-            ...(options.contentType ? { contentType: options.contentType } : {}),
-            ...(preconditionOpts ? { preconditionOpts } : {}),
-          }),
+          file.createWriteStream({ resumable: true, chunkSize: this.chunkSize, ...settings }),
         );
       } else {
         const bytes = typeof body === "string" ? Buffer.from(body) : Buffer.from(body);
-        // One request for a small object: a multipart upload, checked against the crc32c GCS computed.
-        await file.save(bytes, {
-          resumable: false,
-          validation: "crc32c",
-          ...(options.contentType ? { contentType: options.contentType } : {}),
-          ...(preconditionOpts ? { preconditionOpts } : {}),
-        });
+        // One request for a small object: a multipart upload.
+        await file.save(bytes, { resumable: false, ...settings });
       }
-      this.markReached();
-      const generation = file.metadata.generation;
-      return generation === undefined ? {} : { etag: String(generation) };
-    } catch (error) {
-      throw this.translate(error, `put ${key}`);
-    }
+    });
+    const generation = file.metadata.generation;
+    return generation === undefined ? {} : { etag: String(generation) };
   }
 
   /**
@@ -199,28 +195,15 @@ export class GcsObjectStore implements ObjectStore {
     const generation = (await this.metadata(key, `get ${key}`)).generation;
     // The whole object is checked against its crc32c; a resumed tail cannot be (capsule's sha256 still is).
     const open = (offset: number): Readable => this.readStream(key, generation, offset);
+    // The generation it began with is gone: replaced or deleted since.
+    const changed = () => changedWhileRead(`${this.description}: get ${key}`);
     return new ResumingReadable(
       open(0),
       async (offset) => {
-        try {
-          await this.metadata(key, `get ${key}`, generation);
-        } catch (error) {
-          if (error instanceof NotFoundError) {
-            throw new PreconditionFailedError(
-              `${this.description}: get ${key}: the object changed while it was read`,
-            );
-          }
-          throw error;
-        }
+        if (!(await unlessMissing(this.metadata(key, `get ${key}`, generation)))) throw changed();
         return open(offset);
       },
-      // The generation it began with is gone: replaced or deleted since.
-      (error) =>
-        statusOf(error) === 404
-          ? new PreconditionFailedError(
-              `${this.description}: get ${key}: the object changed while it was read`,
-            )
-          : this.translate(error, `get ${key}`),
+      (error) => (statusOf(error) === 404 ? changed() : this.translate(error, `get ${key}`)),
       {
         isFatal: (error) => isChecksumMismatch(error) || statusOf(error) === 404,
         idleTimeoutMs: this.idleTimeoutMs,
@@ -250,44 +233,39 @@ export class GcsObjectStore implements ObjectStore {
   async *list(prefix: string, options: { pageSize?: number } = {}): AsyncIterable<ObjectInfo> {
     let pageToken: string | undefined;
     do {
-      let files;
-      let next: { pageToken?: string } | null | undefined;
-      try {
-        [files, next] = await this.bucket.getFiles({
-          prefix,
-          maxResults: options.pageSize ?? 1000,
-          autoPaginate: false,
-          ...(pageToken ? { pageToken } : {}),
-        });
-        this.markReached();
-      } catch (error) {
-        throw this.translate(error, `list ${prefix}`, { missingMeansBucket: true });
-      }
+      const token = pageToken;
+      const [files, next] = await bucketMustExist(
+        this.request(`list ${prefix}`, () =>
+          this.bucket.getFiles({
+            prefix,
+            maxResults: options.pageSize ?? 1000,
+            autoPaginate: false,
+            ...(token ? { pageToken: token } : {}),
+          }),
+        ),
+        this.description,
+        "bucket",
+      );
       for (const { name, metadata: m } of files) {
         const etag = m.generation !== undefined ? String(m.generation) : undefined;
         yield objectInfo(name, Number(m.size ?? 0), etag, m.updated ? new Date(m.updated) : undefined);
       }
-      pageToken = next?.pageToken;
+      pageToken = (next as { pageToken?: string } | null | undefined)?.pageToken;
     } while (pageToken);
   }
 
   async delete(key: string): Promise<void> {
-    try {
-      await this.bucket.file(key).delete({ ignoreNotFound: true });
-      this.markReached();
-    } catch (error) {
-      const translated = this.translate(error, `delete ${key}`);
-      if (!(translated instanceof NotFoundError)) throw translated;
-    }
+    await unlessMissing(
+      this.request(`delete ${key}`, () => this.bucket.file(key).delete({ ignoreNotFound: true })),
+    );
   }
 
   async check(): Promise<void> {
-    try {
-      await this.bucket.getMetadata();
-      this.markReached();
-    } catch (error) {
-      throw this.translate(error, "check bucket", { missingMeansBucket: true });
-    }
+    await bucketMustExist(
+      this.request("check bucket", () => this.bucket.getMetadata()),
+      this.description,
+      "bucket",
+    );
   }
 
   /** The bytes of one generation from `offset`; a whole read is checked against the object's crc32c. */
@@ -309,17 +287,14 @@ export class GcsObjectStore implements ObjectStore {
     operation: string,
     generation?: number,
   ): Promise<{ generation: number; size: number; updated?: Date }> {
-    try {
-      const [m] = await this.bucket.file(key, generation === undefined ? {} : { generation }).getMetadata();
-      this.markReached();
-      return {
-        generation: Number(m.generation),
-        size: Number(m.size ?? 0),
-        ...(m.updated ? { updated: new Date(m.updated) } : {}),
-      };
-    } catch (error) {
-      throw this.translate(error, operation);
-    }
+    const [m] = await this.request(operation, () =>
+      this.bucket.file(key, generation === undefined ? {} : { generation }).getMetadata(),
+    );
+    return {
+      generation: Number(m.generation),
+      size: Number(m.size ?? 0),
+      ...(m.updated ? { updated: new Date(m.updated) } : {}),
+    };
   }
 
   private precondition(key: string, options: PutOptions): { ifGenerationMatch: number } | undefined {
@@ -336,72 +311,69 @@ export class GcsObjectStore implements ObjectStore {
 
   private retryable(error: unknown): boolean {
     if (RETRYABLE_ERR_FN_DEFAULT(error as Parameters<typeof RETRYABLE_ERR_FN_DEFAULT>[0])) return true;
-    const failure = socketFailure(error);
-    return this.reached && (failure?.kind === "unreachable" || failure?.kind === "reset" || isTimeout(error));
+    return this.reached && (lostConnection(error) !== undefined || isTimeout(error));
   }
 
-  /** Turns a client or network error into one clear line that names the store and the operation. */
-  private translate(
-    error: unknown,
-    operation: string,
-    options: { missingMeansBucket?: boolean } = {},
-  ): Error {
+  /** One call to the client; its failure turned into one clear line that names the store and the operation. */
+  private async request<T>(operation: string, call: () => Promise<T>): Promise<T> {
+    try {
+      const out = await call();
+      this.markReached();
+      return out;
+    } catch (error) {
+      throw this.translate(error, operation);
+    }
+  }
+
+  private translate(error: unknown, operation: string): Error {
     if (error instanceof CapsuleError) return error;
     const where = `${this.description}: ${operation}`;
-    const status = statusOf(error);
-    const message = messageOf(error);
     if (isChecksumMismatch(error)) {
+      const stored = codeOf(error) === "FILE_NO_UPLOAD";
       return new CapsuleError(
         ErrorCode.ChecksumMismatch,
-        `${where}: checksum mismatch: the bytes ${codeOf(error) === "FILE_NO_UPLOAD" ? "GCS stored" : "read"} do not match their crc32c${codeOf(error) === "FILE_NO_UPLOAD" ? " (the object was deleted)" : ""}`,
+        `${where}: checksum mismatch: the bytes ${stored ? "GCS stored" : "read"} do not match their crc32c${stored ? " (the object was deleted)" : ""}`,
         { cause: error },
       );
     }
+    const failure = this.classify(error);
+    // A missing bucket is the same whatever was asked of it.
+    return storeError(failure.kind === "no-bucket" ? this.description : where, failure, error);
+  }
+
+  /** What a client or network error means. */
+  private classify(error: unknown): StoreFailure {
+    const status = statusOf(error);
+    const message = messageOf(error);
     if (status === 404) {
-      if (options.missingMeansBucket || /bucket does not exist/i.test(message)) {
-        return new CapsuleError(ErrorCode.StoreNoSuchBucket, `${this.description}: bucket does not exist`);
-      }
-      return new NotFoundError(`${where}: not found`);
+      return /bucket does not exist/i.test(message)
+        ? { kind: "no-bucket", noun: "bucket" }
+        : { kind: "missing" };
     }
-    if (status === 412) return new PreconditionFailedError(`${where}: the object changed since it was read`);
+    if (status === 412) return { kind: "precondition" };
     if (/Could not load the default credentials|Unable to detect a Project Id/i.test(message)) {
-      return new CapsuleError(
-        ErrorCode.StoreAccessDenied,
-        `${where}: no Google credentials found (set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, or use Application Default Credentials)`,
-      );
+      return {
+        kind: "no-credentials",
+        detail:
+          "no Google credentials found (set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, or use Application Default Credentials)",
+      };
     }
     if (
       status === 401 ||
       status === 403 ||
       /invalid_grant|invalid_client|unauthorized_client/.test(message)
     ) {
-      return new CapsuleError(
-        ErrorCode.StoreAccessDenied,
-        `${where}: access denied (${firstLine(message) || status}); check GOOGLE_APPLICATION_CREDENTIALS and the account's roles on the bucket`,
-      );
+      return {
+        kind: "denied",
+        reason: firstLine(message) || status,
+        check: "GOOGLE_APPLICATION_CREDENTIALS and the account's roles on the bucket",
+      };
     }
-    const failure = socketFailure(error);
-    if (failure?.kind === "unreachable" || failure?.kind === "reset") {
-      return new CapsuleError(
-        ErrorCode.StoreUnreachable,
-        `${where}: endpoint unreachable (${failure.code})`,
-        {
-          cause: error,
-        },
-      );
-    }
-    if (isTimeout(error)) {
-      return new CapsuleError(
-        ErrorCode.StoreUnreachable,
-        `${where}: endpoint unreachable (no answer within ${this.requestTimeoutMs} ms)`,
-        { cause: error },
-      );
-    }
-    return new CapsuleError(
-      ErrorCode.StoreError,
-      `${where}: ${status ? `HTTP ${status}: ` : ""}${firstLine(message)}`,
-      { cause: error },
-    );
+    const lost = lostConnection(error);
+    if (lost) return { kind: "unreachable", detail: lost.code };
+    if (isTimeout(error))
+      return { kind: "unreachable", detail: `no answer within ${this.requestTimeoutMs} ms` };
+    return { kind: "error", detail: `${status ? `HTTP ${status}: ` : ""}${firstLine(message)}` };
   }
 }
 

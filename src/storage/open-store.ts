@@ -46,8 +46,7 @@ export function openBucket(
     if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket))
       throw invalid(url, `"${bucket}" is not a valid bucket name`);
     if (parsed.username || parsed.password) throw invalid(url, "credentials do not belong in the bucket URL");
-    const prefix = parsed.pathname.replace(/^\/+|\/+$/g, "") || DEFAULT_PREFIX;
-    for (const segment of prefix.split("/")) assertSafeSegment(segment, "bucket prefix");
+    const prefix = prefixOf(parsed);
     return { store: new S3ObjectStore({ bucket, ...s3SettingsFromEnv(env), ...overrides }), prefix };
   }
   if (parsed.protocol === "gs:") {
@@ -56,8 +55,7 @@ export function openBucket(
     if (parsed.username || parsed.password) throw invalid(url, "credentials do not belong in the bucket URL");
     if (Object.keys(overrides).length > 0)
       throw invalid(url, "--endpoint, --region and --sse are for s3:// buckets");
-    const prefix = parsed.pathname.replace(/^\/+|\/+$/g, "") || DEFAULT_PREFIX;
-    for (const segment of prefix.split("/")) assertSafeSegment(segment, "bucket prefix");
+    const prefix = prefixOf(parsed);
     return { store: new GcsObjectStore({ bucket: parsed.host, ...gcsSettingsFromEnv(env) }), prefix };
   }
   if (parsed.protocol === "azure:") {
@@ -70,8 +68,7 @@ export function openBucket(
       registerSecret(parsed.search.slice(1));
       throw invalid(url, "credentials do not belong in the bucket URL");
     }
-    const prefix = parsed.pathname.replace(/^\/+|\/+$/g, "") || DEFAULT_PREFIX;
-    for (const segment of prefix.split("/")) assertSafeSegment(segment, "bucket prefix");
+    const prefix = prefixOf(parsed);
     return {
       store: new AzureObjectStore({ container, ...azureSettingsFromEnv(url, overrides, env) }),
       prefix,
@@ -181,6 +178,13 @@ function gcsBucketProblem(name: string): string | undefined {
   if (/^\d+\.\d+\.\d+\.\d+$/.test(name)) return "not an IP address";
   if (name.startsWith("goog") || name.includes("google")) return 'no "goog" prefix and no "google"';
   return undefined;
+}
+
+/** The key prefix a cloud bucket URL's path names, each of its folders checked. */
+function prefixOf(url: URL): string {
+  const prefix = url.pathname.replace(/^\/+|\/+$/g, "") || DEFAULT_PREFIX;
+  for (const segment of prefix.split("/")) assertSafeSegment(segment, "bucket prefix");
+  return prefix;
 }
 
 function invalid(url: string, why: string): CapsuleError {

@@ -22,16 +22,11 @@ import {
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
-import {
-  CapsuleError,
-  ErrorCode,
-  NotFoundError,
-  PreconditionFailedError,
-  messageOf,
-} from "../domain/errors.js";
-import { socketFailure } from "../util/socket-error.js";
+import { CapsuleError, messageOf } from "../domain/errors.js";
+import { lostConnection } from "../util/socket-error.js";
 import {
   objectInfo,
+  unlessMissing,
   type ObjectInfo,
   type ObjectStore,
   type PutOptions,
@@ -39,6 +34,14 @@ import {
 } from "./object-store.js";
 import { DEFAULT_UPLOAD_CONCURRENCY, choosePartSize } from "./part-size.js";
 import { ResumingReadable } from "./resuming-readable.js";
+import {
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  DEFAULT_RETRY_WINDOW_MS,
+  backoffMs,
+  retryTimeLeft,
+} from "./retry-window.js";
+import { bucketMustExist, changedWhileRead, storeError, type StoreFailure } from "./store-failure.js";
 
 export interface S3Credentials {
   readonly accessKeyId: string;
@@ -88,18 +91,7 @@ export interface S3StoreConfig {
   readonly uploadConcurrency?: number;
 }
 
-export const DEFAULT_RETRY_WINDOW_MS = 60_000;
-export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
-export const DEFAULT_REQUEST_TIMEOUT_MS = 120_000;
 const CONNECT_TIMEOUT_MS = 5_000;
-/** Backoff between attempts: doubling from the base, capped, so a store that comes back is used within seconds. */
-const BACKOFF_BASE_MS = 100;
-const BACKOFF_CAP_MS = 5_000;
-/**
- * The window until this client has had one answer from the store: an endpoint that was never there (a typo, a
- * wrong port) fails in seconds, not a minute, and a run whose store is down at its start fails before it read a byte.
- */
-const FIRST_CONTACT_WINDOW_MS = 10_000;
 
 /**
  * The SDK logs through `console` when it has no logger (a request timeout that only warns, a socket pool at capacity,
@@ -152,7 +144,7 @@ export class S3ObjectStore implements ObjectStore {
 
   async put(key: string, body: Readable | Uint8Array | string, options: PutOptions = {}): Promise<PutResult> {
     const sse = this.sseParams();
-    try {
+    return this.request(`put ${key}`, async () => {
       if (body instanceof Readable) {
         // Streams of unknown length go through multipart: S3 and radosgw reject a length-less PutObject. Upload
         // cuts the stream into part-sized Buffers, so the retry strategy resends a failed part from its buffer;
@@ -184,9 +176,7 @@ export class S3ObjectStore implements ObjectStore {
         );
       const out = options.ifMatch ? await this.putIfMatch(options.ifMatch, send) : await send(undefined);
       return out.ETag ? { etag: out.ETag } : {};
-    } catch (error) {
-      throw this.translate(error, `put ${key}`);
-    }
+    });
   }
 
   /**
@@ -201,7 +191,7 @@ export class S3ObjectStore implements ObjectStore {
       this.etagStyle = "quoted";
       return out;
     } catch (error) {
-      if (this.etagStyle === "quoted" || !isPreconditionFailed(error)) throw error;
+      if (this.etagStyle === "quoted" || classify(error).kind !== "precondition") throw error;
       const out = await send(bare);
       this.etagStyle = "bare";
       return out;
@@ -214,8 +204,8 @@ export class S3ObjectStore implements ObjectStore {
    * retried over the window), and refused if the object changed meanwhile (another ETag).
    */
   async get(key: string): Promise<Readable> {
-    const open = async (offset: number) => {
-      try {
+    const open = (offset: number) =>
+      this.request(`get ${key}`, async () => {
         const out = await this.client.send(
           new GetObjectCommand({
             Bucket: this.bucket,
@@ -225,10 +215,7 @@ export class S3ObjectStore implements ObjectStore {
         );
         if (!(out.Body instanceof Readable)) throw new Error(`get ${key}: the S3 client returned no stream`);
         return { body: out.Body, etag: out.ETag };
-      } catch (error) {
-        throw this.translate(error, `get ${key}`);
-      }
-    };
+      });
     const first = await open(0);
     return new ResumingReadable(
       first.body,
@@ -236,9 +223,7 @@ export class S3ObjectStore implements ObjectStore {
         const next = await open(offset);
         if (next.etag !== first.etag) {
           next.body.destroy();
-          throw new PreconditionFailedError(
-            `${this.description}: get ${key}: the object changed while it was read`,
-          );
+          throw changedWhileRead(`${this.description}: get ${key}`);
         }
         return next.body;
       },
@@ -246,86 +231,68 @@ export class S3ObjectStore implements ObjectStore {
     );
   }
 
-  async getWithEtag(key: string): Promise<{ bytes: Buffer; etag?: string }> {
-    try {
+  getWithEtag(key: string): Promise<{ bytes: Buffer; etag?: string }> {
+    return this.request(`get ${key}`, async () => {
       const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
       if (!out.Body) throw new Error(`get ${key}: the S3 client returned no body`);
       const bytes = Buffer.from(await out.Body.transformToByteArray());
       return out.ETag ? { bytes, etag: out.ETag } : { bytes };
-    } catch (error) {
-      throw this.translate(error, `get ${key}`);
-    }
+    });
   }
 
-  async head(key: string): Promise<ObjectInfo | undefined> {
-    try {
-      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
-      return objectInfo(key, out.ContentLength, out.ETag, out.LastModified);
-    } catch (error) {
-      const translated = this.translate(error, `head ${key}`);
-      if (translated instanceof NotFoundError) return undefined;
-      throw translated;
-    }
+  head(key: string): Promise<ObjectInfo | undefined> {
+    return unlessMissing(
+      this.request(`head ${key}`, async () => {
+        const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+        return objectInfo(key, out.ContentLength, out.ETag, out.LastModified);
+      }),
+    );
   }
 
   async *list(prefix: string, options: { pageSize?: number } = {}): AsyncIterable<ObjectInfo> {
-    const pages = paginateListObjectsV2(
-      { client: this.client, pageSize: options.pageSize ?? 1000 },
-      { Bucket: this.bucket, Prefix: prefix },
-    );
-    try {
-      for await (const page of pages) {
-        for (const item of page.Contents ?? [])
-          if (item.Key) yield objectInfo(item.Key, item.Size, item.ETag, item.LastModified);
-      }
-    } catch (error) {
-      throw this.translate(error, `list ${prefix}`);
-    }
+    for await (const page of this.pages(prefix, options.pageSize ?? 1000))
+      for (const item of page.Contents ?? [])
+        if (item.Key) yield objectInfo(item.Key, item.Size, item.ETag, item.LastModified);
   }
 
   async *listFolders(prefix: string): AsyncIterable<string> {
-    const pages = paginateListObjectsV2(
-      { client: this.client, pageSize: 1000 },
-      { Bucket: this.bucket, Prefix: prefix, Delimiter: "/" },
-    );
-    try {
-      for await (const page of pages) {
-        for (const common of page.CommonPrefixes ?? []) {
-          const name = common.Prefix?.slice(prefix.length, -1);
-          if (name) yield name;
-        }
+    for await (const page of this.pages(prefix, 1000, "/"))
+      for (const common of page.CommonPrefixes ?? []) {
+        const name = common.Prefix?.slice(prefix.length, -1);
+        if (name) yield name;
       }
+  }
+
+  private async *pages(prefix: string, pageSize: number, delimiter?: string) {
+    try {
+      yield* paginateListObjectsV2(
+        { client: this.client, pageSize },
+        { Bucket: this.bucket, Prefix: prefix, ...(delimiter ? { Delimiter: delimiter } : {}) },
+      );
     } catch (error) {
       throw this.translate(error, `list ${prefix}`);
     }
   }
 
   async delete(key: string): Promise<void> {
-    try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
-    } catch (error) {
-      const translated = this.translate(error, `delete ${key}`);
-      if (!(translated instanceof NotFoundError)) throw translated;
-    }
+    await unlessMissing(
+      this.request(`delete ${key}`, () =>
+        this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })),
+      ),
+    );
   }
 
   async check(): Promise<void> {
-    try {
-      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
-    } catch (error) {
-      const translated = this.translate(error, "check bucket");
-      if (translated instanceof NotFoundError) {
-        throw new CapsuleError(ErrorCode.StoreNoSuchBucket, `${this.description}: bucket does not exist`);
-      }
-      throw translated;
-    }
+    await bucketMustExist(
+      this.request("check bucket", () => this.client.send(new HeadBucketCommand({ Bucket: this.bucket }))),
+      this.description,
+      "bucket",
+    );
   }
 
   /** Multipart uploads begun under `prefix` and never completed or aborted (a killed process leaves them). */
-  async listIncompleteUploads(
-    prefix: string,
-  ): Promise<Array<{ key: string; uploadId: string; initiated?: Date }>> {
-    try {
+  listIncompleteUploads(prefix: string): Promise<Array<{ key: string; uploadId: string; initiated?: Date }>> {
+    return this.request(`list uploads ${prefix}`, async () => {
       const out = await this.client.send(
         new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: prefix }),
       );
@@ -334,9 +301,7 @@ export class S3ObjectStore implements ObjectStore {
           ? [{ key: u.Key, uploadId: u.UploadId, ...(u.Initiated ? { initiated: u.Initiated } : {}) }]
           : [],
       );
-    } catch (error) {
-      throw this.translate(error, `list uploads ${prefix}`);
-    }
+    });
   }
 
   async incompleteUploadKeys(prefix: string): Promise<string[]> {
@@ -346,14 +311,13 @@ export class S3ObjectStore implements ObjectStore {
   async abortIncompleteUploads(prefix: string): Promise<number> {
     const uploads = await this.listIncompleteUploads(prefix);
     for (const { key, uploadId } of uploads) {
-      try {
-        await this.client.send(
-          new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }),
-        );
-      } catch (error) {
-        const translated = this.translate(error, `abort upload ${key}`);
-        if (!(translated instanceof NotFoundError)) throw translated;
-      }
+      await unlessMissing(
+        this.request(`abort upload ${key}`, () =>
+          this.client.send(
+            new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }),
+          ),
+        ),
+      );
     }
     return uploads.length;
   }
@@ -371,73 +335,61 @@ export class S3ObjectStore implements ObjectStore {
     };
   }
 
-  /** Turns an SDK or network error into one clear line that names the store and the operation. */
+  /** One SDK call, its failure turned into one clear line that names the store and the operation. */
+  private async request<T>(operation: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      throw this.translate(error, operation);
+    }
+  }
+
   private translate(error: unknown, operation: string): Error {
     if (error instanceof CapsuleError) return error;
-    const e = error as {
-      name?: string;
-      code?: string;
-      Code?: string;
-      $metadata?: { httpStatusCode?: number };
-      cause?: { code?: string };
-    };
-    const name = e.name ?? e.Code ?? "";
-    const status = e.$metadata?.httpStatusCode;
-    const netCode = e.code ?? e.cause?.code ?? "";
-    const where = `${this.description}: ${operation}`;
-    if (name === "NoSuchKey" || name === "NotFound" || (status === 404 && name !== "NoSuchBucket")) {
-      return new NotFoundError(`${where}: not found`);
-    }
-    if (name === "NoSuchBucket") {
-      return new CapsuleError(ErrorCode.StoreNoSuchBucket, `${where}: bucket does not exist`);
-    }
-    if (name === "PreconditionFailed" || status === 412) {
-      return new PreconditionFailedError(`${where}: the object changed since it was read`);
-    }
-    if (
-      ["InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "Forbidden", "ExpiredToken"].includes(
-        name,
-      ) ||
-      status === 403
-    ) {
-      return new CapsuleError(
-        ErrorCode.StoreAccessDenied,
-        `${where}: access denied (${name || status}); check the access key, secret key and bucket policy`,
-      );
-    }
-    if (name === "CredentialsProviderError") {
-      return new CapsuleError(
-        ErrorCode.StoreAccessDenied,
-        `${where}: no S3 credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, or a role)`,
-      );
-    }
-    const retried = retriesOf(error);
-    const failure = socketFailure(error);
-    if (failure?.kind === "unreachable" || failure?.kind === "reset" || name === "TimeoutError") {
-      // The handler's timeouts say which one fired ("the request socket timed out after 30000 ms of inactivity").
-      const why =
-        name === "TimeoutError"
-          ? messageOf(error).replace(/^@smithy\/node-http-handler - (\[ERROR\] )?/, "")
-          : "";
-      return new CapsuleError(
-        ErrorCode.StoreUnreachable,
-        `${where}: endpoint unreachable (${netCode || name}${why ? `: ${why.split(" (")[0]}` : ""})${retried}`,
-        { cause: error },
-      );
-    }
-    return new CapsuleError(
-      ErrorCode.StoreError,
-      `${where}: ${name || "error"}: ${messageOf(error)}${retried}`,
-      {
-        cause: error,
-      },
-    );
+    return storeError(`${this.description}: ${operation}`, classify(error), error, retriesOf(error));
   }
 }
 
-function isPreconditionFailed(error: unknown): boolean {
-  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return e.name === "PreconditionFailed" || e.$metadata?.httpStatusCode === 412;
+/** What an SDK or network error means. */
+function classify(error: unknown): StoreFailure {
+  const e = error as {
+    name?: string;
+    code?: string;
+    Code?: string;
+    $metadata?: { httpStatusCode?: number };
+    cause?: { code?: string };
+  };
+  const name = e.name ?? e.Code ?? "";
+  const status = e.$metadata?.httpStatusCode;
+  if (name === "NoSuchKey" || name === "NotFound" || (status === 404 && name !== "NoSuchBucket")) {
+    return { kind: "missing" };
+  }
+  if (name === "NoSuchBucket") return { kind: "no-bucket", noun: "bucket" };
+  if (name === "PreconditionFailed" || status === 412) return { kind: "precondition" };
+  if (
+    ["InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "Forbidden", "ExpiredToken"].includes(
+      name,
+    ) ||
+    status === 403
+  ) {
+    return { kind: "denied", reason: name || status, check: "the access key, secret key and bucket policy" };
+  }
+  if (name === "CredentialsProviderError") {
+    return {
+      kind: "no-credentials",
+      detail: "no S3 credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, or a role)",
+    };
+  }
+  if (lostConnection(error) || name === "TimeoutError") {
+    // The handler's timeouts say which one fired ("the request socket timed out after 30000 ms of inactivity").
+    const why =
+      name === "TimeoutError"
+        ? messageOf(error).replace(/^@smithy\/node-http-handler - (\[ERROR\] )?/, "")
+        : "";
+    const netCode = e.code ?? e.cause?.code ?? "";
+    return { kind: "unreachable", detail: `${netCode || name}${why ? `: ${why.split(" (")[0]}` : ""}` };
+  }
+  return { kind: "error", detail: `${name || "error"}: ${messageOf(error)}` };
 }
 
 /** ", after N attempts over S s" when the SDK retried, so a failure says it was not for lack of trying. */
@@ -494,18 +446,14 @@ class RetryWindowStrategy implements RetryStrategyV2 {
     const previous = token as WindowToken;
     const now = Date.now();
     const firstFailureAt = previous.firstFailureAt ?? now;
-    const window = this.reached ? this.windowMs : Math.min(this.windowMs, FIRST_CONTACT_WINDOW_MS);
-    const left = firstFailureAt + window - now;
+    const left = retryTimeLeft(firstFailureAt, this.windowMs, this.reached, now);
     const retryable = info.errorType === "TRANSIENT" || info.errorType === "THROTTLING";
     // The middleware reports the request's own error when this rejects.
     if (!retryable || left <= 0 || previous.retries + 2 > this.maxAttempts) {
       return Promise.reject(new Error("no retry"));
     }
-    const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** previous.retries);
-    // Half fixed, half jitter: parts failing together do not come back in lockstep.
-    const backoff = ceiling / 2 + (Math.random() * ceiling) / 2;
     const hinted = info.retryAfterHint ? info.retryAfterHint.getTime() - now : 0;
-    const delay = Math.round(Math.min(left, Math.max(backoff, hinted)));
+    const delay = Math.round(Math.min(left, Math.max(backoffMs(previous.retries), hinted)));
     return Promise.resolve(new WindowToken(firstFailureAt, previous.retries + 1, delay));
   }
 

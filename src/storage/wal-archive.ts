@@ -57,13 +57,7 @@ export class WalArchive implements WalSink, WalSource {
     return `${this.objects.description} ${layout.walPrefix(this.prefix, this.cluster, this.target)}`;
   }
 
-  async putSegment(segment: {
-    timeline: number;
-    segno: number;
-    segmentSize: number;
-    bytes: Uint8Array;
-    partial: boolean;
-  }): Promise<void> {
+  async putSegment(segment: Parameters<WalSink["putSegment"]>[0]): Promise<void> {
     const { timeline, segno, segmentSize, bytes, partial } = segment;
     if (bytes.length > segmentSize || (!partial && bytes.length !== segmentSize)) {
       throw new RangeError(

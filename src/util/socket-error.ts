@@ -43,3 +43,9 @@ function codeOf(error: unknown): string | undefined {
   const code = (error as { code?: unknown }).code;
   return typeof code === "string" && code !== "" ? code : undefined;
 }
+
+/** The socket failure a retry may cure (nothing answered, or the connection dropped); else undefined. */
+export function lostConnection(error: unknown): SocketFailure | undefined {
+  const failure = socketFailure(error);
+  return failure?.kind === "unreachable" || failure?.kind === "reset" ? failure : undefined;
+}
