@@ -82,33 +82,33 @@ export function inOrder(plans: readonly BackupPlan[]): BackupPlan[] {
 
 /** Two targets whose shortened names meet in one namespace would overwrite each other's CronJob: refuse. */
 export function assertUniqueNames(plans: readonly BackupPlan[]): void {
+  // Keyed with the kind: a name may repeat across Deployments and CronJobs, never within one kind.
   const owners = new Map<string, string>();
+  const claim = (object: string, owner: string) => {
+    const clash = owners.get(object);
+    if (clash !== undefined) {
+      throw new CapsuleError(
+        ErrorCode.Config,
+        `${object} would be compiled for both ${clash} and ${owner}: rename one of the targets`,
+      );
+    }
+    owners.set(object, owner);
+  };
   for (const plan of plans) {
+    const { cluster } = plan.metadata;
     for (const target of plan.spec.targets) {
       for (const kind of jobKinds(target)) {
-        const key = `${target.namespace}/${cronJobName(plan.metadata.cluster, jobName(target, kind))}`;
-        const owner = `cluster ${plan.metadata.cluster} target ${target.name}${kind === "backup" ? "" : ` (${kind})`}`;
-        const clash = owners.get(key);
-        if (clash !== undefined) {
-          throw new CapsuleError(
-            ErrorCode.Config,
-            `CronJob ${key} would be compiled for both ${clash} and ${owner}: rename one of the targets`,
-          );
-        }
-        owners.set(key, owner);
-      }
-      if (!target.pitr) continue;
-      // Deployments and CronJobs are different kinds: a name may repeat across them, never within one.
-      const key = `Deployment ${target.namespace}/${walStreamerName(plan.metadata.cluster, target.name)}`;
-      const owner = `cluster ${plan.metadata.cluster} target ${target.name} (wal-streamer)`;
-      const clash = owners.get(key);
-      if (clash !== undefined) {
-        throw new CapsuleError(
-          ErrorCode.Config,
-          `${key} would be compiled for both ${clash} and ${owner}: rename one of the targets`,
+        claim(
+          `CronJob ${target.namespace}/${cronJobName(cluster, jobName(target, kind))}`,
+          `cluster ${cluster} target ${target.name}${kind === "backup" ? "" : ` (${kind})`}`,
         );
       }
-      owners.set(key, owner);
+      if (target.pitr) {
+        claim(
+          `Deployment ${target.namespace}/${walStreamerName(cluster, target.name)}`,
+          `cluster ${cluster} target ${target.name} (wal-streamer)`,
+        );
+      }
     }
   }
 }

@@ -40,33 +40,34 @@ export function fieldOrEnv(
     : { value: env[variable], name: variable };
 }
 
-/** A TCP port from the field or variable, else `fallback`. */
-export function tcpPort(
-  given: string | undefined,
-  env: NodeJS.ProcessEnv,
-  variable: string,
-  fallback: number,
-) {
-  const { value = String(fallback), name } = fieldOrEnv(given, "port", env, variable);
-  const port = Number(value);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw configError("port", `${name} must be a TCP port (got ${JSON.stringify(value)})`);
-  }
-  return port;
+/** Where an engine's server is when no field says: its standard variables and its client's defaults. */
+export interface ServerDefaults {
+  readonly hostEnv: string;
+  readonly host: string;
+  readonly portEnv: string;
+  readonly port: number;
 }
 
-/** A host from the field or variable, else `fallback`; one with a credential in it is refused, saying `instead`. */
-export function hostName(
-  given: string | undefined,
+/**
+ * The host and TCP port from the fields, else the variables, else the defaults. A bad port, or a host with a
+ * credential in it, is refused naming the field or variable; the host's refusal says `instead`.
+ */
+export function serverAddress(
+  given: { readonly host?: string | undefined; readonly port?: string | undefined },
   env: NodeJS.ProcessEnv,
-  variable: string,
-  fallback: string,
+  defaults: ServerDefaults,
   instead: string,
-): string {
-  const { value = fallback, name } = fieldOrEnv(given, "host", env, variable);
-  const problem = hostProblem(value);
+): { host: string; port: number } {
+  const portGiven = fieldOrEnv(given.port, "port", env, defaults.portEnv);
+  const text = portGiven.value ?? String(defaults.port);
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw configError("port", `${portGiven.name} must be a TCP port (got ${JSON.stringify(text)})`);
+  }
+  const { value: host = defaults.host, name } = fieldOrEnv(given.host, "host", env, defaults.hostEnv);
+  const problem = hostProblem(host);
   if (problem) throw configError("host", `${name} ${problem}: ${instead}`);
-  return value;
+  return { host, port };
 }
 
 /** The PEM text of a CA file a field or variable names; unreadable is a `LocalFile` error naming it. */

@@ -14,8 +14,6 @@ export const MAX_REQUEST_BYTES = 64 * 1024;
 /** A signed request older (or further in the future) than this is refused: a replayed copy goes stale. */
 export const SIGNATURE_MAX_AGE_MS = 60 * 60 * 1000;
 
-export type RequestAction = "backup" | "restore";
-
 export interface BackupRequest {
   readonly action: "backup";
   readonly target: string;

@@ -1,6 +1,6 @@
 /**
  * Reads the buckets on a timer: checks each answers (for /readyz), and turns every cluster's statefiles into the
- * per-target backup metrics, and the WAL heads of its PostgreSQL targets into the WAL lag metrics (wal-lag.ts). Before each refresh it asks the daemon to re-resolve which bucket each target writes
+ * per-target backup metrics, and the WAL heads of its WAL-streaming targets into the WAL lag metrics (wal-lag.ts). Before each refresh it asks the daemon to re-resolve which bucket each target writes
  * to (per-CnvrgApp buckets), and afterwards records where each cluster's folder was found.
  *
  * Readiness follows the default bucket (`--bucket`) when there is one — one installation's broken bucket Secret

@@ -9,7 +9,7 @@
  *   GET  /api/v1/clusters/{cluster}/backups         ?engine= &status= &target= &limit= &cursor= (see listBackups)
  *   GET  /api/v1/clusters/{cluster}/backups/{id}    one backup with its statefile
  *   POST /api/v1/clusters/{cluster}/backups         {"target": …, "requestedBy"?: …} files a request for the watcher
- *   GET  /api/v1/clusters/{cluster}/wal             WAL lag of each PostgreSQL target that streams WAL (pitr)
+ *   GET  /api/v1/clusters/{cluster}/wal             WAL lag of each target that streams WAL (pitr), with its engine
  *   GET  /api/v1/clusters/{cluster}/wal/{target}    one target's WAL lag; 404 when it streams none
  *
  * WAL lag comes from the target's `head.json` (status/wal-lag.ts): `lagBytes` = serverLsn − archivedLsn (WAL the
@@ -420,24 +420,24 @@ export class StatusServer {
   }
 
   /**
-   * The WAL lag of the cluster's PostgreSQL targets that have a head (the targets come from its backups: a pitr
-   * target's base backups are PostgreSQL backups), or of one named target. The first bucket with a head wins.
+   * The WAL lag of the cluster's targets that have a head, each with its engine (the targets come from the backups of
+   * the WAL-streaming engines: a pitr target's base backups are its engine's), or of one named target. The first
+   * bucket with a head wins.
    */
   private async walLag(cluster: string, target: string | undefined): Promise<unknown> {
     if (target !== undefined && !isSafeSegment(target))
       throw badRequest(`invalid target ${JSON.stringify(target)}`);
     const stores = this.storesOf(cluster);
     const now = () => this.options.now?.() ?? new Date();
-    let targets: string[];
-    if (target !== undefined) targets = [target];
-    else {
-      const listed = await Promise.all(
-        walStreamingEngines().map((engine) => this.listed({ cluster, engine })),
-      );
-      targets = listed.flatMap(({ entries }) =>
-        entries.flatMap((e) => (e.statefile ? [e.statefile.target] : [])),
-      );
+    // A WAL archive is kept per target, not per engine: its engine is the one whose backups name the target.
+    const engineOf = new Map<string, EngineName>();
+    if (target === undefined) {
+      for (const engine of walStreamingEngines()) {
+        const { entries } = await this.listed({ cluster, engine });
+        for (const e of entries) if (e.statefile) engineOf.set(e.statefile.target, engine);
+      }
     }
+    const targets = target === undefined ? [...engineOf.keys()] : [target];
     const found = new Map<string, WalLagResult>();
     for (const store of stores) {
       const missing = targets.filter((t) => !found.has(t));
@@ -445,7 +445,10 @@ export class StatusServer {
     }
     const items = [...found.values()]
       .sort((a, b) => (a.target < b.target ? -1 : 1))
-      .map((lag) => ("error" in lag ? { ...lag, error: redact(lag.error) } : lag));
+      .map((lag) => ({
+        ...("error" in lag ? { ...lag, error: redact(lag.error) } : lag),
+        engine: engineOf.get(lag.target),
+      }));
     if (target === undefined) return { cluster, items };
     const one = items[0];
     if (!one) throw notFound(`target ${target} of cluster ${cluster} streams no WAL`);

@@ -104,6 +104,7 @@ describe("status: WAL lag of pitr targets (file:// bucket)", () => {
     const [broken, lag] = body.items;
     assert.match(String(broken?.["error"]), /head\.json: not valid JSON/);
     assert.equal(lag?.["lagBytes"], BEHIND);
+    assert.equal(lag?.["engine"], "postgresql", "the engine whose backups name the target");
     assert.equal(lag?.["archivedLsn"], head.archivedLsn);
     assert.equal(lag?.["serverLsn"], head.serverLsn);
     assert.equal(lag?.["timeline"], 2);

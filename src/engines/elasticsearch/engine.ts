@@ -1,6 +1,7 @@
 /** Elasticsearch and OpenSearch behind the engine seam (engines/engine.ts): a logical NDJSON export, both ways. */
 import { FieldError } from "../../domain/errors.js";
 import { readCaFile, targetFields, unverifiedTlsWarning } from "../connection-fields.js";
+import { caFileFlag } from "../connection-flags.js";
 import { flagsFor, type Engine, type Fields } from "../engine.js";
 import { elasticsearchProfile } from "./profile.js";
 import { backupElasticsearch } from "./backup.js";
@@ -55,11 +56,7 @@ export const elasticsearch: Engine<EsConnection> = {
         kind: "string",
         description: "Cluster URL, without credentials (default: $ES_URL, else $ELASTICSEARCH_URL)",
       },
-      {
-        field: "caCert",
-        kind: "string",
-        description: "PEM file with the CA that signed the cluster's certificate",
-      },
+      caFileFlag("caCert", "cluster"),
     ]),
     {
       field: "insecureSkipTlsVerify",

@@ -1,5 +1,5 @@
 import { registerSecret } from "../../redact.js";
-import { configError, fieldOrEnv, hostName, readCaFile, tcpPort } from "../connection-fields.js";
+import { configError, fieldOrEnv, readCaFile, serverAddress } from "../connection-fields.js";
 
 /** Where a PostgreSQL database is. The password is only ever read from the environment. */
 export interface PgConnection {
@@ -20,6 +20,9 @@ export type PgTls =
   | { readonly mode: "verify-full" | "verify-ca"; readonly rootCert: string; readonly ca: string }
   | { readonly mode: "require" };
 
+/** libpq's variables and defaults. */
+export const PG_SERVER = { hostEnv: "PGHOST", host: "localhost", portEnv: "PGPORT", port: 5432 };
+
 export interface PgConnectionFlags {
   readonly host?: string | undefined;
   readonly port?: string | undefined;
@@ -38,12 +41,10 @@ export function pgConnectionFrom(flags: PgConnectionFlags, env: NodeJS.ProcessEn
   const user = flags.user ?? env["PGUSER"] ?? "postgres";
   const password = env["PGPASSWORD"];
   registerSecret(password);
-  const port = tcpPort(flags.port, env, "PGPORT", 5432);
-  const host = hostName(
-    flags.host,
+  const { host, port } = serverAddress(
+    flags,
     env,
-    "PGHOST",
-    "localhost",
+    PG_SERVER,
     "pass the user with {user} and the password in PGPASSWORD",
   );
   const tls = pgTlsFrom(flags, env);

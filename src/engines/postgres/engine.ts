@@ -1,11 +1,12 @@
 /** PostgreSQL behind the engine seam (engines/engine.ts): logical dumps with pg_dump, restores with pg_restore. */
 import type { Statefile } from "../../domain/statefile.js";
 import { configError, targetFields, unverifiedTlsWarning } from "../connection-fields.js";
+import { caFileFlag, serverFlags } from "../connection-flags.js";
 import { flagsFor, type Engine, type Fields, type Leftover } from "../engine.js";
 import { postgresProfile } from "./profile.js";
 import { findScratchLeftovers, removeScratchLeftover } from "../scratch-server.js";
 import { backupPostgres } from "./backup.js";
-import { describeConnection, pgConnectionFrom, type PgConnection } from "./connection.js";
+import { describeConnection, PG_SERVER, pgConnectionFrom, type PgConnection } from "./connection.js";
 import { drillPostgres, SCRATCH_LABEL } from "./drill.js";
 import { dropDatabase, findLeftoverDatabases } from "./leftovers.js";
 import { findMaintenanceDatabase, restorePostgres, type PgRestoreMode } from "./restore.js";
@@ -72,16 +73,7 @@ export const postgres: Engine<PgConnection> = {
   },
   flags: [
     ...flagsFor(CONNECTION, [
-      {
-        field: "host",
-        kind: "string",
-        description: "Server host (default: $PGHOST, else localhost)",
-      },
-      {
-        field: "port",
-        kind: "string",
-        description: "Server port (default: $PGPORT, else 5432)",
-      },
+      ...serverFlags(PG_SERVER),
       {
         field: "database",
         kind: "string",
@@ -99,11 +91,7 @@ export const postgres: Engine<PgConnection> = {
           "TLS: disable, verify-full, verify-ca, or require (unverified; needs --insecure-skip-tls-verify). " +
           "Default: $PGSSLMODE, else verify-full when a CA is given, else disable",
       },
-      {
-        field: "sslrootcert",
-        kind: "string",
-        description: "PEM file with the CA that signed the server's certificate (default: $PGSSLROOTCERT)",
-      },
+      caFileFlag("sslrootcert", "server", " (default: $PGSSLROOTCERT)"),
       {
         field: "insecureSkipTlsVerify",
         kind: "boolean",

@@ -21,7 +21,7 @@ import {
   type ServerCopyMessage,
   type StandbyStatus,
 } from "./replication-messages.js";
-import { clientConfig } from "./sql.js";
+import { clientConfig, connected } from "./sql.js";
 
 /** A column of a replication command's row: pg hands text columns over as strings. */
 function text(value: unknown): string {
@@ -102,15 +102,8 @@ export class ReplicationClient {
       // pg sends it as the `replication` startup parameter: a physical walsender session.
       replication: "true",
     } as pg.ClientConfig;
-    const client = new pg.Client(config);
-    const self = new ReplicationClient(client, conn);
-    client.on("error", () => undefined);
-    try {
-      await client.connect();
-    } catch (error) {
-      await client.end().catch(() => undefined);
-      throw self.translate(error);
-    }
+    const self = new ReplicationClient(new pg.Client(config), conn);
+    await connected(self.client, (error) => self.translate(error));
     return self;
   }
 
@@ -275,10 +268,10 @@ export class ReplicationClient {
   }
 
   private async readSlotBySql(name: string): Promise<SlotPosition | undefined> {
-    const client = new pg.Client(clientConfig(this.conn, this.conn.database));
-    client.on("error", () => undefined);
+    const client = await connected(new pg.Client(clientConfig(this.conn, this.conn.database)), (error) =>
+      this.translate(error),
+    );
     try {
-      await client.connect();
       const { rows } = await client.query<{ slot_type: string; restart_lsn: string | null }>(
         "SELECT slot_type, restart_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
         [name],

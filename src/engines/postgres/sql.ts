@@ -10,19 +10,24 @@ import { describeConnection, type PgConnection } from "./connection.js";
 
 const CONNECT_TIMEOUT_MS = 10_000;
 
-export async function connect(
+export function connect(
   conn: PgConnection,
   database: string = conn.database,
   options: { applicationName?: string } = {},
 ): Promise<pg.Client> {
   const client = new pg.Client(clientConfig(conn, database, options.applicationName ?? "capsule"));
+  return connected(client, (error) => translatePgError(error, conn, database));
+}
+
+/** Connects `client`; if it cannot, the client is ended and the error thrown as `translate` words it. */
+export async function connected(client: pg.Client, translate: (error: unknown) => Error): Promise<pg.Client> {
   // An idle client whose server goes away emits 'error'; the next query reports it instead of crashing us.
   client.on("error", () => undefined);
   try {
     await client.connect();
   } catch (error) {
     await client.end().catch(() => undefined);
-    throw translatePgError(error, conn, database);
+    throw translate(error);
   }
   return client;
 }

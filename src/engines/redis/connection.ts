@@ -1,5 +1,5 @@
 import { registerSecret } from "../../redact.js";
-import { configError, fieldOrEnv, hostName, readCaFile, tcpPort } from "../connection-fields.js";
+import { configError, fieldOrEnv, readCaFile, serverAddress } from "../connection-fields.js";
 
 /** Where a Redis server is and who capsule is there. The password is only ever read from the environment. */
 export interface RedisConnection {
@@ -29,6 +29,9 @@ export interface RedisConnectionFlags {
   readonly insecureSkipTlsVerify?: boolean | undefined;
 }
 
+/** What `capsule run` is given (plan/run-contract.ts), and redis-cli's defaults. */
+export const REDIS_SERVER = { hostEnv: "REDIS_HOST", host: "127.0.0.1", portEnv: "REDIS_PORT", port: 6379 };
+
 /** The variable redis-cli itself reads; also what a compiled CronJob sets (plan/run-contract.ts). */
 export const DEFAULT_PASSWORD_ENV = "REDISCLI_AUTH";
 
@@ -46,12 +49,10 @@ export function redisConnectionFrom(flags: RedisConnectionFlags, env: NodeJS.Pro
     );
   }
   registerSecret(password);
-  const port = tcpPort(flags.port, env, "REDIS_PORT", 6379);
-  const host = hostName(
-    flags.host,
+  const { host, port } = serverAddress(
+    flags,
     env,
-    "REDIS_HOST",
-    "127.0.0.1",
+    REDIS_SERVER,
     `pass the user with {user} and the password in ${passwordEnv}`,
   );
   const ca = readCaFile("caCert", fieldOrEnv(flags.caCert, "caCert", env, "REDIS_CA_CERT"));

@@ -1,9 +1,10 @@
 /** Redis behind the engine seam (engines/engine.ts): RDB snapshots over the replication protocol, both ways. */
 import { configError, targetFields, unverifiedTlsWarning } from "../connection-fields.js";
+import { caFileFlag, serverFlags } from "../connection-flags.js";
 import { flagsFor, type Engine, type Fields } from "../engine.js";
 import { redisProfile } from "./profile.js";
 import { backupRedis } from "./backup.js";
-import { describeConnection, redisConnectionFrom, type RedisConnection } from "./connection.js";
+import { describeConnection, REDIS_SERVER, redisConnectionFrom, type RedisConnection } from "./connection.js";
 import { drillRedis } from "./drill.js";
 import { recoverRedis } from "./recover.js";
 import { restoreRedis } from "./restore.js";
@@ -51,16 +52,7 @@ export const redis: Engine<RedisConnection> = {
   },
   flags: [
     ...flagsFor(CONNECTION, [
-      {
-        field: "host",
-        kind: "string",
-        description: "Server host (default: $REDIS_HOST, else 127.0.0.1)",
-      },
-      {
-        field: "port",
-        kind: "string",
-        description: "Server port (default: $REDIS_PORT, else 6379)",
-      },
+      ...serverFlags(REDIS_SERVER),
       { field: "user", kind: "string", description: "ACL user (default: the default user)" },
       {
         field: "passwordEnv",
@@ -73,11 +65,7 @@ export const redis: Engine<RedisConnection> = {
         description:
           "Connect over TLS; the certificate and host name are verified (default: $REDIS_TLS=true)",
       },
-      {
-        field: "caCert",
-        kind: "string",
-        description: "PEM file with the CA that signed the server's certificate (implies --tls)",
-      },
+      caFileFlag("caCert", "server", " (implies --tls)"),
       {
         field: "insecureSkipTlsVerify",
         kind: "boolean",

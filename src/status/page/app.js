@@ -349,7 +349,7 @@ async function renderOverview() {
     })),
   );
   const sections = lists.map(({ cluster, items, wal }) => {
-    const lagOf = new Map(wal.map((lag) => [lag.target, lag]));
+    const lagOf = new Map(wal.map((lag) => [`${lag.target}/${lag.engine}`, lag]));
     /** @type {Map<string, Array<any>>} */
     const byTarget = new Map();
     for (const item of items) {
@@ -364,8 +364,7 @@ async function renderOverview() {
       h("h2", { id }, cluster),
       ...keys.map((key) => {
         const backups = byTarget.get(key) ?? [];
-        const lag = backups[0]?.engine === "postgresql" ? lagOf.get(backups[0].target) : undefined;
-        return targetView(cluster, key, backups, lag);
+        return targetView(cluster, key, backups, lagOf.get(key));
       }),
     );
   });
