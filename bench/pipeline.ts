@@ -10,15 +10,14 @@
  *
  *   npx tsx bench/pipeline.ts [--mb 600] [--rounds 3] [--before REV]
  */
-import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { startPostgres } from "../test/harness/postgres.js";
 import { startRadosgw } from "../test/harness/radosgw.js";
 import { createBucket, s3Env } from "../test/harness/s3.js";
-import { buildForBench, ROOT } from "./lib/build.js";
+import { buildForBench, buildRevision, removeRevision } from "./lib/build.js";
 import { awsCli, measure } from "./lib/measure.js";
 import { createBenchDatabase } from "./lib/pg-bench-db.js";
 
@@ -31,19 +30,6 @@ const { values } = parseArgs({
 });
 const TARGET_MB = Number(values.mb);
 const ROUNDS = Number(values.rounds);
-
-/** An older capsule compiled from `rev`, beside this one. */
-function buildRevision(rev: string): string {
-  const dir = join(ROOT, ".tmp", "bench-before");
-  if (existsSync(dir)) execFileSync("git", ["worktree", "remove", "--force", dir], { cwd: ROOT });
-  execFileSync("git", ["worktree", "add", "--detach", dir, rev], { cwd: ROOT, stdio: "ignore" });
-  symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
-  const out = join(dir, ".out");
-  // As buildForBench: tsc emits despite type errors elsewhere; only a missing output fails.
-  spawnSync(join(ROOT, "node_modules", ".bin", "tsc"), ["-p", join(dir, "tsconfig.json"), "--outDir", out]);
-  if (!existsSync(join(out, "src", "cli.js"))) throw new Error(`could not build ${rev}`);
-  return out;
-}
 
 const build = buildForBench();
 const before = values.before ? buildRevision(values.before) : undefined;
@@ -129,6 +115,5 @@ try {
 } finally {
   rmSync(fileRoot, { recursive: true, force: true });
   await Promise.all([pg.stop(), rgw.stop()]);
-  if (before)
-    execFileSync("git", ["worktree", "remove", "--force", join(ROOT, ".tmp", "bench-before")], { cwd: ROOT });
+  if (before) removeRevision();
 }

@@ -8,7 +8,8 @@
  * streamer (test/support/wal-shipper.ts), so the physical restore replays real WAL. Goal: the physical restore is
  * faster than the logical one. Figures only, no pass/fail.
  * The two restores alternate for --rounds rounds (the machine's load then weighs on both alike); the medians compare.
- *   npx tsx bench/pitr-restore.ts [--mb 300] [--indexes 0..4] [--rounds 3]
+ * `--before REV` adds the physical restores of an older capsule (built from that commit) to the same rounds.
+ *   npx tsx bench/pitr-restore.ts [--mb 620] [--indexes 0..4] [--rounds 3] [--before REV]
  */
 import { chmod, chown, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -19,21 +20,24 @@ import { lookupUser } from "../test/harness/process.js";
 import { startRadosgw } from "../test/harness/radosgw.js";
 import { createBucket, s3Env } from "../test/harness/s3.js";
 import { shipWal } from "../test/support/wal-shipper.js";
-import { buildForBench } from "./lib/build.js";
+import { buildForBench, buildRevision, removeRevision } from "./lib/build.js";
 import { type Measured, measure } from "./lib/measure.js";
 import { createBenchDatabase } from "./lib/pg-bench-db.js";
 
 const mbFlag = process.argv.indexOf("--mb");
-const TARGET_MB = Number(mbFlag >= 0 ? process.argv[mbFlag + 1] : 300);
+const TARGET_MB = Number(mbFlag >= 0 ? process.argv[mbFlag + 1] : 620);
 // Secondary indexes on the bench table: a logical restore rebuilds each one, a physical restore copies them. The
 // platform's metadata tables carry a few each; 0 is the bench database as the other benches use it.
 const indexFlag = process.argv.indexOf("--indexes");
 const INDEXES = Number(indexFlag >= 0 ? process.argv[indexFlag + 1] : 0);
 const roundsFlag = process.argv.indexOf("--rounds");
 const ROUNDS = Number(roundsFlag >= 0 ? process.argv[roundsFlag + 1] : 3);
+const beforeFlag = process.argv.indexOf("--before");
+const BEFORE = beforeFlag >= 0 ? process.argv[beforeFlag + 1] : undefined;
 const INDEX_KEYS = ["(md5(body))", "(length(body))", "(substr(body, 1, 8))", "id, length(body)"];
 
 const build = buildForBench();
+const before = BEFORE ? buildRevision(BEFORE) : undefined;
 const work = await mkdtemp(path.join(tmpdir(), "capsule-bench-pitr-"));
 await chmod(work, 0o777);
 const archiveDir = path.join(work, "archive");
@@ -98,9 +102,9 @@ try {
       archiveDir,
       store.walArchive("bench", "bench"),
     );
-  const physicalRestoreTo = (dir: string) =>
+  const physicalRestoreTo = (dir: string, cli = capsule) =>
     measure(
-      `$TIME ${capsule} pg --restore --physical --cluster bench --target bench --to-data-dir ${work}/${dir}`,
+      `$TIME ${cli} pg --restore --physical --cluster bench --target bench --to-data-dir ${work}/${dir}`,
       env,
     ).finally(() => rm(`${work}/${dir}`, { recursive: true, force: true }));
   const median = (runs: Measured[]) =>
@@ -116,10 +120,13 @@ try {
   );
   const logicalId = (JSON.parse((await measure(`cat ${work}/logical.json`)).stdout) as { backupId: string })
     .backupId;
+  const beforeCli = before && `node ${before}/src/cli.js`;
   const physicalRestores: Measured[] = [];
+  const beforeRestores: Measured[] = [];
   const logicalRestores: Measured[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
     physicalRestores.push(await physicalRestoreTo(`restored-${round}`));
+    if (beforeCli) beforeRestores.push(await physicalRestoreTo(`before-${round}`, beforeCli));
     logicalRestores.push(
       await measure(
         `$TIME ${capsule} pg --restore --yes --id ${logicalId} --cluster bench --database postgres --to-database restored_logical_${round}`,
@@ -134,8 +141,11 @@ try {
   await psql("bench", "UPDATE notes SET body = upper(body) WHERE id % 10 = 0");
   const updateWal = await ship();
   const replayRestores: Measured[] = [];
-  for (let round = 1; round <= ROUNDS; round++)
+  const beforeReplays: Measured[] = [];
+  for (let round = 1; round <= ROUNDS; round++) {
     replayRestores.push(await physicalRestoreTo(`replayed-${round}`));
+    if (beforeCli) beforeReplays.push(await physicalRestoreTo(`before-replayed-${round}`, beforeCli));
+  }
 
   const physicalRestore = median(physicalRestores);
   const logicalRestore = median(logicalRestores);
@@ -156,6 +166,12 @@ try {
     physicalRestore.seconds,
     `[${each(physicalRestores)}] peak RSS ${physicalRestore.peakMb.toFixed(0)} MB`,
   );
+  if (beforeCli)
+    row(
+      `capsule ${BEFORE} pg --restore --physical`,
+      median(beforeRestores).seconds,
+      `[${each(beforeRestores)}] peak RSS ${median(beforeRestores).peakMb.toFixed(0)} MB`,
+    );
   row("capsule pg --create (logical, for the logical restore)", logicalBackup.seconds);
   row(
     "capsule pg --restore --to-database (logical)",
@@ -174,7 +190,17 @@ try {
     replayRestore.seconds,
     `[${each(replayRestores)}] ${replayed} MiB more WAL: +${extra.toFixed(2)} s, ${(replayed / extra).toFixed(0)} MiB/s`,
   );
+  if (beforeCli) {
+    const beforeReplay = median(beforeReplays);
+    const beforeExtra = beforeReplay.seconds - median(beforeRestores).seconds;
+    row(
+      `capsule ${BEFORE} pg --restore --physical`,
+      beforeReplay.seconds,
+      `[${each(beforeReplays)}] +${beforeExtra.toFixed(2)} s, ${(replayed / beforeExtra).toFixed(0)} MiB/s`,
+    );
+  }
 } finally {
+  if (before) removeRevision();
   await Promise.all([pg.stop(), logicalTarget.stop(), rgw.stop()]);
   await rm(work, { recursive: true, force: true });
 }

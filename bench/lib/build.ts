@@ -1,5 +1,5 @@
-import { spawnSync } from "node:child_process";
-import { existsSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 
 export const ROOT = resolve(import.meta.dirname, "..", "..");
@@ -35,4 +35,22 @@ export function rusagePreload(build: string): string {
     `process.on("exit", () => process.stderr.write("BENCH_RSS_KB=" + process.resourceUsage().maxRSS + "\\n"));\n`,
   );
   return file;
+}
+
+/** An older capsule compiled from `rev`, beside this one. */
+export function buildRevision(rev: string): string {
+  const dir = join(ROOT, ".tmp", "bench-before");
+  if (existsSync(dir)) execFileSync("git", ["worktree", "remove", "--force", dir], { cwd: ROOT });
+  execFileSync("git", ["worktree", "add", "--detach", dir, rev], { cwd: ROOT, stdio: "ignore" });
+  symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
+  const out = join(dir, ".out");
+  // As buildForBench: tsc emits despite type errors elsewhere; only a missing output fails.
+  spawnSync(join(ROOT, "node_modules", ".bin", "tsc"), ["-p", join(dir, "tsconfig.json"), "--outDir", out]);
+  if (!existsSync(join(out, "src", "cli.js"))) throw new Error(`could not build ${rev}`);
+  return out;
+}
+
+/** Removes what buildRevision added. */
+export function removeRevision(): void {
+  execFileSync("git", ["worktree", "remove", "--force", join(ROOT, ".tmp", "bench-before")], { cwd: ROOT });
 }
