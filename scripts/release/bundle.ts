@@ -8,10 +8,12 @@ import { builtinModules } from "node:module";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { PAGE_FILES } from "../../src/status/page-files.js";
+import { LOADED_ON_USE } from "../../src/util/load-on-use.js";
 import type { BuildStamp } from "../../src/build-stamp.js";
 
 const STAMP_MODULE = /[\\/]src[\\/]build-stamp\.ts$/;
 const PAGE_FILES_MODULE = /[\\/]src[\\/]status[\\/]page-files\.ts$/;
+const LOAD_ON_USE_MODULE = /[\\/]src[\\/]util[\\/]load-on-use\.ts$/;
 
 /**
  * Optional packages that dependencies `require()` inside a `try` and do without when absent (native speed-ups,
@@ -32,6 +34,7 @@ const ABSENT = new RegExp(`^(${ABSENT_OPTIONAL.map((m) => m.replace(/[/.]/g, "\\
 export async function bundleCli(root: string, stamp: BuildStamp, outfile: string): Promise<void> {
   let stamped = 0;
   let embedded = 0;
+  let lazyLoaders = 0;
   const result = await esbuild.build({
     entryPoints: [path.join(root, "src", "cli.ts")],
     outfile,
@@ -76,6 +79,28 @@ export async function bundleCli(root: string, stamp: BuildStamp, outfile: string
         },
       },
       {
+        // A require by name is invisible to esbuild (and import.meta is empty in CommonJS): each package loaded on
+        // use is required by its literal name instead, so it is in the bundle and still evaluated only when used.
+        name: "capsule-load-on-use",
+        setup(build) {
+          build.onLoad({ filter: LOAD_ON_USE_MODULE }, () => {
+            lazyLoaders += 1;
+            const loaders = LOADED_ON_USE.map(
+              (m) => `  ${JSON.stringify(m)}: () => require(${JSON.stringify(m)}),`,
+            );
+            return {
+              loader: "ts",
+              contents:
+                `const LOADERS: Record<string, () => unknown> = {\n${loaders.join("\n")}\n};\n` +
+                `export function loadOnUse<T>(specifier: string): () => T {\n` +
+                `  let loaded: T | undefined;\n` +
+                `  return () => (loaded ??= LOADERS[specifier]!() as T);\n` +
+                `}\n`,
+            };
+          });
+        },
+      },
+      {
         name: "capsule-absent-optional",
         setup(build) {
           build.onResolve({ filter: ABSENT }, (args) => ({ path: args.path, namespace: "absent" }));
@@ -100,6 +125,10 @@ export async function bundleCli(root: string, stamp: BuildStamp, outfile: string
   if (embedded !== 1)
     throw new Error(
       "bundling src/cli.ts: src/status/page-files.ts was not bundled, the status page is missing",
+    );
+  if (lazyLoaders !== 1)
+    throw new Error(
+      "bundling src/cli.ts: src/util/load-on-use.ts was not replaced, the cloud SDKs are missing",
     );
   // The binary's require() loads built-in modules only: anything else left outside the bundle fails at run time.
   const builtins = new Set(builtinModules);

@@ -4,12 +4,14 @@
  * when the library asks for one, so memory stays flat whatever the artifact's size.
  */
 import { Readable } from "node:stream";
-import { Decrypter, Encrypter, identityToRecipient } from "age-encryption";
+import { loadOnUse } from "../util/load-on-use.js";
+
+const age = loadOnUse<typeof import("age-encryption")>("age-encryption");
 
 /** `null` when the string is an age recipient (a public key) the library can encrypt to, else why not. */
 export function recipientProblem(recipient: string): string | null {
   try {
-    new Encrypter().addRecipient(recipient);
+    new (age().Encrypter)().addRecipient(recipient);
     return null;
   } catch (error) {
     return (error as Error).message;
@@ -19,7 +21,7 @@ export function recipientProblem(recipient: string): string | null {
 /** The recipient (public key) of an identity, or `undefined` if the string is not an age identity. */
 export async function recipientOfIdentity(identity: string): Promise<string | undefined> {
   try {
-    return await identityToRecipient(identity);
+    return await age().identityToRecipient(identity);
   } catch {
     return undefined;
   }
@@ -27,7 +29,7 @@ export async function recipientOfIdentity(identity: string): Promise<string | un
 
 /** The plaintext stream, encrypted to every recipient. */
 export async function encryptStream(plaintext: Readable, recipients: readonly string[]): Promise<Readable> {
-  const encrypter = new Encrypter();
+  const encrypter = new (age().Encrypter)();
   for (const recipient of recipients) encrypter.addRecipient(recipient);
   const source = toWeb(plaintext);
   return fromWeb(await encrypter.encrypt(source.stream), source);
@@ -43,7 +45,7 @@ export async function decryptStream(
   identities: readonly string[],
   onFailure: (message: string) => Error,
 ): Promise<Readable> {
-  const decrypter = new Decrypter();
+  const decrypter = new (age().Decrypter)();
   for (const identity of identities) decrypter.addIdentity(identity);
   const source = toWeb(ciphertext);
   let plaintext: ReadableStream<Uint8Array>;

@@ -12,8 +12,9 @@
 import { pipeline } from "node:stream/promises";
 import { EventEmitter } from "node:events";
 import { Readable } from "node:stream";
-import { IdempotencyStrategy, RETRYABLE_ERR_FN_DEFAULT, Storage, type Bucket } from "@google-cloud/storage";
-import { JWT, UserRefreshClient, type AuthClient } from "google-auth-library";
+import type { Bucket, Storage } from "@google-cloud/storage";
+import type { AuthClient } from "google-auth-library";
+import { loadOnUse } from "../util/load-on-use.js";
 import {
   CapsuleError,
   ErrorCode,
@@ -38,6 +39,9 @@ import {
   DEFAULT_REQUEST_TIMEOUT_MS,
   DEFAULT_RETRY_WINDOW_MS,
 } from "./retry-window.js";
+
+const gcsSdk = loadOnUse<typeof import("@google-cloud/storage")>("@google-cloud/storage");
+const googleAuth = loadOnUse<typeof import("google-auth-library")>("google-auth-library");
 import { bucketMustExist, changedWhileRead, storeError, type StoreFailure } from "./store-failure.js";
 
 export interface GcsStoreConfig {
@@ -117,6 +121,7 @@ export class GcsObjectStore implements ObjectStore {
     this.chunkSize = chunkSize;
     this.requestTimeoutMs = config.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.idleTimeoutMs = config.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    const { IdempotencyStrategy, Storage } = gcsSdk();
     this.storage = new Storage({
       ...(config.endpoint ? { apiEndpoint: config.endpoint } : {}),
       ...(config.endpoint && !config.emulator ? { useAuthWithCustomEndpoint: true } : {}),
@@ -310,6 +315,7 @@ export class GcsObjectStore implements ObjectStore {
   }
 
   private retryable(error: unknown): boolean {
+    const { RETRYABLE_ERR_FN_DEFAULT } = gcsSdk();
     if (RETRYABLE_ERR_FN_DEFAULT(error as Parameters<typeof RETRYABLE_ERR_FN_DEFAULT>[0])) return true;
     return this.reached && (lostConnection(error) !== undefined || isTimeout(error));
   }
@@ -383,6 +389,7 @@ export class GcsObjectStore implements ObjectStore {
  */
 function authClientOf(credentials: GoogleCredentials): AuthClient {
   const universe = credentials.universe_domain ? { universeDomain: credentials.universe_domain } : {};
+  const { JWT, UserRefreshClient } = googleAuth();
   if (credentials.type === "service_account") {
     if (!credentials.client_email || !credentials.private_key) {
       throw new CapsuleError(

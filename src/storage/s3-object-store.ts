@@ -7,22 +7,9 @@
 import { Agent as HttpsAgent } from "node:https";
 import { Agent as HttpAgent } from "node:http";
 import { Readable } from "node:stream";
-import {
-  AbortMultipartUploadCommand,
-  DeleteObjectCommand,
-  HeadBucketCommand,
-  HeadObjectCommand,
-  GetObjectCommand,
-  ListMultipartUploadsCommand,
-  PutObjectCommand,
-  S3Client,
-  type S3ClientConfig,
-  paginateListObjectsV2,
-  type PutObjectCommandInput,
-} from "@aws-sdk/client-s3";
-import { Upload } from "@aws-sdk/lib-storage";
-import { NodeHttpHandler } from "@smithy/node-http-handler";
+import type { PutObjectCommandInput, S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 import { CapsuleError, messageOf } from "../domain/errors.js";
+import { loadOnUse } from "../util/load-on-use.js";
 import { lostConnection } from "../util/socket-error.js";
 import {
   objectInfo,
@@ -42,6 +29,11 @@ import {
   retryTimeLeft,
 } from "./retry-window.js";
 import { bucketMustExist, changedWhileRead, storeError, type StoreFailure } from "./store-failure.js";
+
+// The SDK is loaded with the first S3 store, not with capsule (util/load-on-use.ts).
+const s3 = loadOnUse<typeof import("@aws-sdk/client-s3")>("@aws-sdk/client-s3");
+const libStorage = loadOnUse<typeof import("@aws-sdk/lib-storage")>("@aws-sdk/lib-storage");
+const httpHandler = loadOnUse<typeof import("@smithy/node-http-handler")>("@smithy/node-http-handler");
 
 export interface S3Credentials {
   readonly accessKeyId: string;
@@ -117,7 +109,7 @@ export class S3ObjectStore implements ObjectStore {
     const checksum = (config.checksumMode ?? (custom ? "when_required" : "when_supported")).toUpperCase() as
       "WHEN_REQUIRED" | "WHEN_SUPPORTED";
     const agentOptions = { keepAlive: true, maxSockets: 64 };
-    this.client = new S3Client({
+    this.client = new (s3().S3Client)({
       region: config.region ?? "us-east-1",
       ...(config.endpoint ? { endpoint: config.endpoint } : {}),
       forcePathStyle: config.forcePathStyle ?? custom,
@@ -129,7 +121,7 @@ export class S3ObjectStore implements ObjectStore {
         config.maxAttempts ?? Number.POSITIVE_INFINITY,
       ),
       logger: SILENT,
-      requestHandler: new NodeHttpHandler({
+      requestHandler: new (httpHandler().NodeHttpHandler)({
         connectionTimeout: CONNECT_TIMEOUT_MS,
         // Without throwOnRequestTimeout the handler only warns on stderr and the request hangs on.
         requestTimeout: config.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
@@ -150,7 +142,7 @@ export class S3ObjectStore implements ObjectStore {
         // cuts the stream into part-sized Buffers, so the retry strategy resends a failed part from its buffer;
         // while every part in flight waits out an outage, nothing reads the stream, and the producer blocks.
         // Memory: (uploadConcurrency + 1) × part size.
-        const upload = new Upload({
+        const upload = new (libStorage().Upload)({
           client: this.client,
           params: { Bucket: this.bucket, Key: key, Body: body, ContentType: options.contentType, ...sse },
           partSize: choosePartSize(options.sizeHint),
@@ -163,7 +155,7 @@ export class S3ObjectStore implements ObjectStore {
       const bytes = typeof body === "string" ? Buffer.from(body) : body;
       const send = (ifMatch: string | undefined) =>
         this.client.send(
-          new PutObjectCommand({
+          new (s3().PutObjectCommand)({
             Bucket: this.bucket,
             Key: key,
             Body: bytes,
@@ -207,7 +199,7 @@ export class S3ObjectStore implements ObjectStore {
     const open = (offset: number) =>
       this.request(`get ${key}`, async () => {
         const out = await this.client.send(
-          new GetObjectCommand({
+          new (s3().GetObjectCommand)({
             Bucket: this.bucket,
             Key: key,
             ...(offset > 0 ? { Range: `bytes=${offset}-` } : {}),
@@ -233,7 +225,7 @@ export class S3ObjectStore implements ObjectStore {
 
   getWithEtag(key: string): Promise<{ bytes: Buffer; etag?: string }> {
     return this.request(`get ${key}`, async () => {
-      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      const out = await this.client.send(new (s3().GetObjectCommand)({ Bucket: this.bucket, Key: key }));
       if (!out.Body) throw new Error(`get ${key}: the S3 client returned no body`);
       const bytes = Buffer.from(await out.Body.transformToByteArray());
       return out.ETag ? { bytes, etag: out.ETag } : { bytes };
@@ -243,7 +235,7 @@ export class S3ObjectStore implements ObjectStore {
   head(key: string): Promise<ObjectInfo | undefined> {
     return unlessMissing(
       this.request(`head ${key}`, async () => {
-        const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+        const out = await this.client.send(new (s3().HeadObjectCommand)({ Bucket: this.bucket, Key: key }));
         return objectInfo(key, out.ContentLength, out.ETag, out.LastModified);
       }),
     );
@@ -265,7 +257,7 @@ export class S3ObjectStore implements ObjectStore {
 
   private async *pages(prefix: string, pageSize: number, delimiter?: string) {
     try {
-      yield* paginateListObjectsV2(
+      yield* s3().paginateListObjectsV2(
         { client: this.client, pageSize },
         { Bucket: this.bucket, Prefix: prefix, ...(delimiter ? { Delimiter: delimiter } : {}) },
       );
@@ -277,14 +269,16 @@ export class S3ObjectStore implements ObjectStore {
   async delete(key: string): Promise<void> {
     await unlessMissing(
       this.request(`delete ${key}`, () =>
-        this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })),
+        this.client.send(new (s3().DeleteObjectCommand)({ Bucket: this.bucket, Key: key })),
       ),
     );
   }
 
   async check(): Promise<void> {
     await bucketMustExist(
-      this.request("check bucket", () => this.client.send(new HeadBucketCommand({ Bucket: this.bucket }))),
+      this.request("check bucket", () =>
+        this.client.send(new (s3().HeadBucketCommand)({ Bucket: this.bucket })),
+      ),
       this.description,
       "bucket",
     );
@@ -294,7 +288,7 @@ export class S3ObjectStore implements ObjectStore {
   listIncompleteUploads(prefix: string): Promise<Array<{ key: string; uploadId: string; initiated?: Date }>> {
     return this.request(`list uploads ${prefix}`, async () => {
       const out = await this.client.send(
-        new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: prefix }),
+        new (s3().ListMultipartUploadsCommand)({ Bucket: this.bucket, Prefix: prefix }),
       );
       return (out.Uploads ?? []).flatMap((u) =>
         u.Key && u.UploadId
@@ -314,7 +308,7 @@ export class S3ObjectStore implements ObjectStore {
       await unlessMissing(
         this.request(`abort upload ${key}`, () =>
           this.client.send(
-            new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }),
+            new (s3().AbortMultipartUploadCommand)({ Bucket: this.bucket, Key: key, UploadId: uploadId }),
           ),
         ),
       );
