@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
-import { buildForBench } from "./lib/build.js";
+import { buildForBench, installedCli } from "./lib/build.js";
 import { measure } from "./lib/measure.js";
 
 const DOCS = Number(process.argv[2] ?? 500_000);
@@ -32,7 +32,7 @@ async function startFake(docs: number): Promise<{ url: string; child: ChildProce
 }
 
 const build = buildForBench();
-const capsule = `node ${build}/src/cli.js`;
+const capsule = installedCli(build);
 const dir = mkdtempSync(join(tmpdir(), "capsule-bench-es-"));
 const bucket = `file://${dir}`;
 const source = await startFake(DOCS);

@@ -10,7 +10,7 @@
 import { startPostgres } from "../test/harness/postgres.js";
 import { startRadosgw } from "../test/harness/radosgw.js";
 import { createBucket, s3Env } from "../test/harness/s3.js";
-import { buildForBench } from "./lib/build.js";
+import { buildForBench, installedCli } from "./lib/build.js";
 import { awsCli, measure } from "./lib/measure.js";
 import { createBenchDatabase } from "./lib/pg-bench-db.js";
 
@@ -32,7 +32,7 @@ try {
   const psql = (db: string, sql: string) =>
     measure(`psql -X -q -At -v ON_ERROR_STOP=1 -d ${db} -c "${sql}"`, env);
   const aws = `${awsCli()} --endpoint-url ${rgw.endpoint}`;
-  const capsule = `node ${build}/src/cli.js`;
+  const capsule = installedCli(build);
 
   const { rows, sizeBytes: size } = await createBenchDatabase(psql, TARGET_MB);
   console.log(

@@ -17,7 +17,7 @@ import { parseArgs } from "node:util";
 import { startPostgres } from "../test/harness/postgres.js";
 import { startRadosgw } from "../test/harness/radosgw.js";
 import { createBucket, s3Env } from "../test/harness/s3.js";
-import { buildForBench, buildRevision, removeRevision } from "./lib/build.js";
+import { buildForBench, buildRevision, installedCli, removeRevision } from "./lib/build.js";
 import { awsCli, measure } from "./lib/measure.js";
 import { createBenchDatabase } from "./lib/pg-bench-db.js";
 
@@ -57,7 +57,7 @@ try {
 
   const zstd = "zstd -3 -T0 -q -c --no-progress";
   const capsule = (dir: string, bucket: string) =>
-    `$TIME node ${dir}/src/cli.js pg --create --cluster bench --bucket ${bucket} -o json | ` +
+    `$TIME ${installedCli(dir)} pg --create --cluster bench --bucket ${bucket} -o json | ` +
     `node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).artifact.sizeBytes))'`;
   const contenders: Array<{ label: string; script: (round: number) => string }> = [
     { label: "capsule → s3", script: () => capsule(build, "s3://bench/capsule") },

@@ -20,7 +20,7 @@ import { lookupUser } from "../test/harness/process.js";
 import { startRadosgw } from "../test/harness/radosgw.js";
 import { createBucket, s3Env } from "../test/harness/s3.js";
 import { shipWal } from "../test/support/wal-shipper.js";
-import { buildForBench, buildRevision, removeRevision } from "./lib/build.js";
+import { buildForBench, buildRevision, installedCli, removeRevision } from "./lib/build.js";
 import { type Measured, measure } from "./lib/measure.js";
 import { createBenchDatabase } from "./lib/pg-bench-db.js";
 
@@ -76,7 +76,7 @@ try {
   };
   const psql = (db: string, sql: string) =>
     measure(`psql -X -q -At -v ON_ERROR_STOP=1 -d ${db} -c "${sql}"`, env);
-  const capsule = `node ${build}/src/cli.js`;
+  const capsule = installedCli(build);
 
   const { rows } = await createBenchDatabase(psql, TARGET_MB);
   for (const key of INDEX_KEYS.slice(0, INDEXES)) await psql("bench", `CREATE INDEX ON notes (${key})`);
@@ -120,7 +120,7 @@ try {
   );
   const logicalId = (JSON.parse((await measure(`cat ${work}/logical.json`)).stdout) as { backupId: string })
     .backupId;
-  const beforeCli = before && `node ${before}/src/cli.js`;
+  const beforeCli = before && installedCli(before);
   const physicalRestores: Measured[] = [];
   const beforeRestores: Measured[] = [];
   const logicalRestores: Measured[] = [];

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 
 export const ROOT = resolve(import.meta.dirname, "..", "..");
@@ -53,4 +53,14 @@ export function buildRevision(rev: string): string {
 /** Removes what buildRevision added. */
 export function removeRevision(): void {
   execFileSync("git", ["worktree", "remove", "--force", join(ROOT, ".tmp", "bench-before")], { cwd: ROOT });
+}
+
+/**
+ * The command that runs the CLI compiled into `dir` as an installed `capsule` runs: the file itself, so its shebang's
+ * Node flags (src/cli.ts) apply as they do in the image and from npm.
+ */
+export function installedCli(dir: string): string {
+  const cli = join(dir, "src", "cli.js");
+  chmodSync(cli, 0o755);
+  return cli;
 }
