@@ -39,10 +39,11 @@ import {
   DEFAULT_REQUEST_TIMEOUT_MS,
   DEFAULT_RETRY_WINDOW_MS,
 } from "./retry-window.js";
+import { bucketMustExist, changedWhileRead, storeError, type StoreFailure } from "./store-failure.js";
 
+// The SDK is loaded with the first GCS store, not with capsule (util/load-on-use.ts).
 const gcsSdk = loadOnUse<typeof import("@google-cloud/storage")>("@google-cloud/storage");
 const googleAuth = loadOnUse<typeof import("google-auth-library")>("google-auth-library");
-import { bucketMustExist, changedWhileRead, storeError, type StoreFailure } from "./store-failure.js";
 
 export interface GcsStoreConfig {
   readonly bucket: string;
