@@ -6,7 +6,6 @@
  */
 import type { EngineName } from "../domain/backup.js";
 import type { TargetConnection } from "../domain/connection.js";
-import type { Engine } from "./engine.js";
 
 /** Which key of a target's credentials Secret holds what. */
 export type CredentialRole = "host" | "database" | "user" | "password";
@@ -39,8 +38,6 @@ export interface EngineProfile {
    * retention, the integrity sweep and the status API look after the archive.
    */
   readonly streamsWal: boolean;
-  /** The engine's runtime code, loaded only when a command needs it (registry.ts `loadEngine`). */
-  readonly load: () => Promise<Engine>;
   /** `spec.dbs.<key>` in a CnvrgApp. */
   readonly cnvrgKey: string;
   /** The CnvrgApp's defaults for its service, port and credentials Secret. */

@@ -14,14 +14,22 @@ import { postgresProfile } from "./postgres/profile.js";
 import type { EngineProfile } from "./profile.js";
 import { redisProfile } from "./redis/profile.js";
 
-const PROFILES: Readonly<Record<EngineName, EngineProfile>> = {
-  postgresql: postgresProfile,
-  redis: redisProfile,
-  elasticsearch: elasticsearchProfile,
-};
+/** Each engine's profile, and how to load its runtime code (only when a command needs it: `loadEngine`). */
+const ENGINE_FOLDERS: Readonly<Record<EngineName, { profile: EngineProfile; load: () => Promise<Engine> }>> =
+  {
+    postgresql: {
+      profile: postgresProfile,
+      load: async () => (await import("./postgres/engine.js")).postgres,
+    },
+    redis: { profile: redisProfile, load: async () => (await import("./redis/engine.js")).redis },
+    elasticsearch: {
+      profile: elasticsearchProfile,
+      load: async () => (await import("./elasticsearch/engine.js")).elasticsearch,
+    },
+  };
 
 export function profileOf(name: EngineName): EngineProfile {
-  return PROFILES[name];
+  return ENGINE_FOLDERS[name].profile;
 }
 
 /** Every profile, in the order of `ENGINES` (domain/backup.ts), which is the order the CLI lists them. */
@@ -45,7 +53,7 @@ const loaded = new Map<EngineName, Engine>();
 
 /** Loads an engine's runtime code (once); `engineNamed` answers for it from then on. */
 export async function loadEngine(name: EngineName): Promise<Engine> {
-  const engine = loaded.get(name) ?? (await profileOf(name).load());
+  const engine = loaded.get(name) ?? (await ENGINE_FOLDERS[name].load());
   loaded.set(name, engine);
   return engine;
 }

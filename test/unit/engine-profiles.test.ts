@@ -45,7 +45,7 @@ describe("engine profiles", () => {
   });
 
   // `capsule plan` loads the registry's profiles at start-up; the engines' runtime code (clients, tools) must not
-  // come along. Type-only imports are erased, and an engine's code is loaded by its profile's `load` on demand.
+  // come along. Type-only imports are erased, and an engine's code is loaded by the registry's `load` on demand.
   test("GIVEN registry.ts WHEN its imports are followed THEN they reach only profile files and domain/", () => {
     const src = new URL("../../src/", import.meta.url);
     const pending = [new URL("engines/registry.ts", src)];

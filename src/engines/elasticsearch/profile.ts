@@ -5,7 +5,6 @@ export const elasticsearchProfile: EngineProfile = {
   name: "elasticsearch",
   command: "es",
   streamsWal: false,
-  load: async () => (await import("./engine.js")).elasticsearch,
   cnvrgKey: "es",
   svcName: "elasticsearch",
   port: 9200,

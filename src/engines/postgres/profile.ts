@@ -5,7 +5,6 @@ export const postgresProfile: EngineProfile = {
   name: "postgresql",
   command: "pg",
   streamsWal: true,
-  load: async () => (await import("./engine.js")).postgres,
   cnvrgKey: "pg",
   svcName: "postgres",
   port: 5432,

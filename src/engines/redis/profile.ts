@@ -5,7 +5,6 @@ export const redisProfile: EngineProfile = {
   name: "redis",
   command: "redis",
   streamsWal: false,
-  load: async () => (await import("./engine.js")).redis,
   cnvrgKey: "redis",
   svcName: "redis",
   port: 6379,
