@@ -10,6 +10,7 @@ import path from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { CapsuleError, ErrorCode, NotFoundError, PreconditionFailedError } from "../domain/errors.js";
+import { syncPath } from "../util/sync-path.js";
 import type { ObjectInfo, ObjectStore, PutOptions, PutResult } from "./object-store.js";
 
 const TMP_MARK = ".capsule-tmp-";
@@ -50,12 +51,7 @@ export class FileObjectStore implements ObjectStore {
     try {
       const source = body instanceof Readable ? body : Readable.from([Buffer.from(body)]);
       await pipeline(source, createWriteStream(tmp, { flags: "wx" }));
-      const handle = await open(tmp, "r");
-      try {
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
+      await syncPath(tmp);
       await rename(tmp, target);
     } catch (error) {
       await rm(tmp, { force: true });

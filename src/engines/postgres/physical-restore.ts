@@ -12,7 +12,6 @@ import {
   chown,
   mkdir,
   mkdtemp,
-  open,
   readdir,
   readFile,
   rename,
@@ -27,6 +26,7 @@ import type { ArtifactSource } from "../../domain/artifact.js";
 import { CapsuleError, ErrorCode, FieldError } from "../../domain/errors.js";
 import { parseLsn, segmentOf } from "../../domain/wal.js";
 import { failpoint } from "../../util/failpoint.js";
+import { syncPath } from "../../util/sync-path.js";
 import { throwIfInterrupted } from "../../util/interruption.js";
 import { interruptedWith } from "../restore-guards.js";
 import type { PointInTimeSource, RecoveryTarget, RestoreContext } from "../engine.js";
@@ -169,7 +169,7 @@ export async function restorePhysical(
     if (existsSync(dataDir)) await rmdir(dataDir);
     await rename(pgdata, dataDir);
     // The rename itself made durable: after a power cut DIR is there, not a work directory the next restore removes.
-    await syncDirectory(path.dirname(dataDir));
+    await syncPath(path.dirname(dataDir));
     return {
       dataDir,
       backupId: source.backupId,
@@ -257,15 +257,6 @@ async function extract(
   const done = runToEnd([zstdDecompress(), tar], { input, signal });
   await failpoint("physical-restore-extracting", signal);
   await done;
-}
-
-async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, "r");
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 function owned(owner: { uid: number; gid: number } | undefined) {
