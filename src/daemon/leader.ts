@@ -11,6 +11,9 @@
  * - every attempt (read and write) is aborted at that deadline, as client-go bounds it with a context, so a hung
  *   request can neither keep the replica leading nor block the next attempt until the client's request timeout;
  * - `release()` (SIGTERM) clears the holder so a successor need not wait for expiry.
+ * Every duration is measured on `performance.now()`, never the wall clock: a clock stepped by NTP or a paused VM
+ * would otherwise end a term at once, or stretch it past the moment another replica takes over (two leaders).
+ * Only the Lease's own fields carry wall-clock times, for people reading it.
  */
 import { RepeatingTask } from "../util/repeating-task.js";
 import { messageOf } from "../domain/errors.js";
@@ -31,7 +34,6 @@ export interface LeaderElectionOptions {
   /** @default 2000 */
   readonly retryPeriodMs?: number;
   readonly log: Logger;
-  readonly now?: () => number;
   readonly onStartedLeading: () => void;
   /** Called when leadership is lost or given up; the callee must stop leader-only work. */
   readonly onStoppedLeading: () => void;
@@ -46,11 +48,10 @@ export class LeaderElector {
   private deadlineTimer: NodeJS.Timeout | undefined;
   /** Aborted the moment this term of leadership ends. */
   private term: AbortController | undefined;
-  private readonly now: () => number;
+  private readonly now = () => performance.now();
   private readonly renewDeadlineMs: number;
 
   constructor(private readonly options: LeaderElectionOptions) {
-    this.now = options.now ?? Date.now;
     this.renewDeadlineMs = options.renewDeadlineMs ?? 10_000;
     const leaseMs = options.leaseDurationMs ?? 15_000;
     const retryMs = options.retryPeriodMs ?? 2000;
@@ -159,7 +160,7 @@ export class LeaderElector {
   /** True when this replica holds the Lease after the call. */
   private async tryAcquireOrRenew(signal: AbortSignal): Promise<boolean> {
     const { leases, namespace, name, identity } = this.options;
-    const now = new Date(this.now());
+    const now = new Date();
     const current = await leases.get(namespace, name, signal);
     if (current) this.remember(current);
     const mine = current?.holderIdentity === identity;
@@ -213,7 +214,7 @@ export class LeaderElector {
           holderIdentity: undefined,
           leaseDurationSeconds: 1,
           acquireTime: undefined,
-          renewTime: new Date(this.now()),
+          renewTime: new Date(),
           leaseTransitions: current.leaseTransitions,
         },
         current.resourceVersion,

@@ -236,7 +236,7 @@ export async function startScratchServer(options: {
     await rm(options.dir, { recursive: true, force: true });
   };
 
-  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+  const deadline = performance.now() + (options.timeoutMs ?? 60_000);
   for (;;) {
     if (spawnError) {
       await stop();
@@ -260,7 +260,7 @@ export async function startScratchServer(options: {
       await stop();
       throw options.signal.reason;
     }
-    if (Date.now() > deadline) {
+    if (performance.now() > deadline) {
       await stop();
       throw new CapsuleError(
         ErrorCode.ToolFailed,

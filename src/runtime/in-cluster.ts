@@ -425,7 +425,7 @@ class JobFollower {
 
   /** The Job's pod once its container has started (or ended); fails early when it cannot start. */
   private async startedPod(): Promise<PodState> {
-    const deadline = Date.now() + (this.run.startTimeoutMs ?? 10 * 60_000);
+    const deadline = performance.now() + (this.run.startTimeoutMs ?? 10 * 60_000);
     let reported = "";
     for (;;) {
       // The Job's status is read before its pods: a pod that ran and failed in between is then still seen.
@@ -447,7 +447,7 @@ class JobFollower {
         const why = [status.reason, status.message].filter(Boolean).join(": ");
         throw this.lost(`the Job failed before its pod ran${why ? ` (${why})` : ""}`);
       }
-      if (Date.now() > deadline) throw this.lost("its pod did not start in time");
+      if (performance.now() > deadline) throw this.lost("its pod did not start in time");
       await sleep(this.pollMs);
     }
   }

@@ -28,7 +28,7 @@ export function terminalProgress(stream: NodeJS.WriteStream): Progress {
       if (!bar || direction !== transfer.direction) {
         stop();
         direction = transfer.direction;
-        started = Date.now();
+        started = performance.now();
         bar = new cliProgress.SingleBar(
           {
             stream,
@@ -41,7 +41,7 @@ export function terminalProgress(stream: NodeJS.WriteStream): Progress {
         );
         bar.start(transfer.total ?? 0, 0, { done: "0 B", size: "?", rate: "-", eta: "" });
       }
-      const seconds = Math.max((Date.now() - started) / 1000, 0.001);
+      const seconds = Math.max((performance.now() - started) / 1000, 0.001);
       const rate = transfer.bytes / seconds;
       const total = transfer.total && transfer.total >= transfer.bytes ? transfer.total : undefined;
       if (total) bar.setTotal(total);

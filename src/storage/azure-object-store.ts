@@ -371,7 +371,7 @@ export class AzureObjectStore implements ObjectStore {
       } catch (error) {
         const failed = controller.signal.aborted ? (controller.signal.reason as Error) : error;
         if (statusOf(failed) !== undefined) this.reached = true;
-        const now = Date.now();
+        const now = performance.now();
         firstFailureAt ??= now;
         const windowMs = this.config.retryWindowMs ?? DEFAULT_RETRY_WINDOW_MS;
         const left = retryTimeLeft(firstFailureAt, windowMs, this.reached, now);

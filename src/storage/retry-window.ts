@@ -20,7 +20,10 @@ export const BACKOFF_CAP_MS = 5_000;
  */
 const FIRST_CONTACT_WINDOW_MS = 10_000;
 
-/** How much longer a request that first failed at `firstFailureAt` may be retried (<= 0: no longer). */
+/**
+ * How much longer a request that first failed at `firstFailureAt` may be retried (<= 0: no longer). Both times are
+ * `performance.now()`: a wall clock stepped by NTP or a paused VM would end the window at once or never.
+ */
 export function retryTimeLeft(
   firstFailureAt: number,
   windowMs: number,

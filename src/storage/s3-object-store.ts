@@ -438,7 +438,7 @@ class RetryWindowStrategy implements RetryStrategyV2 {
 
   refreshRetryTokenForRetry(token: RetryToken, info: RetryErrorInfo): Promise<RetryToken> {
     const previous = token as WindowToken;
-    const now = Date.now();
+    const now = performance.now();
     const firstFailureAt = previous.firstFailureAt ?? now;
     const left = retryTimeLeft(firstFailureAt, this.windowMs, this.reached, now);
     const retryable = info.errorType === "TRANSIENT" || info.errorType === "THROTTLING";
@@ -446,7 +446,8 @@ class RetryWindowStrategy implements RetryStrategyV2 {
     if (!retryable || left <= 0 || previous.retries + 2 > this.maxAttempts) {
       return Promise.reject(new Error("no retry"));
     }
-    const hinted = info.retryAfterHint ? info.retryAfterHint.getTime() - now : 0;
+    // A Retry-After is a date on the wall clock; the window is on the monotonic one.
+    const hinted = info.retryAfterHint ? info.retryAfterHint.getTime() - Date.now() : 0;
     const delay = Math.round(Math.min(left, Math.max(backoffMs(previous.retries), hinted)));
     return Promise.resolve(new WindowToken(firstFailureAt, previous.retries + 1, delay));
   }

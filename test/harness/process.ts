@@ -273,8 +273,8 @@ function killAllSync(): void {
   entries.clear();
   // Give the processes up to 3 s to go (PostgreSQL's postmaster stops its backends on SIGQUIT), then SIGKILL.
   const waitArray = new Int32Array(new SharedArrayBuffer(4));
-  const deadline = Date.now() + 3000;
-  while (pids.some(isAlive) && Date.now() < deadline) Atomics.wait(waitArray, 0, 0, 50);
+  const deadline = performance.now() + 3000;
+  while (pids.some(isAlive) && performance.now() < deadline) Atomics.wait(waitArray, 0, 0, 50);
   for (const pid of pids) if (isAlive(pid)) killQuietly(pid, "SIGKILL");
   for (const dir of keepTempDirs ? [] : tempDirs) {
     try {
@@ -450,7 +450,7 @@ export async function waitFor(
   check: () => boolean | Promise<boolean>,
   options: WaitOptions,
 ): Promise<void> {
-  const deadline = Date.now() + options.timeoutMs;
+  const deadline = performance.now() + options.timeoutMs;
   let lastError = "";
   for (;;) {
     for (const d of options.daemons ?? []) {
@@ -465,7 +465,7 @@ export async function waitFor(
     } catch (err) {
       lastError = err instanceof Error ? err.message : String(err);
     }
-    if (Date.now() >= deadline) {
+    if (performance.now() >= deadline) {
       throw new HarnessError(
         `timed out after ${options.timeoutMs / 1000} s waiting for ${what}` +
           (lastError ? ` (last error: ${lastError.split("\n")[0]})` : ""),

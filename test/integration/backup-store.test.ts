@@ -492,9 +492,9 @@ describe("store failures are one clear line", () => {
 });
 
 async function waitFor(condition: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = performance.now() + timeoutMs;
   while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
+    if (performance.now() > deadline) throw new Error("condition not met in time");
     await new Promise((r) => setTimeout(r, 200));
   }
 }

@@ -27,9 +27,9 @@ const cluster = "pitrfaults";
 
 /** Bounded wait for a condition on the real file system (no fixed sleeps in assertions). */
 async function until(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = performance.now() + timeoutMs;
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(50);
   }
 }

@@ -90,7 +90,7 @@ export async function archivedLsn(archive: WalArchive): Promise<Lsn> {
 
 /** Bounded wait for a condition on a real server or bucket (no fixed sleeps in assertions). */
 export async function until(what: string, check: () => Promise<boolean>, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = performance.now() + timeoutMs;
   let last = "";
   for (;;) {
     try {
@@ -98,7 +98,7 @@ export async function until(what: string, check: () => Promise<boolean>, timeout
     } catch (error) {
       last = (error as Error).message;
     }
-    if (Date.now() > deadline)
+    if (performance.now() > deadline)
       throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${last})` : ""}`);
     await sleep(200);
   }

@@ -150,7 +150,7 @@ class WalStreamer {
 
   async run(): Promise<WalStreamSummary> {
     const { signal } = this.options;
-    signal.addEventListener("abort", () => (this.shutdownDeadline = Date.now() + SHUTDOWN_GRACE_MS), {
+    signal.addEventListener("abort", () => (this.shutdownDeadline = performance.now() + SHUTDOWN_GRACE_MS), {
       once: true,
     });
     let client = await this.firstConnect();
@@ -645,7 +645,7 @@ class WalStreamer {
           });
         }
         const delay = backoff(attempt);
-        if (Date.now() + delay > this.shutdownDeadline) {
+        if (performance.now() + delay > this.shutdownDeadline) {
           throw new CapsuleError(
             ErrorCode.StoreUnreachable,
             `could not ${what} before shutting down: the bucket holds WAL up to ${formatLsn(this.archivedLsn)}, ` +

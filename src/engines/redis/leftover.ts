@@ -131,14 +131,14 @@ export async function putBack(
   mark: RestoreMark,
   options: { onWait?: () => void; marked?: boolean } = {},
 ): Promise<void> {
-  const deadline = Date.now() + LOADING_WAIT_MS;
+  const deadline = performance.now() + LOADING_WAIT_MS;
   for (let waited = false; ;) {
     try {
       if (mark.master) await client.call("REPLICAOF", mark.master.host, String(mark.master.port));
       else await client.call("REPLICAOF", "NO", "ONE");
       break;
     } catch (error) {
-      if (!/\bLOADING\b/.test(messageOf(error)) || Date.now() > deadline) throw error;
+      if (!/\bLOADING\b/.test(messageOf(error)) || performance.now() > deadline) throw error;
       if (!waited) options.onWait?.();
       waited = true;
       await sleep(200);

@@ -269,7 +269,7 @@ async function waitForLoad(
   phase: (phase: string) => void,
   options: RedisRestoreOptions,
 ): Promise<void> {
-  const started = Date.now();
+  const started = performance.now();
   const connectTimeoutMs = options.connectTimeoutMs ?? 30_000;
   // How long the whole transfer and load may take.
   const timeoutMs = 3_600_000;
@@ -288,7 +288,7 @@ async function waitForLoad(
       persistence.get("loading") === "0" &&
       persistence.get("async_loading") !== "1";
     if (loaded) return;
-    const elapsed = Date.now() - started;
+    const elapsed = performance.now() - started;
     if (!master.syncRequested && elapsed > connectTimeoutMs) {
       throw new CapsuleError(
         ErrorCode.DatabaseError,
