@@ -7,6 +7,7 @@
 import type { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import type { Readable } from "node:stream";
 import { loadOnUse } from "../util/load-on-use.js";
+import { lostConnection } from "../util/socket-error.js";
 
 const endpoints = loadOnUse<typeof import("@smithy/core/endpoints")>("@smithy/core/endpoints");
 const protocols = loadOnUse<typeof import("@smithy/core/protocols")>("@smithy/core/protocols");
@@ -48,14 +49,14 @@ class S3PlainError extends Error {
 }
 
 export class S3PlainGet {
-  private target: Promise<{
+  private readonly target: Promise<{
     base: URL;
     signer: InstanceType<typeof import("@smithy/signature-v4").SignatureV4>;
   }>;
 
   constructor(
     private readonly client: S3Client,
-    private readonly bucket: string,
+    bucket: string,
     getObject: typeof GetObjectCommand,
     private readonly retry: RetryDecider,
   ) {
@@ -140,7 +141,11 @@ export class S3PlainGet {
 
 /** As the SDK's standard classification: throttling and transient answers and lost connections are retried. */
 function errorTypeOf(error: unknown): "TRANSIENT" | "THROTTLING" | "CLIENT_ERROR" {
-  if (!(error instanceof S3PlainError)) return "TRANSIENT"; // no answer: refused, reset, timed out
+  if (!(error instanceof S3PlainError)) {
+    // No answer (refused, reset, timed out) is worth another try; a credentials or signing failure is not.
+    const timedOut = (error as { name?: string } | null)?.name === "TimeoutError";
+    return lostConnection(error) || timedOut ? "TRANSIENT" : "CLIENT_ERROR";
+  }
   const status = error.$metadata.httpStatusCode ?? 0;
   if (
     status === 429 ||
