@@ -15,6 +15,13 @@ import { enableCompileCache } from "node:module";
 // so it would only write a cache nobody reads.
 if (process.argv[2] !== "run") enableCompileCache();
 
+// A reader that stops early (`capsule pg --list | head`) closes stdout, and Node raises EPIPE on the next write:
+// unhandled, it ends the process with a stack trace, mid-restore if one is running. Nobody reads the output any
+// more; the command finishes as it would have, and its exit code still says how it went.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code !== "EPIPE") throw error;
+});
+
 // No top-level await: the release binary bundles this file as CommonJS (docs/adr/0008).
 void import("./commands/index.js")
   .then(({ runCli }) => runCli(process.argv.slice(2)))

@@ -1,11 +1,16 @@
 /** The `capsule` binary as users run it: the built output, and through npx. */
 import assert from "node:assert/strict";
 import { capsule } from "../support/cli.js";
-import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
+import { execFile, spawn } from "node:child_process";
+import { existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { describe, test } from "node:test";
+import { layout } from "../../src/storage/layout.js";
+import { openBucket } from "../../src/storage/open-store.js";
+import { serializeStatefile } from "../../src/storage/statefile.js";
+import { statefile } from "../support/entries.js";
 
 const exec = promisify(execFile);
 const root = path.resolve(import.meta.dirname, "..", "..");
@@ -71,5 +76,30 @@ describe("the capsule binary", () => {
       assert.equal(result.stdout, "");
       assert.match(result.stderr, expected);
     }
+  });
+
+  test("GIVEN a reader that stops early (| head) WHEN --list prints more than a pipe holds THEN capsule finishes quietly, exit 0", async () => {
+    const url = `file://${mkdtempSync(path.join(tmpdir(), "capsule-epipe-"))}`;
+    const { store, prefix } = openBucket(url, {}, {});
+    for (let i = 0; i < 300; i++) {
+      const entry = statefile({ cluster: "ns.app", at: new Date(Date.UTC(2026, 0, 1, 0, i)).toISOString() });
+      await store.put(layout.statefileKey(prefix, entry), serializeStatefile(entry));
+    }
+    const child = spawn(
+      process.execPath,
+      [built, "pg", "--list", "-o", "json", "--bucket", url, "--cluster", "ns.app"],
+      {
+        cwd: root,
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    // Read the first chunk, then close our end, as `head -c` does.
+    await new Promise<void>((resolve) => child.stdout.once("data", () => resolve()));
+    child.stdout.destroy();
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    assert.equal(stderr, "", "no stack trace, no EPIPE");
+    assert.equal(code, 0);
   });
 });
