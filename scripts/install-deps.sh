@@ -36,6 +36,8 @@ command -v ceph >/dev/null || missing+=(ceph-common)
 [ -x /usr/bin/aws ] || missing+=(awscli)
 command -v zstd >/dev/null || missing+=(zstd)
 command -v /usr/bin/time >/dev/null || missing+=(time)
+# The file store's durability test watches a real process's fsyncs.
+command -v strace >/dev/null || missing+=(strace)
 # The status page's browser test drives Debian's chromium; promtool (package prometheus) evaluates the alert rules.
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v promtool >/dev/null || missing+=(prometheus)

@@ -1,7 +1,9 @@
 /**
  * A local directory as an object store (`file:///path`), with the same key layout as S3: for laptops, demos, tests
  * and air-gapped copies. Writes are atomic: a temp file in the same directory, fsync, then rename, so a reader never
- * sees half an object and a crash leaves at most a stray `.capsule-tmp-*` file.
+ * sees half an object and a crash leaves at most a stray `.capsule-tmp-*` file. A put returns only once the new name
+ * is durable too (fsync of its directory, and of the parent of each directory it created): after a power cut, an
+ * artifact its statefile calls committed is still there under its name.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
@@ -29,8 +31,8 @@ export class FileObjectStore implements ObjectStore {
 
   async put(key: string, body: Readable | Uint8Array | string, options: PutOptions = {}): Promise<PutResult> {
     const target = this.pathOf(key);
-    await mkdir(path.dirname(target), { recursive: true });
-    if (!options.ifMatch && !options.ifNoneMatch) return this.write(key, target, body);
+    const created = await mkdir(path.dirname(target), { recursive: true });
+    if (!options.ifMatch && !options.ifNoneMatch) return this.write(key, target, body, created);
     // Check-and-write under a lock file, so conditional writes are atomic across processes on this disk.
     const release = await acquireLock(`${target}${LOCK_SUFFIX}`);
     try {
@@ -40,13 +42,19 @@ export class FileObjectStore implements ObjectStore {
       if (options.ifMatch && current?.etag !== options.ifMatch) {
         throw new PreconditionFailedError(`${this.description}: ${key} changed since it was read`);
       }
-      return await this.write(key, target, body);
+      return await this.write(key, target, body, created);
     } finally {
       await release();
     }
   }
 
-  private async write(key: string, target: string, body: Readable | Uint8Array | string): Promise<PutResult> {
+  /** `createdTop`: the first directory the put's mkdir created, if it created any. */
+  private async write(
+    key: string,
+    target: string,
+    body: Readable | Uint8Array | string,
+    createdTop: string | undefined,
+  ): Promise<PutResult> {
     const tmp = `${target}${TMP_MARK}${randomBytes(6).toString("hex")}`;
     try {
       const source = body instanceof Readable ? body : Readable.from([Buffer.from(body)]);
@@ -57,6 +65,7 @@ export class FileObjectStore implements ObjectStore {
       await rm(tmp, { force: true });
       throw error;
     }
+    for (const dir of directoriesHoldingNewNames(target, createdTop)) await syncPath(dir);
     const info = await this.head(key);
     return info?.etag ? { etag: info.etag } : {};
   }
@@ -190,4 +199,17 @@ async function acquireLock(file: string): Promise<() => Promise<void>> {
 
 function etagOf(size: number, mtimeMs: number, ino: number): string {
   return `"${createHash("sha1").update(`${size}:${mtimeMs}:${ino}`).digest("hex").slice(0, 16)}"`;
+}
+
+/**
+ * The directories whose entries a put changed: the target's own (the renamed name), and, for each directory the put
+ * created, the one holding it. fsync of a file does not make its name durable; fsync of its directory does.
+ */
+function directoriesHoldingNewNames(target: string, createdTop: string | undefined): string[] {
+  const dirs = [path.dirname(target)];
+  if (createdTop === undefined) return dirs;
+  for (let dir = path.dirname(target); ; dir = path.dirname(dir)) {
+    dirs.push(path.dirname(dir));
+    if (dir === createdTop || dir === path.dirname(dir)) return dirs;
+  }
 }
