@@ -7,7 +7,7 @@
 import { Agent as HttpsAgent } from "node:https";
 import { Agent as HttpAgent } from "node:http";
 import { Readable } from "node:stream";
-import type { PutObjectCommandInput, S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
+import type { PutObjectCommandInput, S3Client } from "@aws-sdk/client-s3";
 import { CapsuleError, messageOf } from "../domain/errors.js";
 import { loadOnUse } from "../util/load-on-use.js";
 import { lostConnection } from "../util/socket-error.js";
@@ -21,7 +21,7 @@ import {
 } from "./object-store.js";
 import { DEFAULT_UPLOAD_CONCURRENCY, choosePartSize } from "./part-size.js";
 import { ResumingReadable } from "./resuming-readable.js";
-import { S3PlainGet } from "./s3-plain-get.js";
+import { S3PlainGet, type RetryErrorInfo, type RetryStrategyV2, type RetryToken } from "./s3-plain-get.js";
 import {
   DEFAULT_IDLE_TIMEOUT_MS,
   DEFAULT_REQUEST_TIMEOUT_MS,
@@ -395,13 +395,6 @@ function retriesOf(error: unknown): string {
   if (!meta?.attempts || meta.attempts < 2) return "";
   return `, after ${meta.attempts} attempts over ${Math.round((meta.totalRetryDelay ?? 0) / 1000)} s of waiting`;
 }
-
-type RetryStrategyV2 = Extract<
-  NonNullable<S3ClientConfig["retryStrategy"]>,
-  { acquireInitialRetryToken: unknown }
->;
-type RetryToken = Awaited<ReturnType<RetryStrategyV2["acquireInitialRetryToken"]>>;
-type RetryErrorInfo = Parameters<RetryStrategyV2["refreshRetryTokenForRetry"]>[1];
 
 class WindowToken implements RetryToken {
   constructor(

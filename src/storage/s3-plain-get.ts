@@ -4,7 +4,7 @@
  * statefiles"). A listing that reads 10,000 statefiles spent about 0.7 ms of CPU per GET in that stack, 7 of its 10 s;
  * the S3 server also worked harder for each of its requests. Everything else, and every write, goes through the SDK.
  */
-import type { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import type { GetObjectCommand, S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 import type { Readable } from "node:stream";
 import { loadOnUse } from "../util/load-on-use.js";
 import { lostConnection } from "../util/socket-error.js";
@@ -16,19 +16,13 @@ const signatureV4 = loadOnUse<typeof import("@smithy/signature-v4")>("@smithy/si
 /** SHA-256 of no bytes: a GET's payload hash, which S3 requires in a header. */
 const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
-/** The SDK's retry strategy interface, as far as a plain GET uses it (the adapter's retry window). */
-export interface RetryDecider {
-  acquireInitialRetryToken(scope: string): Promise<RetryTokenLike>;
-  refreshRetryTokenForRetry(
-    token: RetryTokenLike,
-    info: { errorType: "TRANSIENT" | "THROTTLING" | "SERVER_ERROR" | "CLIENT_ERROR"; retryAfterHint?: Date },
-  ): Promise<RetryTokenLike>;
-  recordSuccess(token: RetryTokenLike): void;
-}
-interface RetryTokenLike {
-  getRetryCount(): number;
-  getRetryDelay(): number;
-}
+/** The SDK's retry strategy (v2), as the client takes it: the adapter's retry window serves plain GETs too. */
+export type RetryStrategyV2 = Extract<
+  NonNullable<S3ClientConfig["retryStrategy"]>,
+  { acquireInitialRetryToken: unknown }
+>;
+export type RetryToken = Awaited<ReturnType<RetryStrategyV2["acquireInitialRetryToken"]>>;
+export type RetryErrorInfo = Parameters<RetryStrategyV2["refreshRetryTokenForRetry"]>[1];
 
 /** The SDK's HTTP handler, as a plain GET calls it (its timeouts and agents are the client's). */
 interface PlainHandler {
@@ -58,7 +52,7 @@ export class S3PlainGet {
     private readonly client: S3Client,
     bucket: string,
     getObject: typeof GetObjectCommand,
-    private readonly retry: RetryDecider,
+    private readonly retry: RetryStrategyV2,
   ) {
     // Resolved once: the bucket's endpoint (path-style or virtual-hosted, FIPS, dual-stack…) by the SDK's own rules.
     this.target = (async () => {
@@ -93,7 +87,7 @@ export class S3PlainGet {
         this.retry.recordSuccess(current);
         return out;
       } catch (error) {
-        let next: RetryTokenLike;
+        let next: RetryToken;
         try {
           next = await this.retry.refreshRetryTokenForRetry(current, { errorType: errorTypeOf(error) });
         } catch {
@@ -140,7 +134,7 @@ export class S3PlainGet {
 }
 
 /** As the SDK's standard classification: throttling and transient answers and lost connections are retried. */
-function errorTypeOf(error: unknown): "TRANSIENT" | "THROTTLING" | "CLIENT_ERROR" {
+function errorTypeOf(error: unknown): RetryErrorInfo["errorType"] {
   if (!(error instanceof S3PlainError)) {
     // No answer (refused, reset, timed out) is worth another try; a credentials or signing failure is not.
     const timedOut = (error as { name?: string } | null)?.name === "TimeoutError";
