@@ -18,17 +18,13 @@ import { readAll, type ObjectStore } from "../../src/storage/object-store.js";
 import { FakeGcs, gcsBucket, gcsEnv } from "../harness/gcs.js";
 import { capsule } from "../support/cli.js";
 import { generatedStream, sha256Of } from "../support/streams.js";
+import { withCode } from "../support/error-code.js";
 
 const MiB = 1 << 20;
 
 function open(fake: FakeGcs, bucket: string, env: Record<string, string> = {}): ObjectStore {
   return openBucket(`gs://${bucket}/p`, {}, { ...gcsEnv(fake), ...env }).store;
 }
-
-const code = (expected: string) => (error: unknown) => {
-  assert.equal((error as { code?: string }).code, expected, String(error));
-  return true;
-};
 
 describe("GCS object store (fake GCS)", () => {
   let fake: FakeGcs;
@@ -44,22 +40,22 @@ describe("GCS object store (fake GCS)", () => {
     assert.match(first.etag ?? "", /^\d+$/);
     await assert.rejects(
       store.put("cond/a", "two", { ifNoneMatch: "*" }),
-      code(ErrorCode.PreconditionFailed),
+      withCode(ErrorCode.PreconditionFailed),
     );
     const second = await store.put("cond/a", "two", { ifMatch: first.etag! });
     assert.notEqual(second.etag, first.etag);
     await assert.rejects(
       store.put("cond/a", "three", { ifMatch: first.etag! }),
-      code(ErrorCode.PreconditionFailed),
+      withCode(ErrorCode.PreconditionFailed),
     );
     // The resumable path checks the same precondition.
     await assert.rejects(
       store.put("cond/a", Readable.from([Buffer.from("streamed")]), { ifNoneMatch: "*" }),
-      code(ErrorCode.PreconditionFailed),
+      withCode(ErrorCode.PreconditionFailed),
     );
     await assert.rejects(
       store.put("cond/a", "x", { ifMatch: '"d41d8cd98f00b204"' }),
-      code(ErrorCode.PreconditionFailed),
+      withCode(ErrorCode.PreconditionFailed),
     );
     assert.deepEqual(await store.getWithEtag("cond/a"), { bytes: Buffer.from("two"), etag: second.etag });
     assert.equal((await store.head("cond/a"))?.etag, second.etag);
@@ -148,29 +144,32 @@ describe("GCS object store (fake GCS)", () => {
     await store.put("rot/small", "statefile bytes");
     fake.corruptObject(bucket, "rot/a", 1234);
     fake.corruptObject(bucket, "rot/small", 3);
-    await assert.rejects(readAll(await store.get("rot/a")), code(ErrorCode.ChecksumMismatch));
-    await assert.rejects(store.getWithEtag("rot/small"), code(ErrorCode.ChecksumMismatch));
+    await assert.rejects(readAll(await store.get("rot/a")), withCode(ErrorCode.ChecksumMismatch));
+    await assert.rejects(store.getWithEtag("rot/small"), withCode(ErrorCode.ChecksumMismatch));
   });
 
   test("GIVEN bytes corrupted on the way in WHEN put THEN the mismatch with GCS's crc32c fails the put and no object is left", async () => {
     fake.corruptNextUpload();
-    await assert.rejects(store.put("bad/small", "some statefile"), code(ErrorCode.ChecksumMismatch));
+    await assert.rejects(store.put("bad/small", "some statefile"), withCode(ErrorCode.ChecksumMismatch));
     assert.equal(await store.head("bad/small"), undefined);
     fake.corruptNextUpload();
-    await assert.rejects(store.put("bad/big", generatedStream(9 * MiB, 2)), code(ErrorCode.ChecksumMismatch));
+    await assert.rejects(
+      store.put("bad/big", generatedStream(9 * MiB, 2)),
+      withCode(ErrorCode.ChecksumMismatch),
+    );
     assert.equal(await store.head("bad/big"), undefined);
   });
 
   test("GIVEN a missing object WHEN read, headed or deleted THEN not found, undefined, and deleting succeeds", async () => {
-    await assert.rejects(store.get("nothing"), code(ErrorCode.NotFound));
-    await assert.rejects(store.getWithEtag("nothing"), code(ErrorCode.NotFound));
+    await assert.rejects(store.get("nothing"), withCode(ErrorCode.NotFound));
+    await assert.rejects(store.getWithEtag("nothing"), withCode(ErrorCode.NotFound));
     assert.equal(await store.head("nothing"), undefined);
     await store.delete("nothing");
   });
 
   test("GIVEN a bucket that does not exist WHEN checked, listed, written or read THEN it says so", async () => {
     const missing = open(fake, "no-such-bucket-here");
-    const noBucket = code(ErrorCode.StoreNoSuchBucket);
+    const noBucket = withCode(ErrorCode.StoreNoSuchBucket);
     await assert.rejects(missing.check(), noBucket);
     await assert.rejects(readAll(Readable.from(missing.list(""))), noBucket);
     await assert.rejects(missing.put("k", "v"), noBucket);

@@ -9,11 +9,7 @@ import { ErrorCode } from "../../src/domain/errors.js";
 import { openBucket } from "../../src/storage/open-store.js";
 import type { ObjectStore } from "../../src/storage/object-store.js";
 import { createBucket, s3Env, testServers, uniqueName, type TestServers } from "../harness/index.js";
-
-const code = (expected: string) => (error: unknown) => {
-  assert.equal((error as { code?: string }).code, expected, String(error));
-  return true;
-};
+import { withCode } from "../support/error-code.js";
 
 describe("S3 small-object reads without the SDK's middleware (radosgw)", () => {
   let servers: TestServers;
@@ -50,7 +46,7 @@ describe("S3 small-object reads without the SDK's middleware (radosgw)", () => {
   });
 
   test("GIVEN a missing key WHEN read THEN not found, as from the SDK", async () => {
-    await assert.rejects(store.getWithEtag("p/nothing/here.json"), code(ErrorCode.NotFound));
+    await assert.rejects(store.getWithEtag("p/nothing/here.json"), withCode(ErrorCode.NotFound));
   });
 
   test("GIVEN a wrong secret key WHEN read THEN access denied in one line naming the store, without a secret", async () => {
