@@ -41,6 +41,7 @@ import {
   retryTimeLeft,
 } from "./retry-window.js";
 import { bucketMustExist, storeError, type StoreFailure } from "./store-failure.js";
+import { sendInParts } from "./stream-parts.js";
 
 /** A block blob holds at most 50,000 committed blocks. */
 export const MAX_BLOCKS = 50_000;
@@ -123,10 +124,9 @@ export class AzureObjectStore implements ObjectStore {
   }
 
   /**
-   * Cuts the stream into blocks of a size chosen from the size hint (so 50,000 blocks are never exceeded), stages
-   * at most `uploadConcurrency` at once — the stream is not read while they are all in flight, so the producer
-   * waits on back-pressure — and commits the block list last: until then no reader sees the blob. Memory:
-   * (concurrency + 1) × block size. A failure leaves no uncommitted blocks behind.
+   * Stages the stream as blocks of a size chosen from the size hint (so 50,000 blocks are never exceeded), at most
+   * `uploadConcurrency` at once from a fixed pool of buffers (stream-parts.ts), and commits the block list last:
+   * until then no reader sees the blob. A failure leaves no uncommitted blocks behind.
    */
   private async putStream(
     blob: BlockBlobClient,
@@ -135,67 +135,34 @@ export class AzureObjectStore implements ObjectStore {
     options: PutOptions,
   ): Promise<PutResult> {
     const blockSize = choosePartSize(options.sizeHint, MAX_BLOCKS);
-    const concurrency = this.config.uploadConcurrency ?? DEFAULT_UPLOAD_CONCURRENCY;
     // Block ids are unique to this upload (and all of one length, as Azure requires).
     const nonce = randomBytes(8).toString("hex");
     const ids: string[] = [];
     const whole = createHash("md5");
-    const inFlight = new Set<Promise<void>>();
-    let failure: { error: unknown } | undefined;
-    // Block buffers come back here once staged: memory stays at (concurrency + 1) blocks however soon the GC runs.
-    const spare: Buffer[] = [];
-
-    const stage = (bytes: Buffer) => {
-      if (ids.length >= MAX_BLOCKS) {
-        throw new CapsuleError(
-          ErrorCode.StoreError,
-          `${this.description}: put ${key}: more than ${MAX_BLOCKS} blocks of ${blockSize} bytes: the size estimate was far too low`,
-        );
-      }
-      const id = Buffer.from(`${nonce}-${String(ids.length).padStart(6, "0")}`).toString("base64");
-      ids.push(id);
-      whole.update(bytes);
-      const sent: Promise<void> = this.retry((abortSignal) =>
-        blob.stageBlock(id, bytes, bytes.byteLength, { abortSignal, transactionalContentMD5: md5(bytes) }),
-      ).then(
-        () => {
-          inFlight.delete(sent);
-          if (bytes.byteLength === blockSize) spare.push(bytes);
-        },
-        (error: unknown) => {
-          inFlight.delete(sent);
-          failure ??= { error };
-        },
-      );
-      inFlight.add(sent);
-    };
-    const drainTo = async (limit: number) => {
-      while (inFlight.size > limit) await Promise.race(inFlight);
-      if (failure) throw failure.error;
-    };
-
     try {
-      // Each block is one buffer the stream's chunks are copied into: no concatenation, no second copy.
-      const fresh = () => spare.pop() ?? Buffer.allocUnsafeSlow(blockSize);
-      let block = fresh();
-      let filled = 0;
-      for await (const chunk of body) {
-        const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
-        for (let offset = 0; offset < bytes.byteLength;) {
-          const n = Math.min(blockSize - filled, bytes.byteLength - offset);
-          bytes.copy(block, filled, offset, offset + n);
-          filled += n;
-          offset += n;
-          if (filled === blockSize) {
-            stage(block);
-            filled = 0;
-            await drainTo(concurrency - 1);
-            block = fresh();
-          }
-        }
-      }
-      if (filled > 0) stage(block.subarray(0, filled));
-      await drainTo(0);
+      await sendInParts(body, {
+        partSize: blockSize,
+        concurrency: this.config.uploadConcurrency ?? DEFAULT_UPLOAD_CONCURRENCY,
+        maxParts: MAX_BLOCKS,
+        tooManyParts: () =>
+          new CapsuleError(
+            ErrorCode.StoreError,
+            `${this.description}: put ${key}: more than ${MAX_BLOCKS} blocks of ${blockSize} bytes: the size estimate was far too low`,
+          ),
+        send: async ({ bytes }) => {
+          // An empty stream commits an empty block list: an empty blob.
+          if (bytes.byteLength === 0) return;
+          const id = Buffer.from(`${nonce}-${String(ids.length).padStart(6, "0")}`).toString("base64");
+          ids.push(id);
+          whole.update(bytes);
+          await this.retry((abortSignal) =>
+            blob.stageBlock(id, bytes, bytes.byteLength, {
+              abortSignal,
+              transactionalContentMD5: md5(bytes),
+            }),
+          );
+        },
+      });
       const out = await this.retry((abortSignal) =>
         blob.commitBlockList(ids, {
           abortSignal,
@@ -205,8 +172,6 @@ export class AzureObjectStore implements ObjectStore {
       );
       return out.etag ? { etag: out.etag } : {};
     } catch (error) {
-      body.destroy();
-      await Promise.allSettled(inFlight);
       await this.discardUncommitted(blob).catch(() => undefined);
       throw error;
     }

@@ -2,7 +2,7 @@
 export const MAX_PARTS = 10_000;
 const MIB = 1024 * 1024;
 /**
- * Memory of an upload is about (concurrency + 1) × part size, plus GC slack. 8 MiB × 3 measured on loopback
+ * Memory of an upload is (concurrency + 1) × part size, a fixed pool (stream-parts.ts). 8 MiB × 3 measured on loopback
  * radosgw: as fast as 16 MiB × 4 and ~35 MB less peak RSS (bench/storage; docs/adr/0004).
  */
 export const DEFAULT_PART_SIZE = 8 * MIB;

@@ -7,8 +7,8 @@
 import { Agent as HttpsAgent } from "node:https";
 import { Agent as HttpAgent } from "node:http";
 import { Readable } from "node:stream";
-import type { PutObjectCommandInput, S3Client } from "@aws-sdk/client-s3";
-import { CapsuleError, messageOf } from "../domain/errors.js";
+import type { CompletedPart, PutObjectCommandInput, S3Client } from "@aws-sdk/client-s3";
+import { CapsuleError, ErrorCode, messageOf } from "../domain/errors.js";
 import { loadOnUse } from "../util/load-on-use.js";
 import { lostConnection } from "../util/socket-error.js";
 import {
@@ -19,7 +19,7 @@ import {
   type PutOptions,
   type PutResult,
 } from "./object-store.js";
-import { DEFAULT_UPLOAD_CONCURRENCY, choosePartSize } from "./part-size.js";
+import { DEFAULT_UPLOAD_CONCURRENCY, MAX_PARTS, choosePartSize } from "./part-size.js";
 import { ResumingReadable } from "./resuming-readable.js";
 import { S3PlainGet, type RetryErrorInfo, type RetryStrategyV2, type RetryToken } from "./s3-plain-get.js";
 import {
@@ -30,10 +30,10 @@ import {
   retryTimeLeft,
 } from "./retry-window.js";
 import { bucketMustExist, changedWhileRead, storeError, type StoreFailure } from "./store-failure.js";
+import { sendInParts } from "./stream-parts.js";
 
 // The SDK is loaded with the first S3 store, not with capsule (util/load-on-use.ts).
 const s3 = loadOnUse<typeof import("@aws-sdk/client-s3")>("@aws-sdk/client-s3");
-const libStorage = loadOnUse<typeof import("@aws-sdk/lib-storage")>("@aws-sdk/lib-storage");
 const httpHandler = loadOnUse<typeof import("@smithy/node-http-handler")>("@smithy/node-http-handler");
 
 export interface S3Credentials {
@@ -103,13 +103,15 @@ export class S3ObjectStore implements ObjectStore {
    */
   private etagStyle: "quoted" | "bare" | undefined;
   private readonly plainGet: S3PlainGet;
+  private readonly checksum: "WHEN_REQUIRED" | "WHEN_SUPPORTED";
 
   constructor(private readonly config: S3StoreConfig) {
     this.bucket = config.bucket;
     this.description = `s3://${config.bucket}${config.endpoint ? ` at ${config.endpoint}` : ""}`;
     const custom = config.endpoint !== undefined;
-    const checksum = (config.checksumMode ?? (custom ? "when_required" : "when_supported")).toUpperCase() as
-      "WHEN_REQUIRED" | "WHEN_SUPPORTED";
+    const checksum = (this.checksum = (
+      config.checksumMode ?? (custom ? "when_required" : "when_supported")
+    ).toUpperCase() as "WHEN_REQUIRED" | "WHEN_SUPPORTED");
     const agentOptions = { keepAlive: true, maxSockets: 64 };
     const retryStrategy = new RetryWindowStrategy(
       config.retryWindowMs ?? DEFAULT_RETRY_WINDOW_MS,
@@ -144,21 +146,7 @@ export class S3ObjectStore implements ObjectStore {
   async put(key: string, body: Readable | Uint8Array | string, options: PutOptions = {}): Promise<PutResult> {
     const sse = this.sseParams();
     return this.request(`put ${key}`, async () => {
-      if (body instanceof Readable) {
-        // Streams of unknown length go through multipart: S3 and radosgw reject a length-less PutObject. Upload
-        // cuts the stream into part-sized Buffers, so the retry strategy resends a failed part from its buffer;
-        // while every part in flight waits out an outage, nothing reads the stream, and the producer blocks.
-        // Memory: (uploadConcurrency + 1) × part size.
-        const upload = new (libStorage().Upload)({
-          client: this.client,
-          params: { Bucket: this.bucket, Key: key, Body: body, ContentType: options.contentType, ...sse },
-          partSize: choosePartSize(options.sizeHint),
-          queueSize: this.config.uploadConcurrency ?? DEFAULT_UPLOAD_CONCURRENCY,
-          leavePartsOnError: false,
-        });
-        const out = await upload.done();
-        return out.ETag ? { etag: out.ETag } : {};
-      }
+      if (body instanceof Readable) return this.putStream(key, body, options);
       const bytes = typeof body === "string" ? Buffer.from(body) : body;
       const send = (ifMatch: string | undefined) =>
         this.client.send(
@@ -176,6 +164,107 @@ export class S3ObjectStore implements ObjectStore {
       const out = options.ifMatch ? await this.putIfMatch(options.ifMatch, send) : await send(undefined);
       return out.ETag ? { etag: out.ETag } : {};
     });
+  }
+
+  /**
+   * Streams of unknown length go through a multipart upload (S3 and radosgw reject a length-less PutObject), cut by
+   * stream-parts.ts into a fixed pool of part buffers: the retry strategy resends a failed part from its buffer, and
+   * while every part in flight waits out an outage nothing reads the stream, so the producer blocks. A stream that
+   * fits in one part is one PutObject. A failure aborts the multipart upload, so no parts are left behind.
+   */
+  private async putStream(key: string, body: Readable, options: PutOptions): Promise<PutResult> {
+    const sse = this.sseParams();
+    const partSize = choosePartSize(options.sizeHint);
+    let upload: Promise<string> | undefined;
+    const begin = () =>
+      (upload ??= this.client
+        .send(
+          new (s3().CreateMultipartUploadCommand)({
+            Bucket: this.bucket,
+            Key: key,
+            ContentType: options.contentType,
+            // With checksums on, each part carries a CRC32 and the completion must list them (as lib-storage does).
+            ...(this.checksum === "WHEN_SUPPORTED" ? { ChecksumAlgorithm: "CRC32" as const } : {}),
+            ...sse,
+          }),
+        )
+        .then((out) => {
+          if (!out.UploadId) throw new Error("the store started a multipart upload without an UploadId");
+          return out.UploadId;
+        }));
+    const parts: CompletedPart[] = [];
+    let single: PutResult | undefined;
+    try {
+      await sendInParts(body, {
+        partSize,
+        concurrency: this.config.uploadConcurrency ?? DEFAULT_UPLOAD_CONCURRENCY,
+        maxParts: MAX_PARTS,
+        tooManyParts: () =>
+          new CapsuleError(
+            ErrorCode.StoreError,
+            `${this.description}: put ${key}: more than ${MAX_PARTS} parts of ${partSize} bytes: the size estimate was far too low`,
+          ),
+        send: async ({ bytes, index, last }) => {
+          if (index === 0 && last) {
+            const out = await this.client.send(
+              new (s3().PutObjectCommand)({
+                Bucket: this.bucket,
+                Key: key,
+                Body: bytes,
+                ContentLength: bytes.byteLength,
+                ContentType: options.contentType,
+                ...sse,
+              }),
+            );
+            single = out.ETag ? { etag: out.ETag } : {};
+            return;
+          }
+          const uploadId = await begin();
+          const out = await this.client.send(
+            new (s3().UploadPartCommand)({
+              Bucket: this.bucket,
+              Key: key,
+              UploadId: uploadId,
+              PartNumber: index + 1,
+              Body: bytes,
+              ContentLength: bytes.byteLength,
+            }),
+          );
+          if (!out.ETag) throw new Error(`the store answered part ${index + 1} without an ETag`);
+          parts[index] = {
+            PartNumber: index + 1,
+            ETag: out.ETag,
+            ...(out.ChecksumCRC32 ? { ChecksumCRC32: out.ChecksumCRC32 } : {}),
+            ...(out.ChecksumCRC32C ? { ChecksumCRC32C: out.ChecksumCRC32C } : {}),
+            ...(out.ChecksumCRC64NVME ? { ChecksumCRC64NVME: out.ChecksumCRC64NVME } : {}),
+            ...(out.ChecksumSHA1 ? { ChecksumSHA1: out.ChecksumSHA1 } : {}),
+            ...(out.ChecksumSHA256 ? { ChecksumSHA256: out.ChecksumSHA256 } : {}),
+          };
+        },
+      });
+      if (single) return single;
+      const out = await this.client.send(
+        new (s3().CompleteMultipartUploadCommand)({
+          Bucket: this.bucket,
+          Key: key,
+          UploadId: await begin(),
+          MultipartUpload: { Parts: parts },
+        }),
+      );
+      return out.ETag ? { etag: out.ETag } : {};
+    } catch (error) {
+      const started = upload;
+      if (started) {
+        await started
+          .then((uploadId) =>
+            this.client.send(
+              new (s3().AbortMultipartUploadCommand)({ Bucket: this.bucket, Key: key, UploadId: uploadId }),
+            ),
+          )
+          .catch(() => undefined);
+      }
+      throw error;
+    }
   }
 
   /**

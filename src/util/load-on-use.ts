@@ -12,7 +12,6 @@ import { createRequire } from "node:module";
  */
 export const LOADED_ON_USE = [
   "@aws-sdk/client-s3",
-  "@aws-sdk/lib-storage",
   "@smithy/node-http-handler",
   "@smithy/core/endpoints",
   "@smithy/core/protocols",
