@@ -1,29 +1,35 @@
 /**
  * bench/list: `capsule pg --list` from a new process over N statefiles of one cluster in radosgw (issue 20):
  * cold (no catalog), warm (catalog present), after M statefiles were added behind capsule's back (the catalog
- * repaired), and warm again; each with the process's peak RSS. Runs the built CLI (`npm run build` first) under
- * /usr/bin/time. Figures only: no pass/fail on timing.
- *   npx tsx bench/list.ts [statefiles] [added]
+ * repaired), and warm again; each with the process's peak RSS. Runs the CLI as an installed `capsule` runs (its
+ * shebang's V8 flags apply) under /usr/bin/time. With `--before REV`, an older capsule built from that commit repairs
+ * the same stale catalog and lists the same bucket warm, for a before/after in the same run. Figures only: no
+ * pass/fail on timing.
+ *   npx tsx bench/list.ts [statefiles] [added] [--before REV]
  */
 import { execFile } from "node:child_process";
-import { promisify } from "node:util";
+import { parseArgs, promisify } from "node:util";
 import { loadavg } from "node:os";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { layout } from "../src/storage/layout.js";
 import { openBucket } from "../src/storage/open-store.js";
 import { serializeStatefile } from "../src/storage/statefile.js";
 import { startRadosgw } from "../test/harness/radosgw.js";
 import { createBucket, s3Env } from "../test/harness/s3.js";
 import { statefile } from "../test/support/entries.js";
+import { buildForBench, buildRevision, installedCli, removeRevision } from "./lib/build.js";
 
-const COUNT = Number(process.argv[2] ?? 10_000);
-const ADDED = Number(process.argv[3] ?? 10_000);
+const { values, positionals } = parseArgs({
+  options: { before: { type: "string" } },
+  allowPositionals: true,
+});
+const COUNT = Number(positionals[0] ?? 10_000);
+const ADDED = Number(positionals[1] ?? 10_000);
 const PARALLEL = 64;
 const CLUSTER = "cnvrg.app";
 const BASE_TIME = Date.parse("2025-01-01T00:00:00.000Z");
-const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), "../dist/src/cli.js");
 const run = promisify(execFile);
+const CLI = installedCli(buildForBench());
+const BEFORE = values.before ? installedCli(buildRevision(values.before)) : undefined;
 
 const rgw = await startRadosgw();
 try {
@@ -51,9 +57,9 @@ try {
   };
   const env = { ...process.env, ...s3Env(rgw), CAPSULE_BUCKET: url, CAPSULE_CLUSTER: CLUSTER };
   /** One `--list` in a new process: wall seconds, peak RSS and how many backups it printed. */
-  const list = async (args = ["pg", "--list", "--output", "json"]) => {
+  const list = async (args = ["pg", "--list", "--output", "json"], cli = CLI) => {
     const started = performance.now();
-    const { stdout, stderr } = await run("/usr/bin/time", ["-f", "%M", process.execPath, CLI, ...args], {
+    const { stdout, stderr } = await run("/usr/bin/time", ["-f", "%M", cli, ...args], {
       env,
       maxBuffer: 1 << 30,
     });
@@ -82,8 +88,18 @@ try {
   show("warm, printed as the table", await list(["pg", "--list"]));
   const addSeconds = await write(ADDED);
   console.log(`  add ${ADDED} statefiles behind capsule's back  ${addSeconds.toFixed(1)} s`);
+  if (BEFORE) {
+    // The older capsule repairs first; the stale catalog is then put back for this one to repair the same way.
+    const catalogKey = layout.catalogKey(prefix, CLUSTER, "postgresql");
+    const stale = await objects.getWithEtag(catalogKey);
+    show(`${values.before}: repair (${ADDED} new since the catalog)`, await list(undefined, BEFORE));
+    show(`${values.before}: warm after repair`, await list(undefined, BEFORE));
+    await objects.put(catalogKey, stale.bytes, { contentType: "application/gzip" });
+  }
   show(`repair (${ADDED} new since the catalog)`, await list());
   show("warm after repair", await list());
+  if (BEFORE) show(`${values.before}: warm again`, await list(undefined, BEFORE));
 } finally {
   await rgw.stop();
+  if (BEFORE) removeRevision();
 }

@@ -26,6 +26,32 @@ export interface Report {
   readonly exitCode?: number;
 }
 
+/**
+ * `report` in pieces of about 64 KiB, for writing as they come: a JSON array is rendered element by element, so a
+ * listing of 100,000 backups never becomes one string of tens of MB. The pieces join to exactly what `report` returns.
+ */
+export function* reportPieces(format: OutputFormat, result: Report): Generator<string> {
+  const items = result.document;
+  if (format !== "json" || !Array.isArray(items) || items.length === 0) {
+    const text = report(format, result);
+    if (text) yield text;
+    return;
+  }
+  let piece = "[\n";
+  for (let i = 0; i < items.length; i++) {
+    // JSON.stringify(array, null, 2) indents each element's lines by two more spaces; no string holds a raw newline.
+    const element = (JSON.stringify(items[i], null, 2) ?? "null").replaceAll("\n", "\n  ");
+    piece += `  ${element}${i + 1 < items.length ? "," : ""}\n`;
+    if (piece.length >= PIECE_CHARS) {
+      yield piece;
+      piece = "";
+    }
+  }
+  yield `${piece}]\n`;
+}
+
+const PIECE_CHARS = 64 * 1024;
+
 /** The one place a result becomes stdout: the text to write for `format`, with its final newline. */
 export function report(format: OutputFormat, result: Report): string {
   const text =

@@ -126,8 +126,10 @@ export class BackupStore {
   readonly abandonedAfterMs: number;
   private readonly readConcurrency: number;
   /**
-   * Statefiles read, by key and ETag; bounded by the bucket's size (a few KB per backup). Held as their JSON text and
-   * parsed again on a hit: no caller's edits reach the cache, and no listing deep-copies what it read.
+   * Statefiles a listing read but could not record in the catalog (a read-only bucket), by key and ETag; bounded by
+   * the bucket's size (a few KB per backup). Held as JSON text and parsed again on a hit: no caller's edits reach the
+   * cache, and no listing deep-copies what it read. Where the catalog was written it vouches for them instead, so a
+   * repair of 10,000 statefiles holds no second copy of each while it reads.
    */
   private readonly readCache = new Map<string, { etag: string; text: string }>();
   private readonly reading = new Map<string, Promise<BackupEntry>>();
@@ -279,7 +281,14 @@ export class BackupStore {
       }),
     );
     if (known.size !== next.size) changed = true;
-    if (changed) await this.writeCatalog({ cluster, engine, entries: next }, catalog.found?.etag);
+    if (changed && !(await this.writeCatalog({ cluster, engine, entries: next }, catalog.found?.etag))) {
+      for (const entry of entries) {
+        const id = entry.ref.backupId;
+        const fromCatalog = known.has(id) && next.get(id) === known.get(id);
+        if (entry.statefile && entry.etag !== undefined && !fromCatalog)
+          this.readCache.set(entry.key, { etag: entry.etag, text: JSON.stringify(entry.statefile) });
+      }
+    }
     return entries;
   }
 
@@ -306,9 +315,10 @@ export class BackupStore {
   /**
    * Writes the catalog conditionally on the version read (or on there being none). Losing the race, it merges with
    * the winner's and tries again; failing for any other reason — a read-only bucket — it gives up quietly: the
-   * statefiles are the truth, and the next listing repairs whatever this one could not record.
+   * statefiles are the truth, and the next listing repairs whatever this one could not record. Resolves to whether
+   * the catalog was written.
    */
-  private async writeCatalog(catalog: Catalog, readEtag: string | undefined): Promise<void> {
+  private async writeCatalog(catalog: Catalog, readEtag: string | undefined): Promise<boolean> {
     const key = layout.catalogKey(this.prefix, catalog.cluster, catalog.engine);
     let etag = readEtag;
     let ours = catalog;
@@ -318,11 +328,11 @@ export class BackupStore {
           contentType: "application/gzip",
           ...(etag !== undefined ? { ifMatch: etag } : { ifNoneMatch: "*" as const }),
         });
-        return;
+        return true;
       } catch (error) {
         if (!(error instanceof PreconditionFailedError)) {
           this.onCatalogProblem(`${key}: catalog not written (${messageOf(error)})`);
-          return;
+          return false;
         }
       }
       try {
@@ -332,10 +342,11 @@ export class BackupStore {
         etag = theirs?.etag ?? (await this.objects.head(key))?.etag;
       } catch (error) {
         this.onCatalogProblem(`${key}: catalog not written (${messageOf(error)})`);
-        return;
+        return false;
       }
     }
     this.onCatalogProblem(`${key}: catalog not written (${UPDATE_ATTEMPTS} writers got there first)`);
+    return false;
   }
 
   /** Cluster ids that have anything under the prefix. */
@@ -737,7 +748,6 @@ export class BackupStore {
         statefile.engine !== ref.engine
       )
         throw new Error(`${key}: statefile describes another backup`);
-      if (etag) this.readCache.set(key, { etag, text });
       return this.entryOf(ref, key, statefile, etag);
     } catch (error) {
       return { ref, key, state: "corrupt", problem: messageOf(error), ...(etag ? { etag } : {}) };

@@ -14,7 +14,7 @@ import { type Progress, terminalProgress } from "../../runtime/progress.js";
 import type { BackupEntry, BackupStore, BackupStoreOptions } from "../../storage/backup-store.js";
 import type { Action } from "../action-flags.js";
 import { BaseCommand, usageErrorOf } from "../base-command.js";
-import { type Report, report } from "../render.js";
+import { type Report, reportPieces } from "../render.js";
 
 export abstract class VerbCommand extends BaseCommand {
   /** Set on each generated class (engine-commands.ts). */
@@ -51,7 +51,7 @@ export abstract class VerbCommand extends BaseCommand {
       this.checkNames();
       const outcome = await this.perform();
       this.progress.stop();
-      this.context.stdout.write(report(this.output, outcome));
+      for (const piece of reportPieces(this.output, outcome)) await written(this.context.stdout, piece);
       return outcome.exitCode ?? 0;
     } finally {
       this.progress.stop();
@@ -211,3 +211,15 @@ export const flag = {
         "Run as a Job made from the target's CronJob, so credentials stay in the cluster; its log is followed and its exit code returned",
     }),
 };
+
+/** Writes `text` and waits while the stream's buffer is full; a stdout closed meanwhile ends the wait (cli.ts). */
+function written(out: NodeJS.WritableStream, text: string): Promise<void> {
+  if (out.write(text)) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      out.off("drain", done).off("close", done).off("error", done);
+      resolve();
+    };
+    out.on("drain", done).on("close", done).on("error", done);
+  });
+}
