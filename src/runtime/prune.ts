@@ -75,15 +75,13 @@ export interface PruneReport {
 
 export async function prune(store: BackupStore, request: PruneRequest): Promise<PruneReport> {
   const { cluster, engine } = request.scope;
+  // One listing of the engine's backups for the targets and the integrity sweep; each target is listed afresh below.
+  const listed = await store.list({ cluster, engine });
   const targets = request.scope.target
     ? [request.scope.target]
-    : [
-        ...new Set(
-          (await store.list({ cluster, engine })).flatMap((e) => (e.statefile ? [e.statefile.target] : [])),
-        ),
-      ].sort();
+    : [...new Set(listed.flatMap((e) => (e.statefile ? [e.statefile.target] : [])))].sort();
   const policies = targets.map((target) => ({ target, ...request.policyFor(target) }));
-  const findings = await checkIntegrity(store, cluster, engine);
+  const findings = await checkIntegrity(store, cluster, engine, listed);
   const dryRun = request.dryRun === true;
   const results: TargetPrune[] = [];
   const deleted: string[] = [];

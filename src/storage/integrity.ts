@@ -44,6 +44,8 @@ export async function checkIntegrity(
   store: BackupStore,
   cluster: string,
   engine: EngineName,
+  /** The engine's backups, when the caller has just listed them (one listing pass of the bucket fewer). */
+  listed?: readonly BackupEntry[],
 ): Promise<Finding[]> {
   const folders = new Map<string, Map<string, BackupObject>>();
   for (const object of await store.listBackupObjects(cluster, engine)) {
@@ -51,7 +53,9 @@ export async function checkIntegrity(
     files.set(object.name, object);
     folders.set(object.backupId, files);
   }
-  const entries = new Map((await store.list({ cluster, engine })).map((e) => [e.ref.backupId, e]));
+  const entries = new Map(
+    (listed ?? (await store.list({ cluster, engine }))).map((e) => [e.ref.backupId, e]),
+  );
   const findings: Finding[] = [];
   for (const [backupId, files] of [...folders].sort(([a], [b]) => (a < b ? 1 : -1))) {
     const ref = { cluster, engine, backupId };
