@@ -324,7 +324,7 @@ export class BackupStore {
     let ours = catalog;
     for (let attempt = 1; attempt <= UPDATE_ATTEMPTS; attempt++) {
       try {
-        await this.objects.put(key, serializeCatalog(ours), {
+        await this.objects.put(key, await serializeCatalog(ours), {
           contentType: "application/gzip",
           ...(etag !== undefined ? { ifMatch: etag } : { ifNoneMatch: "*" as const }),
         });

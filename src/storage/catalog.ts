@@ -5,7 +5,9 @@
  * against the same schema as one read from the bucket. Anything else about a catalog — garbage bytes, a truncated
  * body, an unknown version, another cluster's — makes it count as absent.
  */
-import { constants, gunzipSync, gzipSync } from "node:zlib";
+import { once } from "node:events";
+import { finished } from "node:stream/promises";
+import { constants, createGzip, gunzipSync } from "node:zlib";
 import { checkStatefile } from "./statefile.js";
 import type { EngineName } from "../domain/backup.js";
 import type { Statefile } from "../domain/statefile.js";
@@ -34,17 +36,35 @@ interface CatalogDocument {
 /**
  * The catalog's bytes as stored: gzip, as a catalog of 100,000 statefiles is tens of MB of repetitive JSON. The
  * fastest level: it compresses this JSON about as well as the default (17× against 18× here) in half the time, and it
- * runs in every listing that repairs the catalog.
+ * runs in every listing that repairs the catalog. The JSON goes to gzip entry by entry, in pieces of about 64 KiB, so
+ * a repair never holds the whole document as one string beside the entries it describes.
  */
-export function serializeCatalog(catalog: Catalog): Buffer {
-  const document: CatalogDocument = {
+export async function serializeCatalog(catalog: Catalog): Promise<Buffer> {
+  const gzip = createGzip({ level: constants.Z_BEST_SPEED });
+  const compressed: Buffer[] = [];
+  gzip.on("data", (chunk: Buffer) => compressed.push(chunk));
+  const ended = finished(gzip);
+  const head: Omit<CatalogDocument, "entries"> = {
     catalogVersion: CATALOG_VERSION,
     cluster: catalog.cluster,
     engine: catalog.engine,
-    entries: Object.fromEntries([...catalog.entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
   };
-  return gzipSync(JSON.stringify(document), { level: constants.Z_BEST_SPEED });
+  let piece = `${JSON.stringify(head).slice(0, -1)},"entries":{`;
+  let separator = "";
+  for (const [backupId, entry] of [...catalog.entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    piece += `${separator}${JSON.stringify(backupId)}:${JSON.stringify(entry)}`;
+    separator = ",";
+    if (piece.length >= PIECE_CHARS) {
+      if (!gzip.write(piece)) await once(gzip, "drain");
+      piece = "";
+    }
+  }
+  gzip.end(`${piece}}}`);
+  await ended;
+  return Buffer.concat(compressed);
 }
+
+const PIECE_CHARS = 64 * 1024;
 
 /**
  * The catalog in `bytes`, or undefined when it cannot be trusted as a whole. Entries that fail the statefile schema or

@@ -143,7 +143,7 @@ for (const kind of ["s3", "file"] as const) {
       const marked = { ...held, statefile: { ...held.statefile, target: "from-catalog" } };
       await bucket.objects.put(
         catalogKey(),
-        serializeCatalog({ ...catalog!, entries: new Map([[s.backupId, marked]]) }),
+        await serializeCatalog({ ...catalog!, entries: new Map([[s.backupId, marked]]) }),
       );
       const [entry] = await open().list({ cluster });
       assert.equal(entry?.statefile?.target, "from-catalog");
@@ -157,7 +157,7 @@ for (const kind of ["s3", "file"] as const) {
       const catalog = await storedCatalog();
       const entries = new Map(catalog!.entries);
       entries.set(ghost.backupId, { etag: '"ghost"', size: 100, statefile: ghost });
-      await bucket.objects.put(catalogKey(), serializeCatalog({ ...catalog!, entries }));
+      await bucket.objects.put(catalogKey(), await serializeCatalog({ ...catalog!, entries }));
 
       assert.deepEqual(ids(await open().list({ cluster })), [real.backupId]);
       assert.deepEqual([...(await storedCatalog())!.entries.keys()], [real.backupId]);
@@ -183,7 +183,7 @@ for (const kind of ["s3", "file"] as const) {
         entries.set(ghost.backupId, { etag: '"ghost"', size: 1, statefile: ghost });
         for (const [id, e] of entries)
           if ("statefile" in e) entries.set(id, { ...e, statefile: { ...e.statefile, target: "forged" } });
-        const forged = serializeCatalog({ ...catalog, entries });
+        const forged = await serializeCatalog({ ...catalog, entries });
         await bucket.objects.put(catalogKey(), damage(good, forged));
 
         const listed = await open().list({ cluster });
