@@ -15,13 +15,7 @@ import type {
   ContainerListBlobFlatSegmentResponse,
   StoragePipelineOptions,
 } from "@azure/storage-blob";
-import {
-  CapsuleError,
-  ErrorCode,
-  NotFoundError,
-  PreconditionFailedError,
-  messageOf,
-} from "../domain/errors.js";
+import { CapsuleError, NotFoundError, PreconditionFailedError, messageOf } from "../domain/errors.js";
 import { redact } from "../redact.js";
 import { lostConnection } from "../util/socket-error.js";
 import {
@@ -144,11 +138,7 @@ export class AzureObjectStore implements ObjectStore {
         partSize: blockSize,
         concurrency: this.config.uploadConcurrency ?? DEFAULT_UPLOAD_CONCURRENCY,
         maxParts: MAX_BLOCKS,
-        tooManyParts: () =>
-          new CapsuleError(
-            ErrorCode.StoreError,
-            `${this.description}: put ${key}: more than ${MAX_BLOCKS} blocks of ${blockSize} bytes: the size estimate was far too low`,
-          ),
+        what: `${this.description}: put ${key}`,
         send: async ({ bytes }) => {
           // An empty stream commits an empty block list: an empty blob.
           if (bytes.byteLength === 0) return;

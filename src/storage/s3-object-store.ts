@@ -8,7 +8,7 @@ import { Agent as HttpsAgent } from "node:https";
 import { Agent as HttpAgent } from "node:http";
 import { Readable } from "node:stream";
 import type { CompletedPart, PutObjectCommandInput, S3Client } from "@aws-sdk/client-s3";
-import { CapsuleError, ErrorCode, messageOf } from "../domain/errors.js";
+import { CapsuleError, messageOf } from "../domain/errors.js";
 import { loadOnUse } from "../util/load-on-use.js";
 import { lostConnection } from "../util/socket-error.js";
 import {
@@ -143,27 +143,32 @@ export class S3ObjectStore implements ObjectStore {
     this.plainGet = new S3PlainGet(this.client, this.bucket, s3().GetObjectCommand, retryStrategy);
   }
 
-  async put(key: string, body: Readable | Uint8Array | string, options: PutOptions = {}): Promise<PutResult> {
+  put(key: string, body: Readable | Uint8Array | string, options: PutOptions = {}): Promise<PutResult> {
+    return this.request(`put ${key}`, () =>
+      body instanceof Readable
+        ? this.putStream(key, body, options)
+        : this.putBytes(key, typeof body === "string" ? Buffer.from(body) : body, options),
+    );
+  }
+
+  /** One PutObject, conditional when `options` asks. */
+  private async putBytes(key: string, bytes: Uint8Array, options: PutOptions): Promise<PutResult> {
     const sse = this.sseParams();
-    return this.request(`put ${key}`, async () => {
-      if (body instanceof Readable) return this.putStream(key, body, options);
-      const bytes = typeof body === "string" ? Buffer.from(body) : body;
-      const send = (ifMatch: string | undefined) =>
-        this.client.send(
-          new (s3().PutObjectCommand)({
-            Bucket: this.bucket,
-            Key: key,
-            Body: bytes,
-            ContentLength: bytes.byteLength,
-            ContentType: options.contentType,
-            ...(ifMatch ? { IfMatch: ifMatch } : {}),
-            ...(options.ifNoneMatch ? { IfNoneMatch: options.ifNoneMatch } : {}),
-            ...sse,
-          }),
-        );
-      const out = options.ifMatch ? await this.putIfMatch(options.ifMatch, send) : await send(undefined);
-      return out.ETag ? { etag: out.ETag } : {};
-    });
+    const send = (ifMatch: string | undefined) =>
+      this.client.send(
+        new (s3().PutObjectCommand)({
+          Bucket: this.bucket,
+          Key: key,
+          Body: bytes,
+          ContentLength: bytes.byteLength,
+          ContentType: options.contentType,
+          ...(ifMatch ? { IfMatch: ifMatch } : {}),
+          ...(options.ifNoneMatch ? { IfNoneMatch: options.ifNoneMatch } : {}),
+          ...sse,
+        }),
+      );
+    const out = options.ifMatch ? await this.putIfMatch(options.ifMatch, send) : await send(undefined);
+    return out.ETag ? { etag: out.ETag } : {};
   }
 
   /**
@@ -199,24 +204,10 @@ export class S3ObjectStore implements ObjectStore {
         partSize,
         concurrency: this.config.uploadConcurrency ?? DEFAULT_UPLOAD_CONCURRENCY,
         maxParts: MAX_PARTS,
-        tooManyParts: () =>
-          new CapsuleError(
-            ErrorCode.StoreError,
-            `${this.description}: put ${key}: more than ${MAX_PARTS} parts of ${partSize} bytes: the size estimate was far too low`,
-          ),
+        what: `${this.description}: put ${key}`,
         send: async ({ bytes, index, last }) => {
           if (index === 0 && last) {
-            const out = await this.client.send(
-              new (s3().PutObjectCommand)({
-                Bucket: this.bucket,
-                Key: key,
-                Body: bytes,
-                ContentLength: bytes.byteLength,
-                ContentType: options.contentType,
-                ...sse,
-              }),
-            );
-            single = out.ETag ? { etag: out.ETag } : {};
+            single = await this.putBytes(key, bytes, options);
             return;
           }
           const uploadId = await begin();

@@ -6,6 +6,7 @@
  * buffer is never garbage (docs/adr/0004).
  */
 import type { Readable } from "node:stream";
+import { CapsuleError, ErrorCode } from "../domain/errors.js";
 
 export interface Part {
   /** The part's bytes: only valid until `send` settles, when the buffer goes back to the pool. */
@@ -22,8 +23,8 @@ export interface StreamPartsOptions {
   readonly maxParts: number;
   /** Called in stream order, one part at a time; resolves once the part is stored (retries included). */
   readonly send: (part: Part) => Promise<void>;
-  /** The error for a stream longer than `maxParts` parts. */
-  readonly tooManyParts: () => Error;
+  /** What is being uploaded, for the error of a stream longer than `maxParts` parts (`s3://b: put k`). */
+  readonly what: string;
 }
 
 /**
@@ -39,7 +40,12 @@ export async function sendInParts(body: Readable, options: StreamPartsOptions): 
   let sent = 0;
 
   const dispatch = (bytes: Buffer, last: boolean) => {
-    if (sent >= maxParts) throw options.tooManyParts();
+    if (sent >= maxParts) {
+      throw new CapsuleError(
+        ErrorCode.StoreError,
+        `${options.what}: more than ${maxParts} parts of ${partSize} bytes: the size estimate was far too low`,
+      );
+    }
     const part: Part = { bytes, index: sent++, last };
     const settled: Promise<void> = options.send(part).then(
       () => {
