@@ -102,4 +102,26 @@ describe("the capsule binary", () => {
     assert.equal(stderr, "", "no stack trace, no EPIPE");
     assert.equal(code, 0);
   });
+
+  test("GIVEN a reader that stops early WHEN --check -o json prints many findings THEN capsule still exits 1 for the damage", async () => {
+    const url = `file://${mkdtempSync(path.join(tmpdir(), "capsule-epipe-check-"))}`;
+    const { store, prefix } = openBucket(url, {}, {});
+    // Succeeded backups whose artifacts were never written: one missing-artifact finding each.
+    for (let i = 0; i < 1500; i++) {
+      const entry = statefile({ cluster: "ns.app", at: new Date(Date.UTC(2026, 0, 1, 0, i)).toISOString() });
+      await store.put(layout.statefileKey(prefix, entry), serializeStatefile(entry));
+    }
+    const child = spawn(
+      process.execPath,
+      [built, "pg", "--check", "-o", "json", "--bucket", url, "--cluster", "ns.app"],
+      { cwd: root, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    await new Promise<void>((resolve) => child.stdout.once("data", () => resolve()));
+    child.stdout.destroy();
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    assert.doesNotMatch(stderr, /EPIPE|Error|at /, "no stack trace");
+    assert.equal(code, 1, `exit ${code}; stderr: ${stderr}`);
+  });
 });

@@ -3,6 +3,7 @@
  * progress on stderr, and one reporter for stdout. A verb class declares only its own flags and returns a `Report`;
  * engine-commands.ts makes one class per engine and verb from it.
  */
+import type { Writable } from "node:stream";
 import { Option, UsageError } from "clipanion";
 import { isSafeSegment, SAFE_SEGMENT_RULE } from "../../domain/backup.js";
 import type { Engine, Fields } from "../../engines/engine.js";
@@ -212,9 +213,13 @@ export const flag = {
     }),
 };
 
-/** Writes `text` and waits while the stream's buffer is full; a stdout closed meanwhile ends the wait (cli.ts). */
+/**
+ * Writes `text` and waits while the stream's buffer is full. A stdout the reader closed (`| head`; cli.ts ignores its
+ * EPIPE) takes nothing more and ends the wait at once, so the command still returns its own exit code.
+ */
 function written(out: NodeJS.WritableStream, text: string): Promise<void> {
-  if (out.write(text)) return Promise.resolve();
+  const closed = () => (out as Writable).destroyed;
+  if (closed() || out.write(text) || closed()) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
       out.off("drain", done).off("close", done).off("error", done);
