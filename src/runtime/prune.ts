@@ -7,7 +7,7 @@
  */
 import type { EngineName } from "../domain/backup.js";
 import type { BackupStore } from "../storage/backup-store.js";
-import { checkIntegrity } from "../storage/integrity.js";
+import { sweepIntegrity } from "../storage/integrity.js";
 import { formatBytes } from "../util/format.js";
 import { interruptible } from "../util/interruption.js";
 import {
@@ -75,13 +75,12 @@ export interface PruneReport {
 
 export async function prune(store: BackupStore, request: PruneRequest): Promise<PruneReport> {
   const { cluster, engine } = request.scope;
-  // One listing of the engine's backups for the targets and the integrity sweep; each target is listed afresh below.
-  const listed = await store.list({ cluster, engine });
+  // The integrity sweep's listing also names the targets; each target is listed afresh below.
+  const { findings, entries: listed } = await sweepIntegrity(store, cluster, engine);
   const targets = request.scope.target
     ? [request.scope.target]
     : [...new Set(listed.flatMap((e) => (e.statefile ? [e.statefile.target] : [])))].sort();
   const policies = targets.map((target) => ({ target, ...request.policyFor(target) }));
-  const findings = await checkIntegrity(store, cluster, engine, listed);
   const dryRun = request.dryRun === true;
   const results: TargetPrune[] = [];
   const deleted: string[] = [];

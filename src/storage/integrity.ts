@@ -44,18 +44,29 @@ export async function checkIntegrity(
   store: BackupStore,
   cluster: string,
   engine: EngineName,
-  /** The engine's backups, when the caller has just listed them (one listing pass of the bucket fewer). */
-  listed?: readonly BackupEntry[],
 ): Promise<Finding[]> {
+  return (await sweepIntegrity(store, cluster, engine)).findings;
+}
+
+/**
+ * The integrity sweep and the engine's backups it listed, for callers that need both (`--check`'s WAL sweep, prune's
+ * targets): one listing pass over the statefiles, not two. The objects are listed before the statefiles, never
+ * after: a backup begun in between then has its statefile listed too, and is never taken for an orphan (which
+ * `--check --yes` deletes).
+ */
+export async function sweepIntegrity(
+  store: BackupStore,
+  cluster: string,
+  engine: EngineName,
+): Promise<{ findings: Finding[]; entries: BackupEntry[] }> {
   const folders = new Map<string, Map<string, BackupObject>>();
   for (const object of await store.listBackupObjects(cluster, engine)) {
     const files = folders.get(object.backupId) ?? new Map<string, BackupObject>();
     files.set(object.name, object);
     folders.set(object.backupId, files);
   }
-  const entries = new Map(
-    (listed ?? (await store.list({ cluster, engine }))).map((e) => [e.ref.backupId, e]),
-  );
+  const listed = await store.list({ cluster, engine });
+  const entries = new Map(listed.map((e) => [e.ref.backupId, e]));
   const findings: Finding[] = [];
   for (const [backupId, files] of [...folders].sort(([a], [b]) => (a < b ? 1 : -1))) {
     const ref = { cluster, engine, backupId };
@@ -101,7 +112,7 @@ export async function checkIntegrity(
       detail: "unfinished upload of a run that ended",
     });
   }
-  return findings;
+  return { findings, entries: listed };
 }
 
 /**

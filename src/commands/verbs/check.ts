@@ -1,4 +1,4 @@
-import { checkIntegrity, checkWal, type Finding } from "../../storage/integrity.js";
+import { checkWal, sweepIntegrity, type Finding } from "../../storage/integrity.js";
 import type { BackupEntry, BackupStore } from "../../storage/backup-store.js";
 import { findingsTable, type Report } from "../render.js";
 import { flag, StoreVerb } from "./verb-command.js";
@@ -21,8 +21,7 @@ export class CheckVerb extends StoreVerb {
   protected async perform(): Promise<Report> {
     const store = await this.store();
     // One listing for both sweeps: at 100,000 backups each pass over the statefiles costs seconds.
-    const entries = await store.list({ cluster: this.clusterId(), engine: this.engine.name });
-    const findings = await checkIntegrity(store, this.clusterId(), this.engine.name, entries);
+    const { findings, entries } = await sweepIntegrity(store, this.clusterId(), this.engine.name);
     if (profileOf(this.engine.name).streamsWal) findings.push(...(await this.walFindings(store, entries)));
     const leftovers = await this.checkLeftovers();
     const orphans = findings.filter((f) => f.kind === "orphan");
