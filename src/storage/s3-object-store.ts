@@ -109,9 +109,8 @@ export class S3ObjectStore implements ObjectStore {
     this.bucket = config.bucket;
     this.description = `s3://${config.bucket}${config.endpoint ? ` at ${config.endpoint}` : ""}`;
     const custom = config.endpoint !== undefined;
-    const checksum = (this.checksum = (
-      config.checksumMode ?? (custom ? "when_required" : "when_supported")
-    ).toUpperCase() as "WHEN_REQUIRED" | "WHEN_SUPPORTED");
+    this.checksum = (config.checksumMode ?? (custom ? "when_required" : "when_supported")).toUpperCase() as
+      "WHEN_REQUIRED" | "WHEN_SUPPORTED";
     const agentOptions = { keepAlive: true, maxSockets: 64 };
     const retryStrategy = new RetryWindowStrategy(
       config.retryWindowMs ?? DEFAULT_RETRY_WINDOW_MS,
@@ -122,8 +121,8 @@ export class S3ObjectStore implements ObjectStore {
       ...(config.endpoint ? { endpoint: config.endpoint } : {}),
       forcePathStyle: config.forcePathStyle ?? custom,
       ...(config.credentials ? { credentials: config.credentials } : {}),
-      requestChecksumCalculation: checksum,
-      responseChecksumValidation: checksum,
+      requestChecksumCalculation: this.checksum,
+      responseChecksumValidation: this.checksum,
       retryStrategy,
       logger: SILENT,
       // Resolve each command's middleware stack once per client, not on every request: a listing that reads

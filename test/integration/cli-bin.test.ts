@@ -79,49 +79,57 @@ describe("the capsule binary", () => {
   });
 
   test("GIVEN a reader that stops early (| head) WHEN --list prints more than a pipe holds THEN capsule finishes quietly, exit 0", async () => {
-    const url = `file://${mkdtempSync(path.join(tmpdir(), "capsule-epipe-"))}`;
-    const { store, prefix } = openBucket(url, {}, {});
-    for (let i = 0; i < 300; i++) {
-      const entry = statefile({ cluster: "ns.app", at: new Date(Date.UTC(2026, 0, 1, 0, i)).toISOString() });
-      await store.put(layout.statefileKey(prefix, entry), serializeStatefile(entry));
-    }
-    const child = spawn(
-      process.execPath,
-      [built, "pg", "--list", "-o", "json", "--bucket", url, "--cluster", "ns.app"],
-      {
-        cwd: root,
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
-    let stderr = "";
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    // Read the first chunk, then close our end, as `head -c` does.
-    await new Promise<void>((resolve) => child.stdout.once("data", () => resolve()));
-    child.stdout.destroy();
-    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    const url = await bucketOfStatefiles("capsule-epipe-", 300);
+    const { code, stderr } = await readFirstChunkOnly([
+      "pg",
+      "--list",
+      "-o",
+      "json",
+      "--bucket",
+      url,
+      "--cluster",
+      "ns.app",
+    ]);
     assert.equal(stderr, "", "no stack trace, no EPIPE");
     assert.equal(code, 0);
   });
 
   test("GIVEN a reader that stops early WHEN --check -o json prints many findings THEN capsule still exits 1 for the damage", async () => {
-    const url = `file://${mkdtempSync(path.join(tmpdir(), "capsule-epipe-check-"))}`;
-    const { store, prefix } = openBucket(url, {}, {});
     // Succeeded backups whose artifacts were never written: one missing-artifact finding each.
-    for (let i = 0; i < 1500; i++) {
-      const entry = statefile({ cluster: "ns.app", at: new Date(Date.UTC(2026, 0, 1, 0, i)).toISOString() });
-      await store.put(layout.statefileKey(prefix, entry), serializeStatefile(entry));
-    }
-    const child = spawn(
-      process.execPath,
-      [built, "pg", "--check", "-o", "json", "--bucket", url, "--cluster", "ns.app"],
-      { cwd: root, stdio: ["ignore", "pipe", "pipe"] },
-    );
-    let stderr = "";
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    await new Promise<void>((resolve) => child.stdout.once("data", () => resolve()));
-    child.stdout.destroy();
-    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    const url = await bucketOfStatefiles("capsule-epipe-check-", 1500);
+    const { code, stderr } = await readFirstChunkOnly([
+      "pg",
+      "--check",
+      "-o",
+      "json",
+      "--bucket",
+      url,
+      "--cluster",
+      "ns.app",
+    ]);
     assert.doesNotMatch(stderr, /EPIPE|Error|at /, "no stack trace");
     assert.equal(code, 1, `exit ${code}; stderr: ${stderr}`);
   });
 });
+
+/** A file:// bucket holding `count` succeeded statefiles of cluster ns.app (and no artifacts). */
+async function bucketOfStatefiles(name: string, count: number): Promise<string> {
+  const url = `file://${mkdtempSync(path.join(tmpdir(), name))}`;
+  const { store, prefix } = openBucket(url, {}, {});
+  for (let i = 0; i < count; i++) {
+    const entry = statefile({ cluster: "ns.app", at: new Date(Date.UTC(2026, 0, 1, 0, i)).toISOString() });
+    await store.put(layout.statefileKey(prefix, entry), serializeStatefile(entry));
+  }
+  return url;
+}
+
+/** Runs the built binary and, as `head -c` does, closes its stdout after the first chunk; its exit code and stderr. */
+async function readFirstChunkOnly(args: string[]): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, [built, ...args], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  await new Promise<void>((resolve) => child.stdout.once("data", () => resolve()));
+  child.stdout.destroy();
+  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+  return { code, stderr };
+}
