@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { PassThrough, type Readable } from "node:stream";
+import type { ArtifactProducer } from "../domain/artifact.js";
 import { CapsuleError, ErrorCode } from "../domain/errors.js";
 import { redact } from "../redact.js";
 
@@ -40,19 +41,90 @@ export function spawnPipeline(
   options: { input?: Readable; signal?: AbortSignal } = {},
 ): RunningPipeline {
   const input = options.input;
+  const tools = startTools(commands, { ...options, lastOutput: "pipe" });
+  const last = tools.children.at(-1)!.stdout!;
+  const output = new PassThrough();
+  // Hold the end of the stream until every process has exited 0: a consumer sees either all bytes and a clean
+  // end, or an error — never a short stream that ends cleanly.
+  last.on("data", (chunk: Buffer) => {
+    if (!output.write(chunk)) {
+      last.pause();
+      output.once("drain", () => last.resume());
+    }
+  });
+  last.on("end", () => {
+    tools.done.then(
+      () => output.end(),
+      (error: unknown) => output.destroy(error as Error),
+    );
+  });
+  tools.done.catch((error: unknown) => output.destroy(error as Error));
+  output.on("close", () => {
+    if (!output.writableFinished) killAll(tools.children);
+  });
+  // The input's failure (a download cut off, a checksum mismatch) is the first cause, not the tools it kills.
+  input?.on("error", (error) => tools.kill(error));
+  return { output, done: tools.done, kill: tools.kill };
+}
+
+/**
+ * Runs the tools with the last one writing straight into the open file `fd`: not a byte of their output passes
+ * through this process. Resolves once every tool exited 0. The last tool is tied to this process (it is killed if
+ * capsule dies, even by SIGKILL, and the tools before it then see a broken pipe): no pipe to capsule would stop it
+ * otherwise. Only where `toolsCanBeTied()` said so.
+ */
+export function spawnPipelineIntoFile(
+  commands: readonly ToolCommand[],
+  fd: number,
+  options: { signal?: AbortSignal } = {},
+): Pick<StartedTools, "done" | "kill"> {
+  return startTools(commands, { ...options, lastOutput: fd });
+}
+
+/** `setpriv` from util-linux sets the parent-death signal before it runs a tool (Node's spawn cannot). */
+const TIE = ["setpriv", "--pdeathsig", "KILL", "--"] as const;
+let tieWorks: Promise<boolean> | undefined;
+
+/** Whether this system can start a tool that dies with capsule (util-linux' setpriv with --pdeathsig); asked once. */
+export function toolsCanBeTied(): Promise<boolean> {
+  tieWorks ??= runTool({ command: TIE[0], args: [...TIE.slice(1), "true"] }).then(
+    () => true,
+    () => false,
+  );
+  return tieWorks;
+}
+
+interface StartedTools {
+  readonly children: readonly ChildProcess[];
+  /** Resolves when every process exited 0; rejects with the first failure (or the cause given to `kill`). */
+  readonly done: Promise<void>;
+  readonly kill: (cause?: Error) => void;
+}
+
+function startTools(
+  commands: readonly ToolCommand[],
+  options: { input?: Readable; signal?: AbortSignal; lastOutput: "pipe" | number },
+): StartedTools {
+  const input = options.input;
   if (commands.length === 0) throw new Error("spawnPipeline: no commands");
   const children: ChildProcess[] = [];
   const exits: Array<Promise<void>> = [];
   let previous: Readable | undefined = input;
 
-  for (const tool of commands) {
+  for (const [index, tool] of commands.entries()) {
+    const isLast = index === commands.length - 1;
+    const intoFile = isLast && options.lastOutput !== "pipe";
     // Between two tools the bytes go from one process to the next through the pipe itself (the child gets a
     // duplicate of the previous one's stdout; Node stops reading it): a 600 MB uncompressed dump never passes
     // through this process. Only the pipeline's own input and output are streams here.
     const fromTool = children.length > 0 ? previous : undefined;
-    const child = spawn(tool.command, [...tool.args], {
+    const [command, args] = intoFile
+      ? [TIE[0], [...TIE.slice(1), tool.command, ...tool.args]]
+      : [tool.command, [...tool.args]];
+    const pkg = intoFile ? "util-linux" : tool.package;
+    const child = spawn(command, args, {
       env: { ...baseEnv(), ...tool.env },
-      stdio: [fromTool ?? (previous ? "pipe" : "ignore"), "pipe", "pipe"],
+      stdio: [fromTool ?? (previous ? "pipe" : "ignore"), isLast ? options.lastOutput : "pipe", "pipe"],
       ...(tool.owner ? { uid: tool.owner.uid, gid: tool.owner.gid } : {}),
     });
     children.push(child);
@@ -76,7 +148,7 @@ export function spawnPipeline(
             error.code === "ENOENT"
               ? new CapsuleError(
                   ErrorCode.ToolMissing,
-                  `${tool.command} not found on PATH${tool.package ? `: install ${tool.package}` : ""}`,
+                  `${command} not found on PATH${pkg ? `: install ${pkg}` : ""}`,
                 )
               : error,
           );
@@ -103,34 +175,10 @@ export function spawnPipeline(
     failFirst = reject;
     firstFailureOrAll(exits).then(resolve, reject);
   });
-  // The input's failure (a download cut off, a checksum mismatch) is the first cause, not the tools it kills.
-  input?.on("error", (error) => failFirst(error));
-  const output = new PassThrough();
-  // Hold the end of the stream until every process has exited 0: a consumer sees either all bytes and a clean
-  // end, or an error — never a short stream that ends cleanly.
-  previous!.on("data", (chunk: Buffer) => {
-    if (!output.write(chunk)) {
-      previous!.pause();
-      output.once("drain", () => previous!.resume());
-    }
-  });
-  previous!.on("end", () => {
-    done.then(
-      () => output.end(),
-      (error: unknown) => output.destroy(error as Error),
-    );
-  });
-  done.catch((error: unknown) => {
-    output.destroy(error as Error);
-    killAll(children);
-  });
-  output.on("close", () => {
-    if (!output.writableFinished) killAll(children);
-  });
-
+  done.catch(() => killAll(children));
   options.signal?.addEventListener("abort", () => killAll(children), { once: true });
   return {
-    output,
+    children,
     done,
     kill: (cause) => {
       // A promise settles once: a tool that failed first keeps its place.
@@ -159,6 +207,27 @@ export async function uploadOutput<T>(
       (first: unknown) => first,
     );
   }
+}
+
+/**
+ * The tools as an artifact's producer: the sink reads their output as a stream, or, where this system can tie them
+ * to capsule, lets the last one write the sink's file itself.
+ */
+export async function toolsProducer(
+  commands: readonly ToolCommand[],
+  signal: AbortSignal,
+): Promise<ArtifactProducer> {
+  const toStream = <T>(consume: (output: Readable) => Promise<T>) =>
+    uploadOutput(spawnPipeline(commands, { signal }), consume);
+  if (!(await toolsCanBeTied())) return { toStream };
+  return {
+    toStream,
+    toFile: (fd, stop) => {
+      const tools = spawnPipelineIntoFile(commands, fd, { signal });
+      stop.addEventListener("abort", () => tools.kill(stop.reason as Error), { once: true });
+      return tools.done;
+    },
+  };
 }
 
 /** Runs tools whose output nobody reads (initdb, `tar -x`, `pg_ctl stop`); resolves once every one exited 0. */
@@ -194,7 +263,7 @@ function firstFailureOrAll(exits: Array<Promise<void>>): Promise<void> {
   });
 }
 
-function killAll(children: ChildProcess[]): void {
+function killAll(children: readonly ChildProcess[]): void {
   for (const child of children) {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
   }

@@ -3,10 +3,10 @@
  * protocol of docs/design.md §7 — `running` statefile before the first byte, heartbeats while running, artifact uploaded while
  * hashed, `succeeded` with size and digest last — and every read tolerates what a crash or a stranger left behind.
  */
-import { type Readable, Writable } from "node:stream";
+import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import pLimit, { type LimitFunction } from "p-limit";
-import type { ArtifactSink, ArtifactSource, UploadedArtifact } from "../domain/artifact.js";
+import type { ArtifactProducer, ArtifactSink, ArtifactSource, UploadedArtifact } from "../domain/artifact.js";
 import {
   CapsuleError,
   ErrorCode,
@@ -15,7 +15,7 @@ import {
   messageOf,
 } from "../domain/errors.js";
 import { redact } from "../redact.js";
-import { DigestStream, VerifyingStream } from "../util/digest-stream.js";
+import { ByteDigest, DigestStream, VerifyingStream } from "../util/digest-stream.js";
 import { failpoint } from "../util/failpoint.js";
 import { decryptStream, encryptStream, recipientOfIdentity } from "./age.js";
 import { layout } from "./layout.js";
@@ -843,26 +843,35 @@ export class BackupRun implements ArtifactSink {
   }
 
   /**
-   * Streams an artifact into the store, hashing and counting it on the way; with recipients configured it is
-   * encrypted first, and both the plaintext and the stored bytes are hashed. Failed multipart uploads are aborted.
+   * Stores an artifact, hashing and counting it on the way; with recipients configured it is encrypted first, and both
+   * the plaintext and the stored bytes are hashed. Failed multipart uploads are aborted. A producer that can write a
+   * file itself, into a store that keeps files, writes the artifact there directly and the stored bytes are hashed as
+   * they are read back: none of them passes through capsule on its way in (docs/adr/0020).
    */
   async uploadArtifact(
     name: string,
-    data: Readable,
+    body: Readable | ArtifactProducer,
     options: { sizeHint?: number } = {},
   ): Promise<UploadedArtifact> {
     assertSafeSegment(name, "artifact name");
-    const onTransfer = this.store.onTransfer;
-    const digest = new DigestStream(
-      onTransfer &&
-        ((bytes) =>
-          onTransfer({
-            direction: "upload",
-            bytes,
-            ...(options.sizeHint ? { total: options.sizeHint } : {}),
-          })),
-    );
     const key = layout.artifactKey(this.prefix, this.ref, name);
+    if (body instanceof Readable) return this.uploadStream(key, body, options);
+    // Encryption happens in this process, so an encrypted artifact always streams through it.
+    if (body.toFile && this.objects.putWritten && !this.store.encryptTo) {
+      const digest = new ByteDigest(this.progress(options));
+      await this.objects.putWritten(key, body.toFile, (chunk) => digest.update(chunk));
+      digest.finish();
+      return { sizeBytes: digest.bytes, sha256: digest.sha256, encryption: { type: "none" } };
+    }
+    return body.toStream((output) => this.uploadStream(key, output, options));
+  }
+
+  private async uploadStream(
+    key: string,
+    data: Readable,
+    options: { sizeHint?: number },
+  ): Promise<UploadedArtifact> {
+    const digest = new DigestStream(this.progress(options));
     const recipients = this.store.encryptTo;
     const plainDigest = recipients ? new DigestStream() : undefined;
     let stored: Readable = data;
@@ -885,6 +894,16 @@ export class BackupRun implements ArtifactSink {
           }
         : { type: "none" };
     return { sizeBytes: digest.bytes, sha256: digest.sha256, encryption };
+  }
+
+  /** The upload's running byte count for the store's transfer display, if it has one. */
+  private progress(options: { sizeHint?: number }): ((bytes: number) => void) | undefined {
+    const onTransfer = this.store.onTransfer;
+    return (
+      onTransfer &&
+      ((bytes) =>
+        onTransfer({ direction: "upload", bytes, ...(options.sizeHint ? { total: options.sizeHint } : {}) }))
+    );
   }
 
   /** The commit marker: only now does the backup count as good. */

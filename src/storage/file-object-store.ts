@@ -7,7 +7,8 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, open, readdir, rename, rm, rmdir, stat } from "node:fs/promises";
+import { mkdir, open, readdir, rename, rm, rmdir, stat, type FileHandle } from "node:fs/promises";
+import { setTimeout as delay } from "node:timers/promises";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -66,6 +67,36 @@ export class FileObjectStore implements ObjectStore {
       throw error;
     }
     for (const dir of directoriesHoldingNewNames(target, createdTop)) await syncPath(dir);
+    const info = await this.head(key);
+    return info?.etag ? { etag: info.etag } : {};
+  }
+
+  async putWritten(
+    key: string,
+    write: (fd: number, signal: AbortSignal) => Promise<void>,
+    observe: (chunk: Uint8Array) => void,
+  ): Promise<PutResult> {
+    const target = this.pathOf(key);
+    const created = await mkdir(path.dirname(target), { recursive: true });
+    const tmp = `${target}${TMP_MARK}${randomBytes(6).toString("hex")}`;
+    // Read and write: the writer gets this descriptor, and the bytes it wrote are read back through it.
+    const file = await open(tmp, "wx+");
+    const stop = new AbortController();
+    const writing = write(file.fd, stop.signal);
+    try {
+      await readWhileWritten(file, writing, observe);
+      await file.sync();
+      await file.close();
+      await rename(tmp, target);
+    } catch (error) {
+      // The writer must have stopped before its file goes, or it would write on into a name nobody removes.
+      stop.abort(error);
+      await writing.catch(() => undefined);
+      await file.close().catch(() => undefined);
+      await rm(tmp, { force: true });
+      throw error;
+    }
+    for (const dir of directoriesHoldingNewNames(target, created)) await syncPath(dir);
     const info = await this.head(key);
     return info?.etag ? { etag: info.etag } : {};
   }
@@ -194,6 +225,41 @@ async function acquireLock(file: string): Promise<() => Promise<void>> {
       if (age > STALE_LOCK_MS) await rm(file, { force: true });
       else await new Promise((r) => setTimeout(r, Math.min(5 * 2 ** Math.min(attempt, 6), 200)));
     }
+  }
+}
+
+/** How long the reader waits, once it has caught up with the writer, before it looks for more bytes. */
+const CATCH_UP_WAIT_MS = 20;
+const READ_BACK_BYTES = 1024 * 1024;
+
+/**
+ * Reads `file` from its start while `writing` fills it, handing each run of bytes to `observe`, until the writer
+ * finished and every byte it wrote was read; rejects as soon as the writer fails. The bytes read back are the bytes
+ * stored: what the caller hashes is what a later read will return.
+ */
+async function readWhileWritten(
+  file: FileHandle,
+  writing: Promise<void>,
+  observe: (chunk: Uint8Array) => void,
+): Promise<void> {
+  let finished = false;
+  let failure: { error: unknown } | undefined;
+  const settled = writing.then(
+    () => void (finished = true),
+    (error: unknown) => void (failure = { error }),
+  );
+  // One buffer, reused: the chunks live only for `observe`'s call, so a long read-back makes no garbage.
+  const buffer = Buffer.allocUnsafe(READ_BACK_BYTES);
+  for (let position = 0; ;) {
+    if (failure) throw failure.error;
+    // Taken before the read: a writer done by then wrote nothing after it, so a read that finds no more bytes ends.
+    const writerDone = finished;
+    const { bytesRead } = await file.read(buffer, 0, buffer.length, position);
+    if (bytesRead > 0) {
+      observe(buffer.subarray(0, bytesRead));
+      position += bytesRead;
+    } else if (writerDone) return;
+    else await Promise.race([settled, delay(CATCH_UP_WAIT_MS)]);
   }
 }
 

@@ -30,6 +30,17 @@ export interface ObjectStore {
   /** Where this store points, for messages; never holds credentials. */
   readonly description: string;
   put(key: string, body: Readable | Uint8Array | string, options?: PutOptions): Promise<PutResult>;
+  /**
+   * Stores what `write` puts into a file the store opened (a child process writing its stdout there), with the same
+   * atomicity as `put`: the bytes never pass through this process on their way in. `observe` is handed them in
+   * order as they land, read back from the file (each chunk only for the length of the call). `write` must stop when
+   * its signal aborts. Only stores that keep files implement it; callers then fall back to `put`.
+   */
+  putWritten?(
+    key: string,
+    write: (fd: number, signal: AbortSignal) => Promise<void>,
+    observe: (chunk: Uint8Array) => void,
+  ): Promise<PutResult>;
   /** A stream of the object's bytes; rejects with `NotFoundError` if there is none. */
   get(key: string): Promise<Readable>;
   /**

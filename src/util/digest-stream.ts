@@ -1,37 +1,62 @@
 import { createHash, type Hash } from "node:crypto";
 import { Transform, type TransformCallback } from "node:stream";
 
-/** A pass-through that counts bytes and computes their sha256 on the way, so hashing costs no extra read. */
-export class DigestStream extends Transform {
+/** The sha256 and the count of bytes handed to it in order; `onBytes` sees the running count and must not throw. */
+export class ByteDigest {
   private readonly hash: Hash = createHash("sha256");
   private count = 0;
   private digestHex: string | undefined;
 
-  /** `onBytes` sees the running byte count (progress display); it must not throw. */
-  constructor(private readonly onBytes?: (total: number) => void) {
-    super();
-  }
+  constructor(private readonly onBytes?: (total: number) => void) {}
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+  update(chunk: Uint8Array): void {
     this.hash.update(chunk);
     this.count += chunk.length;
     this.onBytes?.(this.count);
-    callback(null, chunk);
   }
 
-  override _flush(callback: TransformCallback): void {
+  /** Ends the digest; `sha256` is readable from now on. */
+  finish(): void {
     this.digestHex = this.hash.digest("hex");
-    callback();
   }
 
   get bytes(): number {
     return this.count;
   }
 
+  get sha256(): string {
+    if (this.digestHex === undefined) throw new Error("ByteDigest: sha256 read before the bytes ended");
+    return this.digestHex;
+  }
+}
+
+/** A pass-through that counts bytes and computes their sha256 on the way, so hashing costs no extra read. */
+export class DigestStream extends Transform {
+  private readonly digest: ByteDigest;
+
+  /** `onBytes` sees the running byte count (progress display); it must not throw. */
+  constructor(onBytes?: (total: number) => void) {
+    super();
+    this.digest = new ByteDigest(onBytes);
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.digest.update(chunk);
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.digest.finish();
+    callback();
+  }
+
+  get bytes(): number {
+    return this.digest.bytes;
+  }
+
   /** The hex sha256 of everything that passed, available once the stream has ended. */
   get sha256(): string {
-    if (this.digestHex === undefined) throw new Error("DigestStream: sha256 read before the stream ended");
-    return this.digestHex;
+    return this.digest.sha256;
   }
 }
 

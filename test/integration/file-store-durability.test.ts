@@ -54,6 +54,69 @@ function parseTrace(text: string): Call[] {
   return calls;
 }
 
+/** Which path each file descriptor was opened on, as of each call. */
+function pathsOfDescriptors(calls: readonly Call[]): Array<Map<string, string>> {
+  const openedAs = new Map<string, string>();
+  return calls.map((call) => {
+    const opened = /^AT_FDCWD, "([^"]+)"/.exec(call.args);
+    if (call.name === "openat" && opened && /^\d+$/.test(call.result)) openedAs.set(call.result, opened[1]!);
+    return new Map(openedAs);
+  });
+}
+
+/**
+ * Runs `put` (code calling the store `s` for `KEY`) in a real process under strace, and returns its calls, the
+ * index of the rename onto the object, and the paths fsynced before and after it.
+ */
+async function tracedPut(put: string) {
+  const dir = realpathSync(mkdtempSync(path.join(tmpdir(), "capsule-durable-")));
+  const bucket = path.join(dir, "bucket");
+  const log = path.join(dir, "trace.log");
+  const key = "p/c.a/postgresql/backup-1/statefile.json";
+  const script = `import(${JSON.stringify(store)}).then(async ({ FileObjectStore }) => {
+    const s = new FileObjectStore(${JSON.stringify(bucket)});
+    const KEY = ${JSON.stringify(key)};
+    ${put}
+  })`;
+  await exec("strace", [
+    "-f",
+    "-qq",
+    "-e",
+    "trace=openat,fsync,rename,renameat,renameat2",
+    "-o",
+    log,
+    process.execPath,
+    "-e",
+    script,
+  ]);
+  const calls = parseTrace(readFileSync(log, "utf8"));
+  const target = path.join(bucket, key);
+  const renamed = calls.findIndex(
+    (c) => c.name.startsWith("rename") && c.args.includes(`"${target}"`) && c.result === "0",
+  );
+  assert.ok(renamed >= 0, "the put renames its temp file onto the object");
+  const paths = pathsOfDescriptors(calls);
+  const fsyncedBefore = new Set<string>();
+  const fsyncedAfter = new Set<string>();
+  calls.forEach((call, i) => {
+    if (call.name !== "fsync" || call.result !== "0") return;
+    const name = paths[i]!.get(call.args.trim());
+    if (name) (i > renamed ? fsyncedAfter : fsyncedBefore).add(name);
+  });
+  return { bucket, calls, renamed, fsyncedBefore, fsyncedAfter };
+}
+
+/** The object's directory (its new name), and the holders of backup-1, postgresql, c.a and p, which the put created. */
+function assertNamesDurable(bucket: string, fsyncedAfter: ReadonlySet<string>): void {
+  for (const changed of ["p/c.a/postgresql/backup-1", "p/c.a/postgresql", "p/c.a", "p", ""]) {
+    const wanted = changed ? path.join(bucket, changed) : bucket;
+    assert.ok(
+      fsyncedAfter.has(wanted),
+      `${wanted} fsynced after the rename (fsynced: ${[...fsyncedAfter].join(", ")})`,
+    );
+  }
+}
+
 describe("file:// store durability (strace of a real process)", () => {
   test("GIVEN a put into directories that do not exist yet WHEN traced THEN after the rename each changed directory is fsynced", async (t) => {
     const problem = straceProblem();
@@ -61,49 +124,36 @@ describe("file:// store durability (strace of a real process)", () => {
       t.skip(problem);
       return;
     }
-    const dir = realpathSync(mkdtempSync(path.join(tmpdir(), "capsule-durable-")));
-    const bucket = path.join(dir, "bucket");
-    const log = path.join(dir, "trace.log");
-    const script = `import(${JSON.stringify(store)}).then(async ({ FileObjectStore }) => {
-      const s = new FileObjectStore(${JSON.stringify(bucket)});
-      await s.put("p/c.a/postgresql/backup-1/statefile.json", "{}");
-    })`;
-    await exec("strace", [
-      "-f",
-      "-qq",
-      "-e",
-      "trace=openat,fsync,rename,renameat,renameat2",
-      "-o",
-      log,
-      process.execPath,
-      "-e",
-      script,
-    ]);
-    const calls = parseTrace(readFileSync(log, "utf8"));
-    const target = path.join(bucket, "p/c.a/postgresql/backup-1/statefile.json");
-    const renamed = calls.findIndex(
-      (c) => c.name.startsWith("rename") && c.args.includes(`"${target}"`) && c.result === "0",
-    );
-    assert.ok(renamed >= 0, "the put renames its temp file onto the object");
-    // Which path each file descriptor was opened on, as of each call.
-    const openedAs = new Map<string, string>();
-    const fsynced = new Set<string>();
-    calls.forEach((call, i) => {
-      const opened = /^AT_FDCWD, "([^"]+)"/.exec(call.args);
-      if (call.name === "openat" && opened && /^\d+$/.test(call.result))
-        openedAs.set(call.result, opened[1]!);
-      if (call.name === "fsync" && i > renamed && call.result === "0") {
-        const name = openedAs.get(call.args.trim());
-        if (name) fsynced.add(name);
-      }
-    });
-    // The object's directory (its new name), and the holders of backup-1, postgresql, c.a and p, which the put created.
-    for (const changed of ["p/c.a/postgresql/backup-1", "p/c.a/postgresql", "p/c.a", "p", ""]) {
-      const wanted = changed ? path.join(bucket, changed) : bucket;
-      assert.ok(
-        fsynced.has(wanted),
-        `${wanted} fsynced after the rename (fsynced: ${[...fsynced].join(", ")})`,
-      );
+    const { bucket, fsyncedAfter } = await tracedPut(`await s.put(KEY, "{}");`);
+    assertNamesDurable(bucket, fsyncedAfter);
+  });
+
+  test("GIVEN an object a child process writes (putWritten) WHEN traced THEN its bytes are fsynced before the rename and each changed directory after it", async (t) => {
+    const problem = straceProblem();
+    if (problem) {
+      t.skip(problem);
+      return;
     }
+    const writer = `(fd) => new Promise((resolve, reject) => {
+      const child = require("node:child_process").spawn("sh", ["-c", "printf written"], { stdio: ["ignore", fd, "ignore"] });
+      child.on("close", (code) => (code === 0 ? resolve() : reject(new Error("writer failed"))));
+    })`;
+    const { bucket, fsyncedBefore, fsyncedAfter } = await tracedPut(
+      `await s.putWritten(KEY, ${writer}, () => undefined);`,
+    );
+    const temp = [...fsyncedBefore].filter((p) =>
+      p.startsWith(path.join(bucket, "p/c.a/postgresql/backup-1/")),
+    );
+    assert.equal(
+      temp.length,
+      1,
+      `the temp file is fsynced before the rename (fsynced: ${[...fsyncedBefore].join(", ")})`,
+    );
+    assert.match(temp[0]!, /statefile\.json\.capsule-tmp-/);
+    assertNamesDurable(bucket, fsyncedAfter);
+    assert.equal(
+      readFileSync(path.join(bucket, "p/c.a/postgresql/backup-1/statefile.json"), "utf8"),
+      "written",
+    );
   });
 });

@@ -5,7 +5,7 @@
  */
 import type { ArtifactSink, UploadedArtifact } from "../../domain/artifact.js";
 import type { EngineBackupResult, EngineContext } from "../engine.js";
-import { spawnPipeline, uploadOutput, type ToolCommand } from "../process-pipeline.js";
+import { toolsProducer, type ToolCommand } from "../process-pipeline.js";
 import { libpqEnv, type PgConnection } from "./connection.js";
 import { tableRowCounts } from "./fingerprint.js";
 import { withClient } from "./sql.js";
@@ -71,15 +71,15 @@ export function backupPostgres(
 }
 
 /** `tool | zstd` into the store as `name`; the first failure, the upload's or a tool's, is the one thrown. */
-export function uploadThroughZstd(
+export async function uploadThroughZstd(
   sink: ArtifactSink,
   name: string,
   tool: ToolCommand,
   sizeHint: number,
   signal: AbortSignal,
 ): Promise<UploadedArtifact> {
-  const pipeline = spawnPipeline([tool, zstdCompress(DEFAULT_COMPRESSION)], { signal });
-  return uploadOutput(pipeline, (output) => sink.uploadArtifact(name, output, { sizeHint }));
+  const producer = await toolsProducer([tool, zstdCompress(DEFAULT_COMPRESSION)], signal);
+  return sink.uploadArtifact(name, producer, { sizeHint });
 }
 
 /** The artifact, source and tools of a backup that `tool` wrote through zstd (logical or physical alike). */
