@@ -16,7 +16,8 @@
  * Periods in between units round down to the unit (90m → 1h, 36h → 1d).
  */
 import { createHash } from "node:crypto";
-import { CronExpressionParser } from "cron-parser";
+import type { CronExpressionParser } from "cron-parser";
+import { loadOnUse } from "../util/load-on-use.js";
 
 const PERIOD = /^([1-9][0-9]{0,5})(s|m|h|d)$/;
 const UNIT_SECONDS = { s: 1, m: 60, h: 3_600, d: 86_400 } as const;
@@ -78,10 +79,13 @@ const FIELDS = [
 /** One comma-separated part of a field: `*`, `?`, a value or a range, with an optional step. No L, W, # or H. */
 const PART = /^(?:[*?]|([0-9]+|[A-Za-z]{3})(?:-([0-9]+|[A-Za-z]{3}))?)(?:\/([0-9]+))?$/;
 
+/** Loaded on first use: only commands that check a schedule need it (25 ms of start-up otherwise). */
+const cronParser = loadOnUse<{ CronExpressionParser: typeof CronExpressionParser }>("cron-parser");
+
 /** The parser's reason an expression is refused, or undefined. */
 function parserProblem(expression: string): string | undefined {
   try {
-    CronExpressionParser.parse(expression);
+    cronParser().CronExpressionParser.parse(expression);
     return undefined;
   } catch (error) {
     return error instanceof Error ? error.message : String(error);

@@ -12,8 +12,6 @@
  *    silent default.
  */
 import { UsageError } from "clipanion";
-import { ANNOTATIONS, LABELS, MANAGED_BY } from "../compiler/cronjob.js";
-import { gatherPlans } from "./gather-plans.js";
 import { RUN_ENV } from "../plan/run-contract.js";
 import type { EngineName } from "../domain/backup.js";
 import { DEFAULT_FAILED_GRACE_HOURS, type RetentionPolicy } from "../storage/retention.js";
@@ -81,6 +79,8 @@ export async function policiesFromPlans(
   cluster: string,
   engine: EngineName,
 ): Promise<Map<string, FoundPolicy>> {
+  // Loaded here, not with the module: plans, the scanner and the compiler are only for a prune that reads them.
+  const { gatherPlans } = await import("./gather-plans.js");
   const { plans } = await gatherPlans({ plans: path });
   const found = new Map<string, FoundPolicy>();
   for (const plan of plans.filter((p) => p.metadata.cluster === cluster)) {
@@ -102,6 +102,7 @@ export async function policiesFromCluster(
   // Loaded only here: the Kubernetes client is the slowest import in capsule.
   const { KubeClient } = await import("../k8s/kube-client.js");
   const { Workloads } = await import("../k8s/workloads.js");
+  const { ANNOTATIONS, LABELS, MANAGED_BY } = await import("../compiler/cronjob.js");
   const client = new KubeClient(env["KUBECONFIG"] ? { kubeconfig: env["KUBECONFIG"] } : {});
   const cronJobs = await new Workloads(client).cronJobsWithTemplates(
     `${LABELS.managedBy}=${MANAGED_BY},${LABELS.engine}=${engine}`,

@@ -3,7 +3,7 @@
  * statefile read is checked against, so a damaged or foreign file is reported, never trusted.
  */
 import { CapsuleError, ErrorCode } from "../domain/errors.js";
-import { createAjv, formatAjvErrors } from "../util/ajv.js";
+import { createAjv, formatAjvErrors, type ValidateFunction } from "../util/ajv.js";
 import { ENGINES } from "../domain/backup.js";
 import { STATEFILE_VERSION, type Statefile } from "../domain/statefile.js";
 
@@ -124,7 +124,9 @@ export const statefileSchema = {
   ],
 } as const;
 
-const validate = createAjv().compile(statefileSchema);
+/** Compiled on first use (40–70 ms): commands that only write statefiles never pay for it. */
+let compiled: ValidateFunction<Statefile> | undefined;
+const validator = () => (compiled ??= createAjv().compile<Statefile>(statefileSchema));
 
 /** Parses and validates statefile bytes; throws a `CapsuleError` naming the key and the first problems. */
 export function parseStatefile(bytes: Buffer | string, key: string): Statefile {
@@ -142,6 +144,7 @@ export function parseStatefile(bytes: Buffer | string, key: string): Statefile {
 
 /** Checks an already parsed statefile (one held in the catalog) against the same schema as one read from its key. */
 export function checkStatefile(data: unknown, key: string): Statefile {
+  const validate = validator();
   if (!validate(data)) {
     const problems = formatAjvErrors(key, validate.errors, data);
     throw new CapsuleError(ErrorCode.InvalidStatefile, problems.slice(0, 3).join("; "));

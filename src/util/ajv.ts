@@ -1,19 +1,25 @@
 /**
  * The one place ajv is constructed. Under NodeNext, `import Ajv from "ajv"` yields the module namespace rather than
- * the class (ajv issue 2132); the workaround lives here and nowhere else.
+ * the class (ajv issue 2132); the workaround lives here and nowhere else. ajv is loaded on first use: a command that
+ * validates nothing (`capsule pg --create` writes statefiles, it does not read them) skips its 30 ms of loading.
  */
-import AjvModule, { type ErrorObject, type ValidateFunction } from "ajv";
-import addFormatsModule from "ajv-formats";
+import type AjvModule from "ajv";
+import type { ErrorObject, ValidateFunction } from "ajv";
+import type addFormatsModule from "ajv-formats";
+import { loadOnUse } from "./load-on-use.js";
 
 type AjvClass = typeof AjvModule.default;
-const Ajv = ((AjvModule as unknown as { default?: AjvClass }).default ?? AjvModule) as AjvClass;
 type AddFormats = typeof addFormatsModule.default;
-const addFormats = ((addFormatsModule as unknown as { default?: AddFormats }).default ??
-  addFormatsModule) as AddFormats;
+const ajvModule = loadOnUse<typeof AjvModule>("ajv");
+const addFormatsOf = loadOnUse<typeof addFormatsModule>("ajv-formats");
 
 export type { ErrorObject, ValidateFunction };
 
 export function createAjv(): InstanceType<AjvClass> {
+  const loaded = ajvModule();
+  const Ajv = ((loaded as unknown as { default?: AjvClass }).default ?? loaded) as AjvClass;
+  const formats = addFormatsOf();
+  const addFormats = ((formats as unknown as { default?: AddFormats }).default ?? formats) as AddFormats;
   const ajv = new Ajv({ allErrors: true, strict: true, strictRequired: false, useDefaults: false });
   addFormats(ajv);
   return ajv;

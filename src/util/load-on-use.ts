@@ -19,6 +19,9 @@ export const LOADED_ON_USE = [
   "@google-cloud/storage",
   "google-auth-library",
   "age-encryption",
+  "ajv",
+  "ajv-formats",
+  "cron-parser",
 ] as const;
 
 export type LoadedOnUse = (typeof LOADED_ON_USE)[number];

@@ -5,7 +5,7 @@
  */
 import type { ArtifactSink, UploadedArtifact } from "../../domain/artifact.js";
 import type { EngineBackupResult, EngineContext } from "../engine.js";
-import { toolsProducer, type ToolCommand } from "../process-pipeline.js";
+import { toolsCanBeTied, toolsProducer, type ToolCommand } from "../process-pipeline.js";
 import { libpqEnv, type PgConnection } from "./connection.js";
 import { tableRowCounts } from "./fingerprint.js";
 import { withClient } from "./sql.js";
@@ -27,13 +27,14 @@ export function backupPostgres(
   context: Pick<EngineContext, "onPhase" | "signal">,
 ): Promise<EngineBackupResult> {
   context.onPhase("connecting");
+  const tools = askTools("pg_dump");
   return withClient(conn, conn.database, async (client) => {
     const info = await client.query<{ version: string; num: string; size: string }>(
       "SELECT current_setting('server_version') AS version, current_setting('server_version_num') AS num, " +
         "pg_database_size(current_database())::text AS size",
     );
     const server = info.rows[0]!;
-    const [dumpVersion, zstd] = await Promise.all([pgToolVersion("pg_dump"), zstdVersion()]);
+    const [dumpVersion, zstd] = await tools;
     assertClientCanDump("pg_dump", dumpVersion.major, Number(server.num));
 
     // The exported snapshot lives as long as this transaction: pg_dump reads it, and so do the row counts.
@@ -68,6 +69,19 @@ export function backupPostgres(
       fingerprint: { tables, serverVersion: server.version, databaseSizeBytes: Number(server.size) },
     };
   });
+}
+
+/**
+ * The versions of `tool` and zstd, and whether the tools can be tied to capsule, asked at once and while the server
+ * is being connected to: each is a process start (Debian's pg_dump is a Perl wrapper), ~0.1 s in all before a dump
+ * could begin. Awaited after the server answered, so an unreachable server is still the error reported.
+ */
+export function askTools(
+  tool: "pg_dump" | "pg_basebackup",
+): Promise<[{ text: string; major: number }, string, boolean]> {
+  const asked = Promise.all([pgToolVersion(tool), zstdVersion(), toolsCanBeTied()]);
+  asked.catch(() => undefined);
+  return asked;
 }
 
 /** `tool | zstd` into the store as `name`; the first failure, the upload's or a tool's, is the one thrown. */

@@ -10,10 +10,10 @@ import { CapsuleError, ErrorCode } from "../../domain/errors.js";
 import { formatLsn, parseLsn, type PhysicalBackupInfo } from "../../domain/wal.js";
 import type { EngineBackupResult, EngineContext } from "../engine.js";
 import type { ToolCommand } from "../process-pipeline.js";
-import { uploadThroughZstd, zstdBackup } from "./backup.js";
+import { askTools, uploadThroughZstd, zstdBackup } from "./backup.js";
 import { libpqEnv, type PgConnection } from "./connection.js";
 import { withClient } from "./sql.js";
-import { CLIENT_PACKAGE, pgToolVersion, zstdVersion } from "./tools.js";
+import { CLIENT_PACKAGE } from "./tools.js";
 
 export const PHYSICAL_ARTIFACT_NAME = "base.tar.zst";
 export const PHYSICAL_ARTIFACT_FORMAT = "pg_basebackup-tar";
@@ -29,6 +29,7 @@ export function backupPhysical(
   context: Pick<EngineContext, "onPhase" | "signal">,
 ): Promise<EngineBackupResult> {
   context.onPhase("connecting");
+  const tools = askTools("pg_basebackup");
   return withClient(conn, conn.database, async (client) => {
     const info = await client.query<{
       version: string;
@@ -43,7 +44,7 @@ export function backupPhysical(
         "(SELECT sum(pg_database_size(oid))::text FROM pg_database) AS size",
     );
     const server = info.rows[0]!;
-    const [tool, zstd] = await Promise.all([pgToolVersion("pg_basebackup"), zstdVersion()]);
+    const [tool, zstd] = await tools;
     const serverMajor = Math.floor(Number(server.num) / 10_000);
     if (tool.major < serverMajor) {
       throw new CapsuleError(
