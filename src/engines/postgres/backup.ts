@@ -39,6 +39,9 @@ export function backupPostgres(
 
     // The exported snapshot lives as long as this transaction: pg_dump reads it, and so do the row counts.
     await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+    // The counts run beside pg_dump and zstd, which already fill the cores: parallel workers would only take CPU
+    // from them, and start processes of their own. One backend counts well before the dump ends.
+    await client.query("SET LOCAL max_parallel_workers_per_gather = 0");
     const snapshot = (await client.query<{ id: string }>("SELECT pg_export_snapshot() AS id")).rows[0]!.id;
 
     context.onPhase("dumping");
