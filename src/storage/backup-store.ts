@@ -3,7 +3,7 @@
  * protocol of docs/design.md §7 — `running` statefile before the first byte, heartbeats while running, artifact uploaded while
  * hashed, `succeeded` with size and digest last — and every read tolerates what a crash or a stranger left behind.
  */
-import { Readable, Writable } from "node:stream";
+import { type Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import pLimit, { type LimitFunction } from "p-limit";
 import type { ArtifactProducer, ArtifactSink, ArtifactSource, UploadedArtifact } from "../domain/artifact.js";
@@ -855,7 +855,7 @@ export class BackupRun implements ArtifactSink {
   ): Promise<UploadedArtifact> {
     assertSafeSegment(name, "artifact name");
     const key = layout.artifactKey(this.prefix, this.ref, name);
-    if (body instanceof Readable) return this.uploadStream(key, body, options);
+    if (!isProducer(body)) return this.uploadStream(key, body, options);
     // Encryption happens in this process, so an encrypted artifact always streams through it.
     if (body.toFile && this.objects.putWritten && !this.store.encryptTo) {
       const digest = new ByteDigest(this.progress(options));
@@ -987,6 +987,11 @@ export function newestFirst(a: BackupEntry, b: BackupEntry): number {
   const bt = b.statefile?.startedAt ?? backupIdTime(b.ref.backupId);
   if (at !== bt) return at < bt ? 1 : -1;
   return a.ref.backupId < b.ref.backupId ? 1 : a.ref.backupId > b.ref.backupId ? -1 : 0;
+}
+
+/** A producer of child processes, as opposed to a stream of bytes (any Readable, whatever its class). */
+function isProducer(body: Readable | ArtifactProducer): body is ArtifactProducer {
+  return typeof (body as Partial<ArtifactProducer>).toStream === "function";
 }
 
 /** A sink that drops what it is given: for reads done only for their digest. */

@@ -38,6 +38,26 @@ async function filesUnder(dir: string): Promise<string[]> {
     .map((e) => path.join(e.parentPath, e.name));
 }
 
+/** The artifact's temp file once zstd has written into it (not a statefile's: written the same way, only small). */
+async function artifactBegun(dir: string): Promise<string> {
+  let temp: string | undefined;
+  await eventually(
+    async () => {
+      for (const file of await filesUnder(dir)) {
+        const size = await stat(file).then(
+          (s) => s.size,
+          () => 0,
+        );
+        if (file.includes(".zst.capsule-tmp-") && size > 0) temp = file;
+      }
+      return temp !== undefined;
+    },
+    60_000,
+    "zstd to begin writing the artifact",
+  );
+  return temp!;
+}
+
 /** The processes that hold `file` open, by their /proc entries. */
 async function holdersOf(file: string): Promise<string[]> {
   const holders: string[] = [];
@@ -100,23 +120,12 @@ describe("capsule pg into a file:// bucket", () => {
     const bucket = await freshBucket();
     const env = { ...pgEnv(servers, db), CAPSULE_BUCKET: bucket.url };
     const run = startCapsule(["pg", "--create", "--cluster", "killed"], env);
-    let temp: string | undefined;
-    await eventually(
-      async () => {
-        for (const file of await filesUnder(bucket.dir)) {
-          // The artifact's temp file, not a statefile's (written the same way, and only ever small).
-          if (file.includes(".zst.capsule-tmp-") && (await stat(file)).size > 0) temp = file;
-        }
-        return temp !== undefined;
-      },
-      60_000,
-      "zstd to begin writing the artifact",
-    );
+    const temp = await artifactBegun(bucket.dir);
     run.signal("SIGKILL");
     await run.exited;
 
     // Nothing capsule started writes on: no process holds the file, and the server has no pg_dump session left.
-    await eventually(async () => (await holdersOf(temp!)).length === 0, 30_000, "the writers to exit");
+    await eventually(async () => (await holdersOf(temp)).length === 0, 30_000, "the writers to exit");
     await eventually(
       async () =>
         Number(
@@ -131,7 +140,7 @@ describe("capsule pg into a file:// bucket", () => {
       30_000,
       "pg_dump to leave the server",
     );
-    const partial = (await stat(temp!)).size;
+    const partial = (await stat(temp)).size;
 
     // A whole backup of the same data: how big the killed one's file would have grown had zstd written on.
     const whole = await capsule(["pg", "--create", "--cluster", "whole", "-o", "json"], env);
@@ -146,6 +155,25 @@ describe("capsule pg into a file:// bucket", () => {
     assert.deepEqual(
       (JSON.parse(listed.stdout) as Array<{ state: string }>).map((e) => e.state),
       ["running"],
+    );
+  });
+  test("GIVEN a backup into a file:// bucket WHEN capsule is interrupted by SIGTERM mid-dump THEN it exits 143, its statefile says failed while dumping, and no temp file is left", async () => {
+    const db = await freshDatabase(BIG_TABLE);
+    const bucket = await freshBucket();
+    const env = { ...pgEnv(servers, db), CAPSULE_BUCKET: bucket.url };
+    const run = startCapsule(["pg", "--create", "--cluster", "termed"], env);
+    await artifactBegun(bucket.dir);
+    run.signal("SIGTERM");
+    assert.equal((await run.exited).code, 143, run.stderr());
+    const listed = await capsule(["pg", "--list", "--cluster", "termed", "-o", "json"], env);
+    assert.deepEqual(
+      (JSON.parse(listed.stdout) as Array<Statefile & { state: string }>).map((e) => [e.state, e.phase]),
+      [["failed", "dumping"]],
+    );
+    assert.deepEqual(
+      (await filesUnder(bucket.dir)).filter((f) => f.includes(".capsule-tmp-")),
+      [],
+      "the half-written artifact is removed",
     );
   });
 });
