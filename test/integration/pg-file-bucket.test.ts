@@ -15,7 +15,7 @@ import { testServers, uniqueName, type TestServers } from "../harness/index.js";
 import { eventually } from "../fakes/kube-clients.js";
 import { capsule } from "../support/cli.js";
 import { startCapsule } from "../support/capsule-process.js";
-import { databaseDigest, pgEnv, RICH_SCHEMA, sql } from "../support/pg.js";
+import { databaseDigest, pgDumpSessions, pgEnv, RICH_SCHEMA, sql } from "../support/pg.js";
 
 /**
  * ~60 MB of random hex, a different row each time (the subquery names g, so it runs per row): zstd halves it and no
@@ -127,16 +127,7 @@ describe("capsule pg into a file:// bucket", () => {
     // Nothing capsule started writes on: no process holds the file, and the server has no pg_dump session left.
     await eventually(async () => (await holdersOf(temp)).length === 0, 30_000, "the writers to exit");
     await eventually(
-      async () =>
-        Number(
-          (
-            await sql(
-              servers,
-              "postgres",
-              `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = '${db}' AND application_name = 'pg_dump'`,
-            )
-          )[0]?.["n"],
-        ) === 0,
+      async () => (await pgDumpSessions(servers, db)) === 0,
       30_000,
       "pg_dump to leave the server",
     );

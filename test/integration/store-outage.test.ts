@@ -28,7 +28,7 @@ import {
 } from "../harness/index.js";
 import { startExtraRadosgw, type ExtraRadosgw } from "../harness/radosgw.js";
 import { startCapsule } from "../support/capsule-process.js";
-import { pgEnv, sql } from "../support/pg.js";
+import { pgDumpSessions, pgEnv, sql } from "../support/pg.js";
 import { objectsOf, prefixOf } from "../support/raw-bucket.js";
 
 /** How long the store stays away in the outage a backup must survive: well inside the 60 s default window. */
@@ -246,17 +246,7 @@ describe("object-store outages", () => {
       await uploadBegun(child, cluster);
       await extra.kill();
       // capsule kills pg_dump only once the upload has given up; then the store may return for the failure record.
-      const dumps = async () =>
-        Number(
-          (
-            await sql(
-              servers,
-              "postgres",
-              `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = '${db}' AND application_name = 'pg_dump'`,
-            )
-          )[0]?.["n"],
-        );
-      while ((await dumps()) > 0) await sleep(100);
+      while ((await pgDumpSessions(servers, db)) > 0) await sleep(100);
       await extra.restart();
       assert.equal(await child.exited, 1);
     } finally {

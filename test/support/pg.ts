@@ -36,6 +36,16 @@ export async function sql(
   });
 }
 
+/** How many pg_dump sessions are connected to `database` (pg_dump names itself in application_name). */
+export async function pgDumpSessions(servers: TestServers, database: string): Promise<number> {
+  const rows = await sql(
+    servers,
+    "postgres",
+    `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = '${database}' AND application_name = 'pg_dump'`,
+  );
+  return Number(rows[0]?.["n"]);
+}
+
 /**
  * A digest of everything a restore must bring back: every user table's rows in a stable order, sequence
  * positions, large objects, and the definitions of views, functions and triggers.
