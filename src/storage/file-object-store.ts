@@ -82,8 +82,9 @@ export class FileObjectStore implements ObjectStore {
     // Read and write: the writer gets this descriptor, and the bytes it wrote are read back through it.
     const file = await open(tmp, "wx+");
     const stop = new AbortController();
-    const writing = write(file.fd, stop.signal);
+    let writing: Promise<void> | undefined;
     try {
+      writing = write(file.fd, stop.signal);
       await readWhileWritten(file, writing, observe);
       await file.sync();
       await file.close();
@@ -91,7 +92,7 @@ export class FileObjectStore implements ObjectStore {
     } catch (error) {
       // The writer must have stopped before its file goes, or it would write on into a name nobody removes.
       stop.abort(error);
-      await writing.catch(() => undefined);
+      await writing?.catch(() => undefined);
       await file.close().catch(() => undefined);
       await rm(tmp, { force: true });
       throw error;

@@ -87,6 +87,20 @@ describe("FileObjectStore.putWritten", () => {
     assert.deepEqual(await namesUnder(path.join(root, "d")), ["kept.bin"]);
   });
 
+  test("GIVEN a writer that cannot even start WHEN put THEN it rejects with its error and leaves no temp file", async () => {
+    await assert.rejects(
+      store.putWritten(
+        "f/unstarted.bin",
+        () => {
+          throw new Error("spawn refused");
+        },
+        () => undefined,
+      ),
+      /spawn refused/,
+    );
+    assert.deepEqual(await namesUnder(path.join(root, "f")), []);
+  });
+
   test("GIVEN the reading side fails WHEN a writer is still writing THEN the writer is stopped and its temp file removed", async () => {
     // The writer would never end on its own: only the store's abort stops it.
     await assert.rejects(
