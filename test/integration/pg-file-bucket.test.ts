@@ -6,10 +6,10 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdtemp, readdir, readlink, stat } from "node:fs/promises";
+import { mkdtemp, readdir, readlink, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { before, describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import type { Statefile } from "../../src/domain/statefile.js";
 import { testServers, uniqueName, type TestServers } from "../harness/index.js";
 import { eventually } from "../fakes/kube-clients.js";
@@ -72,13 +72,25 @@ async function holdersOf(file: string): Promise<string[]> {
 
 describe("capsule pg into a file:// bucket", () => {
   let servers: TestServers;
+  // Each test makes tens of MB of table and of dumps: they go when the suite ends, not with the machine.
+  const databases: string[] = [];
+  const buckets: string[] = [];
 
   before(async () => {
     servers = await testServers();
   });
 
+  after(async () => {
+    for (const db of databases) {
+      for (const name of [db, `${db}_copy`])
+        await sql(servers, "postgres", `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    }
+    for (const dir of buckets) await rm(dir, { recursive: true, force: true });
+  });
+
   async function freshDatabase(schema: string): Promise<string> {
     const name = uniqueName("db").replace(/-/g, "_");
+    databases.push(name);
     await sql(servers, "postgres", `CREATE DATABASE ${name}`);
     await sql(servers, name, schema);
     return name;
@@ -86,6 +98,7 @@ describe("capsule pg into a file:// bucket", () => {
 
   async function freshBucket(): Promise<{ dir: string; url: string }> {
     const dir = await mkdtemp(path.join(tmpdir(), "capsule-pg-file-"));
+    buckets.push(dir);
     return { dir, url: `file://${dir}` };
   }
 
