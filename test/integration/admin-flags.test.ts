@@ -20,18 +20,15 @@ import { cnvrgApp, cnvrgStorageSecret } from "../fakes/cnvrgapps.js";
 import { FakeKubeApiServer } from "../fakes/kube-apiserver.js";
 import { createBucket, s3Env, testServers, uniqueName, type TestServers } from "../harness/index.js";
 import { capsule, type CliResult } from "../support/cli.js";
+import { filesUnder } from "../support/files.js";
 import { statefile } from "../support/entries.js";
 import { pgEnv, sql } from "../support/pg.js";
 import { objectsOf, prefixOf } from "../support/raw-bucket.js";
 
 /** Every file under `dir` with its bytes, for "nothing was written" and "no secret was stored" checks. */
-async function filesUnder(dir: string): Promise<Map<string, string>> {
+async function contentsUnder(dir: string): Promise<Map<string, string>> {
   const found = new Map<string, string>();
-  for (const name of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    if (!name.isFile()) continue;
-    const file = path.join(name.parentPath, name.name);
-    found.set(path.relative(dir, file), await readFile(file, "utf8"));
-  }
+  for (const file of await filesUnder(dir)) found.set(path.relative(dir, file), await readFile(file, "utf8"));
   return found;
 }
 
@@ -105,7 +102,7 @@ describe("admin commands do what they say and nothing else", () => {
         const { url, dir } = await fileBucket();
         const result = await capsule([...args, "--bucket", url]);
         oneUsageLine(result, flag);
-        assert.deepEqual([...(await filesUnder(dir)).keys()], [], "nothing was written");
+        assert.deepEqual([...(await contentsUnder(dir)).keys()], [], "nothing was written");
       });
     }
 
@@ -125,7 +122,7 @@ describe("admin commands do what they say and nothing else", () => {
     test("GIVEN a PostgreSQL backup WHEN capsule redis --delete --id ../postgresql/ID THEN exit 2 and the backup is untouched", async () => {
       const { url, dir, store } = await fileBucket();
       const ref = await putStatefile(store);
-      const before = await filesUnder(dir);
+      const before = await contentsUnder(dir);
       for (const args of [
         ["redis", "--delete", "--yes", "--id", `../postgresql/${ref.backupId}`],
         ["redis", "--describe", "--id", `../postgresql/${ref.backupId}`],
@@ -138,13 +135,13 @@ describe("admin commands do what they say and nothing else", () => {
           args.includes("--cluster") ? "--cluster" : args.includes("--target") ? "--target" : "--id",
         );
       }
-      assert.deepEqual(await filesUnder(dir), before);
+      assert.deepEqual(await contentsUnder(dir), before);
     });
 
     test("GIVEN an id with ../ WHEN the store itself is asked to delete it THEN the key layout refuses it and nothing is deleted", async () => {
       const { dir, store } = await fileBucket();
       const ref = await putStatefile(store);
-      const before = await filesUnder(dir);
+      const before = await contentsUnder(dir);
       const escaping = {
         cluster: "local",
         engine: "redis" as const,
@@ -153,7 +150,7 @@ describe("admin commands do what they say and nothing else", () => {
       await assert.rejects(store.delete(escaping), { code: "CAPSULE_CONFIG" });
       await assert.rejects(store.get(escaping), { code: "CAPSULE_CONFIG" });
       assert.throws(() => layout.clusterPrefix(prefixOf(store), ".."), { code: "CAPSULE_CONFIG" });
-      assert.deepEqual(await filesUnder(dir), before);
+      assert.deepEqual(await contentsUnder(dir), before);
     });
   });
 
@@ -174,7 +171,7 @@ describe("admin commands do what they say and nothing else", () => {
         const result = await capsule([...args, "--bucket", url, "--cluster", "creds"]);
         oneUsageLine(result, flag);
         assert.ok(!result.stderr.includes(secret), result.stderr);
-        const stored = await filesUnder(dir);
+        const stored = await contentsUnder(dir);
         assert.deepEqual([...stored.keys()], [], "no statefile was written");
       });
     }
@@ -186,7 +183,7 @@ describe("admin commands do what they say and nothing else", () => {
       });
       oneUsageLine(result, "PGHOST");
       assert.ok(!result.stderr.includes(secret));
-      assert.deepEqual([...(await filesUnder(dir)).keys()], []);
+      assert.deepEqual([...(await contentsUnder(dir)).keys()], []);
     });
 
     test("GIVEN --endpoint with credentials WHEN run THEN it is refused in one line before any request", async () => {
@@ -381,7 +378,7 @@ describe("admin commands do what they say and nothing else", () => {
         result.stderr,
         /^capsule: CAPSULE_CONFIG: PGSSLMODE must be disable, require, verify-ca or verify-full/,
       );
-      assert.deepEqual([...(await filesUnder(dir)).keys()], []);
+      assert.deepEqual([...(await contentsUnder(dir)).keys()], []);
     });
   });
 

@@ -54,19 +54,9 @@ function parseTrace(text: string): Call[] {
   return calls;
 }
 
-/** Which path each file descriptor was opened on, as of each call. */
-function pathsOfDescriptors(calls: readonly Call[]): Array<Map<string, string>> {
-  const openedAs = new Map<string, string>();
-  return calls.map((call) => {
-    const opened = /^AT_FDCWD, "([^"]+)"/.exec(call.args);
-    if (call.name === "openat" && opened && /^\d+$/.test(call.result)) openedAs.set(call.result, opened[1]!);
-    return new Map(openedAs);
-  });
-}
-
 /**
- * Runs `put` (code calling the store `s` for `KEY`) in a real process under strace, and returns its calls, the
- * index of the rename onto the object, and the paths fsynced before and after it.
+ * Runs `put` (code calling the store `s` for `KEY`) in a real process under strace, and returns the paths it fsynced
+ * before and after the rename onto the object.
  */
 async function tracedPut(put: string) {
   const dir = realpathSync(mkdtempSync(path.join(tmpdir(), "capsule-durable-")));
@@ -95,15 +85,18 @@ async function tracedPut(put: string) {
     (c) => c.name.startsWith("rename") && c.args.includes(`"${target}"`) && c.result === "0",
   );
   assert.ok(renamed >= 0, "the put renames its temp file onto the object");
-  const paths = pathsOfDescriptors(calls);
+  // Which path each file descriptor was opened on, as of each call.
+  const openedAs = new Map<string, string>();
   const fsyncedBefore = new Set<string>();
   const fsyncedAfter = new Set<string>();
   calls.forEach((call, i) => {
+    const opened = /^AT_FDCWD, "([^"]+)"/.exec(call.args);
+    if (call.name === "openat" && opened && /^\d+$/.test(call.result)) openedAs.set(call.result, opened[1]!);
     if (call.name !== "fsync" || call.result !== "0") return;
-    const name = paths[i]!.get(call.args.trim());
+    const name = openedAs.get(call.args.trim());
     if (name) (i > renamed ? fsyncedAfter : fsyncedBefore).add(name);
   });
-  return { bucket, calls, renamed, fsyncedBefore, fsyncedAfter };
+  return { bucket, fsyncedBefore, fsyncedAfter };
 }
 
 /** The object's directory (its new name), and the holders of backup-1, postgresql, c.a and p, which the put created. */

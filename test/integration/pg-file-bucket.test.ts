@@ -15,6 +15,7 @@ import { testServers, uniqueName, type TestServers } from "../harness/index.js";
 import { eventually } from "../fakes/kube-clients.js";
 import { capsule } from "../support/cli.js";
 import { startCapsule } from "../support/capsule-process.js";
+import { filesUnder } from "../support/files.js";
 import { databaseDigest, pgDumpSessions, pgEnv, RICH_SCHEMA, sql } from "../support/pg.js";
 
 /**
@@ -29,13 +30,6 @@ async function sha256Of(file: string): Promise<string> {
   const hash = createHash("sha256");
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
   return hash.digest("hex");
-}
-
-/** Every file under `dir`, with the temp files the store's own listing hides. */
-async function filesUnder(dir: string): Promise<string[]> {
-  return (await readdir(dir, { recursive: true, withFileTypes: true }))
-    .filter((e) => e.isFile())
-    .map((e) => path.join(e.parentPath, e.name));
 }
 
 /** The artifact's temp file once zstd has written into it (not a statefile's: written the same way, only small). */

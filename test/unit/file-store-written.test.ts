@@ -6,11 +6,12 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtemp, readdir, readFile } from "node:fs/promises";
+import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { before, describe, test } from "node:test";
 import { FileObjectStore } from "../../src/storage/file-object-store.js";
+import { filesUnder } from "../support/files.js";
 
 /** Runs `sh -c script` with its stdout on `fd`; resolves when it exits 0, is killed when `signal` aborts. */
 function shellInto(script: string) {
@@ -29,10 +30,7 @@ function shellInto(script: string) {
 
 /** Every name under `dir`, temp files included (the store's own listing hides them). */
 async function namesUnder(dir: string): Promise<string[]> {
-  return (await readdir(dir, { recursive: true, withFileTypes: true }))
-    .filter((e) => e.isFile())
-    .map((e) => path.relative(dir, path.join(e.parentPath, e.name)))
-    .sort();
+  return (await filesUnder(dir)).map((file) => path.relative(dir, file));
 }
 
 describe("FileObjectStore.putWritten", () => {
